@@ -1,0 +1,104 @@
+"""What happened before: the journal the planner reads (rule W3 link budget, C11 reserved names).
+
+History is the union of our own journal, `associateDate` from cluster reads and the Activity Log;
+the store that persists it lives in controller.state (SQLite) or controller.azure (blob).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOperation:
+    workspace_key: str  # ids.id_key(workspace id)
+    kind: str  # "link" | "unlink"
+    at: datetime
+    cluster_key: str | None = None
+    source: str = "journal"  # journal | associateDate | activityLog
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDeletion:
+    """Rule C11: the name stays reserved (and the slot counted by some profiles) for 14 days."""
+
+    cluster_key: str
+    subscription: str
+    location: str
+    name: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightOperation:
+    """A long-running operation we started and must resume, never re-issue."""
+
+    op_id: str  # the plan step id
+    action: str
+    target: str  # ARM id
+    status_url: str | None
+    started: datetime
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    link_operations: tuple[LinkOperation, ...] = ()
+    cluster_deletions: tuple[ClusterDeletion, ...] = ()
+    in_flight: tuple[InFlightOperation, ...] = ()
+
+    def link_ops_since(self, workspace_key: str, since: datetime) -> list[LinkOperation]:
+        """Rule W3: distinct operations on one workspace since a time (deduplicated by kind+minute)."""
+        seen: dict[tuple[str, str], LinkOperation] = {}
+        for op in self.link_operations:
+            if op.workspace_key == workspace_key and op.at > since:
+                seen.setdefault((op.kind, op.at.strftime("%Y%m%d%H%M")), op)
+        return sorted(seen.values(), key=lambda o: o.at)
+
+    def merged(self, other: History) -> History:
+        return History(
+            link_operations=_dedupe_links(self.link_operations + other.link_operations),
+            cluster_deletions=tuple({(d.cluster_key, d.at): d for d in
+                                     self.cluster_deletions + other.cluster_deletions}.values()),
+            in_flight=self.in_flight + other.in_flight,
+        )
+
+
+def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
+    """The same link seen in the journal and as associateDate counts once (within 2 hours)."""
+    out: list[LinkOperation] = []
+    for op in sorted(ops, key=lambda o: o.at):
+        if any(
+            o.workspace_key == op.workspace_key and o.kind == op.kind and abs(o.at - op.at) < timedelta(hours=2)
+            for o in out
+        ):
+            continue
+        out.append(op)
+    return tuple(out)
+
+
+@dataclass
+class Revision:
+    """An applied spec revision, for the controller's status."""
+
+    revision: str
+    applied_at: datetime
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+class HistoryStore(Protocol):
+    """Persistence for history; implementations: controller.state.sqlite_store, controller.azure.blob_store."""
+
+    def load(self) -> History: ...
+
+    def record_link_operation(self, op: LinkOperation) -> None: ...
+
+    def record_cluster_deletion(self, deletion: ClusterDeletion) -> None: ...
+
+    def begin_operation(self, op: InFlightOperation) -> None: ...
+
+    def end_operation(self, op_id: str, outcome: str, detail: str = "") -> None: ...
+
+    def record_revision(self, revision: Revision) -> None: ...

@@ -1,0 +1,164 @@
+"""ARM resource ids and Key Vault key references as value objects.
+
+ARM is case-insensitive on path segments and names, and real responses mix casings (workspace ids
+come back with `resourcegroups`/`microsoft.operationalinsights` lower-cased). Every comparison in the
+product goes through `key()` so that casing never creates a phantom diff.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ARM = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/(?P<ns>[^/]+)/(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+# rule C1: a-z A-Z 0-9, 3-63 characters (the seed's wording; the REST spec also allows inner '-')
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]{3,63}$")
+
+
+class InvalidId(ValueError):
+    """A resource id or key URI that does not have the expected shape."""
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceId:
+    """A parsed ARM id: /subscriptions/S/resourceGroups/RG/providers/NS/type/name[/type/name...]."""
+
+    subscription: str
+    resource_group: str
+    namespace: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def type(self) -> str:
+        return f"{self.namespace}/{'/'.join(self.types)}"
+
+    def __str__(self) -> str:
+        tail = "/".join(f"{t}/{n}" for t, n in zip(self.types, self.names, strict=True))
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.namespace}/{tail}"
+        )
+
+    def key(self) -> str:
+        """Case-insensitive identity of the resource."""
+        return str(self).lower()
+
+    @classmethod
+    def parse(cls, value: str, *, expected_type: str | None = None) -> ResourceId:
+        m = _ARM.match(value.strip().rstrip("/"))
+        if not m:
+            raise InvalidId(
+                f"'{value}' is not an ARM resource id "
+                "(/subscriptions/<guid>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>)"
+            )
+        parts = m.group("rest").split("/")
+        if len(parts) % 2:
+            raise InvalidId(f"'{value}' has a resource type without a name")
+        if not is_guid(m.group("sub")):
+            raise InvalidId(f"'{value}': subscription '{m.group('sub')}' is not a GUID")
+        rid = cls(
+            subscription=m.group("sub").lower(),
+            resource_group=m.group("rg"),
+            namespace=m.group("ns"),
+            types=tuple(parts[0::2]),
+            names=tuple(parts[1::2]),
+        )
+        if expected_type is not None and rid.type.lower() != expected_type.lower():
+            raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
+        return rid
+
+
+WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
+CLUSTER_TYPE = "Microsoft.OperationalInsights/clusters"
+STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+USER_IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
+VAULT_TYPE = "Microsoft.KeyVault/vaults"
+
+
+def cluster_id(subscription: str, resource_group: str, name: str) -> str:
+    return (
+        f"/subscriptions/{subscription}/resourceGroups/{resource_group}"
+        f"/providers/Microsoft.OperationalInsights/clusters/{name}"
+    )
+
+
+def id_key(value: str) -> str:
+    """Normalise any ARM id for comparison (casing and trailing slash)."""
+    return value.strip().rstrip("/").lower()
+
+
+def normalise_location(value: str) -> str:
+    """'West Europe' and 'westeurope' are the same region (real responses use both)."""
+    return value.replace(" ", "").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A Key Vault or Managed HSM key: vault URI, key name, and an optional pinned version.
+
+    `version is None` means versionless: the cluster follows the key's current version (auto-rotation).
+    """
+
+    vault_uri: str
+    name: str
+    version: str | None = None
+
+    @property
+    def vault_host(self) -> str:
+        return urlsplit(self.vault_uri).hostname or ""
+
+    @property
+    def vault_name(self) -> str:
+        return self.vault_host.split(".", 1)[0]
+
+    @property
+    def is_managed_hsm(self) -> bool:
+        return self.vault_host.endswith(".managedhsm.azure.net")
+
+    def key(self) -> str:
+        return f"{self.vault_host.lower()}/{self.name.lower()}"
+
+    def uri(self) -> str:
+        base = f"https://{self.vault_host}/keys/{self.name}"
+        return f"{base}/{self.version}" if self.version else base
+
+    def same_as(self, other: KeyRef | None) -> bool:
+        if other is None:
+            return False
+        return self.key() == other.key() and (self.version or "") == (other.version or "")
+
+    def __str__(self) -> str:
+        return self.uri()
+
+
+_VAULT_HOST = re.compile(
+    r"^(?P<name>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])\.(?P<suffix>vault\.azure\.net|managedhsm\.azure\.net)$"
+)
+
+
+def parse_vault_uri(value: str) -> str:
+    """Validate a Key Vault / Managed HSM URI and return it normalised as https://host/."""
+    parts = urlsplit(value.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not _VAULT_HOST.match(host) or parts.path not in ("", "/"):
+        raise InvalidId(
+            f"'{value}' is not a vault URI (https://<name>.vault.azure.net/ or "
+            "https://<name>.managedhsm.azure.net/)"
+        )
+    if parts.port not in (None, 443):
+        raise InvalidId(f"'{value}': a vault URI has no port other than 443")
+    return f"https://{host}/"
