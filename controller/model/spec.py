@@ -17,7 +17,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from controller.model import ids
 
@@ -73,7 +82,9 @@ class Identity(_Strict):
 
 
 class Key(_Strict):
-    vault_uri: str = Field(alias="vaultUri", description="https://<vault>.vault.azure.net/ or a Managed HSM URI")
+    vault_uri: str = Field(
+        alias="vaultUri", description="https://<vault>.vault.azure.net/ or a Managed HSM URI"
+    )
     name: Annotated[str, Field(alias="name", pattern=r"^[0-9a-zA-Z-]{1,127}$")]
     version: Annotated[
         str | None,
@@ -187,12 +198,29 @@ class WorkspaceEntry(_Strict):
         return v
 
 
+def _workspace_id(value: str) -> str:
+    ids.ResourceId.parse(value, expected_type=ids.WORKSPACE_TYPE)
+    return value
+
+
+def _workspace_item_kind(value: object) -> str:
+    """A workspace item is either a bare id or an entry with BYOS: pick one so errors come from one branch."""
+    return "<id>" if isinstance(value, str) else "<entry>"
+
+
+# A tagged union (not a plain `WorkspaceEntry | str`), so a bad item reports one error, not one per branch.
+WorkspaceItem = Annotated[
+    Annotated[WorkspaceEntry, Tag("<entry>")] | Annotated[str, AfterValidator(_workspace_id), Tag("<id>")],
+    Discriminator(_workspace_item_kind),
+]
+
+
 class WorkspaceSetSpec(_Strict):
     cluster: str | None = Field(
         default=None,
         description="metadata.name of the Cluster these workspaces link to; omit to manage BYOS only",
     )
-    workspaces: list[WorkspaceEntry | str] = Field(
+    workspaces: list[WorkspaceItem] = Field(
         default_factory=list, description="Workspace resource ids, or entries with BYOS"
     )
 
