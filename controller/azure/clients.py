@@ -1,0 +1,249 @@
+"""The one place that builds the real Azure SDK clients (and the only one that knows about the emulator).
+
+Real use: `DefaultAzureCredential`, the SDKs' own transport. Under the emulator
+(`CMKCTL_EMULATOR=https://127.0.0.1:PORT`, `CMKCTL_CA_BUNDLE=path`) every client gets a requests
+session whose adapter keeps the real URL's host in the `Host` header and sends the bytes to the
+emulator instead, like a DNS override (shared/research/emulator-transport.md). The SDKs still build
+real URLs (management.azure.com, <vault>.vault.azure.net), so no other code path changes.
+
+Retries are configured once here. azure-core's RetryPolicy retries 429 only on GET/HEAD/PUT/DELETE
+(azure-api-facts §1.7): a throttled PATCH/POST surfaces as `errors.Transient` for the caller to
+back off. Every HTTP try is counted per (host, method, status) for metrics and the request-count test.
+
+Knobs (environment): CMKCTL_POLLING_INTERVAL (seconds between LRO polls; real default 30, emulator 0),
+CMKCTL_AZURE_RETRY_TOTAL (default 3 under the emulator, 6 otherwise), CMKCTL_AZURE_TIMEOUT (read
+timeout seconds, default 60).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.transport import RequestsTransport
+from requests.adapters import HTTPAdapter
+
+ARM_HOST = "management.azure.com"
+_EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, only ever sent to the emulator
+
+
+class _StaticTokenCredential:
+    """A credential for the emulator: any scope gets the same fake token. Never logged."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(_EMULATOR_TOKEN, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        return AccessTokenInfo(_EMULATOR_TOKEN, int(time.time()) + 3600)
+
+    def __repr__(self) -> str:
+        return "_StaticTokenCredential(<hidden>)"
+
+
+class _RedirectAdapter(HTTPAdapter):
+    """Send every request to the emulator while the Host header keeps the real host (DNS-override-like)."""
+
+    def __init__(self, target_netloc: str, **kwargs: Any) -> None:
+        self._target = target_netloc
+        super().__init__(**kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        if parts.netloc and parts.netloc != self._target:
+            request.headers["Host"] = parts.netloc
+            request.url = urlunsplit((parts.scheme, self._target, parts.path, parts.query, parts.fragment))
+        return super().send(request, *args, **kwargs)
+
+
+class RequestCounter:
+    """Counts HTTP tries per (host, method, status); thread-safe. `arm()` gives the ARM total."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, int]] = Counter()
+
+    def hook(self, response: PipelineResponse[Any, Any]) -> None:
+        request = response.http_request
+        host = urlsplit(request.url).hostname or ""
+        status = response.http_response.status_code
+        with self._lock:
+            self._counts[(host.lower(), request.method.upper(), status)] += 1
+
+    def snapshot(self) -> dict[tuple[str, str, int], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def arm(self) -> int:
+        """ARM requests only (management.azure.com), the ones ARM throttles per subscription."""
+        return sum(n for (host, _, _), n in self.snapshot().items() if host == ARM_HOST)
+
+    def by_status(self) -> dict[int, int]:
+        out: Counter[int] = Counter()
+        for (_, _, status), n in self.snapshot().items():
+            out[status] += n
+        return dict(out)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        return default
+
+
+class AzureClients:
+    """Builds and caches (per key, thread-safe) the SDK clients every other Azure module uses."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        credential: TokenCredential | None = None,
+        polling_interval: float | None = None,
+    ) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self.emulator: str | None = self._env.get("CMKCTL_EMULATOR") or None
+        self._ca_bundle: str | None = self._env.get("CMKCTL_CA_BUNDLE") or None
+        self._lock = threading.RLock()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self.counter = RequestCounter()
+        self._credential: Any = credential
+        default_poll = 0.0 if self.emulator else 30.0
+        self.polling_interval: float = (
+            polling_interval
+            if polling_interval is not None
+            else _env_float(self._env, "CMKCTL_POLLING_INTERVAL", default_poll)
+        )
+        self._retry_total = int(_env_float(self._env, "CMKCTL_AZURE_RETRY_TOTAL", 3 if self.emulator else 6))
+        self._timeout = _env_float(self._env, "CMKCTL_AZURE_TIMEOUT", 60.0)
+
+    # -- shared pieces ---------------------------------------------------------------------------
+    def credential(self) -> Any:
+        """The token credential (static fake under the emulator, DefaultAzureCredential otherwise)."""
+        with self._lock:
+            if self._credential is None:
+                if self.emulator:
+                    self._credential = _StaticTokenCredential()
+                else:
+                    from azure.identity import DefaultAzureCredential
+
+                    self._credential = DefaultAzureCredential()
+            return self._credential
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        if self.emulator:
+            target = urlsplit(self.emulator).netloc
+            session.mount("https://", _RedirectAdapter(target))
+            session.mount("http://", _RedirectAdapter(target))
+        return session
+
+    def _kwargs(self) -> dict[str, Any]:
+        """Transport, retries, polling and the counting hook: identical for every client."""
+        kw: dict[str, Any] = {
+            "retry_total": self._retry_total,
+            "retry_backoff_factor": 0.0 if self.emulator else 0.8,
+            "retry_backoff_max": 60,
+            "polling_interval": self.polling_interval,
+            "raw_response_hook": self.counter.hook,
+            "connection_timeout": 10,
+            "read_timeout": self._timeout,
+        }
+        if self.emulator:
+            verify: str | bool = self._ca_bundle or True
+            kw["transport"] = RequestsTransport(session=self._session(), connection_verify=verify)
+        return kw
+
+    def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            client = self._cache.get((kind, key))
+            if client is None:
+                client = build()
+                self._cache[(kind, key)] = client
+            return client
+
+    # -- the clients -------------------------------------------------------------------------------
+    def loganalytics(self, subscription: str) -> Any:
+        """LogAnalyticsManagementClient for one subscription (clusters, workspaces, links, BYOS)."""
+        from azure.mgmt.loganalytics import LogAnalyticsManagementClient
+
+        return self._cached(
+            "loganalytics",
+            subscription.lower(),
+            lambda: LogAnalyticsManagementClient(self.credential(), subscription, **self._kwargs()),
+        )
+
+    def keys(self, vault_uri: str) -> Any:
+        """KeyClient for one vault (data plane: key versions, enabled, recoveryLevel)."""
+        from azure.keyvault.keys import KeyClient
+
+        uri = vault_uri if vault_uri.endswith("/") else vault_uri + "/"
+        return self._cached(
+            "keys",
+            uri.lower(),
+            lambda: KeyClient(vault_url=uri, credential=self.credential(), **self._kwargs()),
+        )
+
+    def keyvault_mgmt(self, subscription: str) -> Any:
+        """KeyVaultManagementClient (vault resource: soft delete, purge protection, access policies)."""
+        from azure.mgmt.keyvault import KeyVaultManagementClient
+
+        return self._cached(
+            "keyvault_mgmt",
+            subscription.lower(),
+            lambda: KeyVaultManagementClient(self.credential(), subscription, **self._kwargs()),
+        )
+
+    def monitor(self, subscription: str) -> Any:
+        """MonitorManagementClient (Activity Log: link history for rule W3)."""
+        from azure.mgmt.monitor import MonitorManagementClient
+
+        return self._cached(
+            "monitor",
+            subscription.lower(),
+            lambda: MonitorManagementClient(self.credential(), subscription, **self._kwargs()),
+        )
+
+    def blob_service(self, account_url: str, credential: Any = None) -> Any:
+        """BlobServiceClient for the history store. Local URLs (Azurite) are reached directly."""
+        from azure.storage.blob import BlobServiceClient
+
+        host = (urlsplit(account_url).hostname or "").lower()
+        local = host in ("127.0.0.1", "localhost")
+
+        def build() -> Any:
+            kw: dict[str, Any] = {"retry_total": self._retry_total, "raw_response_hook": self.counter.hook}
+            if self.emulator and not local:
+                kw["transport"] = RequestsTransport(
+                    session=self._session(), connection_verify=self._ca_bundle or True
+                )
+            cred = credential if credential is not None else (None if local else self.credential())
+            return BlobServiceClient(account_url=account_url, credential=cred, **kw)
+
+        return self._cached("blob", f"{account_url.lower()}|{id(credential)}", build)
+
+    def close(self) -> None:
+        """Close every cached client (their sessions)."""
+        with self._lock:
+            clients = list(self._cache.values())
+            self._cache.clear()
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: S112 - closing is best effort
+                continue
