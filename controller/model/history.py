@@ -41,6 +41,11 @@ class InFlightOperation:
     status_url: str | None
     started: datetime
     plan_id: str | None = None
+    # azure-core continuation token (JSON; azure-core strips auth headers from it), journaled BEFORE
+    # waiting so a restarted apply resumes polling instead of re-issuing (issue 5)
+    continuation_token: str | None = None
+    # "begin": journaled but maybe not sent; "sent": Azure accepted it (token known)
+    phase: str = "begin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +107,25 @@ class HistoryStore(Protocol):
     def end_operation(self, op_id: str, outcome: str, detail: str = "") -> None: ...
 
     def record_revision(self, revision: Revision) -> None: ...
+
+    def record_operation_sent(
+        self, op_id: str, *, status_url: str | None, continuation_token: str | None
+    ) -> None:
+        """Journal the LRO handle of a begun operation, before anyone waits on it (crash safety)."""
+        ...
+
+
+class WriterLock(Protocol):
+    """One writer at a time per state (file lock locally, blob lease for azureblob).
+
+    `acquire` waits up to `timeout` seconds and raises controller.errors.LockHeldError naming the
+    holder; `release` is idempotent.
+    """
+
+    def acquire(self, *, timeout: float) -> None: ...
+
+    def release(self) -> None: ...
+
+    def holder(self) -> str | None:
+        """Who holds it now, for messages ("cmkctl apply, pid 42 on ci-7, since 05:01Z"), if known."""
+        ...

@@ -1,0 +1,199 @@
+"""The journal in one SQLite file (WAL, every write its own transaction) under the state directory.
+
+Why a journal: operations on clusters and links take minutes to hours and each link costs rule W3
+budget, so the executor records what it is about to do, the LRO handle (before waiting), and the
+outcome. After a crash `load().in_flight` tells the next apply what to resume instead of re-issuing.
+Entries hold ids, times, outcomes and Azure's error text; never credentials (the continuation token
+is azure-core's JSON, from which it strips auth headers).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controller.model.history import (
+    ClusterDeletion,
+    History,
+    InFlightOperation,
+    LinkOperation,
+    Revision,
+)
+
+FILENAME = "history.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_id TEXT NOT NULL,
+    plan_id TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    phase TEXT NOT NULL,              -- begin | sent | ended
+    status_url TEXT,
+    continuation_token TEXT,
+    started TEXT NOT NULL,
+    ended TEXT,
+    outcome TEXT,                     -- done | skipped | failed | abandoned ...
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS operations_open ON operations (phase, op_id);
+CREATE TABLE IF NOT EXISTS link_operations (
+    workspace_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    cluster_key TEXT,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_deletions (
+    cluster_key TEXT NOT NULL,
+    subscription TEXT NOT NULL,
+    location TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revisions (
+    revision TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+"""
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SqliteHistoryStore:
+    """HistoryStore on SQLite; safe to share between the executor's worker threads."""
+
+    def __init__(self, directory: str | Path, *, now: Callable[[], datetime] | None = None) -> None:
+        self.path = Path(directory) / FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._mutex = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        # WAL + FULL sync: a committed journal entry survives SIGKILL and power loss.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._mutex:
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._mutex:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> int:
+        with self._mutex:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cur.rowcount
+
+    # -- HistoryStore ---------------------------------------------------------------------------
+
+    def load(self) -> History:
+        with self._mutex:
+            links = self._db.execute(
+                "SELECT workspace_key, kind, at, cluster_key, source FROM link_operations ORDER BY at"
+            ).fetchall()
+            deletions = self._db.execute(
+                "SELECT cluster_key, subscription, location, name, at FROM cluster_deletions ORDER BY at"
+            ).fetchall()
+            open_ops = self._db.execute(
+                "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase "
+                "FROM operations WHERE phase != 'ended' ORDER BY seq"
+            ).fetchall()
+        return History(
+            link_operations=tuple(
+                LinkOperation(workspace_key=w, kind=k, at=_dt(a), cluster_key=c, source=s)
+                for w, k, a, c, s in links
+            ),
+            cluster_deletions=tuple(
+                ClusterDeletion(cluster_key=k, subscription=s, location=loc, name=n, at=_dt(a))
+                for k, s, loc, n, a in deletions
+            ),
+            in_flight=tuple(
+                InFlightOperation(
+                    op_id=o, action=act, target=t, status_url=u, started=_dt(st), plan_id=p,
+                    continuation_token=tok, phase=ph,
+                )
+                for o, act, t, u, st, p, tok, ph in open_ops
+            ),
+        )
+
+    def record_link_operation(self, op: LinkOperation) -> None:
+        self._write(
+            "INSERT INTO link_operations VALUES (?, ?, ?, ?, ?)",
+            (op.workspace_key, op.kind, _ts(op.at), op.cluster_key, op.source),
+        )
+
+    def record_cluster_deletion(self, deletion: ClusterDeletion) -> None:
+        self._write(
+            "INSERT INTO cluster_deletions VALUES (?, ?, ?, ?, ?)",
+            (deletion.cluster_key, deletion.subscription, deletion.location, deletion.name, _ts(deletion.at)),
+        )
+
+    def begin_operation(self, op: InFlightOperation) -> None:
+        self._write(
+            "INSERT INTO operations (op_id, plan_id, action, target, phase, status_url, continuation_token,"
+            " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (op.op_id, op.plan_id, op.action, op.target, op.phase, op.status_url, op.continuation_token,
+             _ts(op.started)),
+        )
+
+    def record_operation_sent(
+        self, op_id: str, *, status_url: str | None, continuation_token: str | None
+    ) -> None:
+        self._write(
+            "UPDATE operations SET phase = 'sent', status_url = ?, continuation_token = ? "
+            "WHERE seq = (SELECT MAX(seq) FROM operations WHERE op_id = ? AND phase != 'ended')",
+            (status_url, continuation_token, op_id),
+        )
+
+    def end_operation(self, op_id: str, outcome: str, detail: str = "") -> None:
+        # The token is dropped once the operation ended: nothing left to resume, nothing to leak.
+        self._write(
+            "UPDATE operations SET phase = 'ended', outcome = ?, detail = ?, ended = ?, "
+            "continuation_token = NULL WHERE op_id = ? AND phase != 'ended'",
+            (outcome, detail, _ts(self._now()), op_id),
+        )
+
+    def record_revision(self, revision: Revision) -> None:
+        self._write(
+            "INSERT INTO revisions VALUES (?, ?, ?)",
+            (revision.revision, _ts(revision.applied_at), json.dumps(revision.summary, sort_keys=True)),
+        )
+
+    # -- reading the journal (status, tests) ----------------------------------------------------
+
+    def operations(self) -> list[dict[str, str | None]]:
+        """Every journaled operation, oldest first (without tokens: this is for display)."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT op_id, plan_id, action, target, phase, started, ended, outcome, detail "
+                "FROM operations ORDER BY seq"
+            ).fetchall()
+        keys = ("op_id", "plan_id", "action", "target", "phase", "started", "ended", "outcome", "detail")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def revisions(self) -> list[Revision]:
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT revision, applied_at, summary FROM revisions ORDER BY rowid"
+            ).fetchall()
+        return [Revision(revision=r, applied_at=_dt(a), summary=json.loads(s)) for r, a, s in rows]

@@ -1,0 +1,109 @@
+"""The local journal: what an apply wrote survives a crash and reads back as History."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from controller.model.history import ClusterDeletion, InFlightOperation, LinkOperation, Revision
+from controller.state import paths
+from controller.state.sqlite_store import SqliteHistoryStore
+
+T0 = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+WS = (
+    "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg"
+    "/providers/microsoft.operationalinsights/workspaces/ws1"
+)
+
+
+def _op(op_id: str = "s1", action: str = "create") -> InFlightOperation:
+    return InFlightOperation(
+        op_id=op_id, action=action, target="/subscriptions/x/c", status_url=None, started=T0
+    )
+
+
+def test_link_operations_and_deletions_round_trip_for_w3_and_c11(tmp_path: Path) -> None:
+    """Scenario: an apply linked and unlinked a workspace and deleted a cluster; the next plan must see
+    both link operations (rule W3 budget) and the deletion (rule C11 reserved name), from a new process."""
+    store = SqliteHistoryStore(tmp_path)
+    store.record_link_operation(LinkOperation(workspace_key=WS, kind="link", at=T0, cluster_key="c1"))
+    store.record_link_operation(LinkOperation(workspace_key=WS, kind="unlink", at=T0 + timedelta(days=1)))
+    store.record_cluster_deletion(ClusterDeletion("c1", "sub", "westeurope", "prod", T0))
+    store.close()
+
+    history = SqliteHistoryStore(tmp_path).load()
+    ops = history.link_ops_since(WS, T0 - timedelta(days=30))
+    assert [(o.kind, o.at) for o in ops] == [("link", T0), ("unlink", T0 + timedelta(days=1))]
+    assert ops[0].cluster_key == "c1"
+    assert history.cluster_deletions[0].name == "prod"
+    assert history.cluster_deletions[0].at == T0
+
+
+def test_in_flight_operation_keeps_its_token_until_it_ends(tmp_path: Path) -> None:
+    """Scenario: a cluster create was sent and its LRO token journaled; until it ends, a restarted apply
+    sees it in flight with the token to resume; after it ends it is gone and the token erased."""
+    store = SqliteHistoryStore(tmp_path)
+    store.begin_operation(_op("create-prod"))
+    assert store.load().in_flight[0].phase == "begin"
+    store.record_operation_sent("create-prod", status_url="https://status/1", continuation_token="tok-1")
+
+    reopened = SqliteHistoryStore(tmp_path)
+    (op,) = reopened.load().in_flight
+    assert (op.op_id, op.phase, op.status_url, op.continuation_token) == (
+        "create-prod", "sent", "https://status/1", "tok-1",
+    )
+    reopened.end_operation("create-prod", "done")
+    assert reopened.load().in_flight == ()
+    assert reopened.operations()[0]["outcome"] == "done"
+    assert all("tok-1" not in str(v) for row in reopened.operations() for v in row.values())
+
+
+def test_begin_without_send_is_reported_as_outcome_unknown_material(tmp_path: Path) -> None:
+    """Scenario: the apply died after journaling 'begin' of a link but before Azure answered; the next
+    apply must see phase 'begin' (outcome unknown: re-observe, never blindly re-send, rule W3)."""
+    store = SqliteHistoryStore(tmp_path)
+    store.begin_operation(_op("link-ws1", "link"))
+    (op,) = SqliteHistoryStore(tmp_path).load().in_flight
+    assert (op.action, op.phase, op.continuation_token) == ("link", "begin", None)
+
+
+def test_committed_entries_survive_sigkill(tmp_path: Path) -> None:
+    """Scenario: a process journals an operation and is SIGKILLed right after; the entry is there."""
+    code = (
+        "import os, signal, sys\n"
+        "from datetime import UTC, datetime\n"
+        "from controller.model.history import InFlightOperation\n"
+        "from controller.state.sqlite_store import SqliteHistoryStore\n"
+        "s = SqliteHistoryStore(sys.argv[1])\n"
+        "s.begin_operation(InFlightOperation('op', 'create', 't', None, datetime.now(UTC)))\n"
+        "s.record_operation_sent('op', status_url='u', continuation_token='t')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    assert proc.returncode == -9
+    (op,) = SqliteHistoryStore(tmp_path).load().in_flight
+    assert (op.phase, op.continuation_token) == ("sent", "t")
+
+
+def test_revisions_are_recorded_in_order(tmp_path: Path) -> None:
+    """Scenario: the controller applied two git revisions; status shows them in order with summaries."""
+    store = SqliteHistoryStore(tmp_path)
+    store.record_revision(Revision("abc", T0, {"create": 1}))
+    store.record_revision(Revision("def", T0 + timedelta(hours=1), {"link": 2}))
+    got = [(r.revision, r.summary) for r in store.revisions()]
+    assert got == [("abc", {"create": 1}), ("def", {"link": 2})]
+
+
+def test_state_dir_flag_beats_env_beats_cwd(tmp_path: Path, monkeypatch: object) -> None:
+    """Scenario: --state wins over $CMKCTL_STATE, which wins over ./.cmkctl."""
+    import pytest
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    mp.delenv(paths.ENV_VAR, raising=False)
+    assert paths.state_dir(cwd=tmp_path) == tmp_path / ".cmkctl"
+    mp.setenv(paths.ENV_VAR, str(tmp_path / "env"))
+    assert paths.state_dir(cwd=tmp_path) == tmp_path / "env"
+    assert paths.state_dir(tmp_path / "flag", cwd=tmp_path) == tmp_path / "flag"
+    assert (tmp_path / "flag").is_dir()
