@@ -1,0 +1,520 @@
+"""Observe: read the live state a spec touches with the fewest requests, into `ObservedState` + `History`.
+
+Request budget (asserted by tests/azure/test_request_count.py):
+
+* per subscription the spec touches: 1 cluster list + 1 workspace list (+ nextLink pages), and
+  1 Activity Log query (rule W3 history; `activity_log=False` skips it);
+* per workspace the spec names WITH a BYOS block: 1 linkedStorageAccounts list (rule B1/B2);
+* per referenced key: 1 list of its versions (Key Vault data plane; + the 401 challenge once per vault);
+* per subscription holding a cluster whose key we read: 1 vault list (management plane), matched by
+  vaultUri; other spec subscriptions are tried only while a vault is still unfound.
+
+Link state comes from the lists alone (`features.clusterResourceId`, `associatedWorkspaces`): no
+per-workspace GETs. Model objects are read through their wire JSON (`_raw`) so SDK generations that
+type dates differently (RFC-1123 strings in SDK 14, azure-api-facts §1.4) parse the same way.
+Parts that cannot be read become `ObservedState.warnings`, never a crash; the planner then knows the
+state is incomplete.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from controller.azure.clients import AzureClients
+from controller.azure.errors import AzureError, Forbidden, NotFound, map_error
+from controller.model import ids
+from controller.model.history import History, LinkOperation
+from controller.model.limits import for_profile
+from controller.model.observed import (
+    AccessPolicy,
+    KeyVersion,
+    ObservedCluster,
+    ObservedKey,
+    ObservedState,
+    ObservedVault,
+    ObservedWorkspace,
+)
+from controller.model.spec import DesiredState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LINK_WRITE = "microsoft.operationalinsights/workspaces/linkedservices/write"
+LINK_DELETE = "microsoft.operationalinsights/workspaces/linkedservices/delete"
+_LINKED_SERVICE_TAIL = re.compile(r"/linkedservices/[^/]+$", re.I)
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+# -- parsing helpers ------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 (any fraction length, Z or offset) or RFC-1123 -> aware UTC datetime; junk -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip()
+    if not text:
+        return None
+    if text[0].isdigit():
+        iso = text.replace("Z", "+00:00").replace("z", "+00:00")
+        # Python wants at most 6 fractional digits; Azure sends 7.
+        iso = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), iso, count=1)
+        try:
+            parsed = datetime.fromisoformat(iso)
+        except ValueError:
+            return None
+    else:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _raw(model: Any) -> dict[str, Any]:
+    """The wire JSON (camelCase) of an SDK model, whichever generator produced it."""
+    if isinstance(model, dict):
+        return model
+    if isinstance(model, Mapping):  # TypeSpec-generated models (SDK 14, keyvault-mgmt 14)
+        as_dict = getattr(model, "as_dict", None)
+        return dict(as_dict()) if callable(as_dict) else dict(model)
+    serialize = getattr(model, "serialize", None)  # msrest models (SDK 12, monitor)
+    if callable(serialize):
+        out = serialize(keep_readonly=True)
+        return out if isinstance(out, dict) else {}
+    return {}
+
+
+def _get(data: Mapping[str, Any] | None, *path: str) -> Any:
+    """Nested lookup that tolerates missing levels and key casing."""
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        if key in cur:
+            cur = cur[key]
+            continue
+        lower = key.lower()
+        cur = next((v for k, v in cur.items() if str(k).lower() == lower), None)
+    return cur
+
+
+def _bool(value: Any, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _workspace_key_from_link(resource_id: str) -> str:
+    """…/workspaces/ws/linkedServices/cluster -> the workspace id key."""
+    return ids.id_key(_LINKED_SERVICE_TAIL.sub("", resource_id))
+
+
+# -- converting one resource ---------------------------------------------------------------------
+
+
+def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
+    """One cluster's wire JSON -> ObservedCluster (ids kept as returned, location normalised)."""
+    cid = str(data.get("id") or "")
+    rid = ids.ResourceId.parse(cid)
+    props = _get(data, "properties") or {}
+    identity = _get(data, "identity") or {}
+    uai_map = _get(identity, "userAssignedIdentities") or {}
+    uais = tuple(str(k) for k in uai_map) if isinstance(uai_map, Mapping) else ()
+    principal = _get(identity, "principalId")
+    if principal is None and isinstance(uai_map, Mapping):
+        principal = next((_get(v, "principalId") for v in uai_map.values() if _get(v, "principalId")), None)
+    kvp = _get(props, "keyVaultProperties") or {}
+    key: ids.KeyRef | None = None
+    if _get(kvp, "keyVaultUri") and _get(kvp, "keyName"):
+        try:
+            vault = ids.parse_vault_uri(str(_get(kvp, "keyVaultUri")))
+        except ids.InvalidId:
+            vault = str(_get(kvp, "keyVaultUri"))
+        version = _get(kvp, "keyVersion") or None
+        key = ids.KeyRef(vault_uri=vault, name=str(_get(kvp, "keyName")), version=version)
+    associated: dict[str, datetime | None] = {}
+    for aw in _get(props, "associatedWorkspaces") or []:
+        rid_ws = _get(aw, "resourceId")
+        if rid_ws:
+            associated[ids.id_key(str(rid_ws))] = parse_time(_get(aw, "associateDate"))
+    sku = _get(data, "sku") or {}
+    last_sku = _get(sku, "lastSkuUpdate") or _get(props, "capacityReservationProperties", "lastSkuUpdate")
+    return ObservedCluster(
+        id=cid,
+        subscription=rid.subscription,
+        resource_group=rid.resource_group,
+        name=str(data.get("name") or rid.name),
+        location=ids.normalise_location(str(data.get("location") or "")),
+        provisioning_state=str(_get(props, "provisioningState") or "Succeeded"),
+        identity_type=str(_get(identity, "type") or "None"),
+        user_assigned_identities=uais,
+        principal_id=str(principal) if principal else None,
+        tenant_id=str(_get(identity, "tenantId")) if _get(identity, "tenantId") else None,
+        capacity=_int(_get(sku, "capacity")),
+        billing_type=str(_get(props, "billingType") or "Cluster"),
+        double_encryption=_bool(_get(props, "isDoubleEncryptionEnabled"), default=True),
+        availability_zones=_bool(_get(props, "isAvailabilityZonesEnabled"), default=True),
+        key=key,
+        last_sku_update=parse_time(last_sku),
+        created=parse_time(_get(props, "createdDate")),
+        tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
+        associated_workspaces=associated,
+    )
+
+
+def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
+    wid = str(data.get("id") or "")
+    rid = ids.ResourceId.parse(wid)
+    props = _get(data, "properties") or {}
+    cluster = _get(props, "features", "clusterResourceId")
+    return ObservedWorkspace(
+        id=wid,
+        subscription=rid.subscription,
+        resource_group=rid.resource_group,
+        name=str(data.get("name") or rid.name),
+        location=ids.normalise_location(str(data.get("location") or "")),
+        provisioning_state=str(_get(props, "provisioningState") or "Succeeded"),
+        cluster_id=str(cluster) if cluster else None,
+    )
+
+
+def _key_from_versions(ref: ids.KeyRef, items: Iterable[Any]) -> ObservedKey:
+    versions: list[KeyVersion] = []
+    recovery: str | None = None
+    for item in items:
+        kid = str(getattr(item, "id", "") or "")
+        version = getattr(item, "version", None) or kid.rstrip("/").rsplit("/", 1)[-1]
+        versions.append(
+            KeyVersion(
+                version=str(version),
+                enabled=bool(getattr(item, "enabled", True)),
+                created=parse_time(getattr(item, "created_on", None)),
+                expires=parse_time(getattr(item, "expires_on", None)),
+                not_before=parse_time(getattr(item, "not_before", None)),
+            )
+        )
+        recovery = recovery or getattr(item, "recovery_level", None)
+    epoch = datetime.min.replace(tzinfo=UTC)
+    versions.sort(key=lambda v: v.created or epoch)
+    enabled = [v for v in versions if v.enabled]
+    return ObservedKey(
+        vault_uri=ref.vault_uri,
+        name=ref.name,
+        exists=bool(versions),
+        current_version=enabled[-1].version if enabled else None,
+        versions=tuple(versions),
+        recovery_level=str(recovery) if recovery else None,
+    )
+
+
+def vault_from_arm(data: Mapping[str, Any]) -> ObservedVault:
+    props = _get(data, "properties") or {}
+    policies = []
+    for p in _get(props, "accessPolicies") or []:
+        perms = _get(p, "permissions", "keys") or []
+        policies.append(
+            AccessPolicy(
+                tenant_id=str(_get(p, "tenantId") or ""),
+                object_id=str(_get(p, "objectId") or ""),
+                key_permissions=frozenset(str(x).lower() for x in perms),
+            )
+        )
+    uri = str(_get(props, "vaultUri") or "")
+    return ObservedVault(
+        uri=uri,
+        readable=True,
+        location=ids.normalise_location(str(data.get("location") or "")) or None,
+        tenant_id=str(_get(props, "tenantId")) if _get(props, "tenantId") else None,
+        soft_delete=_bool(_get(props, "enableSoftDelete"), default=True),
+        # absent from real responses when never set (azure-api-facts §10) = off
+        purge_protection=_bool(_get(props, "enablePurgeProtection"), default=False),
+        rbac=_bool(_get(props, "enableRbacAuthorization"), default=False),
+        access_policies=tuple(policies),
+    )
+
+
+def link_ops_from_events(events: Iterable[Mapping[str, Any]]) -> list[LinkOperation]:
+    """Activity Log events -> link/unlink operations (rule W3): one per succeeded correlation id."""
+    out: dict[str, LinkOperation] = {}
+    for ev in events:
+        op = str(_get(ev, "operationName", "value") or "").lower()
+        if op not in (LINK_WRITE, LINK_DELETE):
+            continue
+        if str(_get(ev, "status", "value") or "").lower() != "succeeded":
+            continue
+        at = parse_time(_get(ev, "eventTimestamp"))
+        resource = str(_get(ev, "resourceId") or "")
+        if at is None or not resource:
+            continue
+        corr = str(_get(ev, "correlationId") or f"{resource}|{at.isoformat()}")
+        out.setdefault(
+            corr,
+            LinkOperation(
+                workspace_key=_workspace_key_from_link(resource),
+                kind="link" if op == LINK_WRITE else "unlink",
+                at=at,
+                source="activityLog",
+            ),
+        )
+    return sorted(out.values(), key=lambda o: o.at)
+
+
+# -- the read ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Acc:
+    """Results gathered by the worker threads."""
+
+    clusters: dict[str, ObservedCluster] = field(default_factory=dict)
+    workspaces: dict[str, ObservedWorkspace] = field(default_factory=dict)
+    keys: dict[str, ObservedKey] = field(default_factory=dict)
+    vaults: dict[str, ObservedVault] = field(default_factory=dict)
+    link_ops: list[LinkOperation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def warn(self, text: str) -> None:
+        log.warning("observe: %s", text)
+        with self.lock:
+            self.warnings.append(text)
+
+
+def _attempt(acc: _Acc, what: str, fn: Callable[[], T]) -> T | None:
+    """Run one read; a mapped Azure error becomes a warning (unreadable, not missing)."""
+    try:
+        return fn()
+    except Exception as exc:  # every SDK failure is mapped, then reported as a warning
+        err = map_error(exc, operation=what)
+        acc.warn(f"could not read {what}: {err}")
+        return None
+
+
+def _read_subscription(
+    sub: str, clients: AzureClients, acc: _Acc, *, now: datetime, window: timedelta, activity_log: bool
+) -> None:
+    la = clients.loganalytics(sub)
+    clusters = _attempt(acc, f"clusters of subscription {sub}", lambda: [_raw(c) for c in la.clusters.list()])
+    for data in clusters or []:
+        try:
+            c = cluster_from_arm(data)
+        except (ids.InvalidId, ValueError) as exc:
+            acc.warn(f"skipped a cluster with an unexpected shape in {sub}: {exc}")
+            continue
+        with acc.lock:
+            acc.clusters[ids.id_key(c.id)] = c
+    workspaces = _attempt(
+        acc, f"workspaces of subscription {sub}", lambda: [_raw(w) for w in la.workspaces.list()]
+    )
+    for data in workspaces or []:
+        try:
+            w = workspace_from_arm(data)
+        except (ids.InvalidId, ValueError) as exc:
+            acc.warn(f"skipped a workspace with an unexpected shape in {sub}: {exc}")
+            continue
+        with acc.lock:
+            acc.workspaces[ids.id_key(w.id)] = w
+    if activity_log:
+        since = (now - window).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        flt = f"eventTimestamp ge '{since}' and resourceProvider eq 'Microsoft.OperationalInsights'"
+        select = "operationName,resourceId,eventTimestamp,status,correlationId"
+        mon = clients.monitor(sub)
+        events = _attempt(
+            acc,
+            f"activity log of subscription {sub}",
+            lambda: [_raw(e) for e in mon.activity_logs.list(filter=flt, select=select)],
+        )
+        if events is not None:
+            ops = link_ops_from_events(events)
+            with acc.lock:
+                acc.link_ops.extend(ops)
+
+
+def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
+    rid = ids.ResourceId.parse(ws_id)
+    la = clients.loganalytics(rid.subscription)
+    key = ids.id_key(ws_id)
+    try:
+        items = [_raw(x) for x in la.linked_storage_accounts.list_by_workspace(rid.resource_group, rid.name)]
+    except Exception as exc:  # mapped below
+        err = map_error(exc, operation=f"BYOS of {rid.name}")
+        if isinstance(err, NotFound):
+            return  # the workspace does not exist (yet): nothing linked
+        acc.warn(f"could not read BYOS of workspace {rid.name}: {err}")
+        return
+    byos: dict[str, str] = {}
+    for item in items:
+        kind = str(_get(item, "properties", "dataSourceType") or _get(item, "name") or "").lower()
+        accounts = _get(item, "properties", "storageAccountIds") or []
+        if kind and accounts:
+            byos[kind] = str(accounts[0])
+    with acc.lock:
+        ws = acc.workspaces.get(key)
+        if ws is not None:
+            acc.workspaces[key] = ObservedWorkspace(
+                id=ws.id,
+                subscription=ws.subscription,
+                resource_group=ws.resource_group,
+                name=ws.name,
+                location=ws.location,
+                provisioning_state=ws.provisioning_state,
+                cluster_id=ws.cluster_id,
+                link_state=ws.link_state,
+                byos=byos,
+                byos_read=True,
+            )
+
+
+def _read_key(ref: ids.KeyRef, clients: AzureClients, acc: _Acc) -> None:
+    kc = clients.keys(ref.vault_uri)
+    try:
+        observed = _key_from_versions(ref, list(kc.list_properties_of_key_versions(ref.name)))
+    except Exception as exc:  # mapped below
+        err = map_error(exc, operation=f"key {ref.name}")
+        if isinstance(err, NotFound):
+            observed = ObservedKey(ref.vault_uri, ref.name, False, None, (), None)
+        else:
+            if isinstance(err, Forbidden):
+                acc.warn(f"Key Vault refused to list versions of key {ref.key()}: {err}")
+            else:
+                acc.warn(f"could not read key {ref.key()}: {err}")
+            observed = ObservedKey(ref.vault_uri, ref.name, False, None, (), None, readable=False)
+    with acc.lock:
+        acc.keys[ref.key()] = observed
+
+
+def _read_vaults(sub: str, clients: AzureClients, acc: _Acc, wanted: set[str]) -> set[str]:
+    """List vaults of one subscription; record those whose host is wanted. Returns hosts found."""
+    kv = clients.keyvault_mgmt(sub)
+    vaults = _attempt(
+        acc, f"key vaults of subscription {sub}", lambda: [_raw(v) for v in kv.vaults.list_by_subscription()]
+    )
+    found: set[str] = set()
+    for data in vaults or []:
+        try:
+            vault = vault_from_arm(data)
+        except (ValueError, TypeError):
+            continue
+        host = ids.KeyRef(vault.uri, "x").vault_host.lower()
+        if host in wanted:
+            found.add(host)
+            with acc.lock:
+                acc.vaults[host] = vault
+    return found
+
+
+def _map_parallel(pool: ThreadPoolExecutor, fn: Callable[[Any], None], items: Iterable[Any]) -> None:
+    for future in [pool.submit(fn, item) for item in items]:
+        future.result()
+
+
+def observe(
+    desired: DesiredState,
+    clients: AzureClients,
+    *,
+    now: datetime,
+    activity_log: bool = True,
+    max_workers: int = 8,
+) -> tuple[ObservedState, History]:
+    """Read everything the spec touches; never raises for an unreadable part (see warnings)."""
+    subs = sorted(desired.subscriptions())
+    window = for_profile(desired.settings.limits_profile).link_window
+    acc = _Acc()
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 16)), thread_name_prefix="observe") as pool:
+        _map_parallel(
+            pool,
+            lambda s: _read_subscription(s, clients, acc, now=now, window=window, activity_log=activity_log),
+            subs,
+        )
+
+        # BYOS only for named workspaces with a BYOS block that exist (1 request each).
+        byos_ids = [
+            e.id for k, e in desired.workspace_entries().items() if e.byos is not None and k in acc.workspaces
+        ]
+        # Keys: the spec's and those the managed clusters reference now (rule K1 drift).
+        refs: dict[str, ids.KeyRef] = {}
+        cluster_keys = {ids.id_key(c.arm_id) for c in desired.clusters}
+        for c in desired.clusters:
+            if c.spec.key is not None:
+                ref = c.spec.key.ref()
+                refs.setdefault(ref.key(), ref)
+        for key, oc in acc.clusters.items():
+            if key in cluster_keys and oc.key is not None:
+                refs.setdefault(oc.key.key(), oc.key)
+        _map_parallel(pool, lambda w: _read_byos(w, clients, acc), byos_ids)
+        _map_parallel(pool, lambda r: _read_key(r, clients, acc), list(refs.values()))
+
+        # Vaults: the subscriptions of clusters using them first, the rest only if still unfound.
+        wanted = {r.vault_host.lower() for r in refs.values()}
+        if wanted:
+            first = sorted({c.spec.subscription for c in desired.clusters if c.spec.key is not None})
+            found: set[str] = set()
+            for sub in first:
+                found |= _read_vaults(sub, clients, acc, wanted - found)
+                if found >= wanted:
+                    break
+            for sub in subs:
+                if found >= wanted:
+                    break
+                if sub not in first:
+                    found |= _read_vaults(sub, clients, acc, wanted - found)
+            for host in sorted(wanted - found):
+                vault_uri = f"https://{host}/"
+                acc.vaults[host] = ObservedVault(uri=vault_uri, readable=False)
+                acc.warn(
+                    f"vault {host} is not readable in the spec's subscriptions; "
+                    "falling back to the key's recoveryLevel for soft delete / purge protection (rule C7)"
+                )
+
+    history = History(link_operations=tuple(_associate_ops(acc.clusters) + acc.link_ops))
+    state = ObservedState(
+        subscriptions=tuple(subs),
+        clusters=dict(sorted(acc.clusters.items())),
+        workspaces=dict(sorted(acc.workspaces.items())),
+        keys=dict(sorted(acc.keys.items())),
+        vaults=dict(sorted(acc.vaults.items())),
+        read_at=now,
+        warnings=tuple(sorted(set(acc.warnings))),
+    )
+    return state, History().merged(history)
+
+
+def _associate_ops(clusters: Mapping[str, ObservedCluster]) -> list[LinkOperation]:
+    """`associateDate` of every linked workspace is a link operation for rule W3."""
+    out = []
+    for key, c in clusters.items():
+        for ws_key, at in c.associated_workspaces.items():
+            if at is not None:
+                out.append(LinkOperation(ws_key, "link", at, cluster_key=key, source="associateDate"))
+    return out
+
+
+__all__ = [
+    "AzureError",
+    "cluster_from_arm",
+    "link_ops_from_events",
+    "observe",
+    "parse_time",
+    "vault_from_arm",
+    "workspace_from_arm",
+]
