@@ -1,0 +1,183 @@
+"""Pure conversions at the Azure boundary: the wire shapes real Azure sends (azure-api-facts §1.8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from controller.azure.observe import (
+    cluster_from_arm,
+    link_ops_from_events,
+    parse_time,
+    vault_from_arm,
+    workspace_from_arm,
+)
+
+SUB = "00000000-0000-0000-0000-0000000000a1"
+RG_A = f"/subscriptions/{SUB}/resourceGroups/rg-A"
+WS_RG = f"/subscriptions/{SUB}/resourcegroups/rg-a/providers/microsoft.operationalinsights/workspaces"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Thu, 08 May 2025 07:36:20 GMT", datetime(2025, 5, 8, 7, 36, 20, tzinfo=UTC)),
+        ("2025-05-08T07:36:20.1739596Z", datetime(2025, 5, 8, 7, 36, 20, 173959, tzinfo=UTC)),
+        ("2025-05-08T09:36:20+02:00", datetime(2025, 5, 8, 7, 36, 20, tzinfo=UTC)),
+        ("2025-05-08T07:36:20", datetime(2025, 5, 8, 7, 36, 20, tzinfo=UTC)),
+        ("not a date", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_time_accepts_both_azure_date_formats(raw: str | None, expected: datetime | None) -> None:
+    assert parse_time(raw) == expected
+
+
+def _cluster(**props: object) -> dict[str, object]:
+    return {
+        "id": f"{RG_A}/providers/Microsoft.OperationalInsights/clusters/CluA",
+        "name": "CluA",
+        "location": "West Europe",
+        "identity": {"type": "SystemAssigned", "principalId": "p-1", "tenantId": "t-1"},
+        "sku": {
+            "name": "CapacityReservation",
+            "capacity": 1000,
+            "lastSkuUpdate": "Thu, 08 May 2025 07:36:20 GMT",
+        },
+        "properties": {
+            "provisioningState": "Succeeded",
+            "isDoubleEncryptionEnabled": False,
+            "keyVaultProperties": {
+                "keyVaultUri": "https://KV1.vault.azure.net",
+                "keyName": "k1",
+                "keyVersion": "",
+            },
+            "associatedWorkspaces": [
+                {
+                    "workspaceName": "WS1",
+                    "resourceId": f"/subscriptions/{SUB}/resourcegroups/rg-a/providers/"
+                    "microsoft.operationalinsights/workspaces/ws1",
+                    "associateDate": "Fri, 09 May 2025 10:00:00 GMT",
+                }
+            ],
+            **props,
+        },
+    }
+
+
+def test_cluster_reads_location_key_and_links_as_real_azure_sends_them() -> None:
+    c = cluster_from_arm(_cluster())
+    assert c.location == "westeurope"
+    assert c.subscription == SUB and c.resource_group == "rg-A" and c.name == "CluA"
+    assert c.key is not None and c.key.version is None  # empty keyVersion = versionless
+    assert c.key.vault_uri == "https://kv1.vault.azure.net/"
+    assert c.last_sku_update == datetime(2025, 5, 8, 7, 36, 20, tzinfo=UTC)  # rule C4 needs it
+    assert c.double_encryption is False
+    assert c.principal_id == "p-1"
+    ws_key = (
+        f"{WS_RG}/ws1"
+    )
+    assert c.associated_workspaces == {ws_key: datetime(2025, 5, 9, 10, tzinfo=UTC)}
+    assert not c.busy
+
+
+def test_cluster_without_key_and_still_creating_is_busy() -> None:
+    c = cluster_from_arm(_cluster(keyVaultProperties=None, provisioningState="Creating"))
+    assert c.key is None
+    assert c.busy  # rule C6
+
+
+def test_user_assigned_identity_principal_comes_from_the_identity_map() -> None:
+    data = _cluster()
+    uai = f"{RG_A}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"
+    data["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {uai: {"principalId": "p-uai"}}}
+    c = cluster_from_arm(data)
+    assert c.identity_type == "UserAssigned"
+    assert c.user_assigned_identities == (uai,)
+    assert c.principal_id == "p-uai"
+
+
+def test_workspace_link_state_comes_from_features() -> None:
+    cid = f"{RG_A}/providers/Microsoft.OperationalInsights/clusters/CluA"
+    w = workspace_from_arm(
+        {
+            "id": f"{WS_RG}/ws1",
+            "name": "ws1",
+            "location": "westeurope",
+            "properties": {"provisioningState": "Succeeded", "features": {"clusterResourceId": cid}},
+        }
+    )
+    assert w.cluster_id == cid
+    unlinked = workspace_from_arm({"id": w.id, "location": "westeurope", "properties": {}})
+    assert unlinked.cluster_id is None
+
+
+def test_vault_without_purge_protection_field_means_off() -> None:
+    v = vault_from_arm(
+        {
+            "location": "westeurope",
+            "properties": {
+                "vaultUri": "https://kv1.vault.azure.net/",
+                "tenantId": "t-1",
+                "enableSoftDelete": True,
+                "accessPolicies": [
+                    {
+                        "tenantId": "t-1",
+                        "objectId": "P-1",
+                        "permissions": {"keys": ["Get", "WrapKey", "UnwrapKey"]},
+                    }
+                ],
+            },
+        }
+    )
+    assert v.purge_protection is False  # rule C7: absent in real responses when never set
+    assert v.grants_key_access("p-1") is True
+    assert v.grants_key_access("someone-else") is False
+
+
+def test_activity_log_counts_one_operation_per_succeeded_correlation() -> None:
+    ls = f"{WS_RG}/ws1/linkedservices/cluster"
+    write = "Microsoft.OperationalInsights/workspaces/linkedServices/write"
+    events = [
+        {
+            "operationName": {"value": write},
+            "status": {"value": "Started"},
+            "correlationId": "c1",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-01T10:00:00.0000000Z",
+        },
+        {
+            "operationName": {"value": write},
+            "status": {"value": "Succeeded"},
+            "correlationId": "c1",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-01T10:18:00.0000000Z",
+        },
+        {
+            "operationName": {"value": write.replace("write", "delete")},
+            "status": {"value": "Succeeded"},
+            "correlationId": "c2",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-10T10:00:00Z",
+        },
+        {
+            "operationName": {"value": write},
+            "status": {"value": "Failed"},
+            "correlationId": "c3",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-11T10:00:00Z",
+        },
+        {
+            "operationName": {"value": "Microsoft.OperationalInsights/clusters/write"},
+            "status": {"value": "Succeeded"},
+            "correlationId": "c4",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-12T10:00:00Z",
+        },
+    ]
+    ops = link_ops_from_events(events)
+    assert [(o.kind, o.at.day) for o in ops] == [("link", 1), ("unlink", 10)]
+    assert all(o.workspace_key.endswith("/workspaces/ws1") for o in ops)
+    assert all(o.source == "activityLog" for o in ops)
