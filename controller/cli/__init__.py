@@ -1,0 +1,1 @@
+"""`cmkctl`: the command line. app.py builds the typer app; each *_cmd.py module adds its commands."""

@@ -1,0 +1,49 @@
+"""`cmkctl validate PATH...`: check spec files without touching Azure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.loading import load
+from controller.model import ids
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+
+
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH...", help="Spec files or directories (*.yaml, *.yml, recursively)."),
+    ],
+) -> None:
+    """Validate spec files: schema, static rules (C1, C3, W1, B1) and cross-document consistency.
+
+    Exit 0 with a summary, or exit 1 listing every problem as file:line: field: message.
+    """
+    desired = load(paths)  # SpecError -> app.main prints the problems, exit 1
+    files = {s.file for s in desired.sources.values()}
+    entries = desired.workspace_entries()
+    byos = sum(1 for e in entries.values() if e.byos is not None)
+    keys = sum(1 for c in desired.clusters if c.spec.key is not None)
+    pinned = sum(1 for c in desired.clusters if c.spec.key is not None and c.spec.key.version)
+    typer.echo(
+        f"OK: {len(desired.clusters)} cluster(s) with {keys} key(s) ({pinned} pinned, "
+        f"{keys - pinned} versionless), {len(desired.desired_links())} linked workspace(s), "
+        f"{byos} with BYOS, in {len(desired.subscriptions())} subscription(s), "
+        f"{len({c.spec.location for c in desired.clusters})} region(s); "
+        f"limits profile '{desired.settings.limits_profile}', drift '{desired.settings.drift}'; "
+        f"from {len(files)} file(s)"
+    )
+    for cluster in desired.clusters:
+        linked = sum(1 for c in desired.desired_links().values() if c.metadata.name == cluster.metadata.name)
+        key = cluster.spec.key.ref() if cluster.spec.key else None
+        typer.echo(
+            f"  Cluster/{cluster.metadata.name}: {ids.ResourceId.parse(cluster.arm_id).name} in "
+            f"{cluster.spec.location}, {cluster.spec.capacity} GB/day, key "
+            f"{key if key else 'Microsoft-managed'}, {linked} workspace(s)"
+        )
