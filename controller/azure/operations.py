@@ -1,0 +1,447 @@
+"""One function per plan action, on the real SDK (azure-mgmt-loganalytics 14), made crash-safe.
+
+Every action has the same four phases so the executor can journal between them (issue 5):
+
+* `precheck(change)`  re-read the target: DONE (skip, idempotency), NEEDED, or IN_PROGRESS (someone's
+                      operation is running on it: wait, never send a second one, rules C6/W5);
+* `start(change, on_sent)`  send the request, and hand the LRO's continuation token and status URL
+                      to `on_sent` (which journals them) BEFORE anything waits;
+* `wait(handle)` / `resume(action, target, token)`  poll to the end; after a restart the poller is
+                      rebuilt from the journaled token (`begin_*(continuation_token=...)`), never re-sent;
+* `verify(change)`    re-read and compare with `Change.after`: a mismatch is InconsistentResult.
+
+Bodies are built from the plan's parameters and carry writable fields only (never
+associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by controller.azure.errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from controller.azure import errors
+from controller.azure.clients import AzureClients
+from controller.model import ids
+from controller.planning.plan import Action, Change
+
+_LINKED_SERVICE = "cluster"
+_BUSY_STATES = {"creating", "updating", "deleting", "provisioningaccount", "inprogress", "accepted"}
+
+
+class Precheck(StrEnum):
+    DONE = "done"
+    NEEDED = "needed"
+    IN_PROGRESS = "in_progress"
+
+
+class InconsistentResult(errors.Terminal):
+    """The operation ended but the resource does not look like the plan said it would."""
+
+
+@dataclass
+class Handle:
+    """A started operation: the poller (None when Azure finished synchronously) and its journal data."""
+
+    action: Action
+    target: str
+    poller: Any
+    continuation_token: str | None
+    status_url: str | None
+
+
+OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
+
+
+def _norm_key(value: Any) -> dict[str, str] | None:
+    """keyVaultProperties or plan key dict -> comparable {vault host, name, version} (case-insensitive)."""
+    if not value:
+        return None
+    get = value.get
+    uri = str(get("vault_uri") or get("keyVaultUri") or "").lower().rstrip("/")
+    name = str(get("name") or get("keyName") or "").lower()
+    if not uri and not name:
+        return None
+    return {"vault": uri, "name": name, "version": str(get("version") or get("keyVersion") or "").lower()}
+
+
+def _as_dict(model: Any) -> dict[str, Any]:
+    """SDK 14 models are MutableMappings over the wire JSON; older ones have as_dict()."""
+    if model is None:
+        return {}
+    if hasattr(model, "as_dict") and not isinstance(model, dict):
+        try:
+            result = model.as_dict()
+            if isinstance(result, dict):
+                return _rest_keys(model, result)
+        except Exception:  # fall back to the mapping view below
+            result = None
+    return dict(model) if isinstance(model, dict) else dict(model.items())
+
+
+def _rest_keys(model: Any, converted: dict[str, Any]) -> dict[str, Any]:
+    """Prefer wire (camelCase) keys: SDK 14 models iterate as their JSON."""
+    try:
+        return {k: model[k] for k in model}
+    except Exception:
+        return converted
+
+
+def _props(resource: dict[str, Any]) -> dict[str, Any]:
+    props = resource.get("properties") or {}
+    return dict(props) if isinstance(props, dict) else _as_dict(props)
+
+
+def _status_url(poller: Any) -> str | None:
+    """The Azure-AsyncOperation (or Location) URL of the initial response, for the journal and logs."""
+    try:
+        initial = poller.polling_method()._initial_response.http_response
+        headers = initial.headers
+        url = headers.get("Azure-AsyncOperation") or headers.get("Location")
+        return str(url) if url else None
+    except Exception:
+        return None
+
+
+class Operations:
+    """The executor's gateway to Azure for plan changes (one instance per apply, thread-safe)."""
+
+    def __init__(
+        self,
+        clients: AzureClients,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float | None = None,
+    ) -> None:
+        self.clients = clients
+        self._sleep = sleep
+        self._poll = clients.polling_interval if poll_interval is None else poll_interval
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _la(self, subscription: str) -> Any:
+        return self.clients.loganalytics(subscription)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise errors.map_error(exc, operation=what) from exc
+
+    def read_cluster(self, cluster_arm_id: str) -> dict[str, Any] | None:
+        rid = ids.ResourceId.parse(cluster_arm_id)
+        try:
+            got = self._call(
+                f"read cluster {rid.name}",
+                lambda: self._la(rid.subscription).clusters.get(rid.resource_group, rid.name),
+            )
+        except errors.NotFound:
+            return None
+        return _as_dict(got)
+
+    def read_link(self, workspace_id: str) -> dict[str, Any] | None:
+        """The workspace's linkedServices/cluster (rule W2: at most one), or None if unlinked."""
+        rid = ids.ResourceId.parse(workspace_id)
+        try:
+            got = self._call(
+                f"read link of {rid.name}",
+                lambda: self._la(rid.subscription).linked_services.get(
+                    rid.resource_group, rid.name, _LINKED_SERVICE
+                ),
+            )
+        except errors.NotFound:
+            return None
+        return _as_dict(got)
+
+    def read_byos(self, workspace_id: str, data_source_type: str) -> dict[str, Any] | None:
+        rid = ids.ResourceId.parse(workspace_id)
+        try:
+            got = self._call(
+                f"read {data_source_type} storage of {rid.name}",
+                lambda: self._la(rid.subscription).linked_storage_accounts.get(
+                    rid.resource_group, rid.name, data_source_type
+                ),
+            )
+        except errors.NotFound:
+            return None
+        return _as_dict(got)
+
+    def view(self, change: Change) -> dict[str, Any] | None:
+        """The target as the plan's `after` names fields (None: the resource does not exist)."""
+        p = change.parameters
+        if change.action in (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE):
+            cluster = self.read_cluster(change.resource_id)
+            if cluster is None:
+                return None
+            props = _props(cluster)
+            sku = cluster.get("sku") or {}
+            identity = cluster.get("identity") or {}
+            return {
+                "provisioning_state": props.get("provisioningState"),
+                "location": ids.normalise_location(str(cluster.get("location", ""))),
+                "capacity": sku.get("capacity"),
+                "billing_type": props.get("billingType"),
+                "tags": dict(cluster.get("tags") or {}),
+                "identity_type": identity.get("type"),
+                "identity": {
+                    "type": identity.get("type"),
+                    "user_assigned_identity": next(iter(identity.get("userAssignedIdentities") or {}), None),
+                },
+                "double_encryption": props.get("isDoubleEncryptionEnabled"),
+                "availability_zones": props.get("isAvailabilityZonesEnabled"),
+                "key": _norm_key(props.get("keyVaultProperties")),
+            }
+        if change.action in (Action.LINK, Action.UNLINK):
+            link = self.read_link(str(p["workspace_id"]))
+            if link is None:
+                return None
+            props = _props(link)
+            return {
+                "cluster_id": props.get("writeAccessResourceId") or props.get("resourceId"),
+                "provisioning_state": props.get("provisioningState"),
+            }
+        storage = self.read_byos(str(p["workspace_id"]), str(p["data_source_type"]))
+        if storage is None:
+            return None
+        accounts = _props(storage).get("storageAccountIds") or []
+        return {"storage_account_id": accounts[0] if accounts else None, "storage_account_ids": accounts}
+
+    # -- precheck ----------------------------------------------------------------------------------
+
+    def precheck(self, change: Change) -> Precheck:
+        """Idempotency: is the change already in effect, needed, or being done by a running operation?"""
+        view = self.view(change)
+        state = str((view or {}).get("provisioning_state") or "").lower()
+        a = change.action
+        p = change.parameters
+        if a is Action.DELETE or a is Action.UNLINK or a is Action.BYOS_UNLINK:
+            if view is None:
+                return Precheck.DONE
+            return Precheck.IN_PROGRESS if state in _BUSY_STATES else Precheck.NEEDED
+        if view is None:
+            return Precheck.NEEDED
+        if state in _BUSY_STATES:
+            return Precheck.IN_PROGRESS  # rule C6 / W5: one operation at a time; wait for it
+        if a is Action.CREATE:
+            return Precheck.DONE if state == "succeeded" else Precheck.NEEDED
+        if a is Action.LINK:
+            same = ids.id_key(str(view.get("cluster_id") or "")) == ids.id_key(str(p["cluster_id"]))
+            return Precheck.DONE if same and state in ("succeeded", "") else Precheck.NEEDED
+        if a is Action.BYOS_LINK:
+            wanted = ids.id_key(str(p["storage_account_id"]))
+            have = [ids.id_key(str(x)) for x in view.get("storage_account_ids") or []]
+            return Precheck.DONE if have == [wanted] else Precheck.NEEDED
+        if a is Action.SET_KEY:
+            return Precheck.DONE if view.get("key") == _norm_key(p.get("key")) else Precheck.NEEDED
+        if a is Action.UPDATE:
+            diffs = self._differences(change, view, _update_fields(p))
+            return Precheck.NEEDED if diffs else Precheck.DONE
+        return Precheck.NEEDED
+
+    def wait_idle(
+        self, change: Change, *, timeout: float, sleep: Callable[[float], None] | None = None
+    ) -> None:
+        """Poll the target until no operation runs on it (rules C6/W5), or raise Busy at the timeout."""
+        nap = sleep or self._sleep
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.view(change)
+            state = str((view or {}).get("provisioning_state") or "").lower()
+            if state not in _BUSY_STATES:
+                return
+            if time.monotonic() >= deadline:
+                raise errors.Busy(f"{change.address}: still {state} after {timeout:g}s (rules C6/W5)")
+            nap(max(self._poll, 0.05))
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def start(self, change: Change, on_sent: OnSent) -> Handle:
+        """Send the change; `on_sent` journals the LRO handle before anyone waits on it."""
+        poller = self._call(f"{change.action} {change.address}", lambda: self._begin(change))
+        token: str | None = None
+        url: str | None = None
+        if poller is not None and hasattr(poller, "continuation_token"):
+            url = _status_url(poller)
+            try:
+                token = poller.continuation_token()
+            except Exception:
+                token = None
+        on_sent(url, token)
+        return Handle(change.action, change.resource_id, poller, token, url)
+
+    def wait(self, handle: Handle) -> None:
+        if handle.poller is None or not hasattr(handle.poller, "result"):
+            return
+        self._call(f"wait for {handle.action} {handle.target}", handle.poller.result)
+
+    def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
+        """Rebuild the poller from a journaled continuation token and wait: the request is not re-sent."""
+        act = Action(action)
+        poller = self._call(
+            f"resume {action} {target}",
+            lambda: self._begin_from_token(act, target, parameters, token),
+        )
+        if poller is not None:
+            self._call(f"wait for {action} {target}", poller.result)
+
+    def _begin(self, change: Change) -> Any:
+        p = change.parameters
+        a = change.action
+        if a in (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE):
+            la = self._la(str(p["subscription"]))
+            rg, name = str(p["resource_group"]), str(p["name"])
+            if a is Action.CREATE:
+                return la.clusters.begin_create_or_update(rg, name, cluster_body(p))
+            if a is Action.DELETE:
+                return la.clusters.begin_delete(rg, name)
+            return la.clusters.begin_update(rg, name, patch_body(a, p))
+        ws = ids.ResourceId.parse(str(p["workspace_id"]))
+        la = self._la(ws.subscription)
+        if a is Action.LINK:
+            body = {"properties": {"writeAccessResourceId": str(p["cluster_id"])}}
+            return la.linked_services.begin_create_or_update(
+                ws.resource_group, ws.name, _LINKED_SERVICE, body
+            )
+        if a is Action.UNLINK:
+            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE)
+        dst = str(p["data_source_type"])
+        if a is Action.BYOS_LINK:
+            byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}
+            la.linked_storage_accounts.create_or_update(ws.resource_group, ws.name, dst, byos)
+            return None
+        la.linked_storage_accounts.delete(ws.resource_group, ws.name, dst)
+        return None
+
+    def _begin_from_token(self, action: Action, target: str, p: dict[str, Any], token: str) -> Any:
+        if action in (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE):
+            rid = ids.ResourceId.parse(target)
+            ops = self._la(rid.subscription).clusters
+            if action is Action.CREATE:
+                return ops.begin_create_or_update(rid.resource_group, rid.name, {}, continuation_token=token)
+            if action is Action.DELETE:
+                return ops.begin_delete(rid.resource_group, rid.name, continuation_token=token)
+            return ops.begin_update(rid.resource_group, rid.name, {}, continuation_token=token)
+        if action in (Action.LINK, Action.UNLINK):
+            ws = ids.ResourceId.parse(str(p.get("workspace_id") or target))
+            ls = self._la(ws.subscription).linked_services
+            if action is Action.LINK:
+                return ls.begin_create_or_update(
+                    ws.resource_group, ws.name, _LINKED_SERVICE, {}, continuation_token=token
+                )
+            return ls.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE, continuation_token=token)
+        return None  # BYOS calls are synchronous: nothing to resume
+
+    # -- verifying ---------------------------------------------------------------------------------
+
+    def verify(self, change: Change) -> None:
+        """Re-read after the operation; anything not as `after` says is an error, not silence."""
+        view = self.view(change)
+        if change.action in (Action.DELETE, Action.UNLINK, Action.BYOS_UNLINK):
+            if view is not None and str(view.get("provisioning_state") or "").lower() != "deleting":
+                raise InconsistentResult(
+                    f"{change.address}: inconsistent result: still exists after {change.action}"
+                )
+            return
+        if view is None:
+            raise InconsistentResult(
+                f"{change.address}: inconsistent result: not found after {change.action}"
+            )
+        state = str(view.get("provisioning_state") or "Succeeded")
+        if state.lower() != "succeeded":
+            raise InconsistentResult(
+                f"{change.address}: inconsistent result: provisioningState {state} after {change.action}"
+            )
+        expected = dict(change.after or {})
+        if change.action is Action.LINK:
+            expected.setdefault("cluster_id", change.parameters.get("cluster_id"))
+        if change.action is Action.SET_KEY:
+            expected.setdefault("key", change.parameters.get("key"))
+        diffs = self._differences(change, view, expected)
+        if diffs:
+            raise InconsistentResult(
+                f"{change.address}: inconsistent result after {change.action}: " + "; ".join(diffs)
+            )
+
+    @staticmethod
+    def _differences(change: Change, view: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        for field, want in expected.items():
+            if field not in view:
+                continue  # a field we cannot read back is not checked (never guessed)
+            have = view[field]
+            if field == "key":
+                want, have = _norm_key(want), have
+            elif field in ("cluster_id", "storage_account_id") and want is not None:
+                want, have = ids.id_key(str(want)), ids.id_key(str(have or ""))
+            elif field == "identity" and isinstance(want, dict):
+                have_d = have or {}
+                if str(want.get("type", "")).lower() != str(have_d.get("type") or "").lower():
+                    out.append(f"identity.type: expected {want.get('type')}, found {have_d.get('type')}")
+                continue
+            elif field == "location" and want is not None:
+                want = ids.normalise_location(str(want))
+            elif isinstance(want, str) and isinstance(have, str):
+                want, have = want.lower(), have.lower()
+            if want != have:
+                out.append(f"{field}: expected {want!r}, found {have!r}")
+        return out
+
+
+def _update_fields(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: p[k] for k in ("capacity", "billing_type", "tags", "identity") if k in p}
+
+
+def _identity_body(identity: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": identity.get("type")}
+    uai = identity.get("user_assigned_identity")
+    if uai:
+        body["userAssignedIdentities"] = {uai: {}}
+    return body
+
+
+def _key_body(key: dict[str, Any] | None) -> dict[str, Any]:
+    if not key:
+        return {}
+    body = {"keyVaultUri": key["vault_uri"], "keyName": key["name"]}
+    # versionless (rule K1 auto-rotation) sends an empty version, as the portal does
+    body["keyVersion"] = key.get("version") or ""
+    return body
+
+
+def cluster_body(p: dict[str, Any]) -> dict[str, Any]:
+    """PUT body for a new cluster: writable fields only (rules C3, C5, C9)."""
+    props: dict[str, Any] = {
+        "billingType": p.get("billing_type", "Cluster"),
+        "isDoubleEncryptionEnabled": bool(p.get("double_encryption", True)),
+        "isAvailabilityZonesEnabled": bool(p.get("availability_zones", True)),
+    }
+    if p.get("key"):
+        # rule C5: only a granted UserAssigned identity may carry the key at creation (the planner decides)
+        props["keyVaultProperties"] = _key_body(p["key"])
+    body: dict[str, Any] = {
+        "location": p["location"],
+        "identity": _identity_body(p.get("identity") or {"type": "SystemAssigned"}),
+        "sku": {"name": "CapacityReservation", "capacity": int(p["capacity"])},
+        "properties": props,
+    }
+    if p.get("tags"):
+        body["tags"] = dict(p["tags"])
+    return body
+
+
+def patch_body(action: Action, p: dict[str, Any]) -> dict[str, Any]:
+    """PATCH body with only the fields this change sets (never read-only ones)."""
+    if action is Action.SET_KEY:
+        return {"properties": {"keyVaultProperties": _key_body(p.get("key"))}}
+    body: dict[str, Any] = {}
+    if "capacity" in p:
+        body["sku"] = {"name": "CapacityReservation", "capacity": int(p["capacity"])}
+    if "billing_type" in p:
+        body.setdefault("properties", {})["billingType"] = p["billing_type"]
+    if "tags" in p:
+        body["tags"] = dict(p["tags"] or {})
+    if "identity" in p:
+        body["identity"] = _identity_body(p["identity"] or {})
+    return body

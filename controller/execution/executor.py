@@ -1,0 +1,424 @@
+"""Applies a Plan: walks its DAG, journals every step, resumes what a crash left running.
+
+Order per step (issue 5): journal "begin" -> pre-check (skip what is already done) -> send ->
+journal the LRO token -> wait -> verify against `Change.after` -> journal "done" (+ link time, rule W3).
+
+* Parallel across independent branches (thread pool, `parallelism`), serialised per cluster and per
+  workspace (rules C6, W5): a step holds the locks of every cluster/workspace it touches, taken in
+  sorted order so two steps can never deadlock.
+* A failed step marks its descendants "skipped: upstream failed"; only root causes are errors.
+* Deferred items are not run; the result repeats their dates.
+* Transient errors (429 with Retry-After, 5xx, resets) are retried with backoff (tenacity, sleep
+  injected). azure-core does not retry 429 on PATCH, so the Transient surfaces here and we retry.
+* Busy (C6/W5) waits for the running operation and tries again within `busy_timeout`.
+* "Outcome unknown" (sent, no answer) never re-sends blindly: every retry starts with a fresh pre-check
+  that re-reads the target, so a link that did go through is found, not sent twice (rule W3).
+* Rule violations and terminal errors stop the branch with Azure's code and message verbatim.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from controller.azure import errors
+from controller.azure.operations import Handle, OnSent, Precheck
+from controller.execution.progress import NullProgress, Progress
+from controller.model import ids
+from controller.model.history import (
+    ClusterDeletion,
+    HistoryStore,
+    InFlightOperation,
+    LinkOperation,
+)
+from controller.planning.plan import Action, Change, Plan
+
+
+class Gateway(Protocol):
+    """What the executor needs from Azure (controller.azure.operations.Operations implements it)."""
+
+    def precheck(self, change: Change) -> Precheck: ...
+
+    def wait_idle(self, change: Change, *, timeout: float) -> None: ...
+
+    def start(self, change: Change, on_sent: OnSent) -> Handle: ...
+
+    def wait(self, handle: Handle) -> None: ...
+
+    def verify(self, change: Change) -> None: ...
+
+    def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None: ...
+
+    def read_link(self, workspace_id: str) -> dict[str, Any] | None: ...
+
+
+class StepStatus(StrEnum):
+    DONE = "done"
+    ALREADY_DONE = "already done"
+    FAILED = "failed"
+    SKIPPED_UPSTREAM = "skipped: upstream failed"
+    RESUMED = "resumed"
+
+
+@dataclass
+class StepResult:
+    id: str
+    address: str
+    action: str
+    status: StepStatus
+    message: str = ""
+    upstream: str | None = None  # for skipped steps: the root cause step id
+    seconds: float = 0.0
+
+
+@dataclass
+class ApplyResult:
+    steps: list[StepResult] = field(default_factory=list)
+    deferred: list[tuple[str, str, datetime | None, str]] = field(
+        default_factory=list
+    )  # address, rule, date, why
+    resumed: list[StepResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[StepResult]:
+        """Root causes only: skipped descendants are not errors of their own."""
+        return [s for s in self.steps + self.resumed if s.status is StepStatus.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def count(self, status: StepStatus) -> int:
+        return sum(1 for s in self.steps if s.status is status)
+
+
+def _workspace_of(change: Change) -> str | None:
+    ws = change.parameters.get("workspace_id")
+    return str(ws) if ws else None
+
+
+def journal_target(change: Change) -> str:
+    """The id the journal files an operation under: the workspace for link/BYOS, else the resource."""
+    return _workspace_of(change) or change.resource_id
+
+
+def _is_link(action: str) -> bool:
+    return action in (Action.LINK, Action.UNLINK)
+
+
+EXPECTED: dict[Action, tuple[float, str]] = {
+    # (typical seconds, human text) for the progress view: "Creating 41m, usually ~2h"
+    Action.CREATE: (2 * 3600, "~2h"),
+    Action.UPDATE: (60, "~1m"),
+    Action.SET_KEY: (5 * 60, "a few minutes"),
+    Action.DELETE: (60, "~1m"),
+    Action.LINK: (90 * 60, "up to 90m"),
+    Action.UNLINK: (90 * 60, "up to 90m"),
+    Action.BYOS_LINK: (10, "seconds"),
+    Action.BYOS_UNLINK: (10, "seconds"),
+}
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        store: HistoryStore,
+        parallelism: int = 10,
+        busy_timeout: float = 3 * 3600,
+        max_attempts: int = 8,
+        backoff: float = 2.0,
+        backoff_max: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        progress: Progress | None = None,
+        plan_id: str | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.parallelism = max(1, parallelism)
+        self.busy_timeout = busy_timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._now = now
+        self.progress = progress or NullProgress()
+        self.plan_id = plan_id
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- restart: finish what the journal says is still running ------------------------------------
+
+    def resume_in_flight(self) -> list[StepResult]:
+        """Resume journaled LROs by polling their tokens; re-observe links whose outcome is unknown.
+
+        Never re-sends: a create that is running is waited for, and a link that may or may not have
+        reached Azure is read back (GET linkedServices/cluster) and counted for rule W3 if it did.
+        """
+        results: list[StepResult] = []
+        for op in self.store.load().in_flight:
+            started = time.monotonic()
+            label = f"{op.action} {op.target}"
+            try:
+                if op.phase == "sent" and op.continuation_token:
+                    self.progress.step_started(
+                        op.op_id, f"{label} (resumed)", *EXPECTED.get(Action(op.action), (60, ""))
+                    )
+                    self._retrying(
+                        lambda op=op: self.gateway.resume(  # type: ignore[misc]
+                            action=op.action,
+                            target=op.target,
+                            parameters={"workspace_id": op.target} if _is_link(op.action) else {},
+                            token=op.continuation_token or "",
+                        )
+                    )
+                    self._record_effects(op.action, op.target, None, op.started)
+                    self.store.end_operation(op.op_id, "done", "resumed after restart")
+                    results.append(
+                        StepResult(
+                            op.op_id,
+                            label,
+                            op.action,
+                            StepStatus.RESUMED,
+                            "resumed the recorded operation",
+                            seconds=time.monotonic() - started,
+                        )
+                    )
+                elif _is_link(op.action):
+                    link = self.gateway.read_link(op.target)
+                    # outcome unknown: if Azure did act, the operation counts against W3; over-count is safe
+                    sent = (link is not None) if op.action == Action.LINK else (link is None)
+                    if sent:
+                        self._record_effects(op.action, op.target, None, op.started)
+                    self.store.end_operation(
+                        op.op_id,
+                        "observed",
+                        "re-observed after restart: "
+                        + ("it reached Azure" if sent else "it did not take effect"),
+                    )
+                else:
+                    self.store.end_operation(op.op_id, "abandoned", "not sent before restart; re-planned")
+            except errors.AzureError as exc:
+                self.store.end_operation(op.op_id, "failed", str(exc))
+                results.append(StepResult(op.op_id, label, op.action, StepStatus.FAILED, str(exc)))
+            finally:
+                self.progress.step_finished(op.op_id, "resumed")
+        return results
+
+    # -- the plan ----------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        result = ApplyResult(
+            deferred=[(d.address, d.rule, d.not_before, d.reason) for d in plan.deferred],
+        )
+        changes = {c.id: c for c in plan.changes}
+        deferred_ids = {d.id for d in plan.deferred}
+        outcome: dict[str, StepResult] = {}
+        root_of: dict[str, str] = {}
+        pending = dict(changes)
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+            while pending or running:
+                for cid, change in list(pending.items()):
+                    deps = [d for d in change.depends_on if d in changes or d in deferred_ids]
+                    bad = [
+                        d
+                        for d in deps
+                        if d in deferred_ids
+                        or (
+                            d in outcome
+                            and outcome[d].status in (StepStatus.FAILED, StepStatus.SKIPPED_UPSTREAM)
+                        )
+                    ]
+                    if bad:
+                        root = root_of.get(bad[0], bad[0])
+                        why = "upstream deferred" if bad[0] in deferred_ids else "upstream failed"
+                        outcome[cid] = StepResult(
+                            cid,
+                            change.address,
+                            change.action,
+                            StepStatus.SKIPPED_UPSTREAM,
+                            f"skipped: {why} ({root})",
+                            upstream=root,
+                        )
+                        root_of[cid] = root
+                        del pending[cid]
+                        continue
+                    if all(d in outcome for d in deps):
+                        running[pool.submit(self._run_step, change)] = cid
+                        del pending[cid]
+                if not running:
+                    if pending:  # a cycle or a dependency that can never finish: refuse, never guess
+                        for cid, change in pending.items():
+                            outcome[cid] = StepResult(
+                                cid,
+                                change.address,
+                                change.action,
+                                StepStatus.FAILED,
+                                "dependency cycle in the plan",
+                            )
+                        pending.clear()
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    cid = running.pop(fut)
+                    outcome[cid] = fut.result()
+                    if outcome[cid].status is StepStatus.FAILED:
+                        root_of[cid] = cid
+        result.steps = [outcome[c.id] for c in plan.changes if c.id in outcome]
+        return result
+
+    # -- one step ----------------------------------------------------------------------------------
+
+    def _lock_keys(self, change: Change) -> list[str]:
+        keys = {ids.id_key(change.resource_id)}
+        if change.cluster_id:
+            keys.add(ids.id_key(change.cluster_id))  # rule C6: one operation per cluster at a time
+        ws = _workspace_of(change)
+        if ws:
+            keys.add(ids.id_key(ws))  # rule W5: one link/unlink per workspace at a time
+        return sorted(keys)
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _run_step(self, change: Change) -> StepResult:
+        started = time.monotonic()
+        with ExitStack() as stack:
+            for key in self._lock_keys(change):
+                stack.enter_context(self._lock(key))
+            self.store.begin_operation(
+                InFlightOperation(
+                    op_id=change.id,
+                    action=str(change.action),
+                    target=journal_target(change),
+                    status_url=None,
+                    started=self._now(),
+                    plan_id=self.plan_id,
+                )
+            )
+            typical, text = EXPECTED.get(change.action, (60.0, ""))
+            self.progress.step_started(change.id, change.address + f": {change.action}", typical, text)
+            try:
+                status = self._retrying(lambda: self._attempt(change))
+                if status is StepStatus.DONE:
+                    self.gateway.verify(change)
+                    self._record_effects(str(change.action), journal_target(change), change, self._now())
+                self.store.end_operation(change.id, "done" if status is StepStatus.DONE else "already done")
+                res = StepResult(change.id, change.address, change.action, status)
+            except errors.AzureError as exc:
+                self.store.end_operation(change.id, "failed", _verbatim(exc))
+                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
+            except Exception as exc:  # a bug must not take the other branches down; report it as a failure
+                self.store.end_operation(change.id, "failed", f"{type(exc).__name__}: {exc}")
+                res = StepResult(
+                    change.id,
+                    change.address,
+                    change.action,
+                    StepStatus.FAILED,
+                    f"internal error: {type(exc).__name__}: {exc}",
+                )
+        res.seconds = time.monotonic() - started
+        self.progress.step_finished(change.id, str(res.status))
+        return res
+
+    def _attempt(self, change: Change) -> StepStatus:
+        """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send."""
+        pre = self.gateway.precheck(change)
+        if pre is Precheck.IN_PROGRESS:
+            self.progress.note(change.id, "waiting for a running operation (rules C6/W5)")
+            self.gateway.wait_idle(change, timeout=self.busy_timeout)
+            pre = self.gateway.precheck(change)
+            if pre is Precheck.IN_PROGRESS:
+                raise errors.Busy(f"{change.address}: another operation is still running")
+        if pre is Precheck.DONE:
+            return StepStatus.ALREADY_DONE
+
+        def on_sent(status_url: str | None, token: str | None) -> None:
+            # journaled BEFORE waiting: a crash from here on resumes this operation, never re-issues it
+            self.store.record_operation_sent(change.id, status_url=status_url, continuation_token=token)
+
+        handle = self.gateway.start(change, on_sent)
+        self.gateway.wait(handle)
+        return StepStatus.DONE
+
+    def _retrying(self, fn: Callable[[], Any]) -> Any:
+        retryer = Retrying(
+            retry=retry_if_exception_type((errors.Transient, errors.Busy, errors.OutcomeUnknown)),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait_for,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retryer(fn)
+
+    def _wait_for(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = getattr(exc, "retry_after", None)
+        if isinstance(hinted, int | float) and hinted >= 0:
+            return float(min(hinted, self.backoff_max))
+        return float(min(self.backoff * (2 ** (state.attempt_number - 1)), self.backoff_max))
+
+    def _record_effects(self, action: str, target: str, change: Change | None, at: datetime) -> None:
+        """W3: every link/unlink that reached Azure counts; C11: a deleted cluster's name stays reserved."""
+        if _is_link(action):
+            cluster = change.parameters.get("cluster_id") if change else None
+            self.store.record_link_operation(
+                LinkOperation(
+                    workspace_key=ids.id_key(target),
+                    kind=str(action),
+                    at=at,
+                    cluster_key=ids.id_key(str(cluster)) if cluster else None,
+                )
+            )
+        elif action == Action.DELETE:
+            p = change.parameters if change else {}
+            rid = ids.ResourceId.parse(target)
+            self.store.record_cluster_deletion(
+                ClusterDeletion(
+                    cluster_key=ids.id_key(target),
+                    subscription=rid.subscription,
+                    location=str(
+                        p.get("location") or (change.before or {}).get("location", "") if change else ""
+                    ),
+                    name=rid.name,
+                    at=at,
+                )
+            )
+
+
+def _verbatim(exc: errors.AzureError) -> str:
+    """Azure's code and message as Azure wrote them (issue 5), with our context first."""
+    return str(exc)
+
+
+def summarise(result: ApplyResult) -> Iterable[str]:
+    """Lines for the end of an apply: counts, root causes only, and the deferred dates again."""
+    done = result.count(StepStatus.DONE)
+    already = result.count(StepStatus.ALREADY_DONE)
+    skipped = result.count(StepStatus.SKIPPED_UPSTREAM)
+    failed = result.failed
+    yield (
+        f"Apply {'complete' if not failed else 'failed'}: {done} changed, {already} already done, "
+        f"{len(failed)} failed, {skipped} skipped, {len(result.resumed)} resumed."
+    )
+    for step in failed:
+        yield f"  error: {step.address}: {step.message}"
+        blocked = [s.address for s in result.steps if s.upstream == step.id]
+        if blocked:
+            yield f"    skipped because of it: {', '.join(blocked)}"
+    for address, rule, when, why in result.deferred:
+        date = when.strftime("%Y-%m-%d %H:%M UTC") if when else "after its upstream change"
+        yield f"  deferred: {address} (rule {rule}) not before {date}: {why}"
