@@ -1,0 +1,192 @@
+"""`cmkctl plan`: load the spec, observe Azure, plan against the rules and calendar, render.
+
+    cmkctl plan -f PATH... [--out FILE] [--format text|markdown|json] [--detailed-exitcode] [--state DIR]
+
+The JSON plan is the artefact (`--out` always writes JSON, whatever `--format` prints). Exit codes:
+1 on any error (never a traceback); with --detailed-exitcode 0 = nothing to do, 2 = changes or
+deferred work (so CI can tell "in sync" from "needs apply"), otherwise 0 on success.
+
+`now` is the wall clock unless CMKCTL_NOW (ISO-8601) is set: a what-if knob ("plan as of date") that
+the emulator-backed tests use to follow the emulator's simulated clock.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from controller.azure.clients import AzureClients
+from controller.azure.observe import observe, parse_time
+from controller.errors import CmkError
+from controller.loading import load
+from controller.model.history import History
+from controller.model.limits import for_profile
+from controller.model.observed import ObservedState
+from controller.model.spec import DesiredState
+from controller.planning.plan import Plan
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+STATE_ENV = "CMKCTL_STATE"
+NOW_ENV = "CMKCTL_NOW"
+MARKDOWN_LIMIT = 65_000  # GitHub PR comments stop at 65,536 characters
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+def plan_now(env: dict[str, str] | None = None) -> datetime:
+    """The planning clock: CMKCTL_NOW if set (what-if / simulated time), else the wall clock."""
+    raw = (env if env is not None else dict(os.environ)).get(NOW_ENV)
+    if raw:
+        parsed = parse_time(raw)
+        if parsed is None:
+            raise CmkError(f"{NOW_ENV}={raw!r} is not an ISO-8601 date-time")
+        return parsed
+    return datetime.now(UTC)
+
+
+def local_history(state: str | None) -> History:
+    """The local journal (rule W3 link times, C11 deletions) if a state store exists; never creates one.
+
+    Seam: the executor's SQLite store (controller.state) is the journal; a remote blob store
+    (controller.azure.blob_store) can replace it later without touching the planner.
+    """
+    chosen = state or os.environ.get(STATE_ENV)
+    directory = Path(chosen) if chosen else Path.cwd() / ".cmkctl"
+    try:
+        from controller.state.sqlite_store import FILENAME, SqliteHistoryStore
+    except ImportError:  # the state package is optional for planning
+        return History()
+    if not (directory / FILENAME).exists():
+        return History()
+    store = SqliteHistoryStore(directory)
+    try:
+        return store.load()
+    finally:
+        store.close()
+
+
+def make_plan_for(
+    desired: DesiredState, observed: ObservedState, history: History, now: datetime
+) -> Plan:
+    """Call the pure planner (controller.planning.planner.make_plan)."""
+    try:
+        planner = importlib.import_module("controller.planning.planner")
+    except ImportError as err:
+        raise CmkError("the planner is not available in this build (controller.planning.planner)") from err
+    limits = for_profile(desired.settings.limits_profile)
+    result: Plan = planner.make_plan(desired, observed, now, history, limits)
+    return result
+
+
+def build_plan(
+    paths: Sequence[str],
+    *,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+    now: datetime | None = None,
+) -> tuple[Plan, ObservedState]:
+    """Load, observe, merge history, plan. Raises CmkError subclasses only for expected failures."""
+    desired = load(list(paths))
+    when = now or plan_now()
+    own = clients is None
+    azure = clients or AzureClients()
+    try:
+        observed, live_history = observe(desired, azure, now=when)
+    finally:
+        if own:
+            azure.close()
+    history = local_history(state).merged(live_history)
+    return make_plan_for(desired, observed, history, when), observed
+
+
+def plan_json(plan: Plan) -> str:
+    return plan.model_dump_json(indent=2) + "\n"
+
+
+def render(plan: Plan, fmt: Format) -> str:
+    """Text and markdown are rendered from the JSON artefact (controller.render)."""
+    if fmt is Format.JSON:
+        return plan_json(plan)
+    from controller import render as renderers
+
+    fn: Any = getattr(renderers, "render_markdown" if fmt is Format.MARKDOWN else "render_text", None)
+    if fn is None:  # renderer not available: the artefact is still correct
+        return plan_json(plan)
+    out = str(fn(plan))
+    if fmt is Format.MARKDOWN and len(out) > MARKDOWN_LIMIT:
+        out = out[: MARKDOWN_LIMIT - 80] + "\n\n… (truncated; see the JSON plan for everything)\n"
+    return out if out.endswith("\n") else out + "\n"
+
+
+def exit_code(plan: Plan, detailed: bool) -> int:
+    if not detailed:
+        return EXIT_OK
+    return EXIT_CHANGES if plan.has_work else EXIT_OK
+
+
+def run(
+    paths: Sequence[str],
+    *,
+    out: str | None = None,
+    fmt: Format = Format.TEXT,
+    detailed_exitcode: bool = False,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+) -> int:
+    """The command body; returns the exit code and never lets a traceback reach the user."""
+    try:
+        plan, observed = build_plan(paths, state=state, clients=clients)
+        for warning in observed.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if out:
+            Path(out).write_text(plan_json(plan), encoding="utf-8")
+        sys.stdout.write(render(plan, fmt))
+        sys.stdout.flush()
+        return exit_code(plan, detailed_exitcode)
+    except CmkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # a bug must still reach the user as one line, not a traceback
+        print(f"error: internal error ({type(err).__name__}): {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def plan_command(
+    files: Annotated[
+        list[str], typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory (repeatable)")
+    ],
+    out: Annotated[str | None, typer.Option("--out", metavar="FILE", help="Write the JSON plan artefact here")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="What to print")] = Format.TEXT,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes or deferred")
+    ] = False,
+    state: Annotated[
+        str | None, typer.Option("--state", metavar="DIR", help="Local state directory (default $CMKCTL_STATE or .cmkctl)")
+    ] = None,
+) -> None:
+    """Show what apply would do now, what must wait (until when) and what can never run as declared."""
+    raise typer.Exit(
+        run(files, out=out, fmt=fmt, detailed_exitcode=detailed_exitcode, state=state)
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `plan` to the cmkctl app (called from controller.cli.app)."""
+    app.command("plan")(plan_command)
