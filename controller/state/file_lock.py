@@ -62,12 +62,16 @@ class FileLock:
                 self._sleep(self._poll)
         fh.seek(0)
         fh.truncate()
-        fh.write(json.dumps({
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "command": self.command,
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-        }))
+        fh.write(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "command": self.command,
+                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
+        )
         fh.flush()
         os.fsync(fh.fileno())
         self._fh = fh

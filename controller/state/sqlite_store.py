@@ -129,8 +129,14 @@ class SqliteHistoryStore:
             ),
             in_flight=tuple(
                 InFlightOperation(
-                    op_id=o, action=act, target=t, status_url=u, started=_dt(st), plan_id=p,
-                    continuation_token=tok, phase=ph,
+                    op_id=o,
+                    action=act,
+                    target=t,
+                    status_url=u,
+                    started=_dt(st),
+                    plan_id=p,
+                    continuation_token=tok,
+                    phase=ph,
                 )
                 for o, act, t, u, st, p, tok, ph in open_ops
             ),
@@ -152,8 +158,16 @@ class SqliteHistoryStore:
         self._write(
             "INSERT INTO operations (op_id, plan_id, action, target, phase, status_url, continuation_token,"
             " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (op.op_id, op.plan_id, op.action, op.target, op.phase, op.status_url, op.continuation_token,
-             _ts(op.started)),
+            (
+                op.op_id,
+                op.plan_id,
+                op.action,
+                op.target,
+                op.phase,
+                op.status_url,
+                op.continuation_token,
+                _ts(op.started),
+            ),
         )
 
     def record_operation_sent(
