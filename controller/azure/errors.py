@@ -19,10 +19,11 @@ Azure's `code` and `message` are kept verbatim (`err.code`, `err.azure_message`)
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Self
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -52,6 +53,13 @@ class AzureError(_Base):
         self.azure_message = azure_message
         self.operation = operation
         super().__init__(message)
+
+    def context(self, what: str) -> Self:
+        """The same error, its message prefixed with what we were doing."""
+        clone = copy.copy(self)
+        clone.args = (f"{what}: {self}",)
+        clone.operation = self.operation or what
+        return clone
 
 
 class Transient(AzureError):
@@ -200,13 +208,15 @@ def _busy_rule(status: int | None, code: str | None, message: str | None) -> Rul
     return None
 
 
-def map_error(exc: BaseException, *, operation: str | None = None) -> _Base:
+def map_error(exc: BaseException, *, operation: str | None = None) -> AzureError:
     """Translate one SDK exception into the project's tree (see the module docstring).
 
     Already-mapped errors pass through unchanged, so callers can wrap broadly without double mapping.
     """
-    if isinstance(exc, _Base):
+    if isinstance(exc, AzureError):
         return exc
+    if isinstance(exc, _Base):
+        return Terminal(str(exc), operation=operation)
     where = f"{operation}: " if operation else ""
     if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
         # raised by the credential itself (no token), not by a 401 from the service

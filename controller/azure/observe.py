@@ -295,17 +295,23 @@ class _Acc:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def warn(self, text: str) -> None:
-        log.warning("observe: %s", text)
+        log.info("observe: %s", text)
         with self.lock:
             self.warnings.append(text)
 
 
-def _attempt(acc: _Acc, what: str, fn: Callable[[], T]) -> T | None:
-    """Run one read; a mapped Azure error becomes a warning (unreadable, not missing)."""
+def _attempt(acc: _Acc, what: str, fn: Callable[[], T], *, required: bool = False) -> T | None:
+    """Run one read; a mapped Azure error becomes a warning (unreadable, not missing).
+
+    `required` reads (the cluster and workspace lists) raise instead: planning without them would
+    propose to create what already exists.
+    """
     try:
         return fn()
-    except Exception as exc:  # every SDK failure is mapped, then reported as a warning
-        err = map_error(exc, operation=what)
+    except Exception as exc:  # every SDK failure is mapped, then reported or raised
+        err = map_error(exc)
+        if required:
+            raise err.context(f"could not read {what}") from None
         acc.warn(f"could not read {what}: {err}")
         return None
 
@@ -314,7 +320,9 @@ def _read_subscription(
     sub: str, clients: AzureClients, acc: _Acc, *, now: datetime, window: timedelta, activity_log: bool
 ) -> None:
     la = clients.loganalytics(sub)
-    clusters = _attempt(acc, f"clusters of subscription {sub}", lambda: [_raw(c) for c in la.clusters.list()])
+    clusters = _attempt(
+        acc, f"clusters of subscription {sub}", lambda: [_raw(c) for c in la.clusters.list()], required=True
+    )
     for data in clusters or []:
         try:
             c = cluster_from_arm(data)
@@ -324,7 +332,10 @@ def _read_subscription(
         with acc.lock:
             acc.clusters[ids.id_key(c.id)] = c
     workspaces = _attempt(
-        acc, f"workspaces of subscription {sub}", lambda: [_raw(w) for w in la.workspaces.list()]
+        acc,
+        f"workspaces of subscription {sub}",
+        lambda: [_raw(w) for w in la.workspaces.list()],
+        required=True,
     )
     for data in workspaces or []:
         try:
@@ -436,7 +447,11 @@ def observe(
     activity_log: bool = True,
     max_workers: int = 8,
 ) -> tuple[ObservedState, History]:
-    """Read everything the spec touches; never raises for an unreadable part (see warnings)."""
+    """Read everything the spec touches.
+
+    Raises an `AzureError` only when a subscription's cluster or workspace list is unreadable (a plan
+    from an empty view would be dangerous); any other unreadable part becomes a warning.
+    """
     subs = sorted(desired.subscriptions())
     window = for_profile(desired.settings.limits_profile).link_window
     acc = _Acc()

@@ -13,6 +13,7 @@ the emulator-backed tests use to follow the emulator's simulated clock.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -113,6 +114,12 @@ def build_plan(
     return make_plan_for(desired, observed, history, when), observed
 
 
+def quiet_sdk_logging() -> None:
+    """The SDKs log multi-line credential and HTTP chatter; our own messages say what matters."""
+    for name in ("azure", "controller.azure"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def plan_json(plan: Plan) -> str:
     return plan.model_dump_json(indent=2) + "\n"
 
@@ -148,6 +155,7 @@ def run(
     clients: AzureClients | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
+    quiet_sdk_logging()
     try:
         plan, observed = build_plan(paths, state=state, clients=clients)
         for warning in observed.warnings:
@@ -172,13 +180,18 @@ def plan_command(
     files: Annotated[
         list[str], typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory (repeatable)")
     ],
-    out: Annotated[str | None, typer.Option("--out", metavar="FILE", help="Write the JSON plan artefact here")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", metavar="FILE", help="Write the JSON plan artefact here")
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="What to print")] = Format.TEXT,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes or deferred")
     ] = False,
     state: Annotated[
-        str | None, typer.Option("--state", metavar="DIR", help="Local state directory (default $CMKCTL_STATE or .cmkctl)")
+        str | None,
+        typer.Option(
+            "--state", metavar="DIR", help="Local state directory (default $CMKCTL_STATE or .cmkctl)"
+        ),
     ] = None,
 ) -> None:
     """Show what apply would do now, what must wait (until when) and what can never run as declared."""
