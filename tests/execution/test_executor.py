@@ -1,0 +1,208 @@
+"""Executor behaviour a user notices: order, skips, retries, journal-before-wait, resume, summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from exec_fakes import T0, FakeAzure, create, link, plan_of, workspace_id
+
+from controller.azure import errors
+from controller.execution.executor import Executor, StepStatus, summarise
+from controller.model.history import InFlightOperation
+from controller.model.rules import Rule
+from controller.planning.plan import Action, Deferred
+from controller.state.sqlite_store import SqliteHistoryStore
+
+
+def _executor(
+    tmp_path: Path, azure: FakeAzure, **kw: object
+) -> tuple[Executor, SqliteHistoryStore, list[float]]:
+    store = SqliteHistoryStore(tmp_path)
+    azure.store = store
+    slept: list[float] = []
+    ex = Executor(gateway=azure, store=store, sleep=slept.append, now=lambda: T0, **kw)  # type: ignore[arg-type]
+    return ex, store, slept
+
+
+def test_failed_step_skips_descendants_and_summary_names_root_cause_only(tmp_path: Path) -> None:
+    """Scenario: cluster 'a' fails to create (rule C2); its link is skipped, not reported as an error;
+    cluster 'b' and its link on an independent branch still converge."""
+    azure = FakeAzure()
+    azure.faults["create-a"].append(
+        errors.RuleViolation(
+            "Azure said 400 BadRequest: too many clusters in region", rule_id=Rule.C2, code="BadRequest"
+        )
+    )
+    plan = plan_of(
+        create("a"), link("w1", "a", deps=("create-a",)), create("b"), link("w2", "b", deps=("create-b",))
+    )
+    ex, store, _ = _executor(tmp_path, azure)
+
+    result = ex.apply(plan)
+
+    status = {s.id: s.status for s in result.steps}
+    assert status == {
+        "create-a": StepStatus.FAILED,
+        "link-w1": StepStatus.SKIPPED_UPSTREAM,
+        "create-b": StepStatus.DONE,
+        "link-w2": StepStatus.DONE,
+    }
+    assert [s.id for s in result.failed] == ["create-a"]
+    lines = list(summarise(result))
+    assert "1 failed, 1 skipped" in lines[0]
+    assert any("too many clusters in region" in line for line in lines)  # Azure's message verbatim
+    assert any("skipped because of it: workspace.w1" in line for line in lines)
+    assert "link-w1" not in azure.sent
+    assert [o["outcome"] for o in store.operations() if o["op_id"] == "create-a"] == ["failed"]
+
+
+def test_already_done_steps_are_skipped_without_sending(tmp_path: Path) -> None:
+    """Scenario: re-running an apply whose work is done sends nothing (idempotency)."""
+    azure = FakeAzure(done={"create-a", "link-w1"})
+    ex, store, _ = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(create("a"), link("w1", "a", deps=("create-a",))))
+    assert [s.status for s in result.steps] == [StepStatus.ALREADY_DONE, StepStatus.ALREADY_DONE]
+    assert azure.sent == []
+    assert store.load().link_operations == ()  # nothing sent: no W3 budget spent
+
+
+def test_throttled_patch_is_retried_after_retry_after(tmp_path: Path) -> None:
+    """Scenario: Azure answers 429 Retry-After 7 twice (azure-core does not retry 429 on PATCH);
+    the step waits 7 s each time and then succeeds."""
+    azure = FakeAzure()
+    for _ in range(2):
+        azure.faults["create-a"].append(errors.Transient("429 throttled", retry_after=7.0, status=429))
+    ex, _, slept = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(create("a")))
+    assert result.ok
+    assert slept == [7.0, 7.0]
+    assert azure.sent == ["create-a"] * 3
+
+
+def test_server_errors_back_off_exponentially_then_give_up(tmp_path: Path) -> None:
+    """Scenario: a persistent 500 is retried with growing waits, then reported (not retried forever)."""
+    azure = FakeAzure()
+    azure.faults["create-a"].extend(errors.Transient("Azure said 500", status=500) for _ in range(10))
+    ex, _, slept = _executor(tmp_path, azure, max_attempts=4, backoff=1.0)
+    result = ex.apply(plan_of(create("a")))
+    assert [s.status for s in result.steps] == [StepStatus.FAILED]
+    assert "Azure said 500" in result.steps[0].message
+    assert slept == [1.0, 2.0, 4.0]
+
+
+def test_link_with_lost_response_is_reobserved_not_resent(tmp_path: Path) -> None:
+    """Scenario: the link PUT reached Azure but the response was lost (outcome unknown). The retry
+    re-reads first, finds the link in effect and does not send a second one (rule W3 budget)."""
+    azure = FakeAzure()
+    azure.faults["link-w1"].append(errors.OutcomeUnknown("sent, no response"))
+    azure.lost_responses.add("link-w1")
+    ex, _, _ = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(link("w1", "a")))
+    assert result.steps[0].status is StepStatus.ALREADY_DONE
+    assert azure.sent == ["link-w1"]
+
+
+def test_rule_violation_is_not_retried(tmp_path: Path) -> None:
+    """Scenario: a W3 refusal is final for this apply: one request, Azure's words in the result."""
+    azure = FakeAzure()
+    azure.faults["link-w1"].append(
+        errors.RuleViolation(
+            "Azure said 400 BadRequest: Operation limit of 2 link operations per 30 days", rule_id=Rule.W3
+        )
+    )
+    ex, _, slept = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(link("w1", "a")))
+    assert azure.sent == ["link-w1"]
+    assert slept == []
+    assert "Operation limit of 2 link operations per 30 days" in result.steps[0].message
+
+
+def test_busy_cluster_is_waited_for_and_retried(tmp_path: Path) -> None:
+    """Scenario: 'async operation in progress' (rule C6) makes the step wait and try again."""
+    azure = FakeAzure()
+    azure.faults["create-a"].append(
+        errors.Busy("Azure said 400: async operation in progress", rule_id=Rule.C6)
+    )
+    ex, _, slept = _executor(tmp_path, azure)
+    assert ex.apply(plan_of(create("a"))).ok
+    assert len(slept) == 1
+    assert azure.sent == ["create-a", "create-a"]
+
+
+def test_token_is_journaled_before_waiting_and_link_time_recorded(tmp_path: Path) -> None:
+    """Scenario: every LRO's token is in the journal before the wait begins (crash safety), and a
+    completed link is recorded with its time for the W3 budget."""
+    azure = FakeAzure()
+    ex, store, _ = _executor(tmp_path, azure)
+    assert ex.apply(plan_of(create("a"), link("w1", "a", deps=("create-a",)))).ok
+    assert azure.journal_seen_before_wait == [True, True]
+    (op,) = store.load().link_operations
+    assert (op.kind, op.at) == ("link", T0)
+    assert store.load().in_flight == ()
+
+
+def test_one_operation_per_cluster_at_a_time_but_clusters_in_parallel(tmp_path: Path) -> None:
+    """Scenario: four links to cluster 'a' run one at a time (rules C6/W5 serialisation) while
+    cluster 'b' is created alongside."""
+    azure = FakeAzure(step_seconds=0.05)
+    changes = [link(f"w{i}", "a") for i in range(4)] + [create("b")]
+    ex, _, _ = _executor(tmp_path, azure, parallelism=5)
+    assert ex.apply(plan_of(*changes)).ok
+    assert max(v for k, v in azure.max_active.items() if k.endswith("/a")) == 1
+    assert azure.max_total == 2
+
+
+def test_deferred_items_are_not_run_and_dates_are_repeated(tmp_path: Path) -> None:
+    """Scenario: a capacity decrease deferred by rule C4 is not run; the summary repeats its date, and
+    a change that depends on it is skipped."""
+    when = T0 + timedelta(days=12)
+    deferred = Deferred(
+        id="update-a",
+        action=Action.UPDATE,
+        address="cluster.a",
+        resource_id="x",
+        rule="C4",
+        reason="capacity decrease locked for 30 days",
+        not_before=when,
+    )
+    azure = FakeAzure()
+    ex, _, _ = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(create("b"), link("w1", "a", deps=("update-a",)), deferred=(deferred,)))
+    assert azure.sent == ["create-b"]
+    assert "skipped" in next(s.status for s in result.steps if s.id == "link-w1")
+    assert any("rule C4" in line and "2026-12-12 05:00 UTC" in line for line in summarise(result))
+
+
+def test_restart_resumes_recorded_operation_instead_of_reissuing(tmp_path: Path) -> None:
+    """Scenario: a previous apply died while waiting for a cluster create and a link; the next apply
+    resumes both from their journaled tokens, sends nothing new, and counts the link for W3."""
+    store = SqliteHistoryStore(tmp_path)
+    for op_id, action, target in (
+        ("c", "create", create("a").resource_id),
+        ("l", "link", workspace_id("w1")),
+    ):
+        store.begin_operation(InFlightOperation(op_id, action, target, None, T0))
+        store.record_operation_sent(op_id, status_url="u", continuation_token=f"tok-{op_id}")
+    azure = FakeAzure()
+    ex, store, _ = _executor(tmp_path, azure)
+    results = ex.resume_in_flight()
+    assert [r.status for r in results] == [StepStatus.RESUMED, StepStatus.RESUMED]
+    assert azure.resumed == [("create", "tok-c"), ("link", "tok-l")]
+    assert azure.sent == []
+    assert store.load().in_flight == ()
+    assert [o.kind for o in store.load().link_operations] == ["link"]
+
+
+def test_restart_reobserves_link_whose_outcome_is_unknown(tmp_path: Path) -> None:
+    """Scenario: the apply died after journaling 'begin' of two links but before any token: one
+    reached Azure (counts for W3), the other did not (costs nothing). Nothing is re-sent blindly."""
+    store = SqliteHistoryStore(tmp_path)
+    store.begin_operation(InFlightOperation("l1", "link", workspace_id("w1"), None, T0))
+    store.begin_operation(InFlightOperation("l2", "link", workspace_id("w2"), None, T0))
+    azure = FakeAzure(done={f"linked:{workspace_id('w1')}"})
+    ex, store, _ = _executor(tmp_path, azure)
+    ex.resume_in_flight()
+    assert azure.sent == []
+    assert [o.workspace_key for o in store.load().link_operations] == [workspace_id("w1").lower()]
+    assert store.load().in_flight == ()
