@@ -1,0 +1,288 @@
+"""The `/_emulator/` admin API (any host): request log, clock, faults, harm events, seed, reset,
+config. It is how tests, benchmarks and users' CI steer and observe the emulator."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from emulator.clock import iso7, parse_time
+from emulator.http import Request, Response
+from emulator.limits import PROFILES
+from emulator.state import Cluster, Emulator, Fault, Workspace, norm_loc
+
+
+def _err(status: int, message: str) -> Response:
+    return Response(status, {"error": {"code": "BadRequest", "message": message}})
+
+
+def handle(em: Emulator, req: Request) -> Response:
+    what = req.path[len("/_emulator/") :].strip("/").lower()
+    try:
+        body = req.json() if req.body else {}
+    except ValueError:
+        return _err(400, "The body is not JSON.")
+    if body is None:
+        body = {}
+    try:
+        return _dispatch(em, req.method, what, body)
+    except (KeyError, TypeError, ValueError) as exc:
+        return _err(400, f"Bad admin request: {type(exc).__name__}: {exc}")
+
+
+def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
+    with em.lock:
+        em.tick()
+        if what == "requests":
+            if method == "GET":
+                return Response(200, {"requests": list(em.requests)})
+            if method == "DELETE":
+                em.requests.clear()
+                return Response(200, {"requests": []})
+        if what == "clock":
+            if method == "POST":
+                if "now" in body:
+                    em.clock.set(parse_time(str(body["now"])))
+                if "advance_seconds" in body:
+                    em.clock.advance(float(body["advance_seconds"]))
+                if "time_scale" in body:
+                    em.clock.set_time_scale(float(body["time_scale"]))
+                em.tick()
+            if method in ("GET", "POST"):
+                return Response(200, {"now": iso7(em.now()), "time_scale": em.clock.time_scale})
+        if what == "events" and method == "GET":
+            return Response(200, {"events": list(em.events)})
+        if what == "faults":
+            if method == "POST":
+                em.faults.append(make_fault(body))
+                return Response(200, {"faults": len(em.faults)})
+            if method == "DELETE":
+                em.faults.clear()
+                return Response(200, {"faults": 0})
+            if method == "GET":
+                return Response(
+                    200,
+                    {
+                        "faults": [
+                            {"method": f.method, "path": f.path.pattern, "count": f.count} for f in em.faults
+                        ]
+                    },
+                )
+        if what == "seed" and method == "POST":
+            return Response(200, seed(em, body))
+        if what == "reset" and method == "POST":
+            em.reset()
+            return Response(200, {"reset": True})
+        if what == "config":
+            if method == "POST":
+                configure(em, body)
+            if method in ("GET", "POST"):
+                return Response(
+                    200,
+                    {
+                        "durations": dict(em.durations),
+                        "limits": em.limits.name,
+                        "throttling": em.throttling,
+                        "tenant_id": em.tenant_id,
+                        "no_double_encryption_regions": sorted(em.no_double_encryption_regions),
+                    },
+                )
+    return _err(404, f"Unknown admin endpoint {method} /_emulator/{what}")
+
+
+def make_fault(body: dict[str, Any]) -> Fault:
+    return Fault(
+        method=(str(body["method"]).upper() if body.get("method") else None),
+        path=re.compile(str(body.get("path", ".*")), re.IGNORECASE),
+        status=int(body["status"]) if body.get("status") is not None else None,
+        retry_after=float(body["retry_after"]) if body.get("retry_after") is not None else None,
+        reset=bool(body.get("reset", False)),
+        delay=float(body.get("delay", 0.0)),
+        fail_operation=bool(body.get("fail_operation", False)),
+        stick_operation=float(body.get("stick_operation", 0.0)),
+        count=int(body["count"]) if body.get("count") is not None else None,
+        probability=float(body["probability"]) if body.get("probability") is not None else None,
+        code=str(
+            body.get("code", "InternalServerError" if int(body.get("status") or 500) >= 500 else "BadRequest")
+        ),
+        message=str(body.get("message", "Injected fault.")),
+    )
+
+
+def configure(em: Emulator, body: dict[str, Any]) -> None:
+    durations = body.get("durations") or {}
+    for k, v in durations.items():
+        if k not in em.durations:
+            raise ValueError(f"unknown operation kind {k!r}; known: {sorted(em.durations)}")
+        em.durations[k] = float(v)
+    if "limits" in body:
+        em.limits = PROFILES[str(body["limits"])]
+    if "throttling" in body:
+        em.throttling = bool(body["throttling"])
+        em.buckets.clear()
+    if "no_double_encryption_regions" in body:
+        em.no_double_encryption_regions = {norm_loc(r) for r in body["no_double_encryption_regions"]}
+    if "tenant_id" in body:
+        em.tenant_id = str(body["tenant_id"])
+    if "cluster_page_size" in body:
+        em.cluster_page_size = max(1, int(body["cluster_page_size"]))
+    if "time_scale" in body:
+        em.clock.set_time_scale(float(body["time_scale"]))
+
+
+def _ensure_rg(em: Emulator, sub: str, rg: str, location: str) -> None:
+    em.resource_groups.setdefault(f"{sub}/{rg}".lower(), {"name": rg, "location": norm_loc(location)})
+
+
+def seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
+    """Load an estate: the world as it already is in Azure (with its past), before the product runs.
+
+    Keys (all optional): resource_groups, identities, storage_accounts, vaults (→ vault registry),
+    clusters, workspaces. Times are ISO-8601; missing times mean "now"."""
+    now = em.now()
+    for g in estate.get("resource_groups", []):
+        _ensure_rg(em, g["subscription"], g["name"], g.get("location", "eastus"))
+    for i in estate.get("identities", []):
+        em.identities[i["id"].lower()] = {
+            "principalId": i.get("principal_id") or str(uuid.uuid4()),
+            "clientId": i.get("client_id") or str(uuid.uuid4()),
+        }
+    for s in estate.get("storage_accounts", []):
+        sid = s.get("id") or (
+            f"/subscriptions/{s['subscription']}/resourceGroups/{s['resource_group']}"
+            f"/providers/Microsoft.Storage/storageAccounts/{s['name']}"
+        )
+        em.storage_accounts[sid.lower()] = {"id": sid, "location": norm_loc(s.get("location", "eastus"))}
+    if estate.get("vaults"):
+        em.vaults.seed(list(estate["vaults"]))
+    for c in estate.get("clusters", []):
+        _seed_cluster(em, c, now)
+    for w in estate.get("workspaces", []):
+        _seed_workspace(em, w, now)
+    em.list_cache.clear()
+    em._recheck_revocations()
+    return {
+        "clusters": len(em.clusters),
+        "workspaces": len(em.workspaces),
+        "soft_deleted": len(em.soft_deleted),
+        "storage_accounts": len(em.storage_accounts),
+    }
+
+
+def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
+    sub, rg, name = c["subscription"], c["resource_group"], c["name"]
+    location = c.get("location", "eastus")
+    _ensure_rg(em, sub, rg, location)
+    ident = c.get("identity", "SystemAssigned")
+    if isinstance(ident, str):
+        ident = {"type": ident}
+    itype = str(ident.get("type", "SystemAssigned"))
+    uais: dict[str, dict[str, str]] = {}
+    for rid in ident.get("userAssignedIdentities") or {}:
+        known = em.identities.get(rid.lower()) or {
+            "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, rid.lower())),
+            "clientId": str(uuid.uuid5(uuid.NAMESPACE_DNS, rid.lower())),
+        }
+        uais[rid] = dict(known)
+    created = parse_time(c["created"]) if c.get("created") else now
+    cl = Cluster(
+        subscription=sub,
+        resource_group=rg,
+        name=name,
+        location=location,
+        tags=dict(c.get("tags") or {}),
+        identity_type=itype,
+        principal_id=(c.get("principal_id") or str(uuid.uuid4()))
+        if "systemassigned" in itype.lower()
+        else None,
+        tenant_id=c.get("tenant_id", em.tenant_id),
+        user_identities=uais,
+        capacity=int(c.get("capacity", 1000)),
+        sku_name="CapacityReservation",
+        billing_type=c.get("billing_type", "Cluster"),
+        double_encryption=bool(c.get("double_encryption", True)),
+        availability_zones=bool(c.get("availability_zones", True)),
+        key=dict(c["key"]) if c.get("key") else None,
+        cluster_id=c.get("cluster_id") or str(uuid.uuid4()),
+        created=created,
+        last_modified=created,
+        last_sku_update=parse_time(c["last_sku_update"]) if c.get("last_sku_update") else created,
+    )
+    if c.get("key") is not None:
+        cl.key = {
+            "keyVaultUri": c["key"].get("keyVaultUri"),
+            "keyName": c["key"].get("keyName"),
+            "keyVersion": c["key"].get("keyVersion") or "",
+        }
+    state = str(c.get("provisioning_state", "Succeeded"))
+    if c.get("deleted"):
+        cl.deleted_at = parse_time(c["deleted"])
+        em.soft_deleted.append(cl)
+        return
+    em.clusters[cl.key_id] = cl
+    if state.lower() in ("creating", "provisioningaccount"):
+        remaining = float(c.get("remaining_seconds", em.durations["cluster_create"]))
+        op = em.new_operation("cluster_create", sub, location, cl.key_id)
+        op.end = now + timedelta(seconds=remaining)
+        cl.op = op
+    elif state.lower() == "failed":
+        cl.failed = True
+
+
+def _seed_workspace(em: Emulator, w: dict[str, Any], now: Any) -> None:
+    sub, rg, name = w["subscription"], w["resource_group"], w["name"]
+    location = w.get("location", "eastus")
+    _ensure_rg(em, sub, rg, location)
+    created = parse_time(w["created"]) if w.get("created") else now
+    ws = Workspace(
+        subscription=sub,
+        resource_group=rg,
+        name=name,
+        location=norm_loc(location),
+        tags=dict(w.get("tags") or {}),
+        sku=w.get("sku", "PerGB2018"),
+        retention=int(w.get("retention", 30)),
+        customer_id=w.get("customer_id") or str(uuid.uuid4()),
+        created=created,
+        modified=created,
+        ready_at=created,
+        saved_searches=int(w.get("saved_searches", 0)),
+    )
+    cluster = w.get("cluster")
+    if cluster:
+        if not str(cluster).startswith("/"):
+            cluster = (
+                f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights"
+                f"/clusters/{cluster}"
+            )
+        ws.cluster = str(cluster)
+        ws.linked_at = parse_time(w["linked_at"]) if w.get("linked_at") else created
+    for t, st in (w.get("storage") or {}).items():
+        ws.storage[t.lower()] = list(st) if isinstance(st, list) else [st]
+    em.workspaces[ws.key_id] = ws
+    # Past link/unlink operations: count for rule W3 and appear in the Activity Log.
+    for entry in w.get("link_ops", []):
+        if isinstance(entry, str):
+            entry = {"time": entry, "kind": "link"}
+        t = parse_time(entry["time"])
+        kind = entry.get("kind", "link")
+        ws.link_history.append((t, kind))
+        corr = str(uuid.uuid4())
+        name_ = "Microsoft.OperationalInsights/workspaces/linkedServices/" + (
+            "delete" if kind == "unlink" else "write"
+        )
+        for status, offset in (("Started", 0), ("Accepted", 0), ("Succeeded", 1800)):
+            em.activity_event(
+                subscription=sub,
+                resource_group=rg,
+                resource_id=em.link_resource_id(ws),
+                operation_name=name_,
+                status=status,
+                correlation_id=corr,
+                when=t + timedelta(seconds=offset),
+                sub_status="Accepted" if status == "Accepted" else "",
+                http_status=200 if status != "Started" else None,
+                method="DELETE" if kind == "unlink" else "PUT",
+            )

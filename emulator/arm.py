@@ -1,0 +1,1227 @@
+"""Azure Resource Manager for management.azure.com: resource groups, Log Analytics clusters,
+workspaces, linked services, linked storage accounts, operation statuses, the Activity Log, and
+Microsoft.KeyVault/vaults (delegated to the vault registry). Shapes and texts follow
+shared/research/azure-api-facts.md; every DOMAIN.md rule is enforced here with the seed's message."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from emulator.clock import iso7, parse_time, rfc1123
+from emulator.http import Request, Response, arm_error
+from emulator.state import Cluster, Emulator, Operation, Workspace, norm_loc
+
+ARM_HOST = "management.azure.com"
+API_VERSIONS = ("2020-08-01", "2021-06-01", "2022-10-01", "2023-09-01", "2025-02-01", "2025-07-01")
+OPSTATUS_VERSIONS = (*API_VERSIONS, "2015-11-01-preview")
+ACTIVITY_VERSIONS = ("2015-04-01",)
+OPSTATUS_API = "2015-11-01-preview"  # real AAO URLs use it whatever the request's version (facts §6)
+
+CLUSTER_TYPE = "Microsoft.OperationalInsights/clusters"
+WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
+LS_TYPE = "Microsoft.OperationalInsights/workspaces/linkedServices"
+LSA_TYPE = "Microsoft.OperationalInsights/workspaces/linkedStorageAccounts"
+DATA_SOURCE_TYPES = {
+    "customlogs": "CustomLogs",
+    "azurewatson": "AzureWatson",
+    "query": "Query",
+    "alerts": "Alerts",
+    "ingestion": "Ingestion",
+}
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]{3,63}$")  # rule C1 (seed: a-z, A-Z, 0-9, 3-63)
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$")
+
+# Seed texts (DOMAIN.md error catalogue / seed "Error messages").
+MSG_NAME = "Cluster name is not valid. Cluster name can contain characters a-z, A-Z, 0-9 and length of 3-63."
+MSG_BODY = "The body of the request is null or in bad format."
+MSG_SKU_NAME = "SKU name is invalid. Set SKU name to capacityReservation."
+MSG_SKU_CAP_NOT_CR = (
+    "Capacity was provided but SKU is not capacityReservation. Set SKU name to capacityReservation."
+)
+MSG_SKU_NO_CAP = "Missing Capacity in SKU. Set Capacity value to 1000 or higher in steps of 100 (GB)."
+MSG_SKU_RANGE = (
+    "Capacity in SKU is not in range. Should be minimum 1000 and up to the max allowed capacity which is "
+    "available under 'Usage and estimated cost' in your workspace."
+)
+MSG_SKU_LOCKED = "Capacity is locked for 30 days. Decreasing capacity is permitted 30 days after update."
+MSG_NO_SKU = (
+    "No SKU was set. Set the SKU name to capacityReservation and Capacity value to 1000 or higher in steps "
+    "of 100 (GB)."
+)
+MSG_NO_IDENTITY = "Identity is null or empty. Set Identity with systemAssigned type."
+MSG_KVP_ON_CREATE = (
+    "KeyVaultProperties are set on creation. Update KeyVaultProperties after cluster creation."
+)
+MSG_ASYNC_CREATE = (
+    "Operation cannot be executed now. Async operation is in a state other than succeeded. Cluster must "
+    "complete its operation before any update operation is performed."
+)
+MSG_ASYNC = "Operation cannot be executed now. Wait for the Async operation to complete and try again."
+MSG_DELETING = (
+    "Cluster is in deleting state. Async operation is in progress . Cluster must complete its operation "
+    "before any update operation is performed."
+)
+MSG_KVP_FORMAT = "KeyVaultProperties is not empty but has a bad format."
+MSG_CLUSTER_404 = (
+    "Cluster not found, the cluster may have been deleted. If you try to create a cluster with that name and "
+    "get conflict, the cluster is in soft-delete for 14 days. You can contact support to recover it, or use "
+    "another name to create a new cluster."
+)
+MSG_DELETE_PROVISIONING = (
+    "Can't delete a cluster while in provisioning state. "
+    "Wait for the Async operation to complete and try again."
+)
+MSG_WS_404 = "Workspace not found. The workspace you specified doesn't exist or was deleted."
+MSG_LINK_IN_PROCESS = "Workspace link or unlink operation in process."
+MSG_LINK_CLUSTER_404 = (
+    "Cluster not found, the cluster you specified doesn't exist or was deleted. "
+    "If you try to create a cluster with that name and get conflict, "
+    "the cluster is in soft-delete for 14 days. You can contact support to recover it."
+)
+
+
+class _Route:
+    """Path segments with their lower-case twins (ARM routes case-insensitively, facts §1.1)."""
+
+    def __init__(self, path: str) -> None:
+        self.raw = [s for s in path.split("/") if s]
+        self.low = [s.lower() for s in self.raw]
+
+
+def handle(em: Emulator, req: Request) -> Response:
+    auth = req.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer ") or len(auth) <= 7:
+        return arm_error(
+            401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
+        )
+    r = _Route(req.path)
+    low = r.low
+    if len(low) < 2 or low[0] != "subscriptions":
+        return _no_route(req)
+    sub = r.raw[1]
+    try:
+        uuid.UUID(sub)
+    except ValueError:
+        return arm_error(
+            400,
+            "InvalidSubscriptionId",
+            f"The provided subscription identifier '{sub}' is malformed or invalid.",
+        )
+    with em.lock:
+        em.tick()
+        # /subscriptions/{s}/providers/...
+        if len(low) >= 4 and low[2] == "providers":
+            ns = low[3]
+            rest = low[4:]
+            if ns == "microsoft.operationalinsights":
+                if rest == ["clusters"] and req.method == "GET":
+                    return _versioned(req, API_VERSIONS) or _list_clusters(em, req, sub, None)
+                if rest == ["workspaces"] and req.method == "GET":
+                    return _versioned(req, API_VERSIONS) or _list_workspaces(em, sub, None)
+                if (
+                    len(rest) == 4
+                    and rest[0] == "locations"
+                    and rest[2] == "operationstatuses"
+                    and req.method == "GET"
+                ):
+                    return _versioned(req, OPSTATUS_VERSIONS) or _op_status(em, r.raw[7])
+            if (
+                ns == "microsoft.insights"
+                and rest == ["eventtypes", "management", "values"]
+                and req.method == "GET"
+            ):
+                return _versioned(req, ACTIVITY_VERSIONS) or _activity(em, req, sub)
+            return _no_route(req)
+        if len(low) >= 4 and low[2] == "resourcegroups":
+            rg = r.raw[3]
+            if len(low) == 4:
+                return _resource_group(em, req, sub, rg)
+            if len(low) >= 6 and low[4] == "providers":
+                ns = low[5]
+                rest_raw = r.raw[6:]
+                rest = low[6:]
+                if ns == "microsoft.keyvault" and rest and rest[0] == "vaults":
+                    if not _rg_exists(em, sub, rg) and req.method == "PUT":
+                        return _rg_404(rg)
+                    return em.vaults.handle_arm(req, sub, rg, rest_raw[1] if len(rest_raw) > 1 else None)
+                if ns == "microsoft.operationalinsights":
+                    return _operational_insights(em, req, sub, rg, rest_raw, rest)
+        return _no_route(req)
+
+
+def _no_route(req: Request) -> Response:
+    return arm_error(
+        404, "InvalidResourceType", f"The resource type could not be found for path '{req.path}'."
+    )
+
+
+def _versioned(req: Request, allowed: tuple[str, ...]) -> Response | None:
+    """None when the api-version is acceptable, else ARM's 400 (facts §1.1)."""
+    v = req.q("api-version")
+    if not v:
+        return arm_error(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if v not in allowed:
+        return arm_error(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{v}' is invalid. The supported versions are '{','.join(allowed)}'.",
+        )
+    return None
+
+
+# ---- resource groups -------------------------------------------------------------------------------
+def _rg_key(sub: str, rg: str) -> str:
+    return f"{sub}/{rg}".lower()
+
+
+def _rg_exists(em: Emulator, sub: str, rg: str) -> bool:
+    return _rg_key(sub, rg) in em.resource_groups
+
+
+def _rg_404(rg: str) -> Response:
+    return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+
+
+def _rg_body(sub: str, g: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": f"/subscriptions/{sub}/resourceGroups/{g['name']}",
+        "name": g["name"],
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": g["location"],
+        "tags": {},
+        "properties": {"provisioningState": "Succeeded"},
+    }
+
+
+def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
+    if not req.q("api-version"):
+        return _versioned(req, API_VERSIONS) or Response(400)
+    key = _rg_key(sub, rg)
+    if req.method == "PUT":
+        body = _json(req)
+        if not isinstance(body, dict) or not body.get("location"):
+            return arm_error(
+                400, "LocationRequired", "The location property is required for this definition."
+            )
+        existed = key in em.resource_groups
+        g = em.resource_groups.setdefault(key, {"name": rg, "location": norm_loc(str(body["location"]))})
+        return Response(200 if existed else 201, _rg_body(sub, g))
+    g2 = em.resource_groups.get(key)
+    if req.method in ("GET", "HEAD"):
+        if g2 is None:
+            return _rg_404(rg)
+        return Response(
+            200 if req.method == "GET" else 204, _rg_body(sub, g2) if req.method == "GET" else None
+        )
+    if req.method == "DELETE":
+        if g2 is None:
+            return _rg_404(rg)
+        for c in [c for c in em.clusters.values() if _rg_key(c.subscription, c.resource_group) == key]:
+            del em.clusters[c.key_id]
+        for w in [w for w in em.workspaces.values() if _rg_key(w.subscription, w.resource_group) == key]:
+            del em.workspaces[w.key_id]
+        em.list_cache.clear()
+        del em.resource_groups[key]
+        return Response(200)
+    return _no_route(req)
+
+
+def _json(req: Request) -> Any:
+    try:
+        return req.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _op_headers(req: Request, op: Operation, result_path: str | None = None) -> dict[str, str]:
+    base = f"https://{ARM_HOST}"
+    h = {
+        "Azure-AsyncOperation": (
+            f"{base}/subscriptions/{op.subscription}/providers/Microsoft.OperationalInsights/locations/"
+            f"{op.location}/operationStatuses/{op.id}?api-version={OPSTATUS_API}"
+        )
+    }
+    if result_path is not None:
+        h["Location"] = f"{base}{result_path}/operationresults/{op.id}?api-version={req.q('api-version')}"
+    return h
+
+
+def _op_status(em: Emulator, op_id: str) -> Response:
+    op = em.operations.get(op_id) or next(
+        (o for o in em.operations.values() if o.id.lower() == op_id.lower()), None
+    )
+    if op is None:
+        return arm_error(404, "NotFound", f"Operation '{op_id}' was not found.")
+    body: dict[str, Any] = {
+        "id": f"/subscriptions/{op.subscription}/providers/Microsoft.OperationalInsights/locations/"
+        f"{op.location}/operationStatuses/{op.id}",
+        "name": op.id,
+        "status": "InProgress",
+        "startTime": iso7(op.start),
+    }
+    if op.done:
+        body["status"] = "Failed" if op.failed else "Succeeded"
+        body["endTime"] = iso7(op.end)
+        if op.failed and op.error:
+            body["error"] = dict(op.error)
+        if op.kind == "cluster_delete":
+            body["properties"] = {}
+    return Response(200, body)
+
+
+# ---- OperationalInsights dispatch ------------------------------------------------------------------
+def _operational_insights(
+    em: Emulator, req: Request, sub: str, rg: str, raw: list[str], low: list[str]
+) -> Response:
+    if not low:
+        return _no_route(req)
+    bad = _versioned(req, API_VERSIONS)
+    if bad is not None:
+        return bad
+    kind = low[0]
+    if kind == "clusters":
+        if len(low) == 1 and req.method == "GET":
+            return _rg_404(rg) if not _rg_exists(em, sub, rg) else _list_clusters(em, req, sub, rg)
+        if len(low) == 2:
+            return _cluster(em, req, sub, rg, raw[1])
+        if len(low) == 4 and low[2] == "operationresults" and req.method == "GET":
+            return _op_result(em, raw[3])
+    if kind == "workspaces":
+        if len(low) == 1 and req.method == "GET":
+            return _rg_404(rg) if not _rg_exists(em, sub, rg) else _list_workspaces(em, sub, rg)
+        if len(low) == 2:
+            return _workspace(em, req, sub, rg, raw[1])
+        ws_key = f"{sub}/{rg}/{raw[1]}".lower()
+        if len(low) >= 3 and low[2] == "linkedservices":
+            if len(low) == 3 and req.method == "GET":
+                return _list_linked_services(em, ws_key, rg, raw[1])
+            if len(low) == 4:
+                return _linked_service(em, req, sub, rg, raw[1], raw[3])
+            if len(low) == 6 and low[4] == "operationresults" and req.method == "GET":
+                return _op_result(em, raw[5])
+        if len(low) >= 3 and low[2] == "linkedstorageaccounts":
+            if len(low) == 3 and req.method == "GET":
+                return _list_linked_storage(em, ws_key, rg, raw[1])
+            if len(low) == 4:
+                return _linked_storage(em, req, sub, rg, raw[1], raw[3])
+    return _no_route(req)
+
+
+def _op_result(em: Emulator, op_id: str) -> Response:
+    op = em.operations.get(op_id)
+    if op is None:
+        return arm_error(404, "NotFound", f"Operation '{op_id}' was not found.")
+    if not op.done:
+        return Response(202, None, {"Retry-After": "0"})
+    if op.failed:
+        return arm_error(400, (op.error or {}).get("code", "Failed"), (op.error or {}).get("message"))
+    return Response(204)
+
+
+# ---- clusters --------------------------------------------------------------------------------------
+def _cluster_body(em: Emulator, c: Cluster) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "provisioningState": c.provisioning_state(),
+        "clusterId": c.cluster_id,
+        "billingType": c.billing_type,
+        "lastModifiedDate": rfc1123(c.last_modified),
+        "createdDate": rfc1123(c.created),
+        "isDoubleEncryptionEnabled": c.double_encryption,
+        "isAvailabilityZonesEnabled": c.availability_zones,
+        "capacityReservationProperties": {
+            "lastSkuUpdate": rfc1123(c.last_sku_update),
+            "minCapacity": em.limits.capacity_min,
+        },
+        "associatedWorkspaces": [
+            {
+                "workspaceId": w.customer_id,
+                "workspaceName": w.name,
+                "resourceId": w.arm_id.lower(),
+                "associateDate": rfc1123(w.linked_at or c.created),
+            }
+            for w in em.workspaces.values()
+            if w.cluster is not None and w.cluster.lower() == c.arm_id.lower()
+        ],
+    }
+    if c.key is not None:
+        props["keyVaultProperties"] = dict(c.key)
+    identity: dict[str, Any] = {"type": c.identity_type}
+    if c.identity_type.lower() != "none":
+        if "systemassigned" in c.identity_type.lower():
+            identity["principalId"] = c.principal_id
+            identity["tenantId"] = c.tenant_id
+        if c.user_identities:
+            identity["userAssignedIdentities"] = {k: dict(v) for k, v in c.user_identities.items()}
+    return {
+        "identity": identity,
+        "sku": {"name": c.sku_name, "capacity": c.capacity},
+        "properties": props,
+        "id": c.arm_id,
+        "name": c.name,
+        "type": CLUSTER_TYPE,
+        "location": c.location,
+        "tags": dict(c.tags),
+    }
+
+
+def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Response:
+    items = [
+        c
+        for c in em.clusters.values()
+        if c.subscription.lower() == sub.lower() and (rg is None or c.resource_group.lower() == rg.lower())
+    ]
+    items.sort(key=lambda c: c.key_id)
+    skip = 0
+    token = req.q("$skiptoken")
+    if token and token.isdigit():
+        skip = int(token)
+    page = items[skip : skip + em.cluster_page_size]
+    body: dict[str, Any] = {"value": [_cluster_body(em, c) for c in page]}
+    if skip + em.cluster_page_size < len(items):
+        scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{rg}" if rg else "")
+        body["nextLink"] = (
+            f"https://{ARM_HOST}{scope}/providers/Microsoft.OperationalInsights/clusters"
+            f"?api-version={req.q('api-version')}&$skiptoken={skip + em.cluster_page_size}"
+        )
+    return Response(200, body)
+
+
+def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
+    key = f"{sub}/{rg}/{name}".lower()
+    c = em.clusters.get(key)
+    if req.method == "GET":
+        if c is None:
+            return arm_error(404, "ResourceNotFound", MSG_CLUSTER_404)  # rule C11: soft-deleted = 404
+        return Response(200, _cluster_body(em, c))
+    if req.method == "PUT":
+        if not _rg_exists(em, sub, rg):
+            return _rg_404(rg)
+        if c is None:
+            return _create_cluster(em, req, sub, rg, name)
+        return _update_cluster(em, req, c, put=True)
+    if req.method == "PATCH":
+        if c is None:
+            return arm_error(404, "ResourceNotFound", MSG_CLUSTER_404)
+        return _update_cluster(em, req, c, put=False)
+    if req.method == "DELETE":
+        if c is None:
+            return Response(204)
+        return _delete_cluster(em, req, c)
+    return _no_route(req)
+
+
+def _check_sku(em: Emulator, sku: Any) -> Response | None:
+    """Rule C3 with the seed's four distinct messages."""
+    if not isinstance(sku, dict) or not sku:
+        return arm_error(400, "InvalidSku", MSG_NO_SKU)
+    sku_name = str(sku.get("name") or "")
+    cap = sku.get("capacity")
+    if sku_name.lower() != "capacityreservation":
+        if cap is not None:
+            return arm_error(400, "InvalidSku", MSG_SKU_CAP_NOT_CR)
+        return arm_error(400, "InvalidSku", MSG_SKU_NAME)
+    if cap is None:
+        return arm_error(400, "InvalidCapacity", MSG_SKU_NO_CAP)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not em.limits.capacity_ok(cap):
+        msg = MSG_SKU_RANGE
+        if em.limits.capacity_tiers is not None:
+            msg += " Allowed values: " + ", ".join(str(t) for t in em.limits.capacity_tiers) + "."
+        return arm_error(400, "InvalidCapacity", msg, target="sku.capacity")
+    return None
+
+
+def _kvp_format_ok(kvp: Any) -> bool:
+    if not isinstance(kvp, dict):
+        return False
+    uri = kvp.get("keyVaultUri")
+    name = kvp.get("keyName")
+    version = kvp.get("keyVersion", "")
+    if not isinstance(uri, str) or not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?/?$", uri):
+        return False
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9-]{1,127}$", name):
+        return False
+    return version is None or (isinstance(version, str) and re.match(r"^[A-Za-z0-9]*$", version) is not None)
+
+
+def _kvp_empty(kvp: Any) -> bool:
+    return kvp is None or (
+        isinstance(kvp, dict) and not any(kvp.get(k) for k in ("keyVaultUri", "keyName", "keyVersion"))
+    )
+
+
+def _resolve_identity(em: Emulator, ident: dict[str, Any]) -> tuple[str, dict[str, dict[str, str]]]:
+    itype = str(ident.get("type") or "")
+    uais: dict[str, dict[str, str]] = {}
+    raw = ident.get("userAssignedIdentities") or {}
+    if isinstance(raw, dict):
+        for rid in raw:
+            known = em.identities.get(rid.lower())
+            if known is None:
+                derived = uuid.uuid5(uuid.NAMESPACE_URL, rid.lower())
+                known = {
+                    "principalId": str(derived),
+                    "clientId": str(uuid.uuid5(uuid.NAMESPACE_DNS, rid.lower())),
+                }
+            uais[rid] = {"principalId": known["principalId"], "clientId": known["clientId"]}
+    canonical = {
+        "systemassigned": "SystemAssigned",
+        "userassigned": "UserAssigned",
+        "none": "None",
+        "systemassigned,userassigned": "SystemAssigned,UserAssigned",
+    }.get(itype.replace(" ", "").lower(), itype)
+    return canonical, uais
+
+
+def _key_check(em: Emulator, c: Cluster, kvp: dict[str, Any], principal: str | None) -> Response | None:
+    """Rules C7/C8 via the vault registry."""
+    res = em.vaults.check_cluster_key(
+        key_vault_uri=str(kvp.get("keyVaultUri")),
+        key_name=str(kvp.get("keyName")),
+        key_version=str(kvp.get("keyVersion") or ""),
+        principal_id=principal or "",
+        tenant_id=c.tenant_id,
+        cluster_location=norm_loc(c.location),
+    )
+    return res if isinstance(res, Response) else None
+
+
+def _clean_kvp(kvp: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "keyVaultUri": kvp.get("keyVaultUri"),
+        "keyName": kvp.get("keyName"),
+        "keyVersion": kvp.get("keyVersion") or "",
+    }
+    if "keyRsaSize" in kvp:
+        out["keyRsaSize"] = kvp["keyRsaSize"]
+    return out
+
+
+def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
+    if not CLUSTER_NAME.match(name):
+        return arm_error(400, "InvalidClusterName", MSG_NAME)  # rule C1
+    body = _json(req)
+    if not isinstance(body, dict) or not body.get("location"):
+        return arm_error(400, "InvalidBody", MSG_BODY)
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        return arm_error(400, "InvalidBody", MSG_BODY)
+    if props.get("associatedWorkspaces"):
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "'properties.associatedWorkspaces' is a read only property and cannot be set.",
+        )
+    location = str(body["location"])
+    region = norm_loc(location)
+    now = em.now()
+    # rule C11: a soft-deleted name stays reserved for 14 days
+    for d in em.soft_deleted:
+        if d.key_id == f"{sub}/{rg}/{name}".lower():
+            return arm_error(
+                409,
+                "Conflict",
+                f"Cluster '{name}' was deleted on {rfc1123(d.deleted_at or now)} and "
+                "is in soft-delete for 14 days; its name is reserved. Use another name or contact "
+                "support to recover it.",
+            )
+    bad = _check_sku(em, body.get("sku"))
+    if bad:
+        return bad
+    ident = body.get("identity")
+    if not isinstance(ident, dict) or str(ident.get("type") or "").lower() in ("", "none"):
+        return arm_error(400, "InvalidIdentity", MSG_NO_IDENTITY)  # rule C5
+    itype, uais = _resolve_identity(em, ident)
+    if "userassigned" in itype.lower() and not uais:
+        return arm_error(400, "InvalidIdentity", MSG_NO_IDENTITY)
+    double = props.get("isDoubleEncryptionEnabled", True)
+    if double is not False and region in em.no_double_encryption_regions:  # rule C9
+        return arm_error(
+            400, "DoubleEncryptionNotSupported", f"{location} doesn't support Double Encryption for clusters."
+        )
+    # rule C2 (per limits profile)
+    active = [
+        c
+        for c in em.clusters.values()
+        if c.subscription.lower() == sub.lower() and norm_loc(c.location) == region
+    ]
+    if len(active) >= em.limits.clusters_per_region:
+        return arm_error(
+            400,
+            "ClusterLimitExceeded",
+            f"Subscription '{sub}' already has {len(active)} clusters in region '{region}'; the "
+            f"maximum is {em.limits.clusters_per_region} clusters per region per subscription.",
+        )
+    if em.limits.reserved_per_region is not None:
+        reserved = len(active) + sum(
+            1
+            for d in em.soft_deleted
+            if d.subscription.lower() == sub.lower() and norm_loc(d.location) == region
+        )
+        if reserved >= em.limits.reserved_per_region:
+            return arm_error(
+                400,
+                "ClusterLimitExceeded",
+                f"Subscription '{sub}' has {reserved} active and soft-deleted clusters in region "
+                f"'{region}'; the maximum is {em.limits.reserved_per_region} including clusters "
+                "deleted in the last 14 days.",
+            )
+    c = Cluster(
+        subscription=sub,
+        resource_group=_rg_name(em, sub, rg),
+        name=name,
+        location=location,
+        tags=dict(body.get("tags") or {}),
+        identity_type=itype,
+        principal_id=str(uuid.uuid4()) if "systemassigned" in itype.lower() else None,
+        tenant_id=em.tenant_id,
+        user_identities=uais,
+        capacity=int(body["sku"]["capacity"]),
+        sku_name="CapacityReservation",
+        billing_type=str(props.get("billingType") or "Cluster"),
+        double_encryption=double is not False,
+        availability_zones=props.get("isAvailabilityZonesEnabled", True) is not False,
+        key=None,
+        cluster_id=str(uuid.uuid4()),
+        created=now,
+        last_modified=now,
+        last_sku_update=now,
+    )
+    kvp = props.get("keyVaultProperties")
+    if not _kvp_empty(kvp):
+        if itype == "SystemAssigned":
+            return arm_error(400, "KeyVaultPropertiesOnCreation", MSG_KVP_ON_CREATE)  # rule C5
+        if not _kvp_format_ok(kvp):
+            return arm_error(400, "InvalidKeyVaultProperties", MSG_KVP_FORMAT)
+        bad = _key_check(em, c, kvp, c.effective_principal())  # rules C5/C7/C8 (UserAssigned may set key)
+        if bad:
+            return bad
+        c.key = _clean_kvp(kvp)
+    em.clusters[c.key_id] = c
+    op = em.new_operation("cluster_create", sub, location, c.key_id)
+    _apply_faults_to_op(em, req, op)
+    c.op = op
+    em.list_cache.clear()
+    # Real 2025 create: 202, empty body, Azure-AsyncOperation + Location (facts §2.5).
+    return Response(202, None, _op_headers(req, op, c.arm_id))
+
+
+def _rg_name(em: Emulator, sub: str, rg: str) -> str:
+    g = em.resource_groups.get(_rg_key(sub, rg))
+    return g["name"] if g else rg
+
+
+def _busy(c: Cluster) -> Response | None:
+    """Rule C6: no update or delete while an async operation runs."""
+    op = c.running_op()
+    if op is None:
+        return None
+    if op.kind == "cluster_delete":
+        return arm_error(400, "ClusterDeleting", MSG_DELETING)
+    if op.kind == "cluster_create":
+        return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC_CREATE)
+    return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC)
+
+
+def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Response:
+    body = _json(req)
+    if not isinstance(body, dict):
+        return arm_error(400, "InvalidBody", MSG_BODY)
+    busy = _busy(c)
+    if busy:
+        return busy
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        return arm_error(400, "InvalidBody", MSG_BODY)
+    if put and props.get("associatedWorkspaces"):
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "'properties.associatedWorkspaces' is a read only property and cannot be set.",
+        )
+    if put and body.get("location") and norm_loc(str(body["location"])) != norm_loc(c.location):
+        return arm_error(400, "InvalidLocation", "The cluster's location cannot be changed.")
+    if (
+        "isDoubleEncryptionEnabled" in props
+        and bool(props["isDoubleEncryptionEnabled"]) != c.double_encryption
+    ):
+        return arm_error(
+            400,
+            "InvalidParameter",  # rule C9
+            "'isDoubleEncryptionEnabled' can only be set when the cluster is created.",
+        )
+    now = em.now()
+    new_cap: int | None = None
+    if "sku" in body and body["sku"] is not None:
+        bad = _check_sku(em, body["sku"])
+        if bad:
+            return bad
+        new_cap = int(body["sku"]["capacity"])
+        lock = timedelta(days=em.limits.capacity_lock_days)
+        if new_cap < c.capacity and now < c.last_sku_update + lock:  # rule C4
+            return arm_error(400, "CapacityLocked", MSG_SKU_LOCKED)
+    elif put:
+        return arm_error(400, "InvalidSku", MSG_NO_SKU)
+    ident = body.get("identity")
+    kvp = props.get("keyVaultProperties")
+    key_change = not _kvp_empty(kvp) and (c.key is None or _clean_kvp(kvp) != _clean_kvp(c.key))
+    ident_change = False
+    new_itype, new_uais = c.identity_type, c.user_identities
+    if isinstance(ident, dict):
+        new_itype, new_uais = _resolve_identity(em, ident)
+        raw_uai = ident.get("userAssignedIdentities")
+        none_uai = (
+            isinstance(raw_uai, dict)
+            and raw_uai
+            and all(v is None for v in raw_uai.values())
+            and new_itype == "UserAssigned"
+            and ident.get("type")
+            and str(ident["type"]).lower() == "none"
+        )
+        ident_change = (
+            new_itype.lower() != c.identity_type.lower()
+            or (
+                bool(new_uais)
+                and {k.lower() for k in new_uais} != {k.lower() for k in c.user_identities}
+            )
+            or bool(none_uai)
+        )
+    if ident_change and key_change:
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "Identity and key can't be updated in the same operation. "
+            "Update the identity first, then the key.",
+        )
+    if kvp is not None and not _kvp_empty(kvp) and not _kvp_format_ok(kvp):
+        return arm_error(400, "InvalidKeyVaultProperties", MSG_KVP_FORMAT)
+    if key_change:
+        bad = _key_check(em, c, kvp, c.effective_principal())  # rules C7/C8
+        if bad:
+            return bad
+    # ---- accepted: apply synchronous parts
+    if ident_change:
+        if new_itype.lower() == "none":
+            # rule C12: accepted, irreversible; the service loses access to the key
+            c.identity_type = "None"
+            c.principal_id = None
+            c.user_identities = {}
+            if not c.access_removed:
+                c.access_removed = True
+                c.revoked = True
+                em.harm(
+                    "access_revoked",
+                    "C12",
+                    c.arm_id,
+                    "Identity set to None: the cluster lost access to its key irreversibly; storage is "
+                    "unavailable and ingestion is dropped until a support request restores it.",
+                )
+        else:
+            if "systemassigned" in new_itype.lower() and c.principal_id is None:
+                c.principal_id = str(uuid.uuid4())
+            c.identity_type = new_itype
+            c.user_identities = new_uais
+    if new_cap is not None and new_cap != c.capacity:
+        c.capacity = new_cap
+        c.last_sku_update = now
+    if "tags" in body and isinstance(body["tags"], dict):
+        c.tags = {str(k): str(v) for k, v in body["tags"].items()}
+    if props.get("billingType"):
+        c.billing_type = str(props["billingType"])
+    c.last_modified = now
+    em.list_cache.clear()
+    if key_change:
+        # Key update is async; while Updating GET shows the old key (facts §12.10). 200 + AAO works with
+        # SDK 12 (PATCH accepts only 200) and 14 (facts §12.11).
+        op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=_clean_kvp(kvp))
+        _apply_faults_to_op(em, req, op)
+        c.op = op
+        return Response(200, _cluster_body(em, c), _op_headers(req, op))
+    return Response(200, _cluster_body(em, c))
+
+
+def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
+    op = c.running_op()
+    if op is not None and op.kind == "cluster_create":
+        return arm_error(409, "Conflict", MSG_DELETE_PROVISIONING)  # rule C6
+    if op is not None and op.kind == "cluster_delete":
+        return Response(202, None, _op_headers(req, op, c.arm_id))
+    busy = _busy(c)
+    if busy:
+        return busy
+    op = em.new_operation("cluster_delete", c.subscription, c.location, c.key_id)
+    _apply_faults_to_op(em, req, op)
+    c.op = op
+    em.list_cache.clear()
+    return Response(202, None, _op_headers(req, op, c.arm_id))
+
+
+def _apply_faults_to_op(em: Emulator, req: Request, op: Operation) -> None:
+    """`fail_operation` / `stick_operation` faults shape the async operation a request starts."""
+    for f in list(em.faults):
+        if not (f.fail_operation or f.stick_operation):
+            continue
+        if f.method and f.method.upper() != req.method:
+            continue
+        if not f.path.search(req.path):
+            continue
+        if f.probability is not None and em.rng.random() >= f.probability:
+            continue
+        if f.count is not None:
+            if f.count <= 0:
+                continue
+            f.count -= 1
+        if f.fail_operation:
+            op.fail = True
+        if f.stick_operation:
+            op.end = op.end + timedelta(seconds=f.stick_operation)
+
+
+# ---- workspaces ------------------------------------------------------------------------------------
+def _ws_body(em: Emulator, w: Workspace) -> dict[str, Any]:
+    state = "Creating" if em.now() < w.ready_at else "Succeeded"
+    features: dict[str, Any] = {
+        "legacy": 0,
+        "searchVersion": 1,
+        "enableLogAccessUsingOnlyResourcePermissions": True,
+    }
+    sku: dict[str, Any] = {
+        "name": w.sku.lower() if w.cluster is None else "LACluster",
+        "lastSkuUpdate": rfc1123(w.created),
+    }
+    if w.cluster is not None:
+        features["clusterResourceId"] = w.cluster
+    return {
+        "properties": {
+            "customerId": w.customer_id,
+            "provisioningState": state,
+            "sku": sku,
+            "retentionInDays": w.retention,
+            "features": features,
+            "workspaceCapping": {"dailyQuotaGb": -1.0, "dataIngestionStatus": "RespectQuota"},
+            "publicNetworkAccessForIngestion": "Enabled",
+            "publicNetworkAccessForQuery": "Enabled",
+            "createdDate": rfc1123(w.created),
+            "modifiedDate": rfc1123(w.modified),
+            "source": "Azure",
+        },
+        "id": w.arm_id,
+        "name": w.name,
+        "type": WORKSPACE_TYPE,
+        "location": w.location,
+        "tags": dict(w.tags),
+        "etag": f'"{uuid.uuid5(uuid.NAMESPACE_URL, w.arm_id + rfc1123(w.modified))}"',
+    }
+
+
+def _ws_bytes(em: Emulator, w: Workspace) -> bytes:
+    """Pre-serialised body (40,000-workspace lists must stay fast)."""
+    if w.cache is None or em.now() < w.ready_at:
+        w.cache = json.dumps(_ws_body(em, w), separators=(",", ":")).encode()
+    return w.cache
+
+
+def _list_workspaces(em: Emulator, sub: str, rg: str | None) -> Response:
+    """One page, no nextLink: SDK 12 ignores nextLink for workspaces (facts §1.5)."""
+    ck = f"ws|{sub}|{rg}".lower()
+    cached = em.list_cache.get(ck)
+    if cached is None:
+        subl, rgl = sub.lower(), rg.lower() if rg else None
+        parts = [
+            _ws_bytes(em, w)
+            for w in em.workspaces.values()
+            if w.subscription.lower() == subl and (rgl is None or w.resource_group.lower() == rgl)
+        ]
+        cached = b'{"value":[' + b",".join(parts) + b"]}"
+        if all(em.now() >= w.ready_at for w in em.workspaces.values()):
+            em.list_cache[ck] = cached
+    return Response(200, cached, {"Content-Type": "application/json; charset=utf-8"})
+
+
+def _invalidate(em: Emulator, w: Workspace) -> None:
+    w.cache = None
+    em.list_cache.clear()
+
+
+def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
+    key = f"{sub}/{rg}/{name}".lower()
+    w = em.workspaces.get(key)
+    if req.method == "GET":
+        if w is None:
+            return _ws_404(rg, name)
+        return Response(200, _ws_body(em, w))
+    if req.method == "PUT":
+        if not _rg_exists(em, sub, rg):
+            return _rg_404(rg)
+        body = _json(req)
+        if not isinstance(body, dict) or not body.get("location"):
+            return arm_error(400, "InvalidParameter", MSG_BODY.replace("request", "request"))
+        props = body.get("properties") or {}
+        feats = props.get("features") or {}
+        sku_name = str((props.get("sku") or {}).get("name") or "PerGB2018")
+        now = em.now()
+        if w is None:
+            if not WORKSPACE_NAME.match(name):
+                return arm_error(400, "InvalidWorkspaceName", f"Workspace name '{name}' is not valid.")
+            if isinstance(feats, dict) and feats.get("clusterResourceId"):
+                return arm_error(
+                    400,
+                    "InvalidParameter",
+                    "'features.clusterResourceId' is a read only property and cannot be set.",
+                )
+            w = Workspace(
+                subscription=sub,
+                resource_group=_rg_name(em, sub, rg),
+                name=name,
+                location=norm_loc(str(body["location"])),
+                tags=dict(body.get("tags") or {}),
+                sku=sku_name,
+                retention=int(props.get("retentionInDays") or 30),
+                customer_id=str(uuid.uuid4()),
+                created=now,
+                modified=now,
+                ready_at=now + timedelta(seconds=em.durations.get("workspace_create", 0.0)),
+            )
+            em.workspaces[key] = w
+            em.list_cache.clear()
+            return Response(201, _ws_body(em, w))  # real: 201 Creating, body polling (facts §3.1)
+        if w.cluster is not None and (props.get("sku") or {}).get("name") and sku_name.lower() != "lacluster":
+            return arm_error(
+                400, "BadRequest", "sku.name can not be changed while workspace is linked to cluster"
+            )
+        if (props.get("sku") or {}).get("name") and sku_name.lower() != "lacluster":
+            w.sku = sku_name
+        if "tags" in body and isinstance(body["tags"], dict):
+            w.tags = dict(body["tags"])
+        if props.get("retentionInDays"):
+            w.retention = int(props["retentionInDays"])
+        w.modified = now
+        _invalidate(em, w)
+        return Response(200, _ws_body(em, w))
+    if req.method == "DELETE":
+        if w is None:
+            return Response(204)
+        del em.workspaces[key]
+        em.list_cache.clear()
+        return Response(200)  # real: 200 empty (facts §3.1)
+    return _no_route(req)
+
+
+def _ws_404(rg: str, name: str) -> Response:
+    return arm_error(
+        404,
+        "ResourceNotFound",
+        f"The Resource 'Microsoft.OperationalInsights/workspaces/{name}' under resource group "
+        f"'{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+# ---- linked services (workspace ↔ cluster links) ---------------------------------------------------
+def _ls_body(em: Emulator, w: Workspace) -> dict[str, Any] | None:
+    op = w.running_link_op()
+    if op is not None:
+        target = op.data.get("cluster") if op.kind == "link" else w.cluster
+        state = "ProvisioningAccount" if op.kind == "link" else "Deleting"
+    elif w.cluster is not None:
+        target, state = w.cluster, "Succeeded"
+    else:
+        return None
+    return {
+        "properties": {"writeAccessResourceId": target, "provisioningState": state},
+        "id": em.link_resource_id(w),
+        "name": "Cluster",
+        "type": LS_TYPE,
+        "tags": {},
+    }
+
+
+def _list_linked_services(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
+    w = em.workspaces.get(ws_key)
+    if w is None:
+        return _ws_404(rg, name)
+    b = _ls_body(em, w)
+    return Response(200, {"value": [b] if b else []})
+
+
+def _link_window_count(em: Emulator, w: Workspace, now: datetime) -> list[datetime]:
+    window = timedelta(days=em.limits.link_window_days)
+    return sorted(t for t, _ in w.link_history if now - t < window)
+
+
+def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str, ls_name: str) -> Response:
+    w = em.workspaces.get(f"{sub}/{rg}/{ws_name}".lower())
+    if ls_name.lower() != "cluster":
+        if w is None:
+            return arm_error(404, "ResourceNotFound", MSG_WS_404)
+        return arm_error(404, "NotFound", None)
+    if req.method == "GET":
+        if w is None:
+            return _ws_404(rg, ws_name)
+        b = _ls_body(em, w)
+        if b is None:
+            return arm_error(404, "NotFound", None)  # real: no message (facts §1.6)
+        return Response(200, b)
+    if w is None:
+        return arm_error(404, "WorkspaceNotFound", MSG_WS_404)
+    now = em.now()
+    if req.method == "PUT":
+        body = _json(req)
+        props = body.get("properties") if isinstance(body, dict) else None
+        target = None
+        if isinstance(props, dict):
+            target = props.get("writeAccessResourceId") or props.get("WriteAccessResourceId")
+        if not isinstance(target, str) or not target:
+            return arm_error(
+                400, "InvalidParameter", "'properties.writeAccessResourceId' must be a cluster resource id."
+            )
+        if w.running_link_op() is not None:
+            return arm_error(409, "Conflict", MSG_LINK_IN_PROCESS)  # rule W5
+        c = _find_cluster(em, target)
+        if c is None:
+            return arm_error(400, "ClusterNotFound", MSG_LINK_CLUSTER_404)
+        if c.running_op() is not None and c.running_op().kind == "cluster_delete":  # type: ignore[union-attr]
+            return arm_error(400, "ClusterNotFound", MSG_LINK_CLUSTER_404)
+        if w.cluster is not None:
+            if w.cluster.lower() == c.arm_id.lower():
+                return Response(200, _ls_body(em, w))  # already linked there: nothing to do
+            return arm_error(
+                400,
+                "WorkspaceAlreadyLinked",  # rule W2
+                f"Workspace '{w.name}' is already linked to cluster '{w.cluster}'. Unlink it "
+                "before linking it to another cluster.",
+            )
+        if norm_loc(c.location) != w.location:  # rule C8
+            return arm_error(
+                400,
+                "InvalidParameter",
+                f"Workspace '{w.name}' is in region '{w.location}' but cluster '{c.name}' is in "
+                f"'{norm_loc(c.location)}'; they must be in the same region.",
+            )
+        linked = sum(1 for x in em.workspaces.values() if x.cluster and x.cluster.lower() == c.arm_id.lower())
+        pending = sum(
+            1
+            for x in em.workspaces.values()
+            if x.running_link_op() is not None
+            and x.link_op is not None
+            and x.link_op.kind == "link"
+            and str(x.link_op.data.get("cluster", "")).lower() == c.arm_id.lower()
+        )
+        if linked + pending >= em.limits.workspaces_per_cluster:  # rule W1
+            return arm_error(
+                400,
+                "ClusterWorkspaceLimitExceeded",
+                f"Cluster '{c.name}' already has {linked + pending} linked workspaces; the maximum "
+                f"is {em.limits.workspaces_per_cluster}.",
+            )
+        bad = _w3(em, w, now)
+        if bad:
+            return bad
+        op = em.new_operation("link", sub, w.location, w.key_id, cluster=c.arm_id)
+        _apply_faults_to_op(em, req, op)
+        w.link_op = op
+        w.link_history.append((now, "link"))
+        em.record_link_write(w, op, delete=False, http_status=200)
+        if c.provisioning_state() != "Succeeded":
+            # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably.
+            em.harm(
+                "data_dropped",
+                "W4",
+                w.arm_id,
+                f"Workspace linked to cluster '{c.name}' while its provisioning state was "
+                f"'{c.provisioning_state()}': ingested data is dropped and unrecoverable.",
+            )
+        _invalidate(em, w)
+        # 2020 real: 200 + body ProvisioningAccount + Azure-AsyncOperation (facts §4.3)
+        return Response(200, _ls_body(em, w), _op_headers(req, op))
+    if req.method == "DELETE":
+        if w.running_link_op() is not None:
+            return arm_error(409, "Conflict", MSG_LINK_IN_PROCESS)  # rule W5
+        if w.cluster is None:
+            return Response(204)
+        bad = _w3(em, w, now)
+        if bad:
+            return bad
+        op = em.new_operation("unlink", sub, w.location, w.key_id, cluster=w.cluster)
+        _apply_faults_to_op(em, req, op)
+        w.link_op = op
+        w.link_history.append((now, "unlink"))
+        em.record_link_write(w, op, delete=True, http_status=200)
+        _invalidate(em, w)
+        # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
+        return Response(200, _ls_body(em, w), _op_headers(req, op))
+    return _no_route(req)
+
+
+def _w3(em: Emulator, w: Workspace, now: datetime) -> Response | None:
+    """Rule W3. 400 (not 409): a quota refusal is final for weeks, and 409 is what clients treat as
+    'busy, retry soon' (W5); no Azure text is documented, so the message states the rule and date."""
+    recent = _link_window_count(em, w, now)
+    if len(recent) >= em.limits.link_ops_per_window:
+        next_ok = recent[len(recent) - em.limits.link_ops_per_window] + timedelta(
+            days=em.limits.link_window_days
+        )
+        return arm_error(
+            400,
+            "WorkspaceLinkOperationsLimitExceeded",
+            f"Workspace '{w.name}' had {len(recent)} link or unlink operations in the last "
+            f"{em.limits.link_window_days} days; at most {em.limits.link_ops_per_window} are allowed "
+            f"in any {em.limits.link_window_days} days. Try again after {iso7(next_ok)}.",
+        )
+    return None
+
+
+def _find_cluster(em: Emulator, arm_id: str) -> Cluster | None:
+    parts = [p for p in arm_id.split("/") if p]
+    low = [p.lower() for p in parts]
+    if len(low) != 8 or low[0] != "subscriptions" or low[2] != "resourcegroups" or low[6] != "clusters":
+        return None
+    return em.clusters.get(f"{parts[1]}/{parts[3]}/{parts[7]}".lower())
+
+
+# ---- linked storage accounts (BYOS) ----------------------------------------------------------------
+def _lsa_body(
+    w: Workspace, dst: str, *, list_item: bool = False, path_name: str | None = None
+) -> dict[str, Any]:
+    name = path_name if path_name and not list_item else dst
+    return {
+        "properties": {"dataSourceType": dst, "storageAccountIds": list(w.storage[dst])},
+        "id": f"{w.arm_id}/linkedStorageAccounts/{name}",
+        "name": dst,
+        "type": LSA_TYPE,
+    }
+
+
+def _list_linked_storage(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
+    w = em.workspaces.get(ws_key)
+    if w is None:
+        return _ws_404(rg, name)
+    return Response(200, {"value": [_lsa_body(w, d, list_item=True) for d in sorted(w.storage)]})
+
+
+def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str, dst_raw: str) -> Response:
+    w = em.workspaces.get(f"{sub}/{rg}/{ws_name}".lower())
+    if w is None:
+        return _ws_404(rg, ws_name)
+    dst = dst_raw.lower()
+    if dst not in DATA_SOURCE_TYPES:
+        return arm_error(
+            400,
+            "InvalidParameter",
+            f"The data source type '{dst_raw}' is not valid. Allowed values: "
+            + ", ".join(DATA_SOURCE_TYPES.values())
+            + ".",
+        )
+    if req.method == "GET":
+        if dst not in w.storage:
+            return arm_error(404, "NotFound", None)
+        return Response(200, _lsa_body(w, dst, path_name=dst_raw))
+    if req.method == "DELETE":
+        w.storage.pop(dst, None)
+        return Response(200)  # 204 would break SDK 12 (facts §1.4)
+    if req.method == "PUT":
+        body = _json(req)
+        props = body.get("properties") if isinstance(body, dict) else None
+        ids = props.get("storageAccountIds") if isinstance(props, dict) else None
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            return arm_error(
+                400, "InvalidParameter", "'properties.storageAccountIds' must list a storage account."
+            )
+        if dst in ("query", "alerts") and len(ids) != 1:  # rule B1
+            return arm_error(
+                400,
+                "InvalidParameter",
+                f"Only one storage account can be linked for data source type '{DATA_SOURCE_TYPES[dst]}'.",
+            )
+        for sid in ids:
+            acct = em.storage_accounts.get(sid.lower())
+            if acct is None:
+                return arm_error(400, "StorageAccountNotFound", f"Storage account '{sid}' was not found.")
+            if norm_loc(acct["location"]) != w.location:  # rule B1
+                return arm_error(
+                    400,
+                    "InvalidParameter",
+                    f"Storage account '{sid}' is in region '{norm_loc(acct['location'])}' but "
+                    f"workspace '{w.name}' is in '{w.location}'; they must be in the same region.",
+                )
+        previous = w.storage.get(dst)
+        w.storage[dst] = list(ids)
+        if dst == "query" and w.saved_searches > 0 and previous != list(ids):
+            # rule B2: accepted, and the workspace's saved searches are gone
+            em.harm(
+                "saved_searches_dropped",
+                "B2",
+                w.arm_id,
+                f"Linking a Query storage account removed the workspace's {w.saved_searches} saved searches.",
+            )
+            w.saved_searches = 0
+        return Response(200, _lsa_body(w, dst, path_name=dst_raw))
+    return _no_route(req)
+
+
+# ---- Activity Log ----------------------------------------------------------------------------------
+_FILTER_TIME = re.compile(r"eventTimestamp\s+(ge|le)\s+'([^']+)'", re.IGNORECASE)
+_FILTER_EQ = re.compile(
+    r"(resourceGroupName|resourceUri|resourceProvider|correlationId)\s+eq\s+'([^']*)'", re.IGNORECASE
+)
+
+
+def _activity_error(msg: str) -> Response:
+    return Response(400, {"Code": "BadRequest", "Message": msg})  # non-ARM envelope (facts §12.18)
+
+
+def _activity(em: Emulator, req: Request, sub: str) -> Response:
+    """`$filter` grammar of facts §11: eventTimestamp ge '..' [and eventTimestamp le '..'] [and one eq]."""
+    flt = req.q("$filter")
+    if not flt:
+        return _activity_error("The $filter query parameter is required.")
+    clauses = [c.strip() for c in re.split(r"\s+and\s+", flt.strip(), flags=re.IGNORECASE) if c.strip()]
+    start: datetime | None = None
+    end: datetime | None = None
+    eq: tuple[str, str] | None = None
+    for cl in clauses:
+        m = _FILTER_TIME.fullmatch(cl)
+        if m:
+            try:
+                t = parse_time(m.group(2))
+            except ValueError:
+                return _activity_error(f"The time '{m.group(2)}' is not valid.")
+            if m.group(1).lower() == "ge":
+                start = t
+            else:
+                end = t
+            continue
+        m2 = _FILTER_EQ.fullmatch(cl)
+        if m2 and eq is None:
+            eq = (m2.group(1).lower(), m2.group(2).lower())
+            continue
+        return _activity_error(f"The filter '{flt}' is not supported.")
+    if start is None:
+        return _activity_error("The $filter must contain eventTimestamp ge '<start time>'.")
+    now = em.now()
+    if now - start > timedelta(days=90):
+        return _activity_error("The start time cannot be more than 90 days in the past.")
+    out = []
+    for ev in em.activity:
+        t = ev["_time"]
+        if ev["subscriptionId"].lower() != sub.lower() or t < start or (end is not None and t > end):
+            continue
+        if eq is not None:
+            field_, value = eq
+            actual = {
+                "resourcegroupname": ev["resourceGroupName"],
+                "resourceuri": ev["resourceId"],
+                "resourceprovider": ev["resourceProviderName"]["value"],
+                "correlationid": ev["correlationId"],
+            }[field_]
+            if actual.lower() != value:
+                continue
+        out.append({k: v for k, v in ev.items() if not k.startswith("_")})
+    out.reverse()  # newest first, like the service
+    return Response(200, {"value": out})

@@ -1,0 +1,293 @@
+"""One HTTPS listener that routes by Host header, so the SDKs keep using real Azure URLs and only the
+connection is redirected (like a DNS override). Faults and throttling are applied here, before any
+handler runs, because that is where Azure's front door applies them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from emulator import admin, arm
+from emulator.clock import SimClock
+from emulator.http import Request, Response, arm_error
+from emulator.state import Bucket, Emulator
+
+KV_SUFFIXES = (".vault.azure.net", ".managedhsm.azure.net")
+READS = (250.0, 25.0)  # token bucket (capacity, refill/s) per subscription, facts §1.7
+WRITES = (200.0, 10.0)
+
+
+def route(em: Emulator, req: Request) -> Response:
+    """Dispatch one request; the admin API answers on any host."""
+    if req.path.lower().startswith("/_emulator/"):
+        return admin.handle(em, req)
+    if req.host == arm.ARM_HOST:
+        return arm.handle(em, req)
+    if req.host.endswith(KV_SUFFIXES):
+        return em.vaults.handle_dataplane(req)  # type: ignore[no-any-return]
+    return arm_error(404, "HostNotFound", f"No emulated service for host '{req.host}'.")
+
+
+def _subscription_of(path: str) -> str | None:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+        return parts[1].lower()
+    return None
+
+
+def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str]]:
+    """Per-subscription token buckets on the REAL clock (throttling protects Azure's real capacity;
+    the simulated clock may jump by days)."""
+    sub = _subscription_of(req.path)
+    if not em.throttling or sub is None or req.host != arm.ARM_HOST:
+        return None, {}
+    kind = "reads" if req.method in ("GET", "HEAD") else "writes"
+    cap, rate = READS if kind == "reads" else WRITES
+    now = time.monotonic()
+    with em.lock:
+        b = em.buckets.get((sub, kind))
+        if b is None:
+            b = em.buckets[(sub, kind)] = Bucket(cap, rate, cap, now)
+        b.tokens = min(b.capacity, b.tokens + (now - b.stamp) * b.rate)
+        b.stamp = now
+        if b.tokens < 1.0:
+            wait = max(1, int((1.0 - b.tokens) / b.rate + 0.999))
+            resp = arm_error(
+                429,
+                "SubscriptionRequestsThrottled",
+                f"Number of '{kind[:-1]}' requests for subscription '{sub}' actor 'emulator' exceeded. "
+                f"Please try again after '{wait}' seconds after the additional tokens are added.",
+            )
+            resp.headers["Retry-After"] = str(wait)
+            resp.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = "0"
+            return resp, {}
+        b.tokens -= 1.0
+        return None, {f"x-ms-ratelimit-remaining-subscription-{kind}": str(int(b.tokens))}
+
+
+def pick_fault(em: Emulator, req: Request) -> tuple[Response | None, bool, float]:
+    """(response to send instead, reset the connection?, delay seconds) from matching faults."""
+    delay = 0.0
+    with em.lock:
+        for f in list(em.faults):
+            if f.fail_operation or f.stick_operation:
+                continue  # applied when the operation starts (arm._apply_faults_to_op)
+            if f.method and f.method.upper() != req.method:
+                continue
+            if not f.path.search(req.path):
+                continue
+            if f.probability is not None and em.rng.random() >= f.probability:
+                continue
+            if f.count is not None:
+                if f.count <= 0:
+                    continue
+                f.count -= 1
+            delay += f.delay
+            if f.reset:
+                return None, True, delay
+            if f.status is not None:
+                resp = arm_error(f.status, f.code, f.message)
+                if f.retry_after is not None:
+                    resp.headers["Retry-After"] = (
+                        str(int(f.retry_after)) if f.retry_after == int(f.retry_after) else str(f.retry_after)
+                    )
+                return resp, False, delay
+    return None, False, delay
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = "cmkctl-emulator"
+    sys_version = ""
+    emulator: Emulator
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the request log is at /_emulator/requests
+
+    def _serve(self) -> None:
+        em = self.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urllib.parse.urlsplit(self.path)
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        req = Request(
+            method=self.command.upper(),
+            host=host,
+            path=urllib.parse.unquote(url.path),
+            query=query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        admin_call = req.path.lower().startswith("/_emulator/")
+        resp: Response | None = None
+        extra: dict[str, str] = {}
+        if not admin_call:
+            resp, reset, delay = pick_fault(em, req)
+            if delay:
+                time.sleep(delay)
+            if reset:
+                em.log_request(req.method, host, req.path, 0)
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if resp is None:
+                resp, extra = throttle(em, req)
+        if resp is None:
+            try:
+                resp = route(em, req)
+            except Exception as exc:  # the emulator must answer, as Azure does, never hang up
+                resp = arm_error(500, "InternalServerError", f"Emulator error: {type(exc).__name__}: {exc}")
+        if not admin_call:
+            em.log_request(req.method, host, req.path, resp.status)
+        payload = resp.encoded()
+        self.send_response(resp.status)
+        headers = {
+            "x-ms-request-id": _rid(),
+            "x-ms-correlation-request-id": _rid(),
+            "Cache-Control": "no-cache",
+        }
+        headers.update(extra)
+        headers.update(resp.headers)
+        if payload and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if req.method != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = _serve
+    do_PUT = _serve
+    do_POST = _serve
+    do_PATCH = _serve
+    do_DELETE = _serve
+    do_HEAD = _serve
+
+
+def _rid() -> str:
+    return str(uuid.uuid4())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext
+    ) -> None:
+        self._ctx = ctx
+        super().__init__(addr, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshake in the worker thread, not the accept loop (a slow client must not block others).
+        try:
+            tls = self._ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+
+@dataclass
+class RunningEmulator:
+    url: str
+    port: int
+    host: str
+    ca_file: str
+    state: Emulator
+    _server: _Server
+    _thread: threading.Thread
+    _tmp: tempfile.TemporaryDirectory[str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"CMKCTL_EMULATOR": self.url, "CMKCTL_CA_BUNDLE": self.ca_file}
+
+    def env_text(self) -> str:
+        return "".join(f"export {k}={v}\n" for k, v in self.env.items())
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._tmp.cleanup()
+
+
+def start(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: datetime | None = None,
+    time_scale: float = 1.0,
+    limits: str = "seed",
+    durations: dict[str, float] | None = None,
+    seed_estate: dict[str, Any] | None = None,
+) -> RunningEmulator:
+    """Start the emulator in a background thread; returns once it accepts connections."""
+    tmp = tempfile.TemporaryDirectory(prefix="cmkctl-emulator-")
+    ca = trustme.CA()
+    cert = ca.issue_cert(
+        "127.0.0.1", "localhost", "management.azure.com", "*.vault.azure.net", "*.managedhsm.azure.net"
+    )
+    ca_file = str(Path(tmp.name) / "ca.pem")
+    ca.cert_pem.write_to_path(ca_file)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    em = Emulator(clock=SimClock(clock, time_scale), limits=limits, durations=durations)
+    if seed_estate:
+        admin.seed(em, seed_estate)
+    handler = type("Handler", (_Handler,), {"emulator": em})
+    server = _Server((host, port), handler, ctx)
+    real_port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="cmkctl-emulator"
+    )
+    thread.start()
+    url_host = host if ":" not in host else f"[{host}]"
+    return RunningEmulator(
+        url=f"https://{url_host}:{real_port}",
+        port=int(real_port),
+        host=host,
+        ca_file=ca_file,
+        state=em,
+        _server=server,
+        _thread=thread,
+        _tmp=tmp,
+    )
+
+
+def load_estate(path: str) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an estate file is a mapping")
+    return data

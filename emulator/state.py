@@ -1,0 +1,505 @@
+"""The emulator's whole world: one object, one lock. Async operations are not threads: each has a
+simulated start and duration and is completed lazily (`tick`) whenever a request reads the state,
+so advancing the clock finishes them deterministically."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from emulator.clock import SimClock, iso7
+from emulator.limits import PROFILES, SEED, Limits
+
+DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+# Realistic defaults (azure-api-facts §8, seed doc): tests shorten them through `configure`.
+DEFAULT_DURATIONS: dict[str, float] = {
+    "cluster_create": 2 * 3600.0,
+    "cluster_update": 120.0,
+    "cluster_delete": 60.0,
+    "link": 90 * 60.0,
+    "unlink": 90 * 60.0,
+    "workspace_create": 2.0,
+}
+
+
+def norm_loc(location: str) -> str:
+    """'East US' and 'eastus' are the same region (azure-api-facts §12.9)."""
+    return location.replace(" ", "").lower()
+
+
+@dataclass
+class Operation:
+    id: str
+    kind: str  # one of DEFAULT_DURATIONS keys
+    subscription: str
+    location: str
+    start: datetime
+    end: datetime
+    target: str  # key of the resource it acts on
+    fail: bool = False
+    done: bool = False
+    failed: bool = False
+    error: dict[str, str] | None = None
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Cluster:
+    subscription: str
+    resource_group: str
+    name: str
+    location: str  # as sent
+    tags: dict[str, str]
+    identity_type: str
+    principal_id: str | None
+    tenant_id: str
+    user_identities: dict[str, dict[str, str]]
+    capacity: int
+    sku_name: str
+    billing_type: str
+    double_encryption: bool
+    availability_zones: bool
+    key: dict[str, Any] | None
+    cluster_id: str
+    created: datetime
+    last_modified: datetime
+    last_sku_update: datetime
+    op: Operation | None = None
+    failed: bool = False
+    deleted_at: datetime | None = None
+    revoked: bool = False
+    access_removed: bool = False  # rule C12: irreversible
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.subscription}/{self.resource_group}/{self.name}".lower()
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.OperationalInsights/clusters/{self.name}"
+        )
+
+    def running_op(self) -> Operation | None:
+        return self.op if self.op is not None and not self.op.done else None
+
+    def provisioning_state(self) -> str:
+        op = self.running_op()
+        if op is not None:
+            return {"cluster_create": "Creating", "cluster_update": "Updating", "cluster_delete": "Deleting"}[
+                op.kind
+            ]
+        return "Failed" if self.failed else "Succeeded"
+
+    def effective_principal(self) -> str | None:
+        if "userassigned" in self.identity_type.lower() and self.user_identities:
+            return next(iter(self.user_identities.values())).get("principalId")
+        return self.principal_id
+
+
+@dataclass
+class Workspace:
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+    tags: dict[str, str]
+    sku: str
+    retention: int
+    customer_id: str
+    created: datetime
+    modified: datetime
+    ready_at: datetime
+    cluster: str | None = None  # cluster ARM id (canonical casing) when linked
+    linked_at: datetime | None = None
+    link_op: Operation | None = None
+    link_history: list[tuple[datetime, str]] = field(default_factory=list)  # (time, link|unlink) W3
+    saved_searches: int = 0
+    storage: dict[str, list[str]] = field(default_factory=dict)  # data source type (lower) → ids
+    cache: bytes | None = None
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.subscription}/{self.resource_group}/{self.name}".lower()
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourcegroups/{self.resource_group.lower()}"
+            f"/providers/microsoft.operationalinsights/workspaces/{self.name}"
+        )
+
+    def running_link_op(self) -> Operation | None:
+        return self.link_op if self.link_op is not None and not self.link_op.done else None
+
+
+@dataclass
+class Fault:
+    method: str | None
+    path: re.Pattern[str]
+    status: int | None = None
+    retry_after: float | None = None
+    reset: bool = False
+    delay: float = 0.0
+    fail_operation: bool = False
+    stick_operation: float = 0.0
+    count: int | None = None
+    probability: float | None = None
+    code: str = "InternalServerError"
+    message: str = "Injected fault."
+
+
+@dataclass
+class Bucket:
+    capacity: float
+    rate: float
+    tokens: float
+    stamp: float
+
+
+class Emulator:
+    """All state. Handlers hold `self.lock` while they read or mutate it."""
+
+    def __init__(
+        self,
+        *,
+        clock: SimClock | None = None,
+        limits: str = "seed",
+        tenant_id: str = DEFAULT_TENANT,
+        durations: dict[str, float] | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock or SimClock()
+        self.tenant_id = tenant_id
+        self.limits: Limits = PROFILES.get(limits, SEED)
+        self.durations = dict(DEFAULT_DURATIONS)
+        if durations:
+            self.durations.update(durations)
+        self.no_double_encryption_regions: set[str] = set()
+        self.throttling = False
+        self.cluster_page_size = 100
+        self.rng = random.Random()
+        self._init_collections()
+        self.vaults = _make_vault_registry(self.clock, self._recheck_revocations)
+
+    def _init_collections(self) -> None:
+        self.resource_groups: dict[str, dict[str, str]] = {}  # "sub/rg" lower → {name, location}
+        self.clusters: dict[str, Cluster] = {}  # active (incl. being deleted) by key_id
+        self.soft_deleted: list[Cluster] = []  # rule C11
+        self.workspaces: dict[str, Workspace] = {}
+        self.storage_accounts: dict[str, dict[str, str]] = {}  # lower id → {id, location}
+        self.identities: dict[str, dict[str, str]] = {}  # lower id → {principalId, clientId}
+        self.operations: dict[str, Operation] = {}
+        self.activity: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.buckets: dict[tuple[str, str], Bucket] = {}
+        self.list_cache: dict[str, bytes] = {}
+
+    def reset(self) -> None:
+        """Empty world; configuration (durations, limits, clock) is kept."""
+        with self.lock:
+            self._init_collections()
+            self.vaults.reset()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # ---- harm events ---------------------------------------------------------------------------
+    def harm(self, kind: str, rule: str, resource_id: str, detail: str) -> None:
+        """Record damage Azure would do silently (reliability tests assert these never happen)."""
+        self.events.append(
+            {
+                "kind": kind,
+                "rule": rule,
+                "resource_id": resource_id,
+                "time": iso7(self.now()),
+                "detail": detail,
+            }
+        )
+
+    # ---- operations ----------------------------------------------------------------------------
+    def new_operation(
+        self, kind: str, subscription: str, location: str, target: str, **data: Any
+    ) -> Operation:
+        now = self.now()
+        op = Operation(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            subscription=subscription,
+            location=norm_loc(location),
+            start=now,
+            end=now + timedelta(seconds=self.durations.get(kind, 0.0)),
+            target=target,
+            data=dict(data),
+        )
+        self.operations[op.id] = op
+        return op
+
+    def tick(self) -> None:
+        """Complete every operation whose simulated end has passed, in end-time order."""
+        now = self.now()
+        due = sorted(
+            (op for op in self.operations.values() if not op.done and op.end <= now), key=lambda o: o.end
+        )
+        for op in due:
+            self._complete(op)
+        self._expire_soft_deleted(now)
+
+    def _complete(self, op: Operation) -> None:
+        op.done = True
+        op.failed = op.fail
+        if op.fail:
+            op.error = {"code": "InternalServerError", "message": "The operation failed (injected fault)."}
+        handler: Callable[[Operation], None] = getattr(self, f"_finish_{op.kind}")
+        handler(op)
+
+    def _finish_cluster_create(self, op: Operation) -> None:
+        c = self.clusters.get(op.target)
+        if c is None:
+            return
+        c.last_modified = op.end
+        if op.failed:
+            c.failed = True
+        self.list_cache.clear()
+
+    def _finish_cluster_update(self, op: Operation) -> None:
+        c = self.clusters.get(op.target)
+        if c is None:
+            return
+        c.last_modified = op.end
+        if not op.failed:
+            # rule facts §12.10: the new key becomes visible only when the update succeeded
+            c.key = op.data.get("key")
+            c.revoked = False
+            self._recheck_revocations()
+        self.list_cache.clear()
+
+    def _finish_cluster_delete(self, op: Operation) -> None:
+        c = self.clusters.get(op.target)
+        if c is None or op.failed:
+            return
+        del self.clusters[op.target]
+        c.deleted_at = op.end
+        self.soft_deleted.append(c)  # rule C11
+        # Deleting a cluster unlinks its workspaces (azure-api-facts §2.7).
+        for ws in self.workspaces.values():
+            if ws.cluster and ws.cluster.lower() == c.arm_id.lower():
+                ws.cluster = None
+                ws.linked_at = None
+                ws.cache = None
+        self.list_cache.clear()
+
+    def _finish_workspace_create(self, op: Operation) -> None:
+        return
+
+    def _finish_link(self, op: Operation) -> None:
+        ws = self.workspaces.get(op.target)
+        self._activity_end(op, ws)
+        if ws is None or op.failed:
+            return
+        ws.cluster = op.data["cluster"]
+        ws.linked_at = op.end
+        ws.cache = None
+        self.list_cache.clear()
+
+    def _finish_unlink(self, op: Operation) -> None:
+        ws = self.workspaces.get(op.target)
+        self._activity_end(op, ws)
+        if ws is None or op.failed:
+            return
+        ws.cluster = None
+        ws.linked_at = None
+        ws.cache = None
+        self.list_cache.clear()
+
+    def _expire_soft_deleted(self, now: datetime) -> None:
+        keep = timedelta(days=self.limits.soft_delete_days)
+        self.soft_deleted = [c for c in self.soft_deleted if c.deleted_at and now - c.deleted_at < keep]
+
+    # ---- revocation (rules K1/K2/C12) ----------------------------------------------------------
+    def _recheck_revocations(self) -> None:
+        """Called by the vault registry after any vault/key change: a cluster whose key version is
+        no longer usable is revoked and drops ingestion (K1/K2); access returning restores it."""
+        with self.lock:
+            for c in self.clusters.values():
+                if c.key is None or c.access_removed:
+                    continue
+                principal = c.effective_principal() or ""
+                usable = self.vaults.key_usable(
+                    key_vault_uri=str(c.key.get("keyVaultUri", "")),
+                    key_name=str(c.key.get("keyName", "")),
+                    key_version=str(c.key.get("keyVersion", "") or ""),
+                    principal_id=principal,
+                )
+                if not usable and not c.revoked:
+                    c.revoked = True
+                    self.harm(
+                        "revoked",
+                        "K2",
+                        c.arm_id,
+                        "The cluster's key is no longer usable (version disabled/deleted/expired or access "
+                        "removed): storage becomes unavailable and new ingested data is dropped (K1/K2).",
+                    )
+                elif usable and c.revoked:
+                    c.revoked = False
+
+    # ---- activity log --------------------------------------------------------------------------
+    def activity_event(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        resource_id: str,
+        operation_name: str,
+        status: str,
+        correlation_id: str,
+        when: datetime,
+        sub_status: str = "",
+        http_status: int | None = None,
+        method: str = "PUT",
+    ) -> None:
+        props: dict[str, str] = {}
+        if http_status is not None:
+            props["statusCode"] = {200: "OK", 201: "Created", 202: "Accepted", 204: "NoContent"}.get(
+                http_status, str(http_status)
+            )
+        event_id = str(uuid.uuid4())
+        self.activity.append(
+            {
+                "authorization": {"action": operation_name, "scope": resource_id},
+                "caller": "cmkctl@emulator",
+                "channels": "Operation",
+                "claims": {},
+                "correlationId": correlation_id,
+                "description": "",
+                "eventDataId": event_id,
+                "eventName": {
+                    "value": "BeginRequest" if status == "Started" else "EndRequest",
+                    "localizedValue": "Begin request" if status == "Started" else "End request",
+                },
+                "category": {"value": "Administrative", "localizedValue": "Administrative"},
+                "httpRequest": {
+                    "clientRequestId": str(uuid.uuid4()),
+                    "clientIpAddress": "127.0.0.1",
+                    "method": method,
+                },
+                "id": f"{resource_id}/events/{event_id}/ticks/{int(when.timestamp() * 10_000_000)}",
+                "level": "Informational",
+                "resourceGroupName": resource_group,
+                "resourceProviderName": {
+                    "value": "Microsoft.OperationalInsights",
+                    "localizedValue": "Microsoft.OperationalInsights",
+                },
+                "resourceId": resource_id,
+                "resourceType": {
+                    "value": "Microsoft.OperationalInsights/workspaces/linkedServices",
+                    "localizedValue": "Microsoft.OperationalInsights/workspaces/linkedServices",
+                },
+                "operationId": correlation_id,
+                "operationName": {"value": operation_name, "localizedValue": operation_name},
+                "properties": props,
+                "status": {"value": status, "localizedValue": status},
+                "subStatus": {"value": sub_status, "localizedValue": sub_status},
+                "eventTimestamp": iso7(when),
+                "submissionTimestamp": iso7(when + timedelta(seconds=5)),
+                "subscriptionId": subscription,
+                "tenantId": self.tenant_id,
+                "_time": when,
+            }
+        )
+
+    def link_resource_id(self, ws: Workspace) -> str:
+        return ws.arm_id.lower() + "/linkedservices/cluster"
+
+    def record_link_write(self, ws: Workspace, op: Operation, *, delete: bool, http_status: int) -> None:
+        name = "Microsoft.OperationalInsights/workspaces/linkedServices/" + ("delete" if delete else "write")
+        rid = self.link_resource_id(ws)
+        method = "DELETE" if delete else "PUT"
+        for status, sub in (("Started", ""), ("Accepted", "Accepted")):
+            self.activity_event(
+                subscription=ws.subscription,
+                resource_group=ws.resource_group,
+                resource_id=rid,
+                operation_name=name,
+                status=status,
+                correlation_id=op.correlation_id,
+                when=op.start,
+                sub_status=sub,
+                http_status=http_status if status == "Accepted" else None,
+                method=method,
+            )
+        op.data["activity_name"] = name
+        op.data["method"] = method
+
+    def _activity_end(self, op: Operation, ws: Workspace | None) -> None:
+        if ws is None or "activity_name" not in op.data:
+            return
+        self.activity_event(
+            subscription=ws.subscription,
+            resource_group=ws.resource_group,
+            resource_id=self.link_resource_id(ws),
+            operation_name=op.data["activity_name"],
+            status="Failed" if op.failed else "Succeeded",
+            correlation_id=op.correlation_id,
+            when=op.end,
+            http_status=200,
+            method=op.data.get("method", "PUT"),
+        )
+
+    # ---- request log ---------------------------------------------------------------------------
+    def log_request(self, method: str, host: str, path: str, status: int) -> None:
+        with self.lock:
+            self.requests.append(
+                {"method": method, "host": host, "path": path, "status": status, "time": iso7(self.now())}
+            )
+
+
+class _NoVaults:
+    """Stand-in used only while emulator/keyvault.py is absent: every key check fails (C7)."""
+
+    def handle_dataplane(self, req: Any) -> Any:
+        from emulator.http import arm_error
+
+        return arm_error(404, "NotFound", "Key Vault emulation is not installed.")
+
+    def handle_arm(self, req: Any, subscription: str, resource_group: str, vault_name: str | None) -> Any:
+        return self.handle_dataplane(req)
+
+    def check_cluster_key(self, **kw: Any) -> Any:
+        from emulator.http import arm_error
+
+        return arm_error(
+            400,
+            "KeyVaultValidationFailed",
+            "Failed to validate key in Key Vault. "
+            "Could be due to lack of permissions or when key doesn't exist.",
+        )
+
+    def key_usable(self, **kw: Any) -> bool:
+        return False
+
+    def seed(self, vaults: list[dict[str, Any]]) -> None:
+        return
+
+    def reset(self) -> None:
+        return
+
+
+def _make_vault_registry(clock: SimClock, on_change: Callable[[], None]) -> Any:
+    """E2's Key Vault registry (emulator/keyvault.py); a failing stand-in until it exists."""
+    try:
+        from emulator.keyvault import VaultRegistry
+    except ImportError:
+        return _NoVaults()
+    return VaultRegistry(clock=clock.now, on_change=on_change)
