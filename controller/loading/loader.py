@@ -180,7 +180,7 @@ def load_documents(
                 )
             raws = read_documents(path.read_bytes(), limits)
         except YamlProblem as err:
-            problems.append(SpecProblem(file, err.line, "", err.message))
+            problems.append(SpecProblem(file, err.line, err.field, err.message))
             continue
         except OSError as err:
             problems.append(SpecProblem(file, None, "", f"cannot read: {err.strerror or err}"))

@@ -52,10 +52,11 @@ class ReadLimits:
 class YamlProblem(Exception):
     """A file that cannot be read as a spec; `line` is 1-based, or None for the whole file."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, field: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.field = field
 
 
 @dataclass
@@ -124,6 +125,7 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int]) 
                 raise YamlProblem(
                     f"duplicate key '{key}'{where}: YAML would silently keep only the last one",
                     key_node.start_mark.line + 1,
+                    dotted((*path, key)),
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _to_data(loader, value_node, (*path, key), lines)
@@ -191,7 +193,10 @@ def read_documents(raw: bytes, limits: ReadLimits | None = None) -> list[RawDocu
             docs.append(RawDocument(line=node.start_mark.line + 1, data=data, lines=lines))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise YamlProblem(f"invalid YAML: {_short(err)}", mark.line + 1 if mark else None) from None
+        context = ""
+        if err.context and err.context_mark is not None and err.context_mark is not mark:
+            context = f" ({err.context} that starts at line {err.context_mark.line + 1})"
+        raise YamlProblem(f"invalid YAML: {_short(err)}{context}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as err:
         raise YamlProblem(f"invalid YAML: {_short(err)}") from None
     except RecursionError:
