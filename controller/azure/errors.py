@@ -102,6 +102,29 @@ class Terminal(AzureError):
     """Not retryable and not a known rule: surface to the user as is."""
 
 
+# Azure error codes that name the rule outright (real codes where known, else the emulator's;
+# azure-api-facts §7). `None`: a known code that is not a rule refusal (stays Terminal).
+_CODE_RULES: dict[str, Rule | None] = {
+    "invalidclustername": Rule.C1,
+    "clusterlimitexceeded": Rule.C2,
+    "invalidsku": Rule.C3,
+    "invalidcapacity": Rule.C3,
+    "capacitylocked": Rule.C4,
+    "keyvaultpropertiesoncreation": Rule.C5,
+    "invalididentity": Rule.C5,
+    "invalidkeyvaultproperties": Rule.C7,
+    "doubleencryptionnotsupported": Rule.C9,
+    "clusterworkspacelimitexceeded": Rule.W1,
+    "workspacealreadylinked": Rule.W2,
+    "workspacelinkoperationslimitexceeded": Rule.W3,
+    "clusternotfound": None,
+    "storageaccountnotfound": None,
+    **{r.value.lower(): r for r in Rule},
+}
+_BUSY_CODES: dict[str, Rule] = {
+    "asyncoperationinprogress": Rule.C6,
+    "clusterdeleting": Rule.C6,
+}
 # Service messages -> rule ids, checked in order (DOMAIN.md error catalogue, azure-api-facts §7).
 _BUSY_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
     (re.compile(r"link or unlink operation in process", re.I), Rule.W5),
@@ -112,27 +135,28 @@ _BUSY_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
 )
 _RULE_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
     (re.compile(r"cluster name (isn'?t|is not) valid", re.I), Rule.C1),
-    (re.compile(r"(maximum|limit|too many).{0,40}clusters|clusters.{0,40}(per region|limit)", re.I), Rule.C2),
     (re.compile(r"capacity is locked", re.I), Rule.C4),
-    (re.compile(r"capacity|capacityreservation|sku", re.I), Rule.C3),
-    (re.compile(r"keyvaultproperties.{0,40}(creation|create)", re.I), Rule.C5),
-    (re.compile(r"identity.{0,20}(null|empty|required)", re.I), Rule.C5),
-    (re.compile(r"failed to validate key|key isn'?t recoverable|not recoverable|keyvaultproperties", re.I),
+    (re.compile(r"keyvaultproperties.{0,40}on creation", re.I), Rule.C5),
+    (re.compile(r"identity is null or empty", re.I), Rule.C5),
+    (re.compile(r"failed to validate key|key isn'?t recoverable|keyvaultproperties.{0,30}bad format", re.I),
      Rule.C7),
-    (re.compile(r"(same|different) (region|tenant)|region.{0,30}mismatch|tenant.{0,30}mismatch", re.I),
-     Rule.C8),
-    (re.compile(r"double encryption", re.I), Rule.C9),
+    (re.compile(r"storage account.{0,200}(same region)|one storage account", re.I), Rule.B1),
+    (re.compile(r"same region and tenant|must be in the same region", re.I), Rule.C8),
+    (re.compile(r"double encryption|isdoubleencryptionenabled", re.I), Rule.C9),
     (re.compile(r"(move|moving).{0,40}(resource group|subscription)", re.I), Rule.C10),
-    (re.compile(r"soft.?deleted|name.{0,30}reserved|recently deleted", re.I), Rule.C11),
-    (re.compile(r"1000 workspaces|workspaces? (limit|per cluster)|too many workspaces", re.I), Rule.W1),
-    (re.compile(r"already linked|linked to (another|a different) cluster", re.I), Rule.W2),
-    (re.compile(r"(link|unlink).{0,60}(30 days|operations? limit|per 30)", re.I), Rule.W3),
-    (re.compile(r"not (yet )?(succeeded|provisioned)|provisioning.{0,30}(not|hasn'?t).{0,20}complet", re.I),
-     Rule.W4),
-    (re.compile(r"storage account.{0,60}region|one storage account", re.I), Rule.B1),
+    (re.compile(r"soft-?delete.{0,40}(14 days|reserved)|name is reserved", re.I), Rule.C11),
+    (re.compile(r"clusters in region|clusters per region", re.I), Rule.C2),
+    (re.compile(r"maximum.{0,40}linked workspaces|linked workspaces; the maximum", re.I), Rule.W1),
+    (re.compile(r"already linked to (another )?cluster", re.I), Rule.W2),
+    (re.compile(r"link or unlink operations in the last", re.I), Rule.W3),
+    (re.compile(r"capacity|capacityreservation|sku name", re.I), Rule.C3),
 )
-# Azure error codes the emulator (and real Azure) may use that name a rule directly.
-_CODE_RULES: dict[str, Rule] = {r.value.lower(): r for r in Rule}
+
+
+def _retry_after_in_message(message: str | None) -> float | None:
+    """The wait in "try again after '<n>' seconds" (throttling) when no header says it."""
+    m = re.search(r"after '?(\d+)'? seconds", message or "", re.I)
+    return float(m.group(1)) if m else None
 
 
 def _error_fields(exc: HttpResponseError) -> tuple[str | None, str | None]:
@@ -198,6 +222,8 @@ def rule_for(code: str | None, message: str | None) -> Rule | None:
 
 
 def _busy_rule(status: int | None, code: str | None, message: str | None) -> Rule | None:
+    if code and code.lower() in _BUSY_CODES:
+        return _BUSY_CODES[code.lower()]
     text = f"{code or ''} {message or ''}"
     for pattern, rule in _BUSY_PATTERNS:
         if pattern.search(text):
@@ -239,7 +265,10 @@ def map_error(exc: BaseException, *, operation: str | None = None) -> AzureError
         said = f"{where}Azure said {status}" + (f" {code}" if code else "")
         said += f": {message}" if message else ""
         if status in (408, 429) or (status is not None and status >= 500):
-            return Transient(said, retry_after=_retry_after(exc), **kw)
+            wait = _retry_after(exc)
+            if wait is None:
+                wait = _retry_after_in_message(message)
+            return Transient(said, retry_after=wait, **kw)
         if status in (401, 403):
             return Forbidden(said, **kw)
         if status == 404:
