@@ -2,3 +2,7 @@
 
 No I/O here, ever (import-linter `pure-core` contract): `now` is a parameter, history is a value.
 """
+
+from controller.planning.planner import make_plan
+
+__all__ = ["make_plan"]

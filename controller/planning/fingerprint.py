@@ -1,0 +1,60 @@
+"""A stable sha256 of the observed state: the executor refuses a saved plan whose fingerprint changed.
+
+`read_at` and read warnings are excluded (re-reading the same estate later must give the same
+fingerprint); everything else is canonicalised (ids lower-cased as keys, sorted, ISO dates) so that
+casing or dict order never makes a plan look stale. `resource_digests` gives one digest per resource
+so a stale-plan message can say which resource changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from controller.model.observed import ObservedState
+
+
+def _canon(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canon(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, tuple | list):
+        return [_canon(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(_canon(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(_canon(value), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resource_digests(observed: ObservedState) -> dict[str, str]:
+    """'cluster:<id key>' / 'workspace:...' / 'key:...' / 'vault:...' -> sha256 of that resource."""
+    out: dict[str, str] = {}
+    for prefix, table in (
+        ("cluster", observed.clusters), ("workspace", observed.workspaces),
+        ("key", observed.keys), ("vault", observed.vaults),
+    ):
+        for key, value in table.items():
+            out[f"{prefix}:{key.lower()}"] = _digest(value)
+    return dict(sorted(out.items()))
+
+
+def fingerprint(observed: ObservedState) -> str:
+    """sha256 over the subscriptions read and every resource digest."""
+    body = {"subscriptions": sorted(s.lower() for s in observed.subscriptions),
+            "resources": resource_digests(observed)}
+    return "sha256:" + _digest(body)
+
+
+def changed_resources(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The resources whose digest differs, appeared or disappeared (for 'saved plan is stale')."""
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

@@ -1,0 +1,533 @@
+"""Clusters: create, update (capacity, billing, tags, identity), set_key, delete, and their gates.
+
+Order per cluster (rule C6: one operation at a time, so the steps are chained):
+    create → set_key(clear) → update identity → set_key(desired) → update capacity/billing/tags
+and every workspace link into the cluster waits on all of them (rule W4).
+
+Decisions where DOMAIN.md is silent:
+* C5: the key goes into the create call only with a UserAssigned identity the spec declares as
+  already granted (`keyAccessGranted`) and a key that passes the C7/C8 checks; otherwise the cluster
+  is created without a key and a `set_key` step follows (for SystemAssigned it carries a warning:
+  grant the new principal access between the two steps, the executor stops if the service says no).
+* UserAssigned → SystemAssigned walks the documented 4 steps: clear the key, switch identity, grant
+  the new principal (the user: its id exists only after step 2), set the key again. Step 4 is
+  deferred (C7, no date) until the grant is visible. Identity and key never change in one call.
+* SystemAssigned/UserAssigned → another UserAssigned while a key is set needs `keyAccessGranted`
+  (the new identity must already unwrap the key, else the switch is a revocation, K2): blocked.
+* A capacity decrease waits until lastSkuUpdate + the lock (C4, deferred with that date); with no
+  lastSkuUpdate the creation time is used; with neither it is allowed (the service is the judge).
+* A `Failed` cluster is not busy: steps for it are planned (re-issuing is what repairs it); links
+  into it wait (W4) unless this plan has a step that brings it back to `Succeeded`.
+* A busy cluster (Creating, Updating, Deleting...) or one with an operation of ours in flight:
+  its steps are deferred (C6) with no date; its links too (W4).
+* Fields fixed at creation (double encryption, C9) differ → blocked: a new cluster is needed.
+  Availability zones are also fixed: reported as drift and a warning, not blocked.
+* Removing the key from a cluster is not supported by the service: drift + warning, no step.
+* Tags in the spec are the complete set (like Terraform): extra live tags are removed.
+* C2/C11: active clusters per subscription+region (+ soft-deleted ones when the profile counts
+  them) bound creates; a create that needs a slot freed by a delete in this plan depends on it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from controller.model import ids
+from controller.model.observed import ObservedCluster
+from controller.model.spec import Cluster, IdentityType
+from controller.planning.context import Workbench, cluster_path
+from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health
+from controller.planning.plan import Action, Change, Severity
+
+_LINKABLE = "Succeeded"
+
+
+def address_of(cluster: Cluster) -> str:
+    return f"cluster.{cluster.metadata.name}"
+
+
+def _identity(cluster: Cluster) -> dict[str, Any]:
+    ident = cluster.spec.identity
+    return {"type": str(ident.type), "user_assigned_identity": ident.user_assigned_identity}
+
+
+def _live_identity(obs: ObservedCluster) -> dict[str, Any]:
+    uai = obs.user_assigned_identities[0] if obs.user_assigned_identities else None
+    return {"type": obs.identity_type, "user_assigned_identity": uai}
+
+
+def _same_identity(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return str(a["type"]).lower() == str(b["type"]).lower() and ids.id_key(
+        a["user_assigned_identity"] or "") == ids.id_key(b["user_assigned_identity"] or "")
+
+
+def _tags_equal(a: dict[str, str], b: dict[str, str]) -> bool:
+    return {k.lower(): v for k, v in a.items()} == {k.lower(): v for k, v in b.items()}
+
+
+def _busy(wb: Workbench, obs: ObservedCluster) -> bool:
+    key = ids.id_key(obs.id)
+    return obs.busy or any(ids.id_key(op.target) == key for op in wb.history.in_flight)
+
+
+def plan_clusters(wb: Workbench) -> None:
+    managed = {ids.id_key(c.arm_id): c for c in wb.desired.clusters}
+    _plan_unmanaged(wb, managed)
+    slots = _Slots(wb)
+    for key in sorted(managed):
+        cluster = managed[key]
+        obs = wb.observed.clusters.get(key)
+        if obs is None:
+            _plan_new(wb, cluster, slots)
+        else:
+            _plan_existing(wb, cluster, obs)
+
+
+# -- unmanaged clusters in managed scope: drift, and deletes with prune.clusters (C6, C11) --------
+
+def managed_scope(wb: Workbench) -> set[tuple[str, str]]:
+    """(subscription, resource group lower) pairs that hold a declared cluster."""
+    return {(c.spec.subscription.lower(), c.spec.resource_group.lower()) for c in wb.desired.clusters}
+
+
+def _plan_unmanaged(wb: Workbench, managed: dict[str, Cluster]) -> None:
+    scope = managed_scope(wb)
+    prune = wb.desired.settings.prune.clusters
+    for key, obs in sorted(wb.observed.clusters.items()):
+        if key in managed or (obs.subscription.lower(), obs.resource_group.lower()) not in scope:
+            continue
+        if any(c.azure_name.lower() == obs.name.lower() for c in managed.values()):
+            continue  # a C10 move: reported by the declared cluster, never deleted here
+        address = f"cluster.{obs.name}"
+        wb.drifted(address=address, resource_id=obs.id, field_="exists", desired=False, live=True)
+        step = f"delete:cluster:{cluster_path(obs.subscription, obs.resource_group, obs.name)}"
+        if not prune:
+            wb.warn("prune-disabled",
+                    f"{address} is in a managed resource group but not in the spec; set "
+                    "settings.prune.clusters to delete it", address=address)
+            continue
+        params = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name}
+        if _busy(wb, obs):
+            wb.defer(id=step, action=Action.DELETE, address=address, resource_id=obs.id, rule="C6",
+                     reason=f"{obs.name} is {obs.provisioning_state}; a cluster can't be deleted while an "
+                            "operation runs", not_before=None, parameters=params)
+        else:
+            linked = len(obs.associated_workspaces)
+            warns = ["deleting a cluster unlinks its workspaces: their new data uses Microsoft keys (W6); "
+                     f"the name stays reserved {wb.limits.soft_delete_retention.days} days (C11)"]
+            if linked:
+                warns.append(f"{linked} workspace(s) are still linked to it")
+            wb.add(Change(id=step, action=Action.DELETE, address=address, resource_id=obs.id,
+                          cluster_id=obs.id, parameters=params, before={"provisioning_state":
+                          obs.provisioning_state}, after={"exists": False}, reason="not in the spec (prune)",
+                          rules=("C6", "C11"), destructive=True, warnings=tuple(warns)))
+        wb.deletes[key] = step
+
+
+# -- new clusters: C2 / C11 slots, C5 key at creation, set_key -------------------------------------
+
+class _Slots:
+    """Rules C2 and C11: what is left per (subscription, region) as creates are planned."""
+
+    def __init__(self, wb: Workbench) -> None:
+        self.wb = wb
+        self.active: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for key, obs in wb.observed.clusters.items():
+            self.active[(obs.subscription.lower(), obs.location)].append(key)
+        self.soft_deleted: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        for d in wb.history.cluster_deletions:
+            ends = d.at + wb.limits.soft_delete_retention
+            if ends > wb.now and d.cluster_key not in wb.observed.clusters:
+                self.soft_deleted[(d.subscription.lower(), ids.normalise_location(d.location))].append(ends)
+        self.created: dict[tuple[str, str], int] = defaultdict(int)
+
+    def claim(self, cluster: Cluster, step: str) -> list[str] | None:
+        """The deletes the create must wait for, or None when it is deferred/blocked for lack of a slot."""
+        wb, spec = self.wb, cluster.spec
+        region = (spec.subscription.lower(), spec.location)
+        address = address_of(cluster)
+        live = self.active[region]
+        delete_steps = [wb.deletes[k] for k in sorted(live) if k in wb.deletes]
+        ready_deletes = [s for s in delete_steps if s in wb.changes]
+        staying = len(live) - len(ready_deletes)
+        used = staying + self.created[region]
+        limit = wb.limits.clusters_per_region
+        if used >= limit:
+            names = ", ".join(sorted(wb.observed.clusters[k].name for k in live))
+            waiting = [s for s in delete_steps if wb.pending(s)]
+            if waiting and used - len(waiting) < limit:
+                wb.gate(cluster.arm_id).wait("C2", "waits for a delete that frees a region slot", None,
+                                             waiting[0])
+                wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
+                         rule="C2", reason=f"{spec.location} already has {used} clusters in subscription "
+                         f"{spec.subscription}; waits for a deferred delete to free a slot",
+                         not_before=None, depends_on=waiting)
+                return None
+            wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C2",
+                     reason=f"subscription {spec.subscription} already has {used} of {limit} clusters in "
+                            f"{spec.location} ({names})",
+                     remedy="delete a cluster there (settings.prune.clusters) or use another region or "
+                            "subscription")
+            wb.gate(cluster.arm_id).wait("C2", "its cluster can't be created (blocked, C2)", None, step)
+            return None
+        deps = ready_deletes if len(live) + self.created[region] >= limit else []
+        reserved_limit = wb.limits.reserved_per_region
+        if reserved_limit is not None:
+            reserved = len(live) + len(self.soft_deleted[region]) + self.created[region]
+            if reserved >= reserved_limit:
+                ends = sorted(self.soft_deleted[region])
+                free_at = ends[reserved - reserved_limit] if reserved - reserved_limit < len(ends) else None
+                if free_at is None:
+                    wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
+                             rule="C2", reason=f"{reserved} of {reserved_limit} cluster slots in "
+                             f"{spec.location} are taken by active and soft-deleted clusters",
+                             remedy="delete a cluster there and wait 14 days, or use another region")
+                    wb.gate(cluster.arm_id).wait("C2", "its cluster can't be created (blocked, C2)", None,
+                                                 step)
+                    return None
+                wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
+                         rule="C11", reason=f"{spec.location} has {reserved} of {reserved_limit} slots taken "
+                         "counting soft-deleted clusters; one frees when its 14-day retention ends",
+                         not_before=free_at)
+                wb.gate(cluster.arm_id).wait("C11", "its cluster's create is deferred (C11)", free_at, step)
+                return None
+        self.created[region] += 1
+        return deps
+
+
+def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
+    spec = cluster.spec
+    path = cluster_path(spec.subscription, spec.resource_group, cluster.azure_name)
+    address = address_of(cluster)
+    step = f"create:cluster:{path}"
+    gate = wb.gate(cluster.arm_id)
+
+    moved = _c10_original(wb, cluster)
+    if moved is not None:
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C10",
+                 reason=f"cluster {cluster.azure_name} exists in subscription {moved.subscription}, resource "
+                        f"group {moved.resource_group}; a cluster cannot move",
+                 remedy=f"set subscription/resourceGroup back to {moved.subscription}/"
+                        f"{moved.resource_group}, or declare a new cluster under another name and move the "
+                        "workspaces to it")
+        gate.wait("C10", "its cluster is blocked (C10)", None, step)
+        return
+    if not wb.limits.capacity_ok(spec.capacity):
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C3",
+                 reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
+                 remedy="set spec.capacity to an allowed value")
+        gate.wait("C3", "its cluster is blocked (C3)", None, step)
+        return
+    if spec.identity.type is IdentityType.NONE:
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C5",
+                 reason="a cluster needs an identity at creation", remedy="set identity.type")
+        gate.wait("C5", "its cluster is blocked (C5)", None, step)
+        return
+    reserved = _reserved_until(wb, cluster)
+    if reserved is not None:
+        wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C11",
+                 reason=f"the name {cluster.azure_name} is reserved by a soft-deleted cluster until "
+                        f"{reserved.isoformat()}", not_before=reserved)
+        gate.wait("C11", "its cluster's create is deferred (C11)", reserved, step)
+        _defer_key(wb, cluster, path, [step])
+        return
+    deps = slots.claim(cluster, step)
+    if deps is None:
+        _defer_key(wb, cluster, path, [step])
+        return
+
+    ref = spec.key.ref() if spec.key is not None else None
+    problems = []
+    if ref is not None:
+        problems = check_key(wb, ref, address=address, cluster_location=spec.location, cluster_tenant=None,
+                             principal_id=None, access_granted_by_spec=spec.identity.key_access_granted)
+    at_creation = (ref is not None and not problems and spec.identity.type is IdentityType.USER_ASSIGNED
+                   and spec.identity.key_access_granted)  # rule C5
+    params: dict[str, Any] = {
+        "subscription": spec.subscription, "resource_group": spec.resource_group,
+        "name": cluster.azure_name, "location": spec.location, "identity": _identity(cluster),
+        "capacity": spec.capacity, "billing_type": str(spec.billing_type),
+        "double_encryption": spec.double_encryption, "availability_zones": spec.availability_zones,
+        "tags": dict(sorted(spec.tags.items())), "key": key_params(ref) if at_creation else None,
+    }
+    after = {"provisioning_state": "Succeeded", "capacity": spec.capacity,
+             "billing_type": str(spec.billing_type), "key": params["key"]}
+    wb.add(Change(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
+                  cluster_id=cluster.arm_id, depends_on=tuple(sorted(deps)), parameters=params,
+                  after=after, reason="declared in the spec, not found", rules=("C2", "C5", "C6")))
+    gate.depends_on.append(step)
+    if ref is None or at_creation:
+        return
+    key_step = f"set_key:cluster:{path}"
+    if problems:
+        p = problems[0]
+        wb.block(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id, rule=p.rule,
+                 reason=p.reason, remedy=p.remedy)
+        gate.wait("W4", f"its cluster's key can't be set ({p.rule}): links would store data unencrypted "
+                  "by the customer key", None, key_step)
+        return
+    warns: tuple[str, ...] = ()
+    if spec.identity.type is IdentityType.SYSTEM_ASSIGNED:
+        warns = (f"grant the new cluster's system-assigned principal get, wrapKey, unwrapKey on "
+                 f"{ref.vault_name} before this step (rule C5, C7)",)
+    wb.add(Change(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id,
+                  cluster_id=cluster.arm_id, depends_on=(step,),
+                  parameters=_set_key_params(cluster, key_params(ref)),
+                  after={"key": key_params(ref), "provisioning_state": "Succeeded"},
+                  reason="rule C5: the key is set after creation", rules=("C5", "C7"), warnings=warns))
+    gate.depends_on.append(key_step)
+
+
+def _defer_key(wb: Workbench, cluster: Cluster, path: str, deps: list[str]) -> None:
+    """When the create waits, its key step waits too (with no date of its own)."""
+    if cluster.spec.key is None:
+        return
+    ref = cluster.spec.key.ref()
+    wb.defer(id=f"set_key:cluster:{path}", action=Action.SET_KEY, address=address_of(cluster),
+             resource_id=cluster.arm_id, rule="C5", reason="the key is set once the cluster exists",
+             not_before=None, depends_on=deps, parameters=_set_key_params(cluster, key_params(ref)))
+
+
+def _set_key_params(cluster: Cluster, key: dict[str, Any] | None) -> dict[str, Any]:
+    return {"subscription": cluster.spec.subscription, "resource_group": cluster.spec.resource_group,
+            "name": cluster.azure_name, "key": key}
+
+
+def _reserved_until(wb: Workbench, cluster: Cluster) -> datetime | None:
+    """Rule C11: a deletion of this name within the retention keeps it reserved until +14 days."""
+    key = ids.id_key(cluster.arm_id)
+    ends = [d.at + wb.limits.soft_delete_retention for d in wb.history.cluster_deletions
+            if d.cluster_key == key or (
+                d.subscription.lower() == cluster.spec.subscription.lower()
+                and d.name.lower() == cluster.azure_name.lower()
+                and ids.id_key(ids.cluster_id(d.subscription, cluster.spec.resource_group, d.name)) == key)]
+    ends = [e for e in ends if e > wb.now]
+    return max(ends) if ends else None
+
+
+def _c10_original(wb: Workbench, cluster: Cluster) -> ObservedCluster | None:
+    """Rule C10: the same cluster name lives elsewhere in a subscription we read and nothing declares it."""
+    declared = {ids.id_key(c.arm_id) for c in wb.desired.clusters}
+    for key, obs in sorted(wb.observed.clusters.items()):
+        if (obs.name.lower() == cluster.azure_name.lower() and key not in declared
+                and obs.location == cluster.spec.location):
+            return obs
+    return None
+
+
+# -- existing clusters: adopt, update, rotate, identity sequence -----------------------------------
+
+def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> None:
+    spec = cluster.spec
+    path = cluster_path(obs.subscription, obs.resource_group, obs.name)
+    address = address_of(cluster)
+    gate = wb.gate(cluster.arm_id)
+    base = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name}
+    busy = _busy(wb, obs)
+    chain: list[str] = []  # steps in this plan, in order (C6: one at a time)
+    chain_pending = False  # an earlier step of the chain is deferred/blocked
+
+    def drift(field_: str, desired: Any, live: Any, severity: Severity = Severity.WARNING,
+              rule: str | None = None) -> None:
+        wb.drifted(address=address, resource_id=obs.id, field_=field_, desired=desired, live=live,
+                   severity=severity, rule=rule)
+
+    def emit(change: Change) -> None:
+        """Add a chained step, or defer it when the cluster is busy or an earlier step waits."""
+        nonlocal chain_pending
+        deps = tuple(sorted(set(change.depends_on) | ({chain[-1]} if chain else set())))
+        if busy or chain_pending:
+            rule = "C6"
+            reason = (f"{obs.name} is {obs.provisioning_state}; no update while an operation runs"
+                      if busy else "waits for an earlier step on this cluster")
+            wb.defer(id=change.id, action=change.action, address=address, resource_id=obs.id, rule=rule,
+                     reason=reason, not_before=None, depends_on=deps, parameters=change.parameters)
+            chain_pending = True
+        else:
+            wb.add(change.model_copy(update={"depends_on": deps}))
+        chain.append(change.id)
+
+    if obs.location != spec.location:
+        drift("location", spec.location, obs.location, Severity.CRITICAL, "C10")
+        wb.block(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
+                 rule="C10", reason=f"the cluster is in {obs.location}, the spec says {spec.location}",
+                 remedy="a cluster cannot move: declare a new cluster in the new region")
+        gate.wait("C10", "its cluster is blocked", None, f"update:cluster:{path}")
+        return
+    if obs.double_encryption != spec.double_encryption:
+        drift("double_encryption", spec.double_encryption, obs.double_encryption, rule="C9")
+        wb.block(id=f"update:cluster:{path}:double_encryption", action=Action.UPDATE, address=address,
+                 resource_id=obs.id, rule="C9",
+                 reason=f"double encryption is {obs.double_encryption} and fixed at creation",
+                 remedy=f"set doubleEncryption: {str(obs.double_encryption).lower()}, or declare a new "
+                        "cluster and move the workspaces")
+    if obs.availability_zones != spec.availability_zones:
+        drift("availability_zones", spec.availability_zones, obs.availability_zones)
+        wb.warn("fixed-at-creation", f"{address}: availability zones are fixed at creation "
+                f"(live {obs.availability_zones})", address=address)
+    if obs.provisioning_state == "Failed":
+        wb.warn("cluster-failed", f"{address} is Failed; its links wait until it is Succeeded",
+                address=address, rule="C6", severity=Severity.CRITICAL)
+
+    live_ident, want_ident = _live_identity(obs), _identity(cluster)
+    want_key = spec.key.ref() if spec.key is not None else None
+    live_key = obs.key
+    if live_key is not None:
+        live_key_health(wb, live_key, address=address, resource_id=obs.id)
+    identity_changes = not _same_identity(live_ident, want_ident)
+    if identity_changes:
+        drift("identity", want_ident, live_ident, Severity.WARNING)
+    key_changes = want_key is not None and not want_key.same_as(live_key)
+    if want_key is None and live_key is not None:
+        drift("key", None, key_params(live_key))
+        wb.warn("key-removal-unsupported", f"{address}: the spec has no key but the cluster uses "
+                f"{live_key.uri()}; a customer-managed key can't be removed, nothing is planned",
+                address=address)
+    if key_changes:
+        drift("key", key_params(want_key), key_params(live_key))
+
+    # identity (C12, the 4-step UserAssigned → SystemAssigned sequence)
+    key_after_identity = key_changes
+    if identity_changes:
+        ok = _plan_identity(wb, cluster, obs, path, base, emit, want_ident, live_ident)
+        if not ok:
+            gate.wait("C12", "its cluster's identity change is blocked", None,
+                      f"update:cluster:{path}:identity")
+            return
+        if str(want_ident["type"]) == "SystemAssigned" and str(live_ident["type"]) == "UserAssigned" \
+                and (want_key is not None or live_key is not None):
+            ref = want_key or live_key
+            step4 = f"set_key:cluster:{path}"
+            wb.defer(id=step4, action=Action.SET_KEY, address=address, resource_id=obs.id, rule="C7",
+                     reason="step 4 of UserAssigned → SystemAssigned: grant the new system-assigned "
+                            f"principal get, wrapKey, unwrapKey on {ref.vault_name if ref else ''}, then "
+                            "re-plan", not_before=None, depends_on=[chain[-1]],
+                     parameters={**base, "key": key_params(ref)})
+            gate.wait("C7", "the cluster's key is set again after its new identity is granted", None, step4)
+            key_after_identity = False
+
+    # key (C7, C8, K1): rotation to the new version comes before anything else that waits
+    if key_after_identity and want_key is not None:
+        step = f"set_key:cluster:{path}"
+        principal = None if identity_changes else obs.principal_id
+        problems = check_key(wb, want_key, address=address, cluster_location=obs.location,
+                             cluster_tenant=obs.tenant_id, principal_id=principal,
+                             access_granted_by_spec=spec.identity.key_access_granted and identity_changes)
+        if problems:
+            p = problems[0]
+            wb.block(id=step, action=Action.SET_KEY, address=address, resource_id=obs.id, rule=p.rule,
+                     reason=p.reason, remedy=p.remedy)
+            if live_key is None:  # links would land on Microsoft keys (W4)
+                gate.wait("W4", f"its cluster's key can't be set ({p.rule})", None, step)
+        else:
+            rotation = live_key is not None and live_key.key() == want_key.key()
+            emit(Change(id=step, action=Action.SET_KEY, address=address, resource_id=obs.id,
+                        cluster_id=obs.id, parameters={**base, "key": key_params(want_key)},
+                        before={"key": key_params(live_key)},
+                        after={"key": key_params(want_key), "provisioning_state": "Succeeded"},
+                        reason="key rotation (rule K1)" if rotation else "the declared key differs",
+                        rules=("C7", "K1") if rotation else ("C7",)))
+    elif want_key is not None and not key_changes:
+        check_key(wb, want_key, address=address, cluster_location=obs.location, cluster_tenant=obs.tenant_id,
+                  principal_id=None)  # warnings only (expiry, newer version); the key is already set
+
+    _plan_update(wb, cluster, obs, path, base, emit, drift)
+
+    # gate for links (W4): every step of the chain, and a Succeeded cluster
+    for step in chain:
+        if step in wb.changes:
+            gate.depends_on.append(step)
+        else:
+            gate.wait(wb.deferred[step].rule if step in wb.deferred else "C6",
+                      f"waits for {step}", None, step)
+    if busy:
+        gate.wait("W4", f"{obs.name} is {obs.provisioning_state}: links wait until it is Succeeded",
+                  None, None)
+    elif obs.provisioning_state != _LINKABLE and not any(s in wb.changes for s in chain):
+        gate.wait("W4", f"{obs.name} is {obs.provisioning_state}, not Succeeded", None, None)
+
+
+def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: dict[str, Any],
+                   emit: Any, want: dict[str, Any], live: dict[str, Any]) -> bool:
+    """Plan the identity change; False when it is blocked."""
+    address = address_of(cluster)
+    step = f"update:cluster:{path}:identity"
+    if str(live["type"]) == "None":
+        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C12",
+                 reason="the cluster's identity is None: its access was revoked irreversibly",
+                 remedy="open a support request to restore it, or declare a new cluster")
+        return False
+    if str(want["type"]) == "None":
+        if not cluster.spec.allow_access_revocation:
+            wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C12",
+                     reason="identity None revokes access to the cluster's data irreversibly",
+                     remedy="set allowAccessRevocation: true if this is really wanted")
+            return False
+        wb.warn("identity-none", f"{address}: identity None REVOKES access to the data irreversibly (C12)",
+                address=address, rule="C12", severity=Severity.CRITICAL)
+        emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
+                    parameters={**base, "identity": want}, before={"identity": live},
+                    after={"identity": want}, reason="identity None (opted in)", rules=("C12",),
+                    destructive=True, warnings=("irreversible: only a support request restores access",)))
+        return True
+    if str(want["type"]) == "UserAssigned" and obs.key is not None \
+            and not cluster.spec.identity.key_access_granted:
+        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C7",
+                 reason=f"switching to {want['user_assigned_identity']} while the cluster uses a key would "
+                        "revoke access unless that identity already has get/wrapKey/unwrapKey (K2)",
+                 remedy="grant the identity on the vault, then set identity.keyAccessGranted: true")
+        return False
+    if str(want["type"]) == "SystemAssigned" and str(live["type"]) == "UserAssigned" and obs.key is not None:
+        emit(Change(id=f"set_key:cluster:{path}:clear", action=Action.SET_KEY, address=address,
+                    resource_id=obs.id, cluster_id=obs.id, parameters={**base, "key": None},
+                    before={"key": key_params(obs.key)}, after={"key": None},
+                    reason="step 1 of UserAssigned → SystemAssigned: clear the key (identity and key never "
+                           "change together)", rules=("C5",),
+                    warnings=("new data uses Microsoft keys until step 4 sets the key again (W6)",)))
+    emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
+                parameters={**base, "identity": want}, before={"identity": live}, after={"identity": want},
+                reason="the declared identity differs", rules=("C5",)))
+    return True
+
+
+def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: dict[str, Any],
+                 emit: Any, drift: Any) -> None:
+    """Capacity (C3, C4), billing type and tags: one PATCH now, a capacity decrease maybe later."""
+    spec = cluster.spec
+    address = address_of(cluster)
+    changed: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    if spec.billing_type.lower() != obs.billing_type.lower():
+        drift("billing_type", str(spec.billing_type), obs.billing_type)
+        changed["billing_type"], before["billing_type"] = str(spec.billing_type), obs.billing_type
+    if not _tags_equal(spec.tags, obs.tags):
+        drift("tags", dict(spec.tags), dict(obs.tags))
+        changed["tags"], before["tags"] = dict(sorted(spec.tags.items())), dict(sorted(obs.tags.items()))
+    if spec.capacity != obs.capacity:
+        drift("capacity", spec.capacity, obs.capacity)
+        if not wb.limits.capacity_ok(spec.capacity):
+            wb.block(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
+                     resource_id=obs.id, rule="C3",
+                     reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
+                     remedy="set spec.capacity to an allowed value")
+        elif spec.capacity > obs.capacity:
+            changed["capacity"], before["capacity"] = spec.capacity, obs.capacity
+        else:
+            since = obs.last_sku_update or obs.created
+            unlocked = since + wb.limits.capacity_lock if since is not None else None
+            if unlocked is not None and unlocked > wb.now:  # rule C4
+                wb.defer(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
+                         resource_id=obs.id, rule="C4",
+                         reason=f"capacity decrease {obs.capacity} → {spec.capacity} is locked for "
+                                f"{wb.limits.capacity_lock.days} days after the last SKU update "
+                                f"({since.isoformat() if since else '?'})",
+                         not_before=unlocked, parameters={**base, "capacity": spec.capacity})
+            else:
+                changed["capacity"], before["capacity"] = spec.capacity, obs.capacity
+    if changed:
+        emit(Change(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
+                    cluster_id=obs.id, parameters={**base, **changed}, before=before, after=dict(changed),
+                    reason="declared " + ", ".join(sorted(changed)) + " differ",
+                    rules=("C3", "C4") if "capacity" in changed else ()))
