@@ -255,6 +255,8 @@ class Emulator:
         for op in due:
             self._complete(op)
         self._expire_soft_deleted(now)
+        if any(c.key is not None and not c.revoked for c in self.clusters.values()):
+            self._recheck_revocations()  # a key version may have expired as simulated time passed (K1)
 
     def _complete(self, op: Operation) -> None:
         op.done = True
