@@ -189,3 +189,61 @@ def test_management_client_creates_a_vault(emulator: EmulatorHandle, sdk: Sdk) -
     assert created.properties.vault_uri == "https://kvnew.vault.azure.net/"
     assert created.properties.enable_purge_protection is True
     assert list(sdk.keys("https://kvnew.vault.azure.net/").list_properties_of_keys()) == []
+
+
+# ------------------------------------------------------------------------ wired into the cluster side
+
+
+def _seed_cluster(emulator: EmulatorHandle, **vault_over: Any) -> None:
+    emulator.seed(
+        {
+            "vaults": [vault(**vault_over)],
+            "clusters": [
+                {
+                    "subscription": SUBSCRIPTION,
+                    "resource_group": "rg-la",
+                    "name": "cmkcluster",
+                    "location": "westeurope",
+                    "principal_id": PRINCIPAL,
+                }
+            ],
+        }
+    )
+
+
+def _set_key(sdk: Sdk, version: str) -> Any:
+    patch = {
+        "properties": {
+            "keyVaultProperties": {"keyVaultUri": VAULT_URL, "keyName": "k1", "keyVersion": version}
+        }
+    }
+    return sdk.loganalytics().clusters.begin_update("rg-la", "cmkcluster", patch).result()
+
+
+def test_cluster_key_update_is_validated_by_the_vault(emulator: EmulatorHandle, sdk: Sdk) -> None:
+    _seed_cluster(emulator, accessPolicies=[{"objectId": PRINCIPAL, "keys": ["get", "wrapKey"]}])
+    with pytest.raises(HttpResponseError) as info:
+        _set_key(sdk, V2)  # rule C7: unwrapKey missing
+    assert info.value.status_code == 400
+    assert "Failed to validate key in Key Vault" in str(info.value)
+
+    _seed_cluster(emulator, purgeProtection=False)
+    with pytest.raises(HttpResponseError) as info:
+        _set_key(sdk, V2)  # rule C7: vault not recoverable
+    assert "Key isn't recoverable" in str(info.value)
+
+    _seed_cluster(emulator, location="northeurope")
+    with pytest.raises(HttpResponseError) as info:
+        _set_key(sdk, V2)  # rule C8
+    assert "same region and tenant" in str(info.value)
+
+
+def test_disabling_the_used_version_is_recorded_as_revocation(emulator: EmulatorHandle, sdk: Sdk) -> None:
+    _seed_cluster(emulator)
+    cluster = _set_key(sdk, V2)
+    assert cluster.properties.key_vault_properties.key_version == V2
+    assert not [e for e in emulator.events() if e["kind"] == "revoked"]
+
+    sdk.keys(VAULT_URL).update_key_properties("k1", V2, enabled=False)  # rule K1
+    revoked = [e for e in emulator.events() if e["kind"] == "revoked"]
+    assert len(revoked) == 1 and revoked[0]["resource_id"].endswith("/clusters/cmkcluster")
