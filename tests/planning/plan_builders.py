@@ -32,12 +32,13 @@ VAULT = "https://kv-cmk.vault.azure.net/"
 KEY = "cmk"
 V1 = "a" * 32
 V2 = "b" * 32
-UAI = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai"
+UAI = (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity"
+       "/userAssignedIdentities/uai")
 PRINCIPAL = "22222222-2222-2222-2222-222222222222"
 
 
 def ws_id(name: str, sub: str = SUB, rg: str = "rg-ws") -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{name}"
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{ids.WORKSPACE_TYPE}/{name}"
 
 
 def storage_id(name: str) -> str:
@@ -111,11 +112,11 @@ def good_key(*versions: tuple[str, bool], recovery: str = "Recoverable") -> Obse
 
 
 def good_vault(*principals: str, location: str = LOC, purge: bool = True) -> ObservedVault:
-    return ObservedVault(
-        uri=VAULT, readable=True, location=location, tenant_id=TENANT, soft_delete=True, purge_protection=purge,
-        rbac=False, access_policies=tuple(AccessPolicy(tenant_id=TENANT, object_id=p,
-                                                       key_permissions=frozenset({"get", "wrapkey", "unwrapkey"}))
-                                          for p in (principals or (PRINCIPAL,))))
+    perms = frozenset({"get", "wrapkey", "unwrapkey"})
+    policies = tuple(AccessPolicy(tenant_id=TENANT, object_id=p, key_permissions=perms)
+                     for p in (principals or (PRINCIPAL,)))
+    return ObservedVault(uri=VAULT, readable=True, location=location, tenant_id=TENANT, soft_delete=True,
+                         purge_protection=purge, rbac=False, access_policies=policies)
 
 
 def observed(clusters: list[ObservedCluster] = (), workspaces: list[ObservedWorkspace] = (),  # type: ignore[assignment]

@@ -38,7 +38,7 @@ from controller.model import ids
 from controller.model.observed import ObservedCluster
 from controller.model.spec import Cluster, IdentityType
 from controller.planning.context import Workbench, cluster_path
-from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health
+from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health, same_key
 from controller.planning.plan import Action, Change, Severity
 
 _LINKABLE = "Succeeded"
@@ -379,7 +379,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     identity_changes = not _same_identity(live_ident, want_ident)
     if identity_changes:
         drift("identity", want_ident, live_ident, Severity.WARNING)
-    key_changes = want_key is not None and not want_key.same_as(live_key)
+    key_changes = want_key is not None and not same_key(want_key, live_key)
     if want_key is None and live_key is not None:
         drift("key", None, key_params(live_key))
         wb.warn("key-removal-unsupported", f"{address}: the spec has no key but the cluster uses "
