@@ -148,6 +148,7 @@ class AzureClients:
     def _session(self) -> requests.Session:
         session = requests.Session()
         if self.emulator:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE / proxies in the environment would win
             target = urlsplit(self.emulator).netloc
             session.mount("https://", _RedirectAdapter(target))
             session.mount("http://", _RedirectAdapter(target))

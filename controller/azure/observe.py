@@ -213,7 +213,8 @@ def _key_from_versions(ref: ids.KeyRef, items: Iterable[Any]) -> ObservedKey:
                 not_before=parse_time(getattr(item, "not_before", None)),
             )
         )
-        recovery = recovery or getattr(item, "recovery_level", None)
+        level = getattr(item, "recovery_level", None)
+        recovery = recovery or (str(getattr(level, "value", level)) if level is not None else None)
     epoch = datetime.min.replace(tzinfo=UTC)
     versions.sort(key=lambda v: v.created or epoch)
     enabled = [v for v in versions if v.enabled]

@@ -76,9 +76,7 @@ def test_cluster_reads_location_key_and_links_as_real_azure_sends_them() -> None
     assert c.last_sku_update == datetime(2025, 5, 8, 7, 36, 20, tzinfo=UTC)  # rule C4 needs it
     assert c.double_encryption is False
     assert c.principal_id == "p-1"
-    ws_key = (
-        f"{WS_RG}/ws1"
-    )
+    ws_key = f"{WS_RG}/ws1"
     assert c.associated_workspaces == {ws_key: datetime(2025, 5, 9, 10, tzinfo=UTC)}
     assert not c.busy
 
