@@ -12,7 +12,6 @@ the emulator-backed tests use to follow the emulator's simulated clock.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -32,7 +31,9 @@ from controller.model.history import History
 from controller.model.limits import for_profile
 from controller.model.observed import ObservedState
 from controller.model.spec import DesiredState
+from controller.planning.fingerprint import resource_digests
 from controller.planning.plan import Plan
+from controller.planning.planner import make_plan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -84,13 +85,8 @@ def make_plan_for(
     desired: DesiredState, observed: ObservedState, history: History, now: datetime
 ) -> Plan:
     """Call the pure planner (controller.planning.planner.make_plan)."""
-    try:
-        planner = importlib.import_module("controller.planning.planner")
-    except ImportError as err:
-        raise CmkError("the planner is not available in this build (controller.planning.planner)") from err
     limits = for_profile(desired.settings.limits_profile)
-    result: Plan = planner.make_plan(desired, observed, now, history, limits)
-    return result
+    return make_plan(desired=desired, observed=observed, now=now, history=history, limits=limits)
 
 
 def build_plan(
@@ -111,7 +107,15 @@ def build_plan(
         if own:
             azure.close()
     history = local_history(state).merged(live_history)
-    return make_plan_for(desired, observed, history, when), observed
+    plan = make_plan_for(desired, observed, history, when)
+    # What `cmkctl apply PLANFILE` needs to re-observe and say which resources changed since.
+    plan = plan.model_copy(
+        update={
+            "spec_paths": tuple(str(Path(p).resolve()) for p in paths),
+            "resource_digests": resource_digests(observed),
+        }
+    )
+    return plan, observed
 
 
 def quiet_sdk_logging() -> None:
