@@ -494,7 +494,10 @@ class VaultRegistry:
     def handle_arm(
         self, req: Request, subscription: str, resource_group: str, vault_name: str | None
     ) -> Response:
-        """Serve one `Microsoft.KeyVault/vaults` management request (§10)."""
+        """Serve one `Microsoft.KeyVault/vaults` management request (§10).
+
+        resource_group "" with vault_name None is the subscription-wide list
+        (`/subscriptions/{s}/providers/Microsoft.KeyVault/vaults`, `vaults.list_by_subscription`)."""
         with self._lock:
             self._changed = False
             resp = self._arm(req, subscription, resource_group, vault_name)
@@ -1002,7 +1005,7 @@ class VaultRegistry:
                 self._vault_json(v)
                 for v in self._vaults.values()
                 if v.subscription.lower() == subscription.lower()
-                and v.resource_group.lower() == resource_group.lower()
+                and (not resource_group or v.resource_group.lower() == resource_group.lower())
                 and not v.managed_hsm
             ]
             return Response(200, {"value": vaults})

@@ -463,6 +463,7 @@ def test_get_vault_shape(reg: VaultRegistry) -> None:
 def test_list_by_resource_group_and_not_found(reg: VaultRegistry) -> None:
     reg.seed([vault_doc(name="kvother", resourceGroup="rg-other")])
     assert [v["name"] for v in arm(reg, "GET", None).body["value"]] == ["kvprod"]
+    assert sorted(v["name"] for v in arm(reg, "GET", None, rg="").body["value"]) == ["kvother", "kvprod"]
     status, code, message = err(arm(reg, "GET", "kvprod", rg="rg-other"))
     assert (status, code) == (404, "ResourceNotFound") and "rg-other" in message
 
