@@ -23,7 +23,9 @@ Seed format (`VaultRegistry.seed`), every field but `name` optional:
  "callerDenied": false,                   # true: every data-plane call by the caller gets 403;
                                           # a list (["get", "list"]) denies only those permissions
  "enforceCallerAccess": false,            # true: the caller needs an access policy / role like anyone
- "unavailable": false,                    # true: data plane answers 503 (rule K3 fault)
+ "unavailable": false,                    # true: data plane answers 503 (rule K3 fault); after
+                                          # 30 min of it clusters on the vault count as revoked
+ "unavailableSince": "ISO" | null,        # when that outage began (default: now)
  "tags": {},
  "keys": [{"name": "k1", "kty": "RSA", "tags": {},
            "versions": [{"version": "<32 hex>", "enabled": true, "created": "ISO",
@@ -82,6 +84,8 @@ ARM_API_VERSIONS = (
     "2026-05-15",
 )
 
+# Rule K3: storage rides Key Vault errors out from its cache for about this long.
+OUTAGE_TOLERANCE = timedelta(minutes=30)
 # Key permissions a Log Analytics cluster identity needs (rule C7).
 CLUSTER_KEY_PERMISSIONS = ("get", "wrapkey", "unwrapkey")
 # RBAC roles whose data actions include keys/read + wrap + unwrap (rule C7, RBAC vaults).
@@ -195,7 +199,12 @@ class Vault:
     role_assignments: list[dict[str, str]] = field(default_factory=list)
     caller_denied: bool | list[str] = False
     enforce_caller: bool = False
-    unavailable: bool = False
+    unavailable_since: datetime | None = None  # rule K3: an outage in progress since then
+
+    @property
+    def unavailable(self) -> bool:
+        return self.unavailable_since is not None
+
     tags: dict[str, str] = field(default_factory=dict)
     keys: dict[str, Key] = field(default_factory=dict)  # lower-case name -> key (live or soft-deleted)
     extra_props: dict[str, Any] = field(default_factory=dict)  # other ARM properties, echoed back
@@ -412,7 +421,11 @@ class VaultRegistry:
     def set_unavailable(self, vault_uri: str, unavailable: bool) -> None:
         """Make the vault's data plane answer 503 (rule K3: transient outage, ridden out from cache)."""
         with self._lock:
-            self._require_vault(vault_uri).unavailable = unavailable
+            vault = self._require_vault(vault_uri)
+            if not unavailable:
+                vault.unavailable_since = None
+            elif vault.unavailable_since is None:
+                vault.unavailable_since = self._clock()
         self._on_change()
 
     def set_caller_denied(self, vault_uri: str, denied: bool | list[str]) -> None:
@@ -552,6 +565,8 @@ class VaultRegistry:
         if key is None:
             return False
         now = self._clock()
+        if vault.unavailable_since is not None and now - vault.unavailable_since >= OUTAGE_TOLERANCE:
+            return False  # rule K3: the unwrap cache ran out
         if version == "":  # versionless: the newest enabled version (auto-rotation)
             return any(v.usable_at(now) for v in key.versions)
         ver = key.find(version)
@@ -594,7 +609,11 @@ class VaultRegistry:
             role_assignments=roles,
             caller_denied=doc.get("callerDenied", False),
             enforce_caller=bool(doc.get("enforceCallerAccess", False)),
-            unavailable=bool(doc.get("unavailable", False)),
+            unavailable_since=(
+                (_parse_time(doc.get("unavailableSince"), f"vault {name}") or self._clock())
+                if doc.get("unavailable")
+                else None
+            ),
             tags=dict(doc.get("tags", {})),
         )
         for kdoc in doc.get("keys", []):
@@ -1211,7 +1230,7 @@ class VaultRegistry:
             work.retention_days, work.keys = existing.retention_days, existing.keys
             work.role_assignments = existing.role_assignments
             work.caller_denied, work.enforce_caller = existing.caller_denied, existing.enforce_caller
-            work.unavailable = existing.unavailable
+            work.unavailable_since = existing.unavailable_since
         err = self._apply_props(work, props, creating=existing is None)
         if err is not None:
             return err

@@ -356,11 +356,22 @@ def test_enforced_caller_needs_its_own_policy(reg: VaultRegistry) -> None:
     assert kv(reg, "POST", "/keys/k1/create", {"kty": "RSA"}).status == 403
 
 
-def test_outage_answers_503_but_does_not_revoke(reg: VaultRegistry) -> None:
+def test_outage_answers_503_and_revokes_only_after_30_minutes(reg: VaultRegistry, clock: Clock) -> None:
     reg.set_unavailable(URI, True)
     assert kv(reg, "GET", "/keys/k1/").status == 503
     assert not reg.vault_available(URI)
+    clock.now = T0 + timedelta(minutes=29)
+    reg.set_unavailable(URI, True)  # still the same outage: its start does not move
     assert usable(reg, V2)  # rule K3: storage rides a transient outage out from cache
+    clock.now = T0 + timedelta(minutes=30)
+    assert not usable(reg, V2)
+    reg.set_unavailable(URI, False)
+    assert usable(reg, V2) and kv(reg, "GET", "/keys/k1/").status == 200
+
+
+def test_seeded_outage_can_start_in_the_past(reg: VaultRegistry) -> None:
+    reg.seed([vault_doc(unavailable=True, unavailableSince="2026-11-30T05:00:00Z")])
+    assert not usable(reg, V2)
 
 
 # --------------------------------------------------------------------------------- cluster checks (C7/C8)
