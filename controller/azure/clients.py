@@ -35,6 +35,12 @@ ARM_HOST = "management.azure.com"
 _EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, only ever sent to the emulator
 
 
+# Per-call options for writes whose repetition costs something (link/unlink: rule W3). azure-core
+# re-sends a PUT/DELETE whose response was lost; with these the call raises instead, `map_error` turns
+# it into OutcomeUnknown, and the executor re-observes before deciding anything.
+NO_RESEND: dict[str, Any] = {"retry_read": 0}
+
+
 class _StaticTokenCredential:
     """A credential for the emulator: any scope gets the same fake token. Never logged."""
 
