@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from emulator.server import RunningEmulator, start
 
+STATIC_TOKEN = "emulator-token"  # noqa: S105 - not a secret: the emulator accepts any bearer token
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 START = datetime(2026, 11, 30, 6, 0, 0, tzinfo=UTC)
 TEST_DURATIONS = {
@@ -79,25 +80,32 @@ class Sdk:
     def transport(self) -> Any:
         from azure.core.pipeline.transport import RequestsTransport
 
-        return RequestsTransport(session=redirect_session(self.running.port),
-                                 connection_verify=self.running.ca_file, session_owner=False)
+        return RequestsTransport(
+            session=redirect_session(self.running.port),
+            connection_verify=self.running.ca_file,
+            session_owner=False,
+        )
 
     def loganalytics(self, subscription: str = SUBSCRIPTION) -> Any:
         from azure.mgmt.loganalytics import LogAnalyticsManagementClient
 
-        return LogAnalyticsManagementClient(self.credential, subscription, transport=self.transport(),
-                                            polling_interval=0, retry_total=0)
+        return LogAnalyticsManagementClient(
+            self.credential, subscription, transport=self.transport(), polling_interval=0, retry_total=0
+        )
 
     def monitor(self, subscription: str = SUBSCRIPTION) -> Any:
         from azure.mgmt.monitor import MonitorManagementClient
 
-        return MonitorManagementClient(self.credential, subscription, transport=self.transport(), retry_total=0)
+        return MonitorManagementClient(
+            self.credential, subscription, transport=self.transport(), retry_total=0
+        )
 
     def keyvault_mgmt(self, subscription: str = SUBSCRIPTION) -> Any:
         from azure.mgmt.keyvault import KeyVaultManagementClient
 
-        return KeyVaultManagementClient(self.credential, subscription, transport=self.transport(),
-                                        polling_interval=0, retry_total=0)
+        return KeyVaultManagementClient(
+            self.credential, subscription, transport=self.transport(), polling_interval=0, retry_total=0
+        )
 
     def keys(self, vault_url: str) -> Any:
         from azure.keyvault.keys import KeyClient
@@ -119,7 +127,9 @@ class EmulatorHandle:
         self._http.trust_env = False
 
     def admin(self, method: str, what: str, body: Any = None) -> Any:
-        r = self._http.request(method, f"{self.url}/_emulator/{what}", json=body, timeout=30, verify=self.ca_file)
+        r = self._http.request(
+            method, f"{self.url}/_emulator/{what}", json=body, timeout=30, verify=self.ca_file
+        )
         if r.status_code >= 400:
             raise AssertionError(f"admin {method} {what}: {r.status_code} {r.text}")
         return r.json()
@@ -157,13 +167,25 @@ class EmulatorHandle:
     def reset(self) -> None:
         self.admin("POST", "reset")
         self.admin("DELETE", "faults")
-        self.configure(durations=TEST_DURATIONS, limits="seed", throttling=False, no_double_encryption_regions=[],
-                       cluster_page_size=100, time_scale=0.0)
+        self.configure(
+            durations=TEST_DURATIONS,
+            limits="seed",
+            throttling=False,
+            no_double_encryption_regions=[],
+            cluster_page_size=100,
+            time_scale=0.0,
+        )
         self.set_clock(START.isoformat())
         self.clear_requests()
 
-    def arm(self, method: str, path: str, body: Any = None, api_version: str = "2025-07-01",
-            token: str | None = "emulator-token") -> requests.Response:
+    def arm(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        api_version: str = "2025-07-01",
+        token: str | None = STATIC_TOKEN,
+    ) -> requests.Response:
         """A raw ARM call (for shapes the SDK hides), through the same Host redirect."""
         sess = redirect_session(self.running.port)
         sep = "&" if "?" in path else "?"

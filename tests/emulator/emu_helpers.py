@@ -23,23 +23,40 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 def make_rg(emulator: Any, name: str = "rg1", location: str = "eastus") -> None:
-    r = emulator.arm("PUT", f"/subscriptions/{SUB}/resourcegroups/{name}", {"location": location},
-                     api_version="2021-04-01")
+    r = emulator.arm(
+        "PUT", f"/subscriptions/{SUB}/resourcegroups/{name}", {"location": location}, api_version="2021-04-01"
+    )
     assert r.status_code in (200, 201), r.text
 
 
-def cluster_model(location: str = "eastus", capacity: int | None = 1000, identity: str | None = "SystemAssigned",
-                  sku_name: str | None = "CapacityReservation", key: dict[str, str] | None = None,
-                  double: bool | None = None, user_identity: str | None = None) -> Cluster:
+def cluster_model(
+    location: str = "eastus",
+    capacity: int | None = 1000,
+    identity: str | None = "SystemAssigned",
+    sku_name: str | None = "CapacityReservation",
+    key: dict[str, str] | None = None,
+    double: bool | None = None,
+    user_identity: str | None = None,
+) -> Cluster:
     ident = None
     if identity is not None:
         uai = {user_identity: {}} if user_identity else None
         ident = Identity(type=identity, user_assigned_identities=uai)
-    sku = ClusterSku(name=sku_name, capacity=capacity) if sku_name is not None or capacity is not None else None
-    kvp = KeyVaultProperties(key_vault_uri=key["uri"], key_name=key["name"], key_version=key.get("version", "")) \
-        if key else None
-    return Cluster(location=location, identity=ident, sku=sku, key_vault_properties=kvp,
-                   is_double_encryption_enabled=double)
+    sku = (
+        ClusterSku(name=sku_name, capacity=capacity) if sku_name is not None or capacity is not None else None
+    )
+    kvp = (
+        KeyVaultProperties(key_vault_uri=key["uri"], key_name=key["name"], key_version=key.get("version", ""))
+        if key
+        else None
+    )
+    return Cluster(
+        location=location,
+        identity=ident,
+        sku=sku,
+        key_vault_properties=kvp,
+        is_double_encryption_enabled=double,
+    )
 
 
 def create_cluster(la: Any, rg: str = "rg1", name: str = "clu1", **kw: Any) -> Any:
@@ -47,15 +64,16 @@ def create_cluster(la: Any, rg: str = "rg1", name: str = "clu1", **kw: Any) -> A
 
 
 def key_patch(uri: str, name: str, version: str) -> ClusterPatch:
-    return ClusterPatch(key_vault_properties=KeyVaultProperties(key_vault_uri=uri, key_name=name,
-                                                                key_version=version))
+    return ClusterPatch(
+        key_vault_properties=KeyVaultProperties(key_vault_uri=uri, key_name=name, key_version=version)
+    )
 
 
 def sku_patch(capacity: int) -> ClusterPatch:
     return ClusterPatch(sku=ClusterSku(name="CapacityReservation", capacity=capacity))
 
 
-def workspace(la: Any, rg: str = "rg1", name: str = "ws1", location: str = "eastus") -> Any:
+def workspace(la: Any, rg: str = "rg1", name: str = "wsp1", location: str = "eastus") -> Any:
     return la.workspaces.begin_create_or_update(rg, name, Workspace(location=location)).result()
 
 
@@ -65,7 +83,8 @@ def cluster_id(rg: str, name: str) -> str:
 
 def link(la: Any, rg: str, ws: str, cluster: str) -> Any:
     return la.linked_services.begin_create_or_update(
-        rg, ws, "cluster", LinkedService(write_access_resource_id=cluster_id(rg, cluster))).result()
+        rg, ws, "cluster", LinkedService(write_access_resource_id=cluster_id(rg, cluster))
+    ).result()
 
 
 def unlink(la: Any, rg: str, ws: str) -> Any:

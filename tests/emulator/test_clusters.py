@@ -35,8 +35,10 @@ def test_create_runs_the_full_lro_path_and_get_shows_azure_shapes(emulator: Any,
     paths = [(r["method"], r["path"].split("/")[-2].lower()) for r in emulator.requests()]
     assert ("PUT", "clusters") in paths
     assert ("GET", "operationstatuses") in paths  # polled the Azure-AsyncOperation URL
-    raw = emulator.arm("GET", f"/subscriptions/{SUB}/resourceGroups/rg1/providers/"
-                               "Microsoft.OperationalInsights/clusters/clu1").json()
+    raw = emulator.arm(
+        "GET",
+        f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.OperationalInsights/clusters/clu1",
+    ).json()
     assert raw["properties"]["createdDate"].endswith(" GMT")  # RFC-1123
     assert raw["identity"]["principalId"] and raw["identity"]["tenantId"]
     assert raw["properties"]["associatedWorkspaces"] == []
@@ -45,10 +47,16 @@ def test_create_runs_the_full_lro_path_and_get_shows_azure_shapes(emulator: Any,
 
 def test_create_answers_202_with_async_operation_header(emulator: Any) -> None:
     make_rg(emulator)
-    body = {"location": "eastus", "identity": {"type": "SystemAssigned"},
-            "sku": {"name": "CapacityReservation", "capacity": 1000}}
-    r = emulator.arm("PUT", f"/subscriptions/{SUB}/resourceGroups/rg1/providers/"
-                            "Microsoft.OperationalInsights/clusters/clu9", body)
+    body = {
+        "location": "eastus",
+        "identity": {"type": "SystemAssigned"},
+        "sku": {"name": "CapacityReservation", "capacity": 1000},
+    }
+    r = emulator.arm(
+        "PUT",
+        f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.OperationalInsights/clusters/clu9",
+        body,
+    )
     assert r.status_code == 202
     aao = r.headers["Azure-AsyncOperation"]
     assert "/operationStatuses/" in aao and "api-version=2015-11-01-preview" in aao
@@ -75,16 +83,18 @@ def test_c2_current_limits_count_soft_deleted_clusters(emulator: Any, la: Any) -
     emulator.configure(limits="current")
     for i in range(5):
         create_cluster(la, name=f"clu{i}", capacity=100)
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu5",
-                                                                            cluster_model(capacity=100)))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu5", cluster_model(capacity=100))
+    )
     assert status == 400 and "maximum is 5" in message
     la.clusters.begin_delete("rg1", "clu0").result()
     la.clusters.begin_delete("rg1", "clu1").result()
     create_cluster(la, name="clu6", capacity=100)
     create_cluster(la, name="clu7", capacity=100)  # 5 active + 2 soft-deleted = 7
     la.clusters.begin_delete("rg1", "clu7").result()
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu8",
-                                                                            cluster_model(capacity=100)))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu8", cluster_model(capacity=100))
+    )
     assert status == 400 and "including clusters deleted in the last 14 days" in message
 
 
@@ -94,26 +104,35 @@ def test_c2_current_limits_count_soft_deleted_clusters(emulator: Any, la: Any) -
         ({"capacity": 900}, "Capacity in SKU is not in range."),
         ({"capacity": 1050}, "Capacity in SKU is not in range."),
         ({"capacity": None}, "Missing Capacity in SKU."),
-        ({"sku_name": "PerGB2018", "capacity": 1000}, "Capacity was provided but SKU is not capacityReservation."),
+        (
+            {"sku_name": "PerGB2018", "capacity": 1000},
+            "Capacity was provided but SKU is not capacityReservation.",
+        ),
         ({"sku_name": "PerGB2018", "capacity": None}, "SKU name is invalid."),
         ({"sku_name": None, "capacity": None}, "No SKU was set."),
     ],
 )
 def test_c3_sku_and_capacity_rules(la: Any, kw: dict[str, Any], expected: str) -> None:
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(**kw)))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(**kw))
+    )
     assert status == 400 and message.startswith(expected)
 
 
 def test_c3_current_profile_accepts_tiers_only(emulator: Any, la: Any) -> None:
     emulator.configure(limits="current")
     assert create_cluster(la, capacity=100).sku.capacity == 100
-    status, _, _ = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu2", cluster_model(capacity=1100)))
+    status, _, _ = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu2", cluster_model(capacity=1100))
+    )
     assert status == 400
 
 
 def test_c4_decrease_is_locked_for_30_days_after_the_last_sku_update(emulator: Any, la: Any) -> None:
     create_cluster(la, capacity=1000)
-    assert la.clusters.begin_update("rg1", "clu1", sku_patch(2000)).result().sku.capacity == 2000  # increase: ok
+    assert (
+        la.clusters.begin_update("rg1", "clu1", sku_patch(2000)).result().sku.capacity == 2000
+    )  # increase: ok
     status, _, message = refused(lambda: la.clusters.begin_update("rg1", "clu1", sku_patch(1000)).result())
     assert status == 400 and message.startswith("Capacity is locked for 30 days.")
     emulator.advance(29 * 86400)
@@ -123,25 +142,53 @@ def test_c4_decrease_is_locked_for_30_days_after_the_last_sku_update(emulator: A
 
 
 def test_c4_seeded_cluster_with_old_sku_update_may_decrease(emulator: Any, la: Any) -> None:
-    emulator.seed({"clusters": [{"subscription": SUB, "resource_group": "rg1", "name": "old", "capacity": 2000,
-                                 "created": "2026-01-01T00:00:00Z", "last_sku_update": "2026-10-01T00:00:00Z"}]})
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": "rg1",
+                    "name": "old",
+                    "capacity": 2000,
+                    "created": "2026-01-01T00:00:00Z",
+                    "last_sku_update": "2026-10-01T00:00:00Z",
+                }
+            ]
+        }
+    )
     assert la.clusters.begin_update("rg1", "old", sku_patch(1000)).result().sku.capacity == 1000
-    emulator.seed({"clusters": [{"subscription": SUB, "resource_group": "rg1", "name": "recent",
-                                 "capacity": 2000, "last_sku_update": "2026-11-20T00:00:00Z"}]})
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": "rg1",
+                    "name": "recent",
+                    "capacity": 2000,
+                    "last_sku_update": "2026-11-20T00:00:00Z",
+                }
+            ]
+        }
+    )
     assert refused(lambda: la.clusters.begin_update("rg1", "recent", sku_patch(1000)).result())[0] == 400
 
 
 def test_c5_identity_is_required_at_creation(la: Any) -> None:
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu1",
-                                                                            cluster_model(identity=None)))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(identity=None))
+    )
     assert status == 400 and message.startswith("Identity is null or empty.")
 
 
 def test_c5_system_assigned_cannot_set_key_at_creation(la: Any) -> None:
     key = {"uri": "https://kv1.vault.azure.net", "name": "k1", "version": "0" * 32}
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(key=key)))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(key=key))
+    )
     assert status == 400
-    assert message == "KeyVaultProperties are set on creation. Update KeyVaultProperties after cluster creation."
+    assert (
+        message == "KeyVaultProperties are set on creation. Update KeyVaultProperties after cluster creation."
+    )
 
 
 def test_c6_update_and_delete_while_an_operation_runs_are_refused(emulator: Any, la: Any) -> None:
@@ -160,8 +207,9 @@ def test_c6_update_and_delete_while_an_operation_runs_are_refused(emulator: Any,
 
 def test_c9_double_encryption_region_and_immutability(emulator: Any, la: Any) -> None:
     emulator.configure(no_double_encryption_regions=["westus"])
-    status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu1",
-                                                                            cluster_model(location="westus")))
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(location="westus"))
+    )
     assert status == 400 and message == "westus doesn't support Double Encryption for clusters."
     created = create_cluster(la, location="westus", double=False)
     assert created.is_double_encryption_enabled is False
@@ -196,19 +244,28 @@ def test_update_of_unrelated_fields_is_synchronous_and_harmless(emulator: Any, l
     from azure.mgmt.loganalytics.models import ClusterPatch
 
     create_cluster(la)
-    updated = la.clusters.begin_update("rg1", "clu1", ClusterPatch(billing_type="Workspaces",
-                                                                   tags={"team": "x"})).result()
+    updated = la.clusters.begin_update(
+        "rg1", "clu1", ClusterPatch(billing_type="Workspaces", tags={"team": "x"})
+    ).result()
     assert updated.billing_type == "Workspaces" and updated.tags == {"team": "x"}
     assert emulator.events() == []
 
 
 def test_list_by_subscription_follows_next_link(emulator: Any, la: Any) -> None:
     emulator.configure(cluster_page_size=2)
-    emulator.seed({"clusters": [{"subscription": SUB, "resource_group": "rg1", "name": f"c{i}",
-                                 "location": f"region{i}"} for i in range(5)]})
+    emulator.seed(
+        {
+            "clusters": [
+                {"subscription": SUB, "resource_group": "rg1", "name": f"c{i}", "location": f"region{i}"}
+                for i in range(5)
+            ]
+        }
+    )
     assert sorted(c.name for c in la.clusters.list()) == [f"c{i}" for i in range(5)]
     assert sorted(c.name for c in la.clusters.list_by_resource_group("rg1")) == [f"c{i}" for i in range(5)]
-    gets = [r for r in emulator.requests() if r["method"] == "GET" and r["path"].lower().endswith("/clusters")]
+    gets = [
+        r for r in emulator.requests() if r["method"] == "GET" and r["path"].lower().endswith("/clusters")
+    ]
     assert len(gets) == 6  # 3 pages each
 
 
