@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from controller.errors import SpecError
 from controller.loading import load
 from controller.model import ids
 
@@ -18,14 +19,24 @@ def register(app: typer.Typer) -> None:
 def validate(
     paths: Annotated[
         list[Path],
-        typer.Argument(metavar="PATH...", help="Spec files or directories (*.yaml, *.yml, recursively)."),
+        typer.Argument(help="Spec files or directories (*.yaml, *.yml, recursively)."),
     ],
 ) -> None:
     """Validate spec files: schema, static rules (C1, C3, W1, B1) and cross-document consistency.
 
     Exit 0 with a summary, or exit 1 listing every problem as file:line: field: message.
     """
-    desired = load(paths)  # SpecError -> app.main prints the problems, exit 1
+    try:
+        desired = load(paths)
+    except SpecError as err:
+        for problem in err.problems:
+            typer.echo(str(problem), err=True)
+        bad_files = len({p.file for p in err.problems})
+        typer.echo(
+            f"{len(err.problems)} problem(s) in {bad_files} file(s); fix them and run validate again",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     files = {s.file for s in desired.sources.values()}
     entries = desired.workspace_entries()
     byos = sum(1 for e in entries.values() if e.byos is not None)

@@ -55,7 +55,9 @@ def discover(paths: Sequence[str | Path], problems: list[SpecProblem], max_files
         try:
             if path.is_dir():
                 candidates = sorted(
-                    p for p in path.rglob("*") if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix.lower() in SPEC_SUFFIXES and not _hidden(p.relative_to(path)) and p.is_file()
                 )
                 if not candidates:
                     problems.append(SpecProblem(str(path), None, "", "no *.yaml or *.yml files here"))
@@ -76,6 +78,11 @@ def discover(paths: Sequence[str | Path], problems: list[SpecProblem], max_files
         problems.append(SpecProblem(str(paths[0]), None, "", f"more than {max_files} spec files"))
         return []
     return found
+
+
+def _hidden(relative: Path) -> bool:
+    """Dot-directories (.git, .venv, .github) under a spec tree hold no specs: skip them."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _field_path(data: Any, loc: Sequence[str | int]) -> Path_:

@@ -165,4 +165,5 @@ def test_console_entry_point_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert f"{tmp_path / 'bad.yaml'}:1: spec: required field is missing" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "1 problem(s) in 1 file(s); fix them and run validate again"
     assert "Traceback" not in proc.stderr

@@ -74,6 +74,14 @@ def test_a_tree_loads_deterministically_and_each_file_once() -> None:
     assert names == ["nonprod-weu", "prod-eus", "prod-weu"]  # clusters/ files in sorted order
 
 
+def test_hidden_directories_are_not_part_of_the_spec(tmp_path: Path) -> None:
+    shutil.copytree(MINIMAL, tmp_path / "spec")
+    (tmp_path / "spec" / ".github").mkdir()
+    (tmp_path / "spec" / ".github" / "ci.yaml").write_text("on: push\n")
+
+    assert len(load([tmp_path / "spec"]).clusters) == 1
+
+
 def test_minimal_example_loads_with_default_settings() -> None:
     desired = load([MINIMAL])
 
