@@ -90,7 +90,12 @@ OUTAGE_TOLERANCE = timedelta(minutes=30)
 CLUSTER_KEY_PERMISSIONS = ("get", "wrapkey", "unwrapkey")
 # RBAC roles whose data actions include keys/read + wrap + unwrap (rule C7, RBAC vaults).
 CLUSTER_KEY_ROLES = frozenset(
-    {"key vault crypto service encryption user", "key vault crypto officer", "key vault administrator"}
+    {
+        "key vault crypto service encryption user",
+        "key vault crypto user",
+        "key vault crypto officer",
+        "key vault administrator",
+    }
 )
 ALL_KEY_PERMISSIONS = (
     "encrypt", "decrypt", "wrapkey", "unwrapkey", "sign", "verify", "get", "list", "create", "update",
@@ -249,7 +254,7 @@ class Vault:
         if self.uses_rbac:
             roles = {r["role"].lower() for r in self.role_assignments if r["principalId"].lower() == pid}
             roles &= CLUSTER_KEY_ROLES
-            if roles - {"key vault crypto service encryption user"}:  # officer / administrator
+            if roles - {"key vault crypto service encryption user"}:  # crypto user / officer / admin
                 return set(ALL_KEY_PERMISSIONS)
             return set(CLUSTER_KEY_PERMISSIONS) if roles else set()
         perms: set[str] = set()
@@ -326,6 +331,14 @@ def _perm_list(raw: Any) -> list[str]:
 def _kv_error(status: int, code: str, message: str, inner: str | None = None) -> Response:
     extra: dict[str, Any] = {"innererror": {"code": inner}} if inner else {}
     return arm_error(status, code, message, **extra)
+
+
+def _attributes_of(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A key request's `attributes` object ({} when absent); None when it is not an object."""
+    attrs = body.get("attributes")
+    if attrs is None:
+        return {}
+    return attrs if isinstance(attrs, dict) else None
 
 
 def _parse_policy(raw: Any, default_tenant: str) -> AccessPolicy:
@@ -699,7 +712,10 @@ class VaultRegistry:
             )
         if vault.unavailable:  # rule K3 fault: transient outage
             return _kv_error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
-        resp = self._route_dataplane(vault, req, api)
+        try:
+            resp = self._route_dataplane(vault, req, api)
+        except (ValueError, TypeError) as exc:  # a body field of the wrong type, as the service says
+            resp = _kv_error(400, "BadParameter", f"The request is malformed: {exc}")
         resp.headers.setdefault("Content-Type", "application/json; charset=utf-8")
         resp.headers["x-ms-keyvault-region"] = vault.location
         resp.headers["x-ms-keyvault-service-version"] = "1.9.2000.1"
@@ -893,7 +909,9 @@ class VaultRegistry:
                 "in this state, the key can only be recovered or purged.",
                 "ObjectIsDeletedButRecoverable",
             )
-        attrs = body.get("attributes") or {}
+        attrs = _attributes_of(body)
+        if attrs is None:
+            return _kv_error(400, "BadParameter", "Property 'attributes' must be an object.")
         now = self._clock()
         default_ops = (
             ["sign", "verify"]
@@ -927,7 +945,11 @@ class VaultRegistry:
             body = req.json() or {}
         except ValueError:
             return _kv_error(400, "BadParameter", "The request body is not valid JSON.")
-        attrs = body.get("attributes") or {}
+        if not isinstance(body, dict):
+            return _kv_error(400, "BadParameter", "The request body must be a JSON object.")
+        attrs = _attributes_of(body)
+        if attrs is None:
+            return _kv_error(400, "BadParameter", "Property 'attributes' must be an object.")
         if "enabled" in attrs and attrs["enabled"] is not None:
             ver.enabled = bool(attrs["enabled"])  # rule K1: disabling the used version revokes
         if "exp" in attrs:

@@ -249,6 +249,14 @@ def test_create_adds_a_current_version_with_clock_timestamps(
     assert changes
 
 
+def test_malformed_bodies_are_bad_parameters_not_crashes(reg: VaultRegistry) -> None:
+    assert kv(reg, "PATCH", f"/keys/k1/{V2}", ["enabled"]).status == 400
+    assert kv(reg, "PATCH", f"/keys/k1/{V2}", {"attributes": {"exp": "tomorrow"}}).status == 400
+    assert kv(reg, "POST", "/keys/k9/create", {"kty": "RSA", "key_size": "big"}).status == 400
+    assert kv(reg, "POST", "/keys/k9/create", {"kty": "RSA", "attributes": []}).status == 400
+    assert usable(reg, V2)
+
+
 def test_create_rejects_unknown_key_types_and_sizes(reg: VaultRegistry) -> None:
     assert kv(reg, "POST", "/keys/k9/create", {"kty": "DSA"}).status == 400
     assert kv(reg, "POST", "/keys/k9/create", {"kty": "RSA", "key_size": 1024}).status == 400
