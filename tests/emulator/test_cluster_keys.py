@@ -1,0 +1,193 @@
+"""Cluster keys end to end (emulator ARM side + E2's vault registry), through the real SDKs:
+C5 (UserAssigned may set the key at create), C7, C8, the async key update (old key visible while
+Updating), and revocation harm K1/K2 exactly when the key in use becomes unusable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from emu_helpers import SUB, cluster_model, create_cluster, key_patch, make_rg, refused
+
+V1 = "1" * 32
+V2 = "2" * 32
+KV = "https://kvprod.vault.azure.net"
+UAI = (
+    f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"
+)
+UAI_PRINCIPAL = "11111111-2222-3333-4444-555555555555"
+
+
+def _vault(**over: Any) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "name": "kvprod",
+        "subscription": SUB,
+        "resourceGroup": "rg1",
+        "location": "eastus",
+        "softDelete": True,
+        "purgeProtection": True,
+        "accessPolicies": [{"objectId": UAI_PRINCIPAL, "keys": ["get", "wrapKey", "unwrapKey"]}],
+        "keys": [{"name": "k1", "versions": [{"version": V1}, {"version": V2}]}],
+    }
+    v.update(over)
+    return v
+
+
+@pytest.fixture
+def la(emulator: Any, sdk: Any) -> Any:
+    make_rg(emulator)
+    emulator.seed(
+        {
+            "identities": [{"id": UAI, "principal_id": UAI_PRINCIPAL, "client_id": UAI_PRINCIPAL}],
+            "vaults": [_vault()],
+        }
+    )
+    return sdk.loganalytics()
+
+
+def _grant(emulator: Any, cluster: Any) -> str:
+    principal = str(cluster.identity.principal_id)
+    emulator.state.vaults.principal_grant(KV, principal, ["get", "wrapKey", "unwrapKey"])
+    return principal
+
+
+@pytest.mark.sdk12
+def test_c7_key_update_needs_access_then_runs_async_showing_old_key_while_updating(
+    emulator: Any, la: Any
+) -> None:
+    cluster = create_cluster(la)
+    status, _, message = refused(
+        lambda: la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    )
+    assert status == 400 and message.startswith("Failed to validate key in Key Vault.")
+    _grant(emulator, cluster)
+    assert (
+        la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1))
+        .result()
+        .key_vault_properties.key_version
+        == V1
+    )
+    emulator.configure(durations={"cluster_update": 120})
+    poller = la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V2))
+    during = la.clusters.get("rg1", "clu1")
+    assert during.provisioning_state == "Updating"
+    assert during.key_vault_properties.key_version == V1  # facts §12.10: the old key until it succeeds
+    emulator.advance(120)
+    assert poller.result().key_vault_properties.key_version == V2
+    assert emulator.events() == []
+
+
+@pytest.mark.sdk12
+def test_c7_missing_key_bad_format_and_unrecoverable_vault(emulator: Any, la: Any) -> None:
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    status, _, message = refused(
+        lambda: la.clusters.begin_update("rg1", "clu1", key_patch(KV, "nokey", V1)).result()
+    )
+    assert status == 400 and message.startswith("Failed to validate key")
+    status, _, message = refused(
+        lambda: la.clusters.begin_update("rg1", "clu1", key_patch("notaurl", "k1", V1)).result()
+    )
+    assert status == 400 and "bad format" in message
+    emulator.seed(
+        {
+            "vaults": [
+                _vault(
+                    purgeProtection=False,
+                    accessPolicies=[
+                        {"objectId": cluster.identity.principal_id, "keys": ["get", "wrapKey", "unwrapKey"]}
+                    ],
+                )
+            ]
+        }
+    )
+    status, _, message = refused(
+        lambda: la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    )
+    assert status == 400 and message.startswith("Key isn't recoverable.")
+
+
+def test_c8_vault_in_another_region_is_refused(emulator: Any, la: Any) -> None:
+    cluster = create_cluster(la)
+    emulator.seed(
+        {
+            "vaults": [
+                _vault(
+                    name="kvwest",
+                    location="westeurope",
+                    accessPolicies=[
+                        {"objectId": cluster.identity.principal_id, "keys": ["get", "wrapKey", "unwrapKey"]}
+                    ],
+                )
+            ]
+        }
+    )
+    status, _, message = refused(
+        lambda: la.clusters.begin_update(
+            "rg1", "clu1", key_patch("https://kvwest.vault.azure.net", "k1", V1)
+        ).result()
+    )
+    assert status == 400 and "same region" in message
+
+
+@pytest.mark.sdk12
+def test_c5_user_assigned_identity_with_access_may_set_key_at_creation(la: Any) -> None:
+    key = {"uri": KV, "name": "k1", "version": V1}
+    created = create_cluster(la, identity="UserAssigned", user_identity=UAI, key=key)
+    assert created.key_vault_properties.key_name == "k1"
+    status, _, _ = refused(
+        lambda: la.clusters.begin_create_or_update(
+            "rg1", "clu2", cluster_model(identity="SystemAssigned", key=key)
+        )
+    )
+    assert status == 400
+
+
+def test_k1_disabling_the_version_in_use_revokes_but_other_versions_do_not(
+    emulator: Any, la: Any, sdk: Any
+) -> None:
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    emulator.state.vaults.principal_grant(
+        KV, emulator.state.vaults.caller_object_id, ["get", "update", "list"]
+    )
+    keys = sdk.keys(KV)
+    keys.update_key_properties("k1", V2, enabled=False)  # not the version in use: harmless
+    assert emulator.events() == []
+    keys.update_key_properties("k1", V1, enabled=False)  # the version in use: revocation
+    events = emulator.events()
+    assert [e["kind"] for e in events] == ["revoked"] and events[0]["rule"] in ("K1", "K2")
+    assert events[0]["resource_id"].endswith("/clusters/clu1")
+    keys.update_key_properties("k1", V1, enabled=True)
+    assert len(emulator.events()) == 1  # restored, nothing new dropped
+
+
+def test_k2_removing_the_cluster_access_revokes(emulator: Any, la: Any) -> None:
+    cluster = create_cluster(la)
+    principal = _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    assert emulator.events() == []
+    emulator.state.vaults.principal_revoke(KV, principal)
+    assert [e["kind"] for e in emulator.events()] == ["revoked"]
+
+
+def test_k1_key_version_expiring_in_simulated_time_revokes(emulator: Any, la: Any) -> None:
+    emulator.seed(
+        {
+            "vaults": [
+                _vault(
+                    keys=[{"name": "k1", "versions": [{"version": V1, "expires": "2026-12-10T00:00:00Z"}]}],
+                )
+            ]
+        }
+    )
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    emulator.advance(5 * 86400)
+    la.clusters.get("rg1", "clu1")
+    assert emulator.events() == []
+    emulator.advance(6 * 86400)
+    la.clusters.get("rg1", "clu1")
+    assert [e["kind"] for e in emulator.events()] == ["revoked"]
