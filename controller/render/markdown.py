@@ -1,0 +1,80 @@
+"""Markdown for PR comments: the summary and anything needing attention first, details collapsed,
+and the whole comment kept under GitHub's 65,536-character limit (rows are truncated with a note
+pointing at the JSON artefact, never cut mid-row).
+"""
+
+from __future__ import annotations
+
+from controller.planning.plan import Plan, Severity
+from controller.render.common import SYMBOL, detail, short, summary_line, when
+from controller.render.json_plan import redact
+
+MARKDOWN_LIMIT = 65_000
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def _section(title: str, header: str, rows: list[str], budget: int) -> tuple[str, int]:
+    """A <details> table with as many rows as fit in `budget` characters."""
+    head = f"<details><summary>{title} ({len(rows)})</summary>\n\n{header}\n"
+    tail = "\n</details>\n"
+    body: list[str] = []
+    used = len(head) + len(tail) + 200
+    for i, row in enumerate(rows):
+        if used + len(row) + 1 > budget:
+            body.append(f"\n_… {len(rows) - i} more rows not shown (limit of a PR comment); "
+                        "see the JSON plan artefact._")
+            break
+        body.append(row)
+        used += len(row) + 1
+    text = head + "\n".join(body) + tail
+    return text, len(text)
+
+
+def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    s = plan.summary
+    top: list[str] = [f"### cmkctl plan: {summary_line(plan)[6:]}", ""]
+    if not plan.changes and not plan.deferred and not plan.blocked:
+        top.append("**No changes.** The live estate matches the spec.")
+    critical = [w for w in plan.warnings if w.severity == Severity.CRITICAL]
+    destructive = [c for c in plan.changes if c.destructive]
+    if plan.blocked:
+        top.append(f"> **{s.blocked} blocked** change(s) need you: see *Blocked* below.")
+    for w in critical[:20]:
+        top.append(f"> :warning: **{_cell(w.rule or w.code)}**: {_cell(w.message)}")
+    if destructive:
+        top.append(f"> **{len(destructive)} destructive** change(s): "
+                   + ", ".join(f"`{_cell(c.address)}`" for c in destructive[:20]))
+    if plan.deferred and plan.next_not_before is not None:
+        top.append(f"> Next deferred change becomes possible at {when(plan.next_not_before)}.")
+    top.append("")
+    text = "\n".join(top) + "\n"
+
+    sections: list[tuple[str, str, list[str]]] = [
+        ("Blocked", "| action | address | rule | reason | remedy |\n|---|---|---|---|---|",
+         [f"| {b.action.value} | `{_cell(b.address)}` | {b.rule} | {_cell(b.reason)} | {_cell(b.remedy)} |"
+          for b in plan.blocked]),
+        ("Changes", "| # | | action | address | what | after | notes |\n|---|---|---|---|---|---|---|",
+         [f"| {n} | {SYMBOL[c.action]} | {c.action.value} | `{_cell(c.address)}` | {_cell(detail(c))} | "
+          f"{_cell(', '.join(c.depends_on))} | {'**destructive** ' if c.destructive else ''}"
+          f"{_cell('; '.join(c.warnings))} |" for n, c in enumerate(plan.changes, 1)]),
+        ("Deferred", "| action | address | rule | not before | reason |\n|---|---|---|---|---|",
+         [f"| {d.action.value} | `{_cell(d.address)}` | {d.rule} | {when(d.not_before)} | {_cell(d.reason)} |"
+          for d in plan.deferred]),
+        ("Warnings", "| severity | rule | message |\n|---|---|---|",
+         [f"| {w.severity.value} | {w.rule or ''} | {_cell(w.message)} |" for w in plan.warnings]),
+        ("Drift", "| severity | address | field | live | spec |\n|---|---|---|---|---|",
+         [f"| {r.severity.value} | `{_cell(r.address)}` | {r.field} | {_cell(short(r.live))} | "
+          f"{_cell(short(r.desired))} |" for r in plan.drift]),
+    ]
+    footer = f"\n<sub>observed {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}</sub>\n"
+    remaining = limit - len(text) - len(footer)
+    present = [sec for sec in sections if sec[2]]
+    for i, (title, header, rows) in enumerate(present):
+        share = remaining // (len(present) - i)  # what's left, split fairly among what's left
+        part, used = _section(title, header, rows, share if i < len(present) - 1 else remaining)
+        text += part
+        remaining -= used
+    return redact(text + footer)

@@ -1,0 +1,61 @@
+"""Terraform-like text: changes with + ~ - symbols in execution order, the summary line, then what
+waits (with dates), what is blocked (with reasons and remedies), warnings and drift.
+
+Plain text only (it goes to terminals, CI logs and files alike); no colour codes.
+"""
+
+from __future__ import annotations
+
+from controller.planning.plan import Plan, Severity
+from controller.render.common import SYMBOL, detail, short, summary_line, when
+from controller.render.json_plan import redact
+
+
+def to_text(plan: Plan, *, verbose: bool = True) -> str:
+    out: list[str] = []
+    if not plan.changes and not plan.deferred and not plan.blocked:
+        out.append("No changes. The live estate matches the spec.")
+    else:
+        out.append("cmkctl will perform these actions, in this order:")
+        out.append("")
+        for n, ch in enumerate(plan.changes, 1):
+            flag = "  [DESTRUCTIVE]" if ch.destructive else ""
+            out.append(f"  {SYMBOL[ch.action]} {n:>3}. {ch.action.value:<11} {ch.address}{flag}")
+            out.append(f"         id: {ch.id}")
+            if verbose:
+                out.append(f"         {detail(ch)}")
+            if ch.depends_on:
+                out.append(f"         after: {', '.join(ch.depends_on)}")
+            for note in ch.warnings:
+                out.append(f"         ! {note}")
+    out.append("")
+    out.append(summary_line(plan))
+    if plan.deferred:
+        out.append("")
+        out.append("Deferred (possible later; not a failure):")
+        for d in plan.deferred:
+            wait = f"not before {when(d.not_before)}" if d.not_before else "after the steps it waits on"
+            out.append(f"  {SYMBOL[d.action]} {d.action.value:<11} {d.address}  [{d.rule}] {wait}")
+            out.append(f"         {d.reason}")
+    if plan.blocked:
+        out.append("")
+        out.append("Blocked (cannot run as declared; you must act):")
+        for b in plan.blocked:
+            out.append(f"  {SYMBOL[b.action]} {b.action.value:<11} {b.address}  [{b.rule}] {b.reason}")
+            out.append(f"         remedy: {b.remedy}")
+    if plan.warnings:
+        out.append("")
+        out.append("Warnings:")
+        for w in plan.warnings:
+            rule = f" [{w.rule}]" if w.rule else ""
+            label = "CRITICAL" if w.severity == Severity.CRITICAL else w.severity.value
+            out.append(f"  {label}{rule}: {w.message}")
+    if plan.drift:
+        out.append("")
+        out.append("Drift (live differs from the spec):")
+        for dr in plan.drift:
+            label = "CRITICAL " if dr.severity == Severity.CRITICAL else ""
+            out.append(f"  {label}{dr.address} {dr.field}: live {short(dr.live)} -> spec {short(dr.desired)}")
+    out.append("")
+    out.append(f"Observed state {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}.")
+    return redact("\n".join(out)) + "\n"
