@@ -1,0 +1,262 @@
+"""map_error through the emulator: each class of the error tree provoked for real, with the SDK's own
+exception, and Azure's code and message kept verbatim."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests_azure_support import CLUSTER, CLUSTER_ID, LOCATION, RG, SUB, VAULT_URI, estate, workspace_id
+
+from controller.azure.clients import NO_RESEND, AzureClients
+from controller.azure.errors import (
+    AzureError,
+    Busy,
+    Forbidden,
+    NotFound,
+    OutcomeUnknown,
+    RuleViolation,
+    Terminal,
+    Transient,
+    map_error,
+)
+from controller.model.rules import Rule
+
+
+def _raised(fn: Callable[[], Any]) -> AzureError:
+    with pytest.raises(Exception) as caught:
+        fn()
+    return map_error(caught.value)
+
+
+def _cluster_body(**extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "location": LOCATION,
+        "identity": {"type": "SystemAssigned"},
+        "sku": {"name": "CapacityReservation", "capacity": 1000},
+    }
+    body.update(extra)
+    return body
+
+
+def _seed_cluster(name: str, **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"subscription": SUB, "resource_group": RG, "name": name, "location": LOCATION}
+    doc.update(extra)
+    return doc
+
+
+def test_missing_cluster_is_not_found_with_azures_words(emulator: Any, clients: AzureClients) -> None:
+    err = _raised(lambda: clients.loganalytics(SUB).clusters.get(RG, "nosuchcluster"))
+    assert isinstance(err, NotFound)
+    assert err.status == 404 and err.code == "ResourceNotFound"
+    assert err.azure_message is not None and "soft-delete for 14 days" in err.azure_message  # verbatim
+
+
+# (estate, the failing call, the rule) — each a refusal the service documents (DOMAIN.md catalogue)
+RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]] = [
+    (
+        "C1 invalid name",
+        {"resource_groups": [{"subscription": SUB, "name": RG, "location": LOCATION}]},
+        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "bad_name!", _cluster_body()),
+        Rule.C1,
+    ),
+    (
+        "C2 third cluster in a region",
+        {"clusters": [_seed_cluster("cla01"), _seed_cluster("cla02")]},
+        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "cla03", _cluster_body()),
+        Rule.C2,
+    ),
+    (
+        "C4 capacity decrease inside the lock",
+        {"clusters": [_seed_cluster("cla01", capacity=2000, last_sku_update="2026-11-20T00:00:00Z")]},
+        lambda c: c.loganalytics(SUB).clusters.begin_update(
+            RG, "cla01", {"sku": {"name": "CapacityReservation", "capacity": 1000}}
+        ),
+        Rule.C4,
+    ),
+    (
+        "C5 key set at creation with SystemAssigned",
+        {"resource_groups": [{"subscription": SUB, "name": RG, "location": LOCATION}]},
+        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(
+            RG,
+            "cla04",
+            _cluster_body(properties={"keyVaultProperties": {"keyVaultUri": VAULT_URI, "keyName": "cmk"}}),
+        ),
+        Rule.C5,
+    ),
+    (
+        "C11 name of a soft-deleted cluster",
+        {"clusters": [_seed_cluster("cla05", deleted="2026-11-25T00:00:00Z")]},
+        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "cla05", _cluster_body()),
+        Rule.C11,
+    ),
+    (
+        "W3 third link operation in 30 days",
+        estate(),
+        lambda c: c.loganalytics(SUB).linked_services.begin_create_or_update(
+            "rg-apps",
+            "ws3",
+            "cluster",
+            {"properties": {"writeAccessResourceId": CLUSTER_ID}},
+        ),
+        Rule.W3,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("seed", "call", "rule"), [c[1:] for c in RULE_CASES], ids=[c[0] for c in RULE_CASES]
+)
+def test_service_refusals_map_to_the_rule_they_enforce(
+    emulator: Any,
+    clients: AzureClients,
+    seed: dict[str, Any],
+    call: Callable[[AzureClients], Any],
+    rule: Rule,
+) -> None:
+    if rule is Rule.W3:  # ws3 already had a link and an unlink in the window
+        seed = dict(seed)
+        seed["workspaces"] = [
+            *seed["workspaces"],
+            {
+                "subscription": SUB,
+                "resource_group": "rg-apps",
+                "name": "ws3",
+                "location": LOCATION,
+                "link_ops": [
+                    {"time": "2026-11-10T00:00:00Z", "kind": "link"},
+                    {"time": "2026-11-12T00:00:00Z", "kind": "unlink"},
+                ],
+            },
+        ]
+    emulator.seed(seed)
+    err = _raised(lambda: call(clients))
+    assert isinstance(err, RuleViolation), repr(err)
+    assert err.rule_id is rule
+    assert err.code and err.azure_message  # Azure's words kept for the user
+    assert f"rule {rule.value}" in str(err)
+
+
+def test_update_while_creating_is_busy_c6(emulator: Any, clients: AzureClients) -> None:
+    emulator.seed(
+        {"clusters": [_seed_cluster("cla06", provisioning_state="Creating", remaining_seconds=3600)]}
+    )
+    err = _raised(
+        lambda: clients.loganalytics(SUB).clusters.begin_update(RG, "cla06", {"tags": {"team": "x"}})
+    )
+    assert isinstance(err, Busy) and err.rule_id is Rule.C6
+
+
+def test_second_link_while_one_runs_is_busy_w5(emulator: Any, clients: AzureClients) -> None:
+    emulator.configure(durations={"link": 3600})
+    emulator.seed(estate())
+    la = clients.loganalytics(SUB)
+    body = {"properties": {"writeAccessResourceId": CLUSTER_ID}}
+    la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body, polling=False)
+    err = _raised(lambda: la.linked_services.begin_delete("rg-apps", "ws2", "cluster", polling=False))
+    assert isinstance(err, Busy) and err.rule_id is Rule.W5
+    assert err.status == 409
+
+
+def test_throttled_patch_without_retry_after_is_transient_and_not_auto_retried(
+    emulator: Any, clients: AzureClients
+) -> None:
+    emulator.seed(estate())
+    emulator.fault(
+        method="PATCH",
+        path="clusters",
+        status=429,
+        code="SubscriptionRequestsThrottled",
+        message="Number of 'write' requests exceeded. Please try again after '7' seconds.",
+    )
+    emulator.clear_requests()
+    err = _raised(lambda: clients.loganalytics(SUB).clusters.begin_update(RG, CLUSTER, {"tags": {"a": "b"}}))
+    assert isinstance(err, Transient)
+    assert err.retry_after == 7  # read from Azure's message when no header says it
+    # azure-core does not retry 429 on PATCH by itself (facts §1.7): the caller backs off
+    assert [r["method"] for r in emulator.requests()] == ["PATCH"]
+
+
+def test_throttled_patch_with_retry_after_is_retried_by_the_sdk(emulator: Any, clients: AzureClients) -> None:
+    """With a Retry-After header azure-core waits and re-sends any method, PATCH included."""
+    emulator.seed(estate())
+    emulator.fault(
+        method="PATCH",
+        path="clusters",
+        status=429,
+        retry_after=1,
+        count=1,
+        code="SubscriptionRequestsThrottled",
+        message="Please try again after '1' seconds.",
+    )
+    emulator.clear_requests()
+    clients.loganalytics(SUB).clusters.begin_update(RG, CLUSTER, {"tags": {"a": "b"}}).result()
+    patches = [r["status"] for r in emulator.requests() if r["method"] == "PATCH"]
+    assert patches == [429, 200]
+
+
+def test_persistent_server_error_is_transient_after_the_sdk_retries(
+    emulator: Any, clients: AzureClients
+) -> None:
+    emulator.fault(
+        method="GET", path="clusters$", status=503, code="ServiceUnavailable", message="Try later."
+    )
+    err = _raised(lambda: list(clients.loganalytics(SUB).clusters.list()))
+    assert isinstance(err, Transient) and err.status == 503
+    assert len(emulator.requests()) > 1  # the SDK retried GET once configured here
+
+
+def test_lost_link_response_is_outcome_unknown_and_not_resent(emulator: Any, clients: AzureClients) -> None:
+    emulator.seed(estate())
+    emulator.fault(method="PUT", path="linkedServices/cluster", reset=True, count=1)
+    emulator.clear_requests()
+    la = clients.loganalytics(SUB)
+    body = {"properties": {"writeAccessResourceId": CLUSTER_ID}}
+    err = _raised(
+        lambda: la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body, **NO_RESEND)
+    )
+    assert isinstance(err, OutcomeUnknown)
+    assert "re-observe" in str(err)
+    puts = [r for r in emulator.requests() if r["method"] == "PUT"]
+    assert len(puts) == 1  # a second PUT could cost another W3 operation
+
+
+def test_key_vault_refusal_is_forbidden(emulator: Any, clients: AzureClients) -> None:
+    emulator.seed(estate(vault_overrides={"callerDenied": True}))
+    err = _raised(lambda: list(clients.keys(VAULT_URI).list_properties_of_key_versions("cmk")))
+    assert isinstance(err, Forbidden) and err.status == 403
+
+
+def test_unreachable_azure_is_transient(monkeypatch: pytest.MonkeyPatch, emulator: Any) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = AzureClients(
+        env={
+            "CMKCTL_EMULATOR": f"https://127.0.0.1:{port}",
+            "CMKCTL_CA_BUNDLE": emulator.ca_file,
+            "CMKCTL_AZURE_RETRY_TOTAL": "0",
+        }
+    )
+    err = _raised(lambda: list(dead.loganalytics(SUB).clusters.list()))
+    assert isinstance(err, Transient)
+    assert "could not reach Azure" in str(err)
+
+
+def test_an_unrecognised_refusal_is_terminal_and_keeps_the_code() -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    err = map_error(HttpResponseError(message="(Weird) Something odd"))
+    assert isinstance(err, Terminal)
+    assert map_error(err) is err  # mapping twice changes nothing
+
+
+def test_errors_name_the_workspace_and_never_the_token(emulator: Any, clients: AzureClients) -> None:
+    emulator.seed(estate())
+    err = _raised(lambda: clients.loganalytics(SUB).workspaces.get("rg-apps", "nosuchws"))
+    assert isinstance(err, NotFound)
+    assert "cmkctl-emulator-token" not in str(err) and "Bearer" not in str(err)
+    assert "nosuchws" in str(err) or "Workspace not found" in str(err)
