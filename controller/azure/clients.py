@@ -9,7 +9,8 @@ real URLs (management.azure.com, <vault>.vault.azure.net), so no other code path
 Retries are configured once here. azure-core's RetryPolicy retries 408/429/5xx on GET/HEAD/PUT/DELETE,
 and ANY method whose response carries Retry-After (verified: a throttled PATCH with Retry-After is
 re-sent after the wait); a 429 PATCH/POST without it surfaces as `errors.Transient` (azure-api-facts
-§1.7) for the caller to back off. Every HTTP try is counted per (host, method, status) for metrics and the request-count test.
+§1.7) for the caller to back off. Every HTTP try is counted per (host, method, status) for metrics
+and the request-count test.
 
 Knobs (environment): CMKCTL_POLLING_INTERVAL (seconds between LRO polls; real default 30, emulator 0),
 CMKCTL_AZURE_RETRY_TOTAL (default 3 under the emulator, 6 otherwise), CMKCTL_AZURE_TIMEOUT (read

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests_azure_support import CLUSTER, CLUSTER_ID, LOCATION, RG, SUB, VAULT_URI, estate, workspace_id
+from tests_azure_support import CLUSTER, CLUSTER_ID, LOCATION, RG, SUB, VAULT_URI, estate
 
 from controller.azure.clients import NO_RESEND, AzureClients
 from controller.azure.errors import (
