@@ -159,7 +159,8 @@ def _validate_document(file: str, raw: RawDocument, problems: list[SpecProblem])
         )
         return None
     try:
-        doc: BaseModel = model.model_validate(data)
+        # by_name=False: YAML uses the documented camelCase names only (`resource_group` is a typo here)
+        doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as err:
         for error in err.errors(include_url=False):
             path = _field_path(data, error["loc"])

@@ -167,3 +167,27 @@ def test_console_entry_point_in_a_real_process(tmp_path: Path) -> None:
     assert f"{tmp_path / 'bad.yaml'}:1: spec: required field is missing" in proc.stderr
     assert proc.stderr.splitlines()[-1] == "1 problem(s) in 1 file(s); fix them and run validate again"
     assert "Traceback" not in proc.stderr
+
+
+def test_examples_validate_against_the_published_schema_as_editors_see_it() -> None:
+    """The schema editors use (yaml-language-server) accepts every example document."""
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "specs" / "cmk-spec.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    checked = 0
+    for file in sorted((ROOT / "examples").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(file.read_text()):
+            errors = [e.message for e in validator.iter_errors(doc)]
+            assert errors == [], f"{file}: {errors}"
+            checked += 1
+    assert checked >= 10
+    # and it rejects what the loader rejects: an unknown field
+    bad = {
+        "apiVersion": "cmk.azure.io/v1",
+        "kind": "Settings",
+        "metadata": {"name": "s"},
+        "spec": {"drfit": "report"},
+    }
+    assert list(validator.iter_errors(bad))

@@ -91,6 +91,14 @@ CASES = [
         {"c.yaml": cluster().replace("  capacity: 1000", "  capacty: 1000")},
         [("c.yaml", 11, "spec.capacty", "unknown field"), ("c.yaml", 5, "spec.capacity", "required field")],
     ),
+    Case(
+        "python-field-name-instead-of-yaml-name",
+        {"c.yaml": cluster().replace("  resourceGroup: rg-mon", "  resource_group: rg-mon")},
+        [
+            ("c.yaml", 7, "spec.resource_group", "unknown field"),
+            ("c.yaml", 5, "spec.resourceGroup", "required"),
+        ],
+    ),
     Case("C1-name-too-short", {"c.yaml": cluster("ab")}, [("c.yaml", 4, "metadata.name", "rule C1")]),
     Case(
         "C1-hyphen-suggests-spec-name",
