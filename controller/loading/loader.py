@@ -63,6 +63,9 @@ def discover(paths: Sequence[str | Path], problems: list[SpecProblem], max_files
                     problems.append(SpecProblem(str(path), None, "", "no *.yaml or *.yml files here"))
             elif path.is_file():
                 candidates = [path]
+            elif path.exists():
+                problems.append(SpecProblem(str(path), None, "", "not a regular file or directory"))
+                continue
             else:
                 problems.append(SpecProblem(str(path), None, "", "no such file or directory"))
                 continue

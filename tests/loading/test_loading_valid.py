@@ -152,6 +152,12 @@ def test_missing_path_is_reported_with_the_other_problems(tmp_path: Path) -> Non
     assert problems_of(err) == [f"{tmp_path / 'nope.yaml'}: no such file or directory"]
 
 
+def test_a_device_is_not_read_as_a_spec() -> None:
+    with pytest.raises(SpecError) as err:
+        load([Path("/dev/zero")])
+    assert problems_of(err) == ["/dev/zero: not a regular file or directory"]
+
+
 def test_integer_with_thousands_of_digits_is_a_spec_error(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(
         cluster_doc("cmkone", capacity=0).replace("capacity: 0", "capacity: " + "9" * 6000)
