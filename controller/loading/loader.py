@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -115,11 +116,45 @@ def _child(here: Any, part: str | int) -> tuple[bool, Any]:
     return False, None
 
 
-def _message(error: Any) -> str:
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model inside a field annotation (Optional, list, tagged unions...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """YAML names allowed in the mapping that holds `loc`'s last element (for 'did you mean')."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None:
+            return []
+        if isinstance(part, int) or part.startswith("<"):
+            continue  # list index or union tag: the model is already unwrapped
+        field = next((f for n, f in current.model_fields.items() if part in (f.alias, n)), None)
+        current = _first_model(field.annotation) if field is not None else None
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _message(error: Any, model: type[BaseModel] | None = None) -> str:
     kind = error.get("type", "")
     msg = str(error.get("msg", "invalid value"))
     if kind == "extra_forbidden":
-        return "unknown field (not part of the spec; check the spelling)"
+        loc = error.get("loc", ())
+        allowed = _fields_at(model, loc) if model is not None and loc else []
+        close = get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
+        hint = (
+            f"; did you mean '{close[0]}'?"
+            if close
+            else (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        )
+        return f"unknown field (not part of the spec){hint}"
     if kind == "missing":
         return "required field is missing"
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -167,7 +202,7 @@ def _validate_document(file: str, raw: RawDocument, problems: list[SpecProblem])
     except ValidationError as err:
         for error in err.errors(include_url=False):
             path = _field_path(data, error["loc"])
-            problems.append(SpecProblem(file, raw.line_of(path), dotted(path), _message(error)))
+            problems.append(SpecProblem(file, raw.line_of(path), dotted(path), _message(error, model)))
         return None
     assert isinstance(doc, Cluster | WorkspaceSet | Settings)  # noqa: S101 - narrowing for mypy
     return LoadedDocument(file=file, line=raw.line, lines=raw.lines, model=doc)

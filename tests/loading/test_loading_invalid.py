@@ -89,13 +89,16 @@ CASES = [
     Case(
         "typo-in-field-name",
         {"c.yaml": cluster().replace("  capacity: 1000", "  capacty: 1000")},
-        [("c.yaml", 11, "spec.capacty", "unknown field"), ("c.yaml", 5, "spec.capacity", "required field")],
+        [
+            ("c.yaml", 11, "spec.capacty", "unknown field (not part of the spec); did you mean 'capacity'?"),
+            ("c.yaml", 5, "spec.capacity", "required field"),
+        ],
     ),
     Case(
         "python-field-name-instead-of-yaml-name",
         {"c.yaml": cluster().replace("  resourceGroup: rg-mon", "  resource_group: rg-mon")},
         [
-            ("c.yaml", 7, "spec.resource_group", "unknown field"),
+            ("c.yaml", 7, "spec.resource_group", "did you mean 'resourceGroup'?"),
             ("c.yaml", 5, "spec.resourceGroup", "required"),
         ],
     ),
@@ -246,7 +249,7 @@ CASES = [
                 "apps", "cmkprod01", [f"id: {ws('a')}\n      byos:\n        ingestion: {storage('s')}"]
             ),
         },
-        [("w.yaml", 10, "spec.workspaces[0].byos.ingestion", "unknown field")],
+        [("w.yaml", 10, "spec.workspaces[0].byos.ingestion", "allowed: query, alerts, allowSavedSearchLoss")],
     ),
     Case(
         "workspace-entry-missing-id",
