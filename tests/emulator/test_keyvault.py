@@ -451,6 +451,8 @@ def test_region_and_tenant_must_match(reg: VaultRegistry) -> None:
 def test_rbac_vault_uses_the_crypto_service_encryption_role(reg: VaultRegistry) -> None:
     reg.seed([vault_doc(rbac=True)])  # access policies are ignored now
     assert err(check(reg))[2] == MSG_VALIDATE
+    reg.role_grant(URI, PRINCIPAL, "Key Vault Reader")  # reads metadata only: no wrap/unwrap
+    assert err(check(reg))[2] == MSG_VALIDATE
     reg.role_grant(URI, PRINCIPAL, "Key Vault Crypto Service Encryption User")
     assert check(reg) is None
 
