@@ -28,14 +28,19 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
+from controller.azure.observe import observe
 from controller.azure.operations import Operations
 from controller.cli import plan_cmd
 from controller.errors import CmkError, StalePlanError
 from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
+from controller.loading import load
 from controller.model.history import Revision
+from controller.model.limits import for_profile
+from controller.model.observed import ObservedState
 from controller.planning import fingerprint as fp
 from controller.planning.plan import Plan
+from controller.planning.planner import make_plan
 from controller.state import paths
 from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
@@ -92,6 +97,23 @@ def stale_reason(saved: Plan, current: Plan, digests_now: dict[str, str]) -> lis
     lines = [f"no longer needed: {a} {addr}" for a, addr in sorted(before - after)]
     lines += [f"now also needed: {a} {addr}" for a, addr in sorted(after - before)]
     return lines or ["the observed state differs (fingerprint changed)"]
+
+
+def build_plan(
+    spec_paths: Sequence[str], *, store: SqliteHistoryStore, clients: AzureClients
+) -> tuple[Plan, ObservedState]:
+    """Load, observe, merge our journal with live history (rule W3 budget, C11 names), plan."""
+    desired = load(list(spec_paths))
+    now = plan_cmd.plan_now()
+    observed, live_history = observe(desired, clients, now=now)
+    plan = make_plan(
+        desired=desired,
+        observed=observed,
+        now=now,
+        history=store.load().merged(live_history),
+        limits=for_profile(desired.settings.limits_profile),
+    )
+    return plan, observed
 
 
 def confirm(plan_text: str) -> bool:
@@ -155,7 +177,7 @@ def run(
                 f"{planfile} does not record its spec paths; give them with -f so the plan can be checked "
                 "against the live state before applying"
             )
-        plan, observed = plan_cmd.build_plan(spec_paths, state=str(directory), clients=azure)
+        plan, observed = build_plan(spec_paths, store=store, clients=azure)
         digests = fp.resource_digests(observed)
         plan = plan.model_copy(update={"spec_paths": tuple(spec_paths), "resource_digests": digests})
         for warning in observed.warnings:
