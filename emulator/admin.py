@@ -122,6 +122,11 @@ def configure(em: Emulator, body: dict[str, Any]) -> None:
     if "throttling" in body:
         em.throttling = bool(body["throttling"])
         em.buckets.clear()
+    for kind, pair in (body.get("throttle_limits") or {}).items():
+        if kind not in em.throttle_limits:
+            raise ValueError(f"unknown bucket {kind!r}; known: reads, writes")
+        em.throttle_limits[kind] = (float(pair[0]), float(pair[1]))
+        em.buckets.clear()
     if "no_double_encryption_regions" in body:
         em.no_double_encryption_regions = {norm_loc(r) for r in body["no_double_encryption_regions"]}
     if "tenant_id" in body:

@@ -687,10 +687,7 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         )
         ident_change = (
             new_itype.lower() != c.identity_type.lower()
-            or (
-                bool(new_uais)
-                and {k.lower() for k in new_uais} != {k.lower() for k in c.user_identities}
-            )
+            or (bool(new_uais) and {k.lower() for k in new_uais} != {k.lower() for k in c.user_identities})
             or bool(none_uai)
         )
     if ident_change and key_change:

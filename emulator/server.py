@@ -27,8 +27,6 @@ from emulator.http import Request, Response, arm_error
 from emulator.state import Bucket, Emulator
 
 KV_SUFFIXES = (".vault.azure.net", ".managedhsm.azure.net")
-READS = (250.0, 25.0)  # token bucket (capacity, refill/s) per subscription, facts §1.7
-WRITES = (200.0, 10.0)
 
 
 def route(em: Emulator, req: Request) -> Response:
@@ -56,7 +54,7 @@ def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str
     if not em.throttling or sub is None or req.host != arm.ARM_HOST:
         return None, {}
     kind = "reads" if req.method in ("GET", "HEAD") else "writes"
-    cap, rate = READS if kind == "reads" else WRITES
+    cap, rate = em.throttle_limits[kind]
     now = time.monotonic()
     with em.lock:
         b = em.buckets.get((sub, kind))

@@ -186,6 +186,11 @@ class Emulator:
             self.durations.update(durations)
         self.no_double_encryption_regions: set[str] = set()
         self.throttling = False
+        # token buckets (capacity, refill per second) per subscription, azure-api-facts §1.7
+        self.throttle_limits: dict[str, tuple[float, float]] = {
+            "reads": (250.0, 25.0),
+            "writes": (200.0, 10.0),
+        }
         self.cluster_page_size = 100
         self.rng = random.Random()
         self._init_collections()

@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from emulator.server import RunningEmulator, start
 
-STATIC_TOKEN = "emulator-token"  # noqa: S105 - not a secret: the emulator accepts any bearer token
+STATIC_TOKEN = "emulator-token"  # not a secret: the emulator accepts any bearer token
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 START = datetime(2026, 11, 30, 6, 0, 0, tzinfo=UTC)
 TEST_DURATIONS = {
@@ -171,6 +171,7 @@ class EmulatorHandle:
             durations=TEST_DURATIONS,
             limits="seed",
             throttling=False,
+            throttle_limits={"reads": [250, 25], "writes": [200, 10]},
             no_double_encryption_regions=[],
             cluster_page_size=100,
             time_scale=0.0,
