@@ -117,6 +117,14 @@ def test_capacity_not_allowed_by_profile_is_blocked() -> None:
     assert [(b.action, b.rule) for b in p.blocked] == [(Action.CREATE, "C3")]
 
 
+def test_invalid_cluster_name_is_blocked_c1() -> None:
+    c = cluster()
+    c = c.model_copy(update={"spec": c.spec.model_copy(update={"name": "bad-name"})})
+    p = plan(desired([c]), observed())
+    assert [(b.action, b.rule) for b in p.blocked] == [(Action.CREATE, "C1")]
+    assert p.changes == () and [d.action for d in p.deferred] == []
+
+
 def _other(name: str, location: str = LOC, state: str = "Succeeded") -> object:
     return obs_cluster(cluster(name), provisioning_state=state, location=location)
 

@@ -98,6 +98,7 @@ def test_versionless_spec_on_a_pinned_cluster_is_a_set_key() -> None:
     p = plan(desired([c]), observed([obs_cluster(c, key=_live(V1))]))
     (ch,) = p.changes
     assert ch.action == Action.SET_KEY and ch.parameters["key"]["version"] is None
+    assert any(w.code == "key-versioning" and "auto-rotation" in w.message for w in p.warnings)
 
 
 def test_key_expiring_soon_warns() -> None:

@@ -33,8 +33,8 @@ from plan_builders import (
 from plan_sim import apply_plan
 
 from controller.model import ids
-from controller.model.history import History, LinkOperation
-from controller.model.limits import SEED, Limits
+from controller.model.history import ClusterDeletion, History, InFlightOperation, LinkOperation
+from controller.model.limits import CURRENT, SEED, Limits
 from controller.model.observed import ObservedState
 from controller.model.spec import DesiredState
 from controller.planning.budget import ops_in_window, with_associate_dates
@@ -90,7 +90,15 @@ def estates(draw: Any) -> tuple[DesiredState, ObservedState, History, Limits]:
     d = desired(clusters, [wsset(f"s-{name}", name, wl) for name, wl in sorted(sets.items())], prune=prune)
     key = good_key((V1, draw(st.booleans())), (V2, True))
     o = observed(live, workspaces, key=key)
-    return d, o, History(link_operations=tuple(ops)), draw(st.sampled_from([SEED, SMALL]))
+    deletions = tuple(
+        ClusterDeletion(cluster_key=ids.id_key(c.arm_id), subscription=SUB, location=c.spec.location,
+                        name=c.azure_name, at=NOW - timedelta(days=draw(st.integers(1, 20))))
+        for c in clusters if c.arm_id not in live_ids and draw(st.integers(0, 3)) == 0)
+    in_flight = tuple(
+        InFlightOperation(op_id="x", action="update", target=c.id, status_url=None, started=NOW)
+        for c in live if draw(st.integers(0, 5)) == 0)
+    history = History(link_operations=tuple(ops), cluster_deletions=deletions, in_flight=in_flight)
+    return d, o, history, draw(st.sampled_from([SEED, SMALL, CURRENT]))
 
 
 def _plan(d: DesiredState, o: ObservedState, h: History, limits: Limits, now: Any = NOW) -> Plan:

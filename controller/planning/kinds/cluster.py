@@ -214,6 +214,12 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
                         "workspaces to it")
         gate.wait("C10", "its cluster is blocked (C10)", None, step)
         return
+    if not ids.CLUSTER_NAME.match(cluster.azure_name):  # rule C1 (the loader checks it too)
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C1",
+                 reason=f"'{cluster.azure_name}' is not a valid cluster name (3-63 characters, a-z A-Z 0-9)",
+                 remedy="set spec.name to a valid Azure name")
+        gate.wait("C1", "its cluster is blocked (C1)", None, step)
+        return
     if not wb.limits.capacity_ok(spec.capacity):
         wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C3",
                  reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
@@ -423,12 +429,19 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                 gate.wait("W4", f"its cluster's key can't be set ({p.rule})", None, step)
         else:
             rotation = live_key is not None and live_key.key() == want_key.key()
+            notes: tuple[str, ...] = ()
+            if live_key is not None and (live_key.version is None) != (want_key.version is None):
+                notes = ("versionless: the cluster will follow the key's current version (auto-rotation, K1)"
+                         if want_key.version is None else
+                         f"pinned to {want_key.version}: rotation becomes explicit (K1)",)
+                wb.warn("key-versioning", f"{address}: {notes[0]}", address=address, rule="K1",
+                        severity=Severity.INFO)
             emit(Change(id=step, action=Action.SET_KEY, address=address, resource_id=obs.id,
                         cluster_id=obs.id, parameters={**base, "key": key_params(want_key)},
                         before={"key": key_params(live_key)},
                         after={"key": key_params(want_key), "provisioning_state": "Succeeded"},
                         reason="key rotation (rule K1)" if rotation else "the declared key differs",
-                        rules=("C7", "K1") if rotation else ("C7",)))
+                        rules=("C7", "K1") if rotation else ("C7",), warnings=notes))
     elif want_key is not None and not key_changes:
         check_key(wb, want_key, address=address, cluster_location=obs.location, cluster_tenant=obs.tenant_id,
                   principal_id=None)  # warnings only (expiry, newer version); the key is already set
