@@ -60,7 +60,9 @@ def detail(change: Change) -> str:
         return (f"{p.get('location')}, {p.get('capacity')} GB/day, billing {p.get('billing_type')}, identity "
                 f"{ident.get('type')}, key {key_text(p.get('key'))}")
     if change.action == Action.SET_KEY:
-        return f"key {key_text(before.get('key')) if 'key' in before else '?'} -> {key_text(p.get('key'))}"
+        if "key" in before:
+            return f"key {key_text(before.get('key'))} -> {key_text(p.get('key'))}"
+        return f"key -> {key_text(p.get('key'))}"
     if change.action == Action.UPDATE:
         fields = [k for k in p if k not in ("subscription", "resource_group", "name")]
         return ", ".join(f"{k}: {short(before.get(k))} -> {short(p[k])}" for k in fields)
