@@ -292,6 +292,7 @@ class _Acc:
     keys: dict[str, ObservedKey] = field(default_factory=dict)
     vaults: dict[str, ObservedVault] = field(default_factory=dict)
     link_ops: list[LinkOperation] = field(default_factory=list)
+    vault_regions: dict[str, str] = field(default_factory=dict)  # vault host -> x-ms-keyvault-region
     warnings: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -399,10 +400,21 @@ def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
 
 def _read_key(ref: ids.KeyRef, clients: AzureClients, acc: _Acc) -> None:
     kc = clients.keys(ref.vault_uri)
+    region: list[str] = []
+
+    def hook(response: Any) -> None:
+        # Key Vault names its region on every data-plane answer: rule C8 evidence for free when the
+        # vault resource itself is not readable.
+        clients.counter.hook(response)
+        value = response.http_response.headers.get("x-ms-keyvault-region")
+        if value:
+            region.append(ids.normalise_location(str(value)))
+
     try:
-        observed = _key_from_versions(ref, list(kc.list_properties_of_key_versions(ref.name)))
+        items = list(kc.list_properties_of_key_versions(ref.name, raw_response_hook=hook))
+        observed = _key_from_versions(ref, items)
     except Exception as exc:  # mapped below
-        err = map_error(exc, operation=f"key {ref.name}")
+        err = map_error(exc)
         if isinstance(err, NotFound):
             observed = ObservedKey(ref.vault_uri, ref.name, False, None, (), None)
         else:
@@ -413,6 +425,8 @@ def _read_key(ref: ids.KeyRef, clients: AzureClients, acc: _Acc) -> None:
             observed = ObservedKey(ref.vault_uri, ref.name, False, None, (), None, readable=False)
     with acc.lock:
         acc.keys[ref.key()] = observed
+        if region:
+            acc.vault_regions[ref.vault_host.lower()] = region[-1]
 
 
 def _read_vaults(sub: str, clients: AzureClients, acc: _Acc, wanted: set[str]) -> set[str]:
@@ -496,7 +510,9 @@ def observe(
                     found |= _read_vaults(sub, clients, acc, wanted - found)
             for host in sorted(wanted - found):
                 vault_uri = f"https://{host}/"
-                acc.vaults[host] = ObservedVault(uri=vault_uri, readable=False)
+                acc.vaults[host] = ObservedVault(
+                    uri=vault_uri, readable=False, location=acc.vault_regions.get(host)
+                )
                 acc.warn(
                     f"vault {host} is not readable in the spec's subscriptions; "
                     "falling back to the key's recoveryLevel for soft delete / purge protection (rule C7)"

@@ -12,7 +12,6 @@ the emulator-backed tests use to follow the emulator's simulated clock.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -35,13 +34,13 @@ from controller.model.spec import DesiredState
 from controller.planning.fingerprint import resource_digests
 from controller.planning.plan import Plan
 from controller.planning.planner import make_plan
+from controller.render import MARKDOWN_LIMIT, to_json, to_markdown, to_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 STATE_ENV = "CMKCTL_STATE"
 NOW_ENV = "CMKCTL_NOW"
-MARKDOWN_LIMIT = 65_000  # GitHub PR comments stop at 65,536 characters
 
 
 class Format(StrEnum):
@@ -126,23 +125,16 @@ def quiet_sdk_logging() -> None:
 
 
 def plan_json(plan: Plan) -> str:
-    return plan.model_dump_json(indent=2) + "\n"
+    """The artefact: versioned JSON (schema in specs/), secrets redacted by the renderer."""
+    text = to_json(plan)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def render(plan: Plan, fmt: Format) -> str:
-    """Text and markdown are rendered from the JSON artefact (controller.render)."""
+    """Text and markdown are rendered from the same Plan the JSON artefact holds (controller.render)."""
     if fmt is Format.JSON:
         return plan_json(plan)
-    try:
-        renderers = importlib.import_module("controller.render")
-    except ImportError:  # renderers not in this build: the artefact is still correct
-        return plan_json(plan)
-    fn: Any = getattr(renderers, "to_markdown" if fmt is Format.MARKDOWN else "to_text", None)
-    if fn is None:
-        return plan_json(plan)
-    out = str(fn(plan))
-    if fmt is Format.MARKDOWN and len(out) > MARKDOWN_LIMIT:  # the renderer should already fit
-        out = out[: MARKDOWN_LIMIT - 80] + "\n\n… (truncated; see the JSON plan for everything)\n"
+    out = to_markdown(plan, limit=MARKDOWN_LIMIT) if fmt is Format.MARKDOWN else to_text(plan)
     return out if out.endswith("\n") else out + "\n"
 
 

@@ -108,6 +108,7 @@ def test_an_unreadable_vault_falls_back_to_the_keys_recovery_level(
     vault = observed.vaults[ids.KeyRef(VAULT_URI, "cmk").vault_host]
     assert vault.readable is False
     assert vault.grants_key_access(PRINCIPAL) is None  # can't tell, not "no"
+    assert vault.location == "westeurope"  # from Key Vault's x-ms-keyvault-region header (rule C8)
     assert any("recoveryLevel" in w for w in observed.warnings)
     assert observed.keys[ids.KeyRef(VAULT_URI, "cmk").key()].recovery_level == "Recoverable"
 
