@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "controller.cli.apply_cmd",
     "controller.cli.drift_cmd",
     "controller.cli.controller_cmd",
+    "controller.cli.report_cmd",
 )
 
 app = typer.Typer(

@@ -1,0 +1,122 @@
+"""`cmkctl report`: which data is protected by our key, since when, and what could break it.
+
+    cmkctl report -f PATH... [--format text|markdown|json|html] [--out FILE] [--state DIR]
+
+Reads the same inputs as `cmkctl plan` (spec, live state, local journal + Activity Log) and plans on
+them, so the report's calendar shows the deferred changes' dates exactly as the plan has them. Exit
+codes: 0 report written, 1 error (one line, never a traceback). Findings never change the exit code:
+the report is read by people; CI gates belong to `plan --detailed-exitcode`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.azure.clients import AzureClients
+from controller.azure.observe import observe
+from controller.cli.plan_cmd import local_history, make_plan_for, plan_now, quiet_sdk_logging
+from controller.errors import CmkError
+from controller.loading import load
+from controller.reporting import Report, build_report, to_html, to_json, to_markdown, to_text
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+    HTML = "html"
+
+
+RENDERERS = {Format.TEXT: to_text, Format.MARKDOWN: to_markdown, Format.JSON: to_json, Format.HTML: to_html}
+
+
+def gather_report(
+    paths: Sequence[str],
+    *,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """Load, observe, merge history, plan, report (the controller can call this for /report too)."""
+    desired = load(list(paths))
+    when = now or plan_now()
+    own = clients is None
+    azure = clients or AzureClients()
+    try:
+        observed, live_history = observe(desired, azure, now=when)
+    finally:
+        if own:
+            azure.close()
+    history = local_history(state).merged(live_history)
+    plan = make_plan_for(desired, observed, history, when)
+    return build_report(desired=desired, observed=observed, history=history, plan=plan, now=when)
+
+
+def run(
+    paths: Sequence[str],
+    *,
+    out: str | None = None,
+    fmt: Format = Format.TEXT,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+) -> int:
+    """The command body; returns the exit code and never lets a traceback reach the user."""
+    quiet_sdk_logging()
+    try:
+        report = gather_report(paths, state=state, clients=clients)
+        text = RENDERERS[fmt](report)
+        for warning in report.observe_warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if out:
+            Path(out).write_text(text, encoding="utf-8")
+            print(f"report written to {out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return EXIT_OK
+    except CmkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:  # --out into a missing directory, a full disk...
+        print(f"error: cannot write the report: {err.strerror or err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # a bug must still reach the user as one line, not a traceback
+        print(f"error: internal error ({type(err).__name__}): {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def report_command(
+    files: Annotated[
+        list[str], typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory (repeatable)")
+    ],
+    fmt: Annotated[Format, typer.Option("--format", help="text, markdown, json or html")] = Format.TEXT,
+    out: Annotated[
+        str | None, typer.Option("--out", metavar="FILE", help="Write the report here instead of stdout")
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", metavar="DIR", help="Local state directory (default $CMKCTL_STATE or .cmkctl)"
+        ),
+    ] = None,
+) -> None:
+    """Encryption coverage: which workspaces are on the key since when, what could break it, and when."""
+    raise typer.Exit(run(files, out=out, fmt=fmt, state=state))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `report` to the cmkctl app (called from controller.cli.app)."""
+    app.command("report")(report_command)
