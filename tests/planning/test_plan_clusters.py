@@ -282,3 +282,11 @@ def test_principal_without_key_access_blocks_the_key_change() -> None:
     p = plan(desired([c]), o)
     (b,) = p.blocked
     assert b.rule == "C7" and PRINCIPAL in b.reason and "wrapKey" in b.remedy
+
+
+def test_cluster_in_a_subscription_that_was_not_read_is_never_created() -> None:
+    from plan_builders import SUB2
+    p = plan(desired([cluster(sub=SUB2)]), observed())
+    assert p.changes == ()
+    (b,) = [b for b in p.blocked if b.action == Action.CREATE]
+    assert "not read" in b.reason

@@ -204,6 +204,13 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
     step = f"create:cluster:{path}"
     gate = wb.gate(cluster.arm_id)
 
+    if spec.subscription.lower() not in {x.lower() for x in wb.observed.subscriptions}:
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C2",
+                 reason=f"subscription {spec.subscription} was not read: whether the cluster exists, and how "
+                        "many clusters the region holds, is unknown",
+                 remedy="grant the controller Reader on the subscription and plan again")
+        gate.wait("C2", "its subscription was not read", None, step)
+        return
     moved = _c10_original(wb, cluster)
     if moved is not None:
         wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C10",
