@@ -16,8 +16,13 @@ class PlanGraphError(RuntimeError):
     """The planner produced an inconsistent graph (a bug)."""
 
 
+# among steps that are ready together, the natural reading order: make room, build, key, link
+_PHASE = {"delete": 0, "unlink": 1, "create": 2, "update": 3, "set_key": 3, "link": 4, "byos_link": 5,
+          "byos_unlink": 5}
+
+
 def topological_order(changes: Mapping[str, Change]) -> list[Change]:
-    """Kahn's algorithm with the smallest ready id first, so equal inputs give equal plans."""
+    """Kahn's algorithm; ready steps by (phase, id), so equal inputs give equal plans."""
     indegree: dict[str, int] = dict.fromkeys(changes, 0)
     children: dict[str, list[str]] = {cid: [] for cid in changes}
     for cid, change in changes.items():
@@ -26,16 +31,19 @@ def topological_order(changes: Mapping[str, Change]) -> list[Change]:
                 raise PlanGraphError(f"{cid} depends on {dep}, which is not a change of this plan")
             indegree[cid] += 1
             children[dep].append(cid)
-    ready = [cid for cid, n in indegree.items() if n == 0]
+    def rank(cid: str) -> tuple[int, str]:
+        return (_PHASE.get(str(changes[cid].action), 9), cid)
+
+    ready = [rank(cid) for cid, n in indegree.items() if n == 0]
     heapq.heapify(ready)
     out: list[Change] = []
     while ready:
-        cid = heapq.heappop(ready)
+        _, cid = heapq.heappop(ready)
         out.append(changes[cid])
         for child in children[cid]:
             indegree[child] -= 1
             if indegree[child] == 0:
-                heapq.heappush(ready, child)
+                heapq.heappush(ready, rank(child))
     if len(out) != len(changes):
         stuck = sorted(cid for cid, n in indegree.items() if n > 0)
         raise PlanGraphError(f"dependency cycle among {', '.join(stuck)}")
