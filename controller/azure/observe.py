@@ -495,9 +495,23 @@ def observe(
         _map_parallel(pool, lambda r: _read_key(r, clients, acc), list(refs.values()))
 
         # Vaults: the subscriptions of clusters using them first, the rest only if still unfound.
-        wanted = {r.vault_host.lower() for r in refs.values()}
+        # A Managed HSM is not a Microsoft.KeyVault/vaults resource and is RBAC-only: no access
+        # policies to read; its recoverability comes from the key's recoveryLevel.
+        for r in refs.values():
+            if r.is_managed_hsm:
+                host = r.vault_host.lower()
+                acc.vaults[host] = ObservedVault(
+                    uri=f"https://{host}/", readable=False, rbac=True, location=acc.vault_regions.get(host)
+                )
+        wanted = {r.vault_host.lower() for r in refs.values() if not r.is_managed_hsm}
         if wanted:
-            first = sorted({c.spec.subscription for c in desired.clusters if c.spec.key is not None})
+            first = sorted(
+                {
+                    c.spec.subscription
+                    for c in desired.clusters
+                    if c.spec.key is not None and not c.spec.key.ref().is_managed_hsm
+                }
+            )
             found: set[str] = set()
             for sub in first:
                 found |= _read_vaults(sub, clients, acc, wanted - found)
