@@ -420,5 +420,5 @@ def summarise(result: ApplyResult) -> Iterable[str]:
         if blocked:
             yield f"    skipped because of it: {', '.join(blocked)}"
     for address, rule, when, why in result.deferred:
-        date = when.strftime("%Y-%m-%d %H:%M UTC") if when else "after its upstream change"
-        yield f"  deferred: {address} (rule {rule}) not before {date}: {why}"
+        date = f"not before {when:%Y-%m-%d %H:%M} UTC" if when else "until its upstream change runs"
+        yield f"  deferred: {address} (rule {rule}) {date}: {why}"
