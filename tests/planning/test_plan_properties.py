@@ -24,9 +24,11 @@ from plan_builders import (
     cluster,
     desired,
     good_key,
+    good_vault,
     obs_cluster,
     obs_ws,
     observed,
+    storage_id,
     ws_id,
     wsset,
 )
@@ -79,17 +81,22 @@ def estates(draw: Any) -> tuple[DesiredState, ObservedState, History, Limits]:
         linked = draw(st.sampled_from([None, *live_ids])) if live_ids else None
         if linked and live[live_ids.index(linked)].location != loc:
             linked = None
-        workspaces.append(obs_ws(w, location=loc, cluster_id=linked))
+        workspaces.append(obs_ws(w, location=loc, cluster_id=linked, byos_read=True))
         target = draw(st.sampled_from([None, None, *declared]))
-        if target is not None:
-            sets.setdefault(target, []).append(ws_id(w))
+        byos = draw(st.sampled_from([None, None, {"alerts": storage_id("sta")},
+                                     {"query": storage_id("stq"), "allowSavedSearchLoss": True},
+                                     {"query": storage_id("stq")}]))
+        entry: Any = {"id": ws_id(w), "byos": byos} if byos else ws_id(w)
+        if target is not None or byos:
+            sets.setdefault(target or "", []).append(entry)
         for k in range(draw(st.integers(0, 2))):
             ops.append(LinkOperation(workspace_key=ids.id_key(ws_id(w)), kind=("link", "unlink")[k % 2],
                                      at=NOW - timedelta(days=draw(st.integers(1, 40)), hours=k)))
     prune = {"clusters": draw(st.booleans()), "workspaceLinks": draw(st.booleans())}
-    d = desired(clusters, [wsset(f"s-{name}", name, wl) for name, wl in sorted(sets.items())], prune=prune)
+    ws_sets = [wsset(f"s-{name or 'byos'}", name or None, wl) for name, wl in sorted(sets.items())]
+    d = desired(clusters, ws_sets, prune=prune)
     key = good_key((V1, draw(st.booleans())), (V2, True))
-    o = observed(live, workspaces, key=key)
+    o = observed(live, workspaces, key=key, vault=good_vault(purge=draw(st.integers(0, 5)) > 0))
     deletions = tuple(
         ClusterDeletion(cluster_key=ids.id_key(c.arm_id), subscription=SUB, location=c.spec.location,
                         name=c.azure_name, at=NOW - timedelta(days=draw(st.integers(1, 20))))
@@ -203,3 +210,19 @@ def test_replanning_after_apply_brings_only_deferred_steps(estate: Any) -> None:
     waiting = {x.id for x in p.deferred}
     new = {c.id for c in again.changes} - waiting
     assert not new, f"new changes after applying the plan: {sorted(new)}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(estates())
+def test_repeated_plan_and_apply_converges_without_churn(estate: Any) -> None:
+    """Apply, wait a month, plan again: no step ever runs twice, and the work runs out."""
+    d, o, h, limits = estate
+    now, applied = NOW, set()
+    for _ in range(5):
+        p = _plan(d, o, h, limits, now=now)
+        ids_now = {c.id for c in p.changes}
+        assert not ids_now & applied, f"churn: {sorted(ids_now & applied)}"
+        applied |= ids_now
+        o, h, now = apply_plan(p, o, h, now)
+        now += timedelta(days=31)
+    assert _plan(d, o, h, limits, now=now).changes == ()
