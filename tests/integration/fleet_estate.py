@@ -114,7 +114,11 @@ def estate_for(desired: DesiredState, *, applied: bool) -> dict[str, Any]:
                 if applied:
                     doc["storage"] = linked
             workspaces.append(doc)
+    groups = {(c.spec.subscription, c.spec.resource_group): c.spec.location for c in desired.clusters}
     return {
+        "resource_groups": [
+            {"subscription": s, "name": g, "location": loc} for (s, g), loc in groups.items()
+        ],
         "identities": identities,
         "vaults": list(vaults.values()),
         "storage_accounts": list(storage.values()),

@@ -80,3 +80,39 @@ def _kind(path: str) -> str:
     if low.endswith("microsoft.keyvault/vaults"):
         return "vaults"
     return low.rsplit("/", 1)[-1]
+
+
+def test_after_applying_the_fleet_build_a_new_plan_has_nothing_left_to_do(
+    emulator: Any, plan: PlanRunner, capsys: Any
+) -> None:
+    """Planning the state that results from applying a plan yields no changes (issue #4).
+
+    SystemAssigned clusters get their principal at creation, so the user grants it key access between
+    the two applies (rule C5: create -> grant -> set key); the product never edits vault policies."""
+    from controller.cli.app import main
+
+    desired = load([FLEET])
+    emulator.seed(estate_for(desired, applied=False))
+    assert plan(paths=[str(FLEET)]).exit_code == 2
+
+    main(["apply", "-f", str(FLEET), "--auto-approve"])
+    between = plan(paths=[str(FLEET)])
+    pending_keys = between.items("changes", "set_key") + between.items("blocked", "set_key")
+    system_assigned = [c for c in desired.clusters if c.spec.identity.type.value == "SystemAssigned"]
+    assert len(pending_keys) == len(system_assigned)  # waiting for the grant, nothing else
+    assert between.items("changes", "create") == []
+
+    for cluster in system_assigned:  # the user's step: grant the new identity on the vault
+        live = next(
+            c for c in emulator.state.clusters.values() if c.name.lower() == cluster.azure_name.lower()
+        )
+        assert cluster.spec.key is not None
+        uri = cluster.spec.key.vault_uri
+        emulator.state.vaults.principal_grant(uri, live.principal_id, ["get", "wrapKey", "unwrapKey"])
+        emulator.state.vaults.role_grant(uri, live.principal_id, "Key Vault Crypto Service Encryption User")
+
+    code = main(["apply", "-f", str(FLEET), "--auto-approve"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    again = plan(paths=[str(FLEET)])
+    assert again.plan["changes"] == [] and again.plan["blocked"] == [] and again.plan["deferred"] == []
+    assert again.exit_code == 0
