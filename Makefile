@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts unit fidelity bench reliability clean
+.PHONY: demo test lint typecheck contracts unit fidelity bench reliability clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-unit: $(STAMP)
+# Debian chromium for the HTML report's browser test (idempotent; the test skips, naming this target,
+# when it cannot be installed, e.g. without root)
+browser:
+	-bash tests/reporting/install_chromium.sh
+
+unit: $(STAMP) browser
 	$(VENV)/bin/pytest
 
 fidelity: $(STAMP)

@@ -98,6 +98,8 @@ def timeline_svg(report: Report) -> str:
              f'height="{height}" viewBox="0 0 {width} {height}" aria-label="Calendar timeline">',
              f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>']
     for tick in _ticks(now, end):
+        if tick < now + timedelta(days=2):
+            continue  # would print over the "today" mark
         tx = x(tick)
         parts.append(f'<line x1="{tx:.1f}" y1="{top - 6}" x2="{tx:.1f}" y2="{height - 6}" stroke="#eee"/>'
                      f'<text x="{tx:.1f}" y="{top - 10}" font-size="10" fill="#777" text-anchor="middle">'

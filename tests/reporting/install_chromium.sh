@@ -10,7 +10,7 @@ for bin in chromium chromium-browser; do
 done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
+    SUDO="sudo -n"  # never prompt: CI has passwordless sudo or none
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
