@@ -462,7 +462,9 @@ def _resolve_identity(em: Emulator, ident: dict[str, Any]) -> tuple[str, dict[st
     uais: dict[str, dict[str, str]] = {}
     raw = ident.get("userAssignedIdentities") or {}
     if isinstance(raw, dict):
-        for rid in raw:
+        for rid, value in raw.items():
+            if value is None:
+                continue  # `{"<id>": null}` removes that identity (ARM PATCH semantics)
             known = em.identities.get(rid.lower())
             if known is None:
                 derived = uuid.uuid5(uuid.NAMESPACE_URL, rid.lower())
@@ -675,21 +677,18 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
     ident_change = False
     new_itype, new_uais = c.identity_type, c.user_identities
     if isinstance(ident, dict):
-        new_itype, new_uais = _resolve_identity(em, ident)
+        new_itype, added = _resolve_identity(em, ident)
         raw_uai = ident.get("userAssignedIdentities")
-        none_uai = (
-            isinstance(raw_uai, dict)
-            and raw_uai
-            and all(v is None for v in raw_uai.values())
-            and new_itype == "UserAssigned"
-            and ident.get("type")
-            and str(ident["type"]).lower() == "none"
-        )
-        ident_change = (
-            new_itype.lower() != c.identity_type.lower()
-            or (bool(new_uais) and {k.lower() for k in new_uais} != {k.lower() for k in c.user_identities})
-            or bool(none_uai)
-        )
+        removed = {k.lower() for k, v in raw_uai.items() if v is None} if isinstance(raw_uai, dict) else set()
+        new_uais = {k: v for k, v in c.user_identities.items() if k.lower() not in removed}
+        new_uais.update(added)
+        if new_itype.lower() == "none":
+            new_uais = {}
+        elif new_itype == "UserAssigned" and not new_uais:
+            new_itype = "None"  # rule C12: user-assigned identities set to None = access revoked
+        ident_change = new_itype.lower() != c.identity_type.lower() or {k.lower() for k in new_uais} != {
+            k.lower() for k in c.user_identities
+        }
     if ident_change and key_change:
         return arm_error(
             400,

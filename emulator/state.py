@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from emulator.clock import SimClock, iso7
+from emulator.keyvault import VaultRegistry
 from emulator.limits import PROFILES, SEED, Limits
 
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -260,8 +261,8 @@ class Emulator:
         for op in due:
             self._complete(op)
         self._expire_soft_deleted(now)
-        if any(c.key is not None and not c.revoked for c in self.clusters.values()):
-            self._recheck_revocations()  # a key version may have expired as simulated time passed (K1)
+        if any(c.key is not None and not c.access_removed for c in self.clusters.values()):
+            self._recheck_revocations()  # a key version may expire, an outage may last, as time passes
 
     def _complete(self, op: Operation) -> None:
         op.done = True
@@ -336,27 +337,36 @@ class Emulator:
 
     # ---- revocation (rules K1/K2/C12) ----------------------------------------------------------
     def _recheck_revocations(self) -> None:
-        """Called by the vault registry after any vault/key change: a cluster whose key version is
-        no longer usable is revoked and drops ingestion (K1/K2); access returning restores it."""
+        """Called by the vault registry after any vault/key change (and on every tick): a cluster whose
+        key is no longer usable is revoked and drops ingestion (K1/K2; K3 after a 30-minute vault
+        outage outlasts the unwrap cache); access returning restores it."""
         with self.lock:
             for c in self.clusters.values():
                 if c.key is None or c.access_removed:
                     continue
                 principal = c.effective_principal() or ""
+                uri = str(c.key.get("keyVaultUri", ""))
                 usable = self.vaults.key_usable(
-                    key_vault_uri=str(c.key.get("keyVaultUri", "")),
+                    key_vault_uri=uri,
                     key_name=str(c.key.get("keyName", "")),
                     key_version=str(c.key.get("keyVersion", "") or ""),
                     principal_id=principal,
                 )
                 if not usable and not c.revoked:
                     c.revoked = True
+                    if not self.vaults.vault_available(uri):
+                        rule, why = "K3", "the Key Vault has been unreachable for 30 minutes"
+                    else:
+                        rule, why = (
+                            "K2",
+                            "key version disabled/deleted/expired or the cluster's access removed",
+                        )
                     self.harm(
                         "revoked",
-                        "K2",
+                        rule,
                         c.arm_id,
-                        "The cluster's key is no longer usable (version disabled/deleted/expired or access "
-                        "removed): storage becomes unavailable and new ingested data is dropped (K1/K2).",
+                        f"The cluster's key is no longer usable ({why}): storage becomes unavailable, "
+                        "queries fail and new ingested data is dropped.",
                     )
                 elif usable and c.revoked:
                     c.revoked = False
@@ -472,41 +482,6 @@ class Emulator:
             )
 
 
-class _NoVaults:
-    """Stand-in used only while emulator/keyvault.py is absent: every key check fails (C7)."""
-
-    def handle_dataplane(self, req: Any) -> Any:
-        from emulator.http import arm_error
-
-        return arm_error(404, "NotFound", "Key Vault emulation is not installed.")
-
-    def handle_arm(self, req: Any, subscription: str, resource_group: str, vault_name: str | None) -> Any:
-        return self.handle_dataplane(req)
-
-    def check_cluster_key(self, **kw: Any) -> Any:
-        from emulator.http import arm_error
-
-        return arm_error(
-            400,
-            "KeyVaultValidationFailed",
-            "Failed to validate key in Key Vault. "
-            "Could be due to lack of permissions or when key doesn't exist.",
-        )
-
-    def key_usable(self, **kw: Any) -> bool:
-        return False
-
-    def seed(self, vaults: list[dict[str, Any]]) -> None:
-        return
-
-    def reset(self) -> None:
-        return
-
-
-def _make_vault_registry(clock: SimClock, on_change: Callable[[], None]) -> Any:
-    """E2's Key Vault registry (emulator/keyvault.py); a failing stand-in until it exists."""
-    try:
-        from emulator.keyvault import VaultRegistry
-    except ImportError:
-        return _NoVaults()
+def _make_vault_registry(clock: SimClock, on_change: Callable[[], None]) -> VaultRegistry:
+    """The Key Vault side of the emulated cloud (emulator/keyvault.py)."""
     return VaultRegistry(clock=clock.now, on_change=on_change)

@@ -157,7 +157,7 @@ def test_k1_disabling_the_version_in_use_revokes_but_other_versions_do_not(
     assert emulator.events() == []
     keys.update_key_properties("k1", V1, enabled=False)  # the version in use: revocation
     events = emulator.events()
-    assert [e["kind"] for e in events] == ["revoked"] and events[0]["rule"] in ("K1", "K2")
+    assert [(e["kind"], e["rule"]) for e in events] == [("revoked", "K2")]
     assert events[0]["resource_id"].endswith("/clusters/clu1")
     keys.update_key_properties("k1", V1, enabled=True)
     assert len(emulator.events()) == 1  # restored, nothing new dropped
@@ -191,3 +191,38 @@ def test_k1_key_version_expiring_in_simulated_time_revokes(emulator: Any, la: An
     emulator.advance(6 * 86400)
     la.clusters.get("rg1", "clu1")
     assert [e["kind"] for e in emulator.events()] == ["revoked"]
+
+
+def test_c12_user_assigned_identities_set_to_none_revokes_irreversibly(emulator: Any, la: Any) -> None:
+    from azure.mgmt.loganalytics.models import ClusterPatch, Identity
+
+    key = {"uri": KV, "name": "k1", "version": V1}
+    create_cluster(la, identity="UserAssigned", user_identity=UAI, key=key)
+    assert emulator.events() == []
+    la.clusters.begin_update(
+        "rg1",
+        "clu1",
+        ClusterPatch(identity=Identity(type="UserAssigned", user_assigned_identities={UAI: None})),
+    ).result()
+    assert [(e["kind"], e["rule"]) for e in emulator.events()] == [("access_revoked", "C12")]
+    assert la.clusters.get("rg1", "clu1").identity.type == "None"
+
+
+def test_k3_short_vault_outage_is_ridden_out_but_30_minutes_is_harm(emulator: Any, la: Any) -> None:
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    vaults = emulator.state.vaults
+    vaults.set_unavailable(KV, True)
+    emulator.advance(20 * 60)
+    la.clusters.get("rg1", "clu1")
+    vaults.set_unavailable(KV, False)
+    la.clusters.get("rg1", "clu1")
+    assert emulator.events() == []  # a blip, served from cache
+    vaults.set_unavailable(KV, True)
+    emulator.advance(29 * 60)
+    la.clusters.get("rg1", "clu1")
+    assert emulator.events() == []
+    emulator.advance(60)
+    la.clusters.get("rg1", "clu1")
+    assert [(e["kind"], e["rule"]) for e in emulator.events()] == [("revoked", "K3")]
