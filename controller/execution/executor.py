@@ -87,6 +87,7 @@ class ApplyResult:
         default_factory=list
     )  # address, rule, date, why
     resumed: list[StepResult] = field(default_factory=list)
+    blocked: list[tuple[str, str, str, str]] = field(default_factory=list)  # address, rule, why, remedy
 
     @property
     def failed(self) -> list[StepResult]:
@@ -221,6 +222,7 @@ class Executor:
     def apply(self, plan: Plan) -> ApplyResult:
         result = ApplyResult(
             deferred=[(d.address, d.rule, d.not_before, d.reason) for d in plan.deferred],
+            blocked=[(b.address, b.rule, b.reason, b.remedy) for b in plan.blocked],
         )
         changes = {c.id: c for c in plan.changes}
         deferred_ids = {d.id for d in plan.deferred}
@@ -422,3 +424,5 @@ def summarise(result: ApplyResult) -> Iterable[str]:
     for address, rule, when, why in result.deferred:
         date = f"not before {when:%Y-%m-%d %H:%M} UTC" if when else "until its upstream change runs"
         yield f"  deferred: {address} (rule {rule}) {date}: {why}"
+    for address, rule, why, remedy in result.blocked:
+        yield f"  blocked: {address} (rule {rule}): {why}; to fix: {remedy}"

@@ -11,7 +11,7 @@ from controller.azure import errors
 from controller.execution.executor import Executor, StepStatus, summarise
 from controller.model.history import InFlightOperation
 from controller.model.rules import Rule
-from controller.planning.plan import Action, Deferred
+from controller.planning.plan import Action, Blocked, Deferred
 from controller.state.sqlite_store import SqliteHistoryStore
 
 
@@ -206,3 +206,18 @@ def test_restart_reobserves_link_whose_outcome_is_unknown(tmp_path: Path) -> Non
     assert azure.sent == []
     assert [o.workspace_key for o in store.load().link_operations] == [workspace_id("w1").lower()]
     assert store.load().in_flight == ()
+
+
+def test_blocked_items_are_repeated_with_their_remedy(tmp_path: Path) -> None:
+    """Scenario: a key that can never be set as declared (rule C7) is not attempted; the summary says
+    why and what the user must do."""
+    blocked = Blocked(id="set_key-a", action=Action.SET_KEY, address="cluster.a", resource_id="x", rule="C7",
+                      reason="vault kv1 is not recoverable", remedy="enable purge protection on kv1")
+    azure = FakeAzure()
+    ex, _, _ = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(blocked=(blocked,)))
+    assert azure.sent == []
+    expected = (
+        "  blocked: cluster.a (rule C7): vault kv1 is not recoverable; to fix: enable purge protection on kv1"
+    )
+    assert expected in list(summarise(result))
