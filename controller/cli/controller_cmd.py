@@ -1,0 +1,152 @@
+"""`cmkctl controller`: the GitOps mode; keeps Azure as the spec in git says, pass after pass.
+
+    cmkctl controller --source URL|DIR [--ref main] [--path specs/] [--interval 10m]
+                      [--mode apply|report] [--state local:DIR] [--listen :8080] [--suspend] [--once]
+
+Scale-out: one instance owns one scope (a spec path in a source) and that scope's state directory,
+whose writer lock admits one writer at a time. A large organisation runs one Deployment per scope
+(each with its own --path and state volume); two replicas of one scope are safe (the second waits
+for the lock) but pointless. SIGTERM: no new operation starts, running ones are journaled (resumed
+by the next start), the process exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from controller.azure.clients import AzureClients
+from controller.cli.apply_cmd import parse_duration
+from controller.errors import CmkError
+from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
+from controller.reconcile.server import StatusServer, parse_listen
+from controller.state import paths
+
+
+def parse_state(text: str | None) -> Path:
+    """`local:DIR` or `DIR` (default $CMKCTL_STATE or .cmkctl). azureblob: is not wired here yet."""
+    if text and text.startswith("azureblob:"):
+        raise CmkError(
+            "--state azureblob:... is not supported by the controller yet; use local:DIR on a persistent "
+            "volume (the Helm chart mounts one)"
+        )
+    chosen = text[len("local:") :] if text and text.startswith("local:") else text
+    return paths.state_dir(chosen or None)
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except CmkError:
+        raise CmkError(f"{flag} {text!r} is not a duration (e.g. 30s, 10m, 1h)") from None
+    if seconds <= 0:
+        raise CmkError(f"{flag} must be positive")
+    return seconds
+
+
+def controller_command(
+    source: Annotated[str, typer.Option("--source", help="Git URL, or a directory, holding the spec")],
+    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit to follow")] = "main",
+    path: Annotated[str, typer.Option("--path", help="Spec directory inside the source")] = ".",
+    interval: Annotated[str, typer.Option("--interval", help="Time between passes (jittered)")] = "10m",
+    mode: Annotated[
+        Mode, typer.Option("--mode", help="apply: make changes; report: only report")
+    ] = Mode.APPLY,
+    state: Annotated[
+        str | None, typer.Option("--state", metavar="local:DIR", help="Journal and lock (one per scope)")
+    ] = None,
+    listen: Annotated[str, typer.Option("--listen", help="HTTP address for /status /metrics")] = ":8080",
+    suspend: Annotated[bool, typer.Option("--suspend", help="Observe and report only")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Run one pass, print the status, exit")] = False,
+) -> None:
+    """Run the GitOps controller: fetch, observe, plan, apply (or report), sleep, repeat."""
+    raise typer.Exit(
+        run(
+            source=source,
+            ref=ref,
+            path=path,
+            interval=interval,
+            mode=mode,
+            state=state,
+            listen=listen,
+            suspend=suspend,
+            once=once,
+        )
+    )
+
+
+def run(
+    *,
+    source: str,
+    ref: str = "main",
+    path: str = ".",
+    interval: str = "10m",
+    mode: Mode = Mode.APPLY,
+    state: str | None = None,
+    listen: str = ":8080",
+    suspend: bool = False,
+    once: bool = False,
+    clients: AzureClients | None = None,
+) -> int:
+    """The command body: exit 0 on a clean stop (or a successful --once pass), 1 on errors."""
+    own = clients is None
+    azure = clients
+    server: StatusServer | None = None
+    try:
+        config = ControllerConfig(
+            source=source,
+            ref=ref,
+            path=path,
+            interval=_duration("--interval", interval),
+            mode=mode,
+            suspend=suspend,
+            state_dir=parse_state(state),
+        )
+        if not once:
+            parse_listen(listen)
+        azure = azure or AzureClients()
+        reconciler = Reconciler(config, clients=azure)
+        if once:
+            outcome = reconciler.run_pass()
+            print(json.dumps(reconciler.status.snapshot(), indent=2, default=str))
+            return 0 if outcome.record.result not in ("failed", "stalled", "busy") else 1
+        server = StatusServer(reconciler, listen)
+        server.start()
+        _on_signals(reconciler)
+        reconciler.run()
+        return 0
+    except CmkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:  # e.g. the listen port is taken
+        print(f"error: {err.strerror or err}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+        if own and azure is not None:
+            azure.close()
+
+
+def _on_signals(reconciler: Reconciler) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        reconciler.log.emit("controller.stopping", signal=signal.Signals(signum).name)
+        reconciler.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `controller` to the cmkctl app (listed in controller.cli.app.COMMAND_MODULES)."""
+    app.command("controller")(controller_command)

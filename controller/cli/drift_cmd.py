@@ -1,0 +1,78 @@
+"""`cmkctl drift`: one controller-style drift check, for cron jobs and CI.
+
+    cmkctl drift -f PATH... [--format text|json] [--state DIR]
+
+Exit codes: 0 = Azure matches the spec, 2 = drift found, 1 = error (never a traceback). Nothing is
+changed. Drift is every field where live differs from the spec, plus resources the spec wants that
+are missing (the same definition the controller logs and serves at /status).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from controller.azure.clients import AzureClients
+from controller.cli import plan_cmd
+from controller.errors import CmkError
+from controller.reconcile.drift import drift_items, drifted_resources, render_text
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DRIFT = 2
+
+
+class DriftFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def run(
+    files: list[str],
+    *,
+    fmt: DriftFormat = DriftFormat.TEXT,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+) -> int:
+    try:
+        if not files:
+            raise CmkError("give spec files or directories with -f PATH")
+        plan_cmd.quiet_sdk_logging()
+        plan, observed = plan_cmd.build_plan(files, state=state, clients=clients)
+        for warning in observed.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        items = drift_items(plan)
+        if fmt is DriftFormat.JSON:
+            print(json.dumps({"drifted": drifted_resources(items), "drift": items}, indent=2, default=str))
+        else:
+            sys.stdout.write(render_text(items))
+        return EXIT_DRIFT if items else EXIT_OK
+    except CmkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except Exception as err:  # one line, never a traceback
+        print(
+            f"error: internal error ({type(err).__name__}): {(str(err).splitlines() or [''])[0][:300]}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def drift_command(
+    files: Annotated[
+        list[str] | None, typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory")
+    ] = None,
+    fmt: Annotated[DriftFormat, typer.Option("--format", help="text or json")] = DriftFormat.TEXT,
+    state: Annotated[str | None, typer.Option("--state", metavar="DIR", help="Local state directory")] = None,
+) -> None:
+    """Report where Azure differs from the spec (exit 2 when it does); changes nothing."""
+    raise typer.Exit(run(files or [], fmt=fmt, state=state))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `drift` to the cmkctl app (listed in controller.cli.app.COMMAND_MODULES)."""
+    app.command("drift")(drift_command)

@@ -1,0 +1,112 @@
+"""A wrapper around the executor's Azure gateway: SIGTERM stops new operations, errors are classified.
+
+Why at the gateway seam: the executor (engineer X's) already journals every step and resumes LROs
+from their tokens; the controller only needs (1) no *new* operation to start once shutdown began,
+while operations already sent run on (their tokens are journaled, so even a SIGKILL later is safe),
+(2) to know what *kind* of error ended a step (terminal -> Stalled until the commit changes,
+transient/busy -> retry soon), and (3) how many operations are in flight, for /metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from controller.azure import errors
+from controller.azure.operations import Handle, OnSent, Precheck
+from controller.execution.executor import Gateway
+from controller.planning.plan import Change
+
+RETRYABLE = (errors.Transient, errors.Busy, errors.OutcomeUnknown)
+
+
+class ShuttingDown(Exception):
+    """Raised instead of starting a step once the controller was asked to stop."""
+
+    def __init__(self) -> None:
+        super().__init__("not started: the controller is shutting down (SIGTERM)")
+
+
+class GuardedGateway:
+    def __init__(self, inner: Gateway, stop: threading.Event, in_flight: Any = None) -> None:
+        self.inner = inner
+        self.stop = stop
+        self.in_flight = in_flight  # a prometheus Gauge (inc/dec), or None
+        self.errors: dict[str, BaseException] = {}  # change id -> last error seen for it
+        self._handles: dict[int, Change] = {}
+        self._lock = threading.Lock()
+
+    def _note(self, change: Change, exc: BaseException) -> None:
+        with self._lock:
+            self.errors[change.id] = exc
+
+    def precheck(self, change: Change) -> Precheck:
+        if self.stop.is_set():
+            exc = ShuttingDown()
+            self._note(change, exc)
+            raise exc
+        try:
+            return self.inner.precheck(change)
+        except Exception as exc:
+            self._note(change, exc)
+            raise
+
+    def wait_idle(self, change: Change, *, timeout: float) -> None:
+        try:
+            self.inner.wait_idle(change, timeout=timeout)
+        except Exception as exc:
+            self._note(change, exc)
+            raise
+
+    def start(self, change: Change, on_sent: OnSent) -> Handle:
+        if self.stop.is_set():
+            exc = ShuttingDown()
+            self._note(change, exc)
+            raise exc
+        try:
+            handle = self.inner.start(change, on_sent)
+        except Exception as exc:
+            self._note(change, exc)
+            raise
+        with self._lock:
+            self._handles[id(handle)] = change
+        if self.in_flight is not None:
+            self.in_flight.inc()
+        return handle
+
+    def wait(self, handle: Handle) -> None:
+        with self._lock:
+            change = self._handles.pop(id(handle), None)
+        try:
+            self.inner.wait(handle)
+        except Exception as exc:
+            if change is not None:
+                self._note(change, exc)
+            raise
+        finally:
+            if self.in_flight is not None:
+                self.in_flight.dec()
+
+    def verify(self, change: Change) -> None:
+        try:
+            self.inner.verify(change)
+        except Exception as exc:
+            self._note(change, exc)
+            raise
+
+    def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
+        if self.in_flight is not None:
+            self.in_flight.inc()
+        try:
+            self.inner.resume(action=action, target=target, parameters=parameters, token=token)
+        finally:
+            if self.in_flight is not None:
+                self.in_flight.dec()
+
+    def read_link(self, workspace_id: str) -> dict[str, Any] | None:
+        return self.inner.read_link(workspace_id)
+
+    def retryable(self, change_id: str) -> bool:
+        """True when the step's last error is worth retrying soon (not a rule or a terminal refusal)."""
+        exc = self.errors.get(change_id)
+        return isinstance(exc, (*RETRYABLE, ShuttingDown))

@@ -1,0 +1,527 @@
+"""The GitOps loop: level-triggered passes that make Azure match the spec at the source's revision.
+
+One pass (`Reconciler.run_pass`): fetch the source (record the commit) -> load the spec -> observe ->
+plan (the same pure planner and rules as `cmkctl plan`) -> report drift -> in `apply` mode, take the
+scope's writer lock and let the executor run what is ready -> status and metrics, written once in a
+`finally`. Nothing is remembered between passes except the journal (SQLite, in the state directory)
+and the status; a restarted controller simply runs the next pass.
+
+When to run again (`PassOutcome.requeue_after`): the earliest of the jittered interval, the nearest
+`not_before` of a deferred change (rules C4, W3: the controller wakes when the calendar allows it),
+and a short busy retry after a retryable failure (lock held, Azure busy/throttled, source down).
+
+Terminal errors (an invalid spec, a rule the service refused, a blocked change) stall: the
+controller keeps observing and reporting drift, but makes no write until the revision changes.
+
+Drift: every difference between live and spec is reported (JSON log line + /status). It is corrected
+only in `apply` mode and only through the plan, so a correction obeys every rule any plan obeys
+(a drifted capacity may be deferred by C4, a re-link by W3). With `settings.drift: report` in the
+spec (the default), differences that appear at a revision already applied (someone changed Azure by
+hand) are only reported; `settings.drift: correct` makes the controller revert them. A new commit
+always converges its scope.
+
+Suspend: `--suspend` or `settings.suspend: true` in the spec repository: observe and report only.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from controller.azure.clients import AzureClients
+from controller.azure.errors import AzureError
+from controller.azure.observe import observe
+from controller.azure.operations import Operations
+from controller.errors import LockHeldError, SpecError
+from controller.execution.executor import ApplyResult, Executor, Gateway, StepStatus
+from controller.loading import load
+from controller.model.history import Revision
+from controller.model.limits import for_profile
+from controller.model.spec import DesiredState, DriftMode
+from controller.planning.plan import Change, Plan
+from controller.planning.planner import make_plan
+from controller.reconcile.drift import drift_items, drifted_resources
+from controller.reconcile.guard import GuardedGateway, ShuttingDown
+from controller.reconcile.logs import JsonLog
+from controller.reconcile.metrics import Metrics
+from controller.reconcile.source import Checkout, SourceError, open_source, redact
+from controller.reconcile.status import PassRecord, Reason, Status
+from controller.state.file_lock import FileLock
+from controller.state.sqlite_store import SqliteHistoryStore
+
+
+class Mode(StrEnum):
+    APPLY = "apply"
+    REPORT = "report"
+
+
+@dataclass
+class ControllerConfig:
+    source: str
+    state_dir: Path
+    ref: str = "main"
+    path: str = "."
+    interval: float = 600.0
+    mode: Mode = Mode.APPLY
+    suspend: bool = False
+    busy_retry: float = 30.0
+    jitter: float = 0.1  # the interval is stretched or shrunk by up to 10 % so replicas don't align
+    parallelism: int = 10
+    busy_timeout: float = 3 * 3600.0
+    backoff: float = 2.0
+    workdir: Path | None = None  # where the git clone lives (default: <state>/source)
+
+    @property
+    def scope(self) -> str:
+        """What this instance owns: the spec path in its source, guarded by the state's lock."""
+        return f"{redact(self.source)}@{self.ref}:{self.path}"
+
+
+@dataclass
+class PassOutcome:
+    record: PassRecord
+    requeue_after: float
+    plan: Plan | None = None
+    apply: ApplyResult | None = None
+    drift: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reconciler:
+    """Runs passes for one scope. Thread model: `run()` in one thread; /status reads `status`."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        *,
+        clients: AzureClients,
+        now: Callable[[], datetime] | None = None,
+        log: JsonLog | None = None,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+        gateway: Callable[[AzureClients], Gateway] | None = None,
+    ) -> None:
+        self.config = config
+        self.clients = clients
+        self.now = now or (lambda: datetime.now(UTC))
+        self.log = log or JsonLog(now=self.now)
+        self.metrics = metrics or Metrics(clients.counter.by_status)
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._gateway = gateway or Operations
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.passes_done = 0
+        self.last_pass_finished: float | None = None  # time.monotonic(), for /healthz
+        workdir = config.workdir or config.state_dir / "source"
+        self.source = open_source(config.source, ref=config.ref, path=config.path, workdir=workdir)
+        self.status = Status(
+            source=self.source.display,
+            ref=config.ref,
+            path=config.path,
+            mode=str(config.mode),
+            suspended=config.suspend,
+        )
+        self.status.last_applied_revision = self._journal_revision()
+        self.status.set_outcome(
+            ready=False,
+            reconciling=True,
+            stalled=False,
+            reason=Reason.STARTING,
+            message="waiting for the first pass",
+            now=self.now(),
+        )
+        self.metrics.suspended.set(1 if config.suspend else 0)
+        self._intended: set[str] = set()  # addresses deferred at a revision: spec intent, not drift
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Pass, sleep, pass... until `stop` is set (SIGTERM). Never raises."""
+        self.log.emit(
+            "controller.started",
+            scope=self.config.scope,
+            mode=str(self.config.mode),
+            interval_seconds=self.config.interval,
+            suspended=self.config.suspend,
+        )
+        while not self.stop.is_set():
+            outcome = self.run_pass()
+            if self.stop.is_set():
+                break
+            self.status.next_pass_at = self.now() + timedelta(seconds=outcome.requeue_after)
+            self.wake.wait(timeout=outcome.requeue_after)
+            self.wake.clear()
+        self.log.emit("controller.stopped", scope=self.config.scope)
+
+    def request_stop(self) -> None:
+        """SIGTERM: finish (or journal) what was started, start nothing new, leave the loop."""
+        self.stop.set()
+        self.wake.set()
+
+    # -- one pass ------------------------------------------------------------------------------------
+
+    def run_pass(self) -> PassOutcome:
+        started = time.monotonic()
+        record = PassRecord(started=self.now())
+        outcome = PassOutcome(record=record, requeue_after=self._interval())
+        try:
+            self._pass(outcome)
+        except Exception as exc:  # a bug must not kill the controller: report it and retry soon
+            self._finish(
+                outcome,
+                ok=False,
+                result="failed",
+                reason=Reason.RETRYING,
+                message=f"internal error ({type(exc).__name__}): {str(exc)[:300]}",
+                retry=True,
+            )
+        finally:
+            record.seconds = time.monotonic() - started
+            self.status.record_pass(record)
+            self.metrics.pass_seconds.observe(record.seconds)
+            self.metrics.passes.labels(result=record.result).inc()
+            self.passes_done += 1
+            self.last_pass_finished = time.monotonic()
+            self.log.emit(
+                "pass",
+                level="error" if record.result in ("failed", "stalled") else "info",
+                scope=self.config.scope,
+                requeue_after_seconds=round(outcome.requeue_after, 1),
+                **record.to_json(),
+            )
+        return outcome
+
+    def _pass(self, outcome: PassOutcome) -> None:
+        record = outcome.record
+        # 1. source
+        try:
+            checkout = self.source.fetch()
+        except SourceError as exc:
+            self._finish(
+                outcome, ok=False, result="failed", reason=Reason.SOURCE, message=str(exc), retry=True
+            )
+            return
+        record.revision = checkout.revision
+        self.status.last_attempted_revision = checkout.revision
+        if self.status.stalled_revision not in (None, checkout.revision):
+            self.status.stalled_revision = None  # a new commit: try again (Flux semantics)
+        # 2. spec
+        try:
+            desired = load([checkout.spec_dir])
+        except SpecError as exc:
+            self._stall(
+                outcome,
+                checkout,
+                Reason.SPEC_INVALID,
+                f"the spec at {checkout.revision[:12]} is invalid: {_relative(str(exc), checkout)}",
+            )
+            return
+        suspended = self.config.suspend or desired.settings.suspend
+        self.status.suspended = suspended
+        self.metrics.suspended.set(1 if suspended else 0)
+        # 3. observe and plan (every pass, even stalled or suspended: drift is always reported)
+        store = SqliteHistoryStore(self.config.state_dir, now=self.now)
+        try:
+            now = self.now()
+            try:
+                observed, live_history = observe(desired, self.clients, now=now)
+            except AzureError as exc:
+                self._finish(
+                    outcome,
+                    ok=False,
+                    result="failed",
+                    reason=Reason.OBSERVE,
+                    message=f"cannot read Azure: {exc}",
+                    retry=True,
+                )
+                return
+            plan = make_plan(
+                desired=desired,
+                observed=observed,
+                now=now,
+                history=store.load().merged(live_history),
+                limits=for_profile(desired.settings.limits_profile),
+            )
+            outcome.plan = plan
+            for warning in observed.warnings:
+                self.log.emit("observe.warning", level="warning", message=warning)
+            at_applied = checkout.revision == self.status.last_applied_revision
+            outcome.drift = self._report_drift(plan, at_applied=at_applied)
+            self._report_deferred(plan)
+            record.drifted = len({d["address"] for d in outcome.drift})
+            record.deferred = len(plan.deferred)
+            if plan.next_not_before is not None:  # wake when the calendar allows the change (C4, W3)
+                until = (plan.next_not_before - now).total_seconds()
+                outcome.requeue_after = min(outcome.requeue_after, max(1.0, until))
+            # 4. decide whether to write
+            if suspended:
+                self._finish_reported(outcome, Reason.SUSPENDED, "suspended: observing and reporting only")
+                return
+            if self.config.mode is Mode.REPORT:
+                self._finish_reported(
+                    outcome,
+                    Reason.DRIFT if plan.has_work or plan.drift else Reason.SUCCEEDED,
+                    "report mode: nothing is changed",
+                )
+                return
+            if self.status.stalled_revision == checkout.revision:
+                cond = self.status.condition("Stalled")
+                self._stall(
+                    outcome,
+                    checkout,
+                    Reason(cond.reason) if cond else Reason.FAILED,
+                    cond.message if cond else "stalled",
+                )
+                return
+            changes = self._selected(plan, desired, at_applied=at_applied)
+            self._apply(outcome, checkout, store, plan, changes)
+        finally:
+            store.close()
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _selected(self, plan: Plan, desired: DesiredState, *, at_applied: bool) -> list[Change]:
+        """All ready changes, except hand-made drift at an applied revision when drift is 'report'."""
+        if not at_applied or desired.settings.drift is DriftMode.CORRECT:
+            return list(plan.changes)
+        keep = {c.id for c in plan.changes if c.address in self._intended}
+        changed = True
+        while changed:  # a change whose dependency is left out is left out too
+            changed = False
+            for c in plan.changes:
+                if c.id in keep and any(
+                    d not in keep and d in {x.id for x in plan.changes} for d in c.depends_on
+                ):
+                    keep.discard(c.id)
+                    changed = True
+        return [c for c in plan.changes if c.id in keep]
+
+    def _apply(
+        self,
+        outcome: PassOutcome,
+        checkout: Checkout,
+        store: SqliteHistoryStore,
+        plan: Plan,
+        changes: list[Change],
+    ) -> None:
+        record = outcome.record
+        lock = FileLock(self.config.state_dir, command=f"cmkctl controller {self.config.scope}")
+        try:
+            lock.acquire(timeout=0.0)  # one writer per scope: a CI apply or a second replica waits its turn
+        except LockHeldError as exc:
+            self._finish(outcome, ok=False, result="busy", reason=Reason.LOCKED, message=str(exc), retry=True)
+            return
+        self.metrics.lock_held.set(1)
+        try:
+            gateway = GuardedGateway(self._gateway(self.clients), self.stop, self.metrics.in_flight)
+            executor = Executor(
+                gateway=gateway,
+                store=store,
+                parallelism=self.config.parallelism,
+                busy_timeout=self.config.busy_timeout,
+                backoff=self.config.backoff,
+                now=self.now,
+                plan_id=f"controller:{checkout.revision[:12]}",
+            )
+            resumed = executor.resume_in_flight()
+            work = plan.model_copy(update={"changes": tuple(changes)})
+            result = executor.apply(work) if (changes or plan.deferred) else ApplyResult()
+            result.resumed = resumed
+            outcome.apply = result
+        finally:
+            lock.release()
+            self.metrics.lock_held.set(0)
+        done = result.count(StepStatus.DONE) + len([s for s in resumed if s.status is StepStatus.RESUMED])
+        record.applied = done
+        record.failed = len(result.failed)
+        for step in result.steps + result.resumed:
+            self.log.emit(
+                "step",
+                level="error" if step.status is StepStatus.FAILED else "info",
+                address=step.address,
+                action=str(step.action),
+                status=str(step.status),
+                message=step.message,
+                revision=checkout.revision,
+            )
+        self._intended = {d.address for d in plan.deferred}
+        if result.failed:
+            first = result.failed[0]
+            msg = f"{len(result.failed)} failed; first: {first.address}: {first.message}"
+            if self.stop.is_set() or all(gateway.retryable(s.id) for s in result.failed):
+                self._finish(
+                    outcome, ok=False, result="failed", reason=Reason.RETRYING, message=msg, retry=True
+                )
+            else:
+                self._stall(outcome, checkout, Reason.FAILED, msg)
+            return
+        if plan.blocked:
+            b = plan.blocked[0]
+            self._stall(
+                outcome,
+                checkout,
+                Reason.BLOCKED,
+                f"{len(plan.blocked)} change(s) can never run as declared; first: {b.address} "
+                f"(rule {b.rule}): {b.reason}; {b.remedy}",
+            )
+            return
+        self.status.last_applied_revision = checkout.revision
+        store.record_revision(
+            Revision(
+                revision=checkout.revision,
+                applied_at=self.now(),
+                summary={"applied": done, "deferred": len(plan.deferred)},
+            )
+        )
+        left_out = len(plan.changes) - len(changes)
+        if plan.deferred:
+            d = min(plan.deferred, key=lambda x: x.not_before or datetime.max.replace(tzinfo=UTC))
+            when = d.not_before.isoformat() if d.not_before else "after its upstream change"
+            self._finish(
+                outcome,
+                ok=False,
+                result="deferred",
+                reason=Reason.DEFERRED,
+                message=f"applied {done}; {len(plan.deferred)} deferred, next {d.address} "
+                f"(rule {d.rule}) not before {when}",
+                retry=False,
+                reconciling=True,
+            )
+        elif left_out:
+            self._finish(
+                outcome,
+                ok=False,
+                result="drift",
+                reason=Reason.DRIFT,
+                message=f"applied {done}; {left_out} hand-made change(s) reported, not reverted "
+                "(settings.drift: report)",
+                retry=False,
+            )
+        else:
+            self._finish(
+                outcome,
+                ok=True,
+                result="applied" if done else "in-sync",
+                reason=Reason.SUCCEEDED,
+                message=f"applied revision {checkout.revision[:12]} ({done} change(s))",
+                retry=False,
+            )
+
+    # -- reporting -----------------------------------------------------------------------------------
+
+    def _report_drift(self, plan: Plan, *, at_applied: bool) -> list[dict[str, Any]]:
+        """Live vs spec, per resource and field; `cause` says if the spec or the live side moved."""
+        cause = "live changed since the last applied revision" if at_applied else "not yet applied"
+        items = drift_items(plan, cause=cause)
+        for item in items:
+            self.log.emit("drift", level="warning", **item)
+        with self.status._lock:
+            self.status.drift = items
+        self.metrics.drifted.set(drifted_resources(items))
+        return items
+
+    def _report_deferred(self, plan: Plan) -> None:
+        deferred = [
+            {
+                "address": d.address,
+                "action": str(d.action),
+                "rule": d.rule,
+                "reason": d.reason,
+                "notBefore": d.not_before.isoformat() if d.not_before else None,
+            }
+            for d in plan.deferred
+        ]
+        with self.status._lock:
+            self.status.deferred = deferred
+            self.status.next_not_before = plan.next_not_before
+        self.metrics.deferred.set(len(deferred))
+        nnb = plan.next_not_before
+        self.metrics.next_not_before.set(nnb.timestamp() if nnb else 0)
+
+    def _finish_reported(self, outcome: PassOutcome, reason: Reason, message: str) -> None:
+        plan = outcome.plan
+        differs = bool(outcome.drift or (plan and (plan.deferred or plan.blocked)))
+        detail = (
+            f"{len({d['address'] for d in outcome.drift})} resource(s) differ from the spec"
+            if differs
+            else "Azure matches the spec"
+        )
+        self._finish(
+            outcome,
+            ok=not differs and reason is not Reason.SUSPENDED,
+            result="suspended" if reason is Reason.SUSPENDED else "reported",
+            reason=reason if differs or reason is Reason.SUSPENDED else Reason.SUCCEEDED,
+            message=f"{message}; {detail}",
+            retry=False,
+        )
+
+    def _stall(self, outcome: PassOutcome, checkout: Checkout, reason: Reason, message: str) -> None:
+        self.status.stalled_revision = checkout.revision
+        self.metrics.stalled.set(1)
+        outcome.record.result, outcome.record.reason, outcome.record.message = "stalled", reason, message
+        self.status.set_outcome(
+            ready=False,
+            reconciling=False,
+            stalled=True,
+            reason=reason,
+            message=f"{message} (no changes until the revision changes)",
+            now=self.now(),
+        )
+        self.metrics.ready.set(0)
+
+    def _finish(
+        self,
+        outcome: PassOutcome,
+        *,
+        ok: bool,
+        result: str,
+        reason: Reason,
+        message: str,
+        retry: bool,
+        reconciling: bool | None = None,
+    ) -> None:
+        if retry:
+            outcome.requeue_after = min(outcome.requeue_after, self.config.busy_retry)
+        outcome.record.result, outcome.record.reason, outcome.record.message = result, reason, message
+        if self.status.stalled_revision is None:
+            self.metrics.stalled.set(0)
+        self.status.set_outcome(
+            ready=ok,
+            reconciling=retry if reconciling is None else reconciling,
+            stalled=False,
+            reason=reason,
+            message=message,
+            now=self.now(),
+        )
+        self.metrics.ready.set(1 if ok else 0)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _interval(self) -> float:
+        j = max(0.0, min(self.config.jitter, 0.5))
+        return max(1.0, self.config.interval * self.rng.uniform(1 - j, 1 + j))
+
+    def _journal_revision(self) -> str | None:
+        """The last revision this scope applied, from the journal: a restart keeps lastAppliedRevision."""
+        if not (self.config.state_dir / "history.sqlite").exists():
+            return None
+        store = SqliteHistoryStore(self.config.state_dir)
+        try:
+            revisions = store.revisions()
+        finally:
+            store.close()
+        return revisions[-1].revision if revisions else None
+
+
+def _relative(text: str, checkout: Checkout) -> str:
+    """Spec errors name files inside the checkout, not the controller's private clone path."""
+    return text.replace(str(checkout.spec_dir) + "/", "")
+
+
+__all__ = ["ControllerConfig", "Mode", "PassOutcome", "Reconciler", "ShuttingDown"]

@@ -1,0 +1,72 @@
+"""Prometheus metrics for the controller, on a registry of its own (one per controller instance).
+
+Why a private registry: tests run several controllers in one process, and a scrape must describe
+this scope only. ARM requests are read from the Azure adapter's request counter at scrape time (a
+custom collector), so there is one source of truth for "how hard are we hitting ARM" (throttling
+is per subscription, see research/azure-api-facts.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _ArmRequests(Collector):
+    def __init__(self, by_status: Callable[[], dict[int, int]]) -> None:
+        self._by_status = by_status
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "cmkctl_azure_requests",
+            "HTTP tries to Azure (ARM and Key Vault) by status code",
+            labels=["status"],
+        )
+        for status, count in sorted(self._by_status().items()):
+            family.add_metric([str(status)], float(count))
+        yield family
+
+
+class Metrics:
+    def __init__(self, arm_by_status: Callable[[], dict[int, int]] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.pass_seconds = Histogram(
+            "cmkctl_pass_duration_seconds",
+            "Duration of one reconcile pass",
+            registry=r,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 7200),
+        )
+        self.passes = Counter("cmkctl_passes", "Reconcile passes by result", ["result"], registry=r)
+        self.drifted = Gauge(
+            "cmkctl_drifted_resources", "Resources whose live state differs from the spec", registry=r
+        )
+        self.deferred = Gauge(
+            "cmkctl_deferred_changes", "Changes waiting for a rule's date (e.g. C4, W3)", registry=r
+        )
+        self.next_not_before = Gauge(
+            "cmkctl_next_not_before_timestamp_seconds",
+            "Unix time when the earliest deferred change becomes possible (0: none)",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "cmkctl_operations_in_flight", "Azure operations started and not finished", registry=r
+        )
+        self.lock_held = Gauge(
+            "cmkctl_lock_held", "1 while this controller holds the scope's writer lock", registry=r
+        )
+        self.suspended = Gauge("cmkctl_suspended", "1 while reconciliation is suspended", registry=r)
+        self.stalled = Gauge(
+            "cmkctl_stalled", "1 while a terminal error waits for a new revision", registry=r
+        )
+        self.ready = Gauge("cmkctl_ready", "1 when the last pass left Azure matching the spec", registry=r)
+        if arm_by_status is not None:
+            r.register(_ArmRequests(arm_by_status))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
