@@ -1,0 +1,203 @@
+"""controller.azure.operations on the real SDK against the emulator: bodies, pre-check, verify, resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, write_spec
+
+from controller.azure.clients import AzureClients
+from controller.azure.operations import InconsistentResult, Operations, Precheck, cluster_body, patch_body
+from controller.cli import apply_cmd
+from controller.planning.plan import Action, Change
+
+READ_ONLY = {
+    "provisioningState",
+    "clusterId",
+    "associatedWorkspaces",
+    "createdDate",
+    "lastModifiedDate",
+    "lastSkuUpdate",
+    "principalId",
+    "tenantId",
+    "id",
+    "systemData",
+}
+
+
+@pytest.fixture
+def ops(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Operations]:
+    for name, value in {**emulator.env, "CMKCTL_RETRY_BACKOFF": "0.01"}.items():
+        monkeypatch.setenv(name, value)
+    clients = AzureClients()
+    yield Operations(clients)
+    clients.close()
+
+
+def _cluster_change(action: Action, **params: Any) -> Change:
+    return Change(
+        id=f"{action}-c",
+        action=action,
+        address=f"cluster.{CLUSTER}",
+        resource_id=cluster_id(),
+        cluster_id=cluster_id(),
+        parameters={"subscription": SUB, "resource_group": RG, "name": CLUSTER, **params},
+        after=params.pop("after", None),
+    )
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    return set()
+
+
+def test_bodies_carry_writable_fields_only() -> None:
+    """Scenario: create and PATCH bodies never echo read-only fields, and a PATCH sends only what changes."""
+    create = cluster_body(
+        {
+            "location": "westeurope",
+            "capacity": 1000,
+            "tags": {"a": "b"},
+            "identity": {"type": "SystemAssigned", "user_assigned_identity": None},
+        }
+    )
+    assert not _keys(create) & READ_ONLY
+    assert create["sku"] == {"name": "CapacityReservation", "capacity": 1000}  # rule C3
+    assert "keyVaultProperties" not in create["properties"]  # rule C5 with SystemAssigned
+    assert patch_body(Action.UPDATE, {"capacity": 1100}) == {
+        "sku": {"name": "CapacityReservation", "capacity": 1100}
+    }
+    assert patch_body(
+        Action.SET_KEY, {"key": {"vault_uri": "https://kv.vault.azure.net/", "name": "k", "version": None}}
+    ) == {
+        "properties": {
+            "keyVaultProperties": {
+                "keyVaultUri": "https://kv.vault.azure.net/",
+                "keyName": "k",
+                "keyVersion": "",
+            }
+        }
+    }
+
+
+def test_precheck_reads_the_target(emulator: Any, ops: Operations) -> None:
+    """Scenario: a cluster that exists is 'done' for create; one still creating is 'in progress' (rule
+    C6: wait, never send a second create); an unlinked workspace needs its link."""
+    seed_estate(emulator, workspaces=("law1",))
+    create = _cluster_change(Action.CREATE, location="westeurope", capacity=1000)
+    assert ops.precheck(create) is Precheck.NEEDED
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": RG,
+                    "name": CLUSTER,
+                    "location": "westeurope",
+                    "provisioning_state": "Creating",
+                    "remaining_seconds": 600,
+                }
+            ]
+        }
+    )
+    assert ops.precheck(create) is Precheck.IN_PROGRESS
+    emulator.advance(601)
+    assert ops.precheck(create) is Precheck.DONE
+    link = Change(
+        id="l",
+        action=Action.LINK,
+        address="workspace.law1",
+        resource_id=workspace_id("law1"),
+        cluster_id=cluster_id(),
+        parameters={"workspace_id": workspace_id("law1"), "cluster_id": cluster_id()},
+    )
+    assert ops.precheck(link) is Precheck.NEEDED
+
+
+def test_verify_reports_inconsistent_result(emulator: Any, ops: Operations) -> None:
+    """Scenario: after an operation the cluster does not look like the plan expected: an error that names
+    the field, not silence."""
+    seed_estate(emulator)
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": RG,
+                    "name": CLUSTER,
+                    "location": "westeurope",
+                    "capacity": 1000,
+                }
+            ]
+        }
+    )
+    ops.verify(_cluster_change(Action.UPDATE, capacity=1000, after={"capacity": 1000}))
+    with pytest.raises(InconsistentResult, match=r"inconsistent result.*capacity: expected 2000, found 1000"):
+        ops.verify(_cluster_change(Action.UPDATE, capacity=2000, after={"capacity": 2000}))
+
+
+def test_resume_from_token_polls_without_resending(emulator: Any, ops: Operations) -> None:
+    """Scenario: a create is started and its token journaled; a new process (new clients) resumes from the
+    token alone and sees it finish; Azure received exactly one PUT."""
+    seed_estate(emulator)
+    emulator.fault(method="PUT", path=f"/clusters/{CLUSTER}$", stick_operation=3600, count=1)
+    change = _cluster_change(
+        Action.CREATE, location="westeurope", capacity=1000, identity={"type": "SystemAssigned"}
+    )
+    journal: list[tuple[str | None, str | None]] = []
+    ops.start(change, lambda url, token: journal.append((url, token)))
+    ((url, token),) = journal
+    assert token and url and "operationStatuses" in url
+    emulator.advance(3700)
+
+    fresh = AzureClients()
+    try:
+        Operations(fresh).resume(action="create", target=cluster_id(), parameters={}, token=token)
+    finally:
+        fresh.close()
+    puts = [r for r in emulator.requests() if r["method"] == "PUT"]
+    assert len(puts) == 1
+    assert ops.precheck(change) is Precheck.DONE
+
+
+def test_throttled_patch_is_retried_by_the_executor(
+    emulator: Any, ops: Operations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: a capacity increase PATCH gets 429 (azure-core never retries 429 on PATCH); apply waits
+    and sends it again, and converges."""
+    seed_estate(emulator, workspaces=())
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": RG,
+                    "name": CLUSTER,
+                    "location": "westeurope",
+                    "capacity": 1000,
+                    "identity": {"type": "UserAssigned"},
+                }
+            ]
+        }
+    )
+    spec = write_spec(tmp_path / "spec", workspaces=(), capacity=1100)
+    emulator.fault(
+        method="PATCH",
+        path=f"/clusters/{CLUSTER}$",
+        status=429,
+        retry_after=0,
+        count=1,
+        code="SubscriptionRequestsThrottled",
+    )
+    assert (
+        apply_cmd.run(
+            None, [str(spec)], auto_approve=True, state=str(tmp_path / "state"), clients=ops.clients
+        )
+        == 0
+    )
+    patches = [r["status"] for r in emulator.requests() if r["method"] == "PATCH"]
+    assert patches[0] == 429 and patches[-1] == 200 and len(patches) == 2
