@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from browser import INSTALL_HINT, find_chromium, read_png, render
-from conftest import ReportRunner
+from report_runner import ReportRunner
 from tests_azure_support import KEY_V1, KEY_V2, cluster_doc, estate, workspace_set_doc
 
 from controller.reporting.html import KIND_COLOUR

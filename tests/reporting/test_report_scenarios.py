@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import ReportRunner
+from report_runner import ReportRunner
 from tests_azure_support import (
     CLUSTER,
     KEY_V1,
