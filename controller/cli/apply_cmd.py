@@ -7,7 +7,8 @@ Order: take the writer lock (a second apply waits --lock-timeout, then exits 1 n
 resume what a previous, interrupted apply left running (journaled LRO tokens; never re-issued) ->
 observe and plan (or load PLANFILE and refuse it if the observed state changed since: "stale") ->
 show and confirm (unless --auto-approve, or a saved plan that was already reviewed) -> execute ->
-summary (root causes only, deferred dates repeated). Exit 0 when everything applied, 1 otherwise.
+summary (root causes only, deferred dates repeated). Exit 0 when everything that can run now applied
+(deferred work is not a failure), 1 on any failure or blocked item.
 
 Knobs (environment): CMKCTL_RETRY_BACKOFF (first retry wait in seconds, default 2),
 CMKCTL_BUSY_TIMEOUT (seconds to wait for a running C6/W5 operation, default 3 h).
@@ -198,7 +199,7 @@ def run(
             sys.stdout.write(plan_cmd.render(plan, plan_cmd.Format.TEXT))
             sys.stdout.flush()
 
-        if not plan.changes and not plan.deferred and not resumed:
+        if not plan.changes and not plan.deferred and not plan.blocked and not resumed:
             print("No changes. Azure matches the spec.")
             return EXIT_OK
         with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
@@ -213,7 +214,8 @@ def run(
                 summary=_counts(result),
             )
         )
-        return EXIT_OK if result.ok else EXIT_ERROR
+        # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
+        return EXIT_OK if result.ok and not result.blocked else EXIT_ERROR
     except CmkError as err:
         _err(f"error: {err}")
         return err.exit_code

@@ -1,0 +1,86 @@
+"""The apply command's conversation with a user: confirmation, refusals, messages instead of tracebacks."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from estate import seed_estate, write_spec
+
+from controller.azure.clients import AzureClients
+from controller.cli import apply_cmd
+
+
+@pytest.fixture
+def env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    for name, value in emulator.env.items():
+        monkeypatch.setenv(name, value)
+    yield dict(emulator.env)
+
+
+def _run(spec: Path, state: Path, answer: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
+    clients = AzureClients()
+    try:
+        return apply_cmd.run(None, [str(spec)], state=str(state), clients=clients)
+    finally:
+        clients.close()
+
+
+def test_apply_asks_and_only_yes_applies(
+    emulator: Any,
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Scenario: without --auto-approve apply shows the plan and asks; 'y' is not 'yes' (nothing is
+    written, exit 1); 'yes' applies."""
+    seed_estate(emulator, workspaces=("law1",))
+    spec, state = write_spec(tmp_path / "spec", workspaces=("law1",)), tmp_path / "state"
+
+    assert _run(spec, state, "y\n", monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert "Only 'yes' is accepted" in captured.out
+    assert "Apply cancelled; nothing was changed." in captured.err
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == []
+
+    assert _run(spec, state, "yes\n", monkeypatch) == 0
+    assert "2 changed" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_not_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
+    """Scenario: a missing plan file, no arguments, a bad --lock-timeout: each is one 'error:' line and
+    exit 1, never a Python traceback."""
+    cases = [
+        ["apply", str(tmp_path / "missing.json"), "--state", str(tmp_path / "s")],
+        ["apply", "--state", str(tmp_path / "s")],
+        ["apply", "-f", str(tmp_path), "--lock-timeout", "soon", "--state", str(tmp_path / "s")],
+    ]
+    for args in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "controller.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**env, "PATH": "/usr/bin:/bin"},
+        )
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("error: "), proc.stderr
+
+
+def test_lock_timeout_durations() -> None:
+    assert [apply_cmd.parse_duration(t) for t in ("30", "30s", "5m", "1h", "500ms")] == [
+        30,
+        30,
+        300,
+        3600,
+        0.5,
+    ]
