@@ -135,7 +135,11 @@ def handle(em: Emulator, req: Request) -> Response:
                 and req.method == "GET"
             ):
                 return _versioned(req, ACTIVITY_VERSIONS) or _activity(em, req, sub)
+            if ns == "microsoft.keyvault" and rest == ["vaults"]:
+                return em.vaults.handle_arm(req, sub, "", None)  # vaults.list_by_subscription
             return _no_route(req)
+        if low[2:] == ["resources"] and req.method == "GET":
+            return _generic_resources(em, req, sub)
         if len(low) >= 4 and low[2] == "resourcegroups":
             rg = r.raw[3]
             if len(low) == 4:
@@ -151,6 +155,49 @@ def handle(em: Emulator, req: Request) -> Response:
                 if ns == "microsoft.operationalinsights":
                     return _operational_insights(em, req, sub, rg, rest_raw, rest)
         return _no_route(req)
+
+
+def _generic_resources(em: Emulator, req: Request, sub: str) -> Response:
+    """`GET /subscriptions/{s}/resources?$filter=resourceType eq '...'` (azure-mgmt-keyvault's
+    vaults.list() uses it with api-version 2015-11-01): the generic resource shape."""
+    flt = req.q("$filter") or ""
+    m = re.fullmatch(r"\s*resourceType\s+eq\s+'([^']+)'\s*", flt, flags=re.IGNORECASE)
+    if not m:
+        return arm_error(
+            400, "InvalidFilterInQueryString", f"Invalid $filter '{flt}' specified in the query string."
+        )
+    rtype = m.group(1).lower()
+    items: list[dict[str, Any]] = []
+    if rtype == "microsoft.keyvault/vaults":
+        vreq = Request(req.method, req.host, req.path, {"api-version": "2026-05-15"}, req.headers, req.body)
+        listed = em.vaults.handle_arm(vreq, sub, "", None)
+        for v in (listed.body or {}).get("value", []) if isinstance(listed.body, dict) else []:
+            items.append({k: v[k] for k in ("id", "name", "type", "location", "tags") if k in v})
+    elif rtype == CLUSTER_TYPE.lower():
+        for c in em.clusters.values():
+            if c.subscription.lower() == sub.lower():
+                items.append(
+                    {
+                        "id": c.arm_id,
+                        "name": c.name,
+                        "type": CLUSTER_TYPE,
+                        "location": c.location,
+                        "tags": dict(c.tags),
+                    }
+                )
+    elif rtype == WORKSPACE_TYPE.lower():
+        for w in em.workspaces.values():
+            if w.subscription.lower() == sub.lower():
+                items.append(
+                    {
+                        "id": w.arm_id,
+                        "name": w.name,
+                        "type": WORKSPACE_TYPE,
+                        "location": w.location,
+                        "tags": dict(w.tags),
+                    }
+                )
+    return Response(200, {"value": items})
 
 
 def _no_route(req: Request) -> Response:
