@@ -1,0 +1,347 @@
+"""History (the journal) kept in one Azure Storage blob, for controllers that run without a local disk.
+
+Why a blob: several runners (CI jobs, controller replicas) must share one record of link operations
+(rule W3 budget), cluster deletions (C11 names) and in-flight operations (resume, never re-issue).
+
+* Writes are read-modify-write guarded by the blob's ETag (`If-Match`); a 412 means another writer got
+  there first, so we re-read and re-apply (optimistic concurrency; nothing is ever lost or doubled).
+* `BlobLease` is the one-writer lock: a blob lease (15-60 s, renewed while held) whose holder is named
+  in the lock blob's metadata, so a refused apply can say who holds it.
+
+Implements the `HistoryStore` protocol of controller.model.history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+
+from controller.azure.errors import map_error
+from controller.errors import CmkError, LockHeldError
+from controller.model.history import (
+    ClusterDeletion,
+    History,
+    InFlightOperation,
+    LinkOperation,
+    Revision,
+)
+
+FORMAT = 1
+KEEP = timedelta(days=90)  # older link operations can no longer matter for a 30-day window
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "link_operations": [],
+        "cluster_deletions": [],
+        "in_flight": {},
+        "finished": [],
+        "revisions": [],
+    }
+
+
+class ConcurrentWriteError(CmkError):
+    """Too many other writers changed the journal while we tried to write it."""
+
+
+class BlobHistoryStore:
+    """HistoryStore on one blob (JSON), safe for concurrent writers across machines."""
+
+    def __init__(
+        self,
+        container: Any,
+        blob_name: str = "cmkctl/history.json",
+        *,
+        now: Callable[[], datetime] | None = None,
+        max_attempts: int = 30,
+    ) -> None:
+        self._container = container
+        self._blob = container.get_blob_client(blob_name)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._max_attempts = max_attempts
+        self._mutex = threading.Lock()
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            pass
+        except HttpResponseError as exc:
+            raise map_error(exc, operation="create the history container") from None
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _read(self) -> tuple[dict[str, Any], str | None]:
+        """(document, etag); a missing blob is an empty journal with no etag."""
+        try:
+            downloader = self._blob.download_blob()
+            raw = downloader.readall()
+            etag = downloader.properties.etag
+        except ResourceNotFoundError:
+            return _empty(), None
+        except HttpResponseError as exc:
+            raise map_error(exc, operation="read the history blob") from None
+        try:
+            doc = json.loads(raw or b"{}")
+        except ValueError as exc:
+            name = self._blob.blob_name
+            raise CmkError(f"the history blob {name} is not JSON ({exc}); refusing to overwrite") from None
+        if not isinstance(doc, dict) or doc.get("format", FORMAT) != FORMAT:
+            raise CmkError(f"the history blob {self._blob.blob_name} has an unknown format")
+        base = _empty()
+        base.update(doc)
+        return base, etag
+
+    def load(self) -> History:
+        doc, _ = self._read()
+        return History(
+            link_operations=tuple(
+                LinkOperation(
+                    workspace_key=o["workspace_key"],
+                    kind=o["kind"],
+                    at=_dt(o["at"]),
+                    cluster_key=o.get("cluster_key"),
+                    source=o.get("source", "journal"),
+                )
+                for o in doc["link_operations"]
+            ),
+            cluster_deletions=tuple(
+                ClusterDeletion(
+                    cluster_key=d["cluster_key"],
+                    subscription=d["subscription"],
+                    location=d["location"],
+                    name=d["name"],
+                    at=_dt(d["at"]),
+                )
+                for d in doc["cluster_deletions"]
+            ),
+            in_flight=tuple(
+                InFlightOperation(
+                    op_id=op_id,
+                    action=o["action"],
+                    target=o["target"],
+                    status_url=o.get("status_url"),
+                    started=_dt(o["started"]),
+                    plan_id=o.get("plan_id"),
+                )
+                for op_id, o in sorted(doc["in_flight"].items())
+            ),
+        )
+
+    def revisions(self) -> list[Revision]:
+        doc, _ = self._read()
+        return [
+            Revision(
+                revision=r["revision"], applied_at=_dt(r["applied_at"]), summary=dict(r.get("summary", {}))
+            )
+            for r in doc["revisions"]
+        ]
+
+    # -- writing --------------------------------------------------------------------------------------
+    def _mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Read, change, write back only if nobody wrote in between (If-Match); else retry."""
+        with self._mutex:
+            for attempt in range(self._max_attempts):
+                doc, etag = self._read()
+                change(doc)
+                self._trim(doc)
+                body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+                try:
+                    if etag is None:  # first write: only if the blob still does not exist
+                        self._blob.upload_blob(body, overwrite=False)
+                    else:
+                        self._blob.upload_blob(
+                            body, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
+                        )
+                    return
+                except (ResourceModifiedError, ResourceExistsError):
+                    time.sleep(min(0.5, 0.01 * (2**attempt)))  # another writer won: re-read, re-apply
+                except HttpResponseError as exc:
+                    if exc.status_code in (409, 412):
+                        time.sleep(min(0.5, 0.01 * (2**attempt)))
+                        continue
+                    raise map_error(exc, operation="write the history blob") from None
+            raise ConcurrentWriteError(
+                f"the history blob {self._blob.blob_name} kept changing under us "
+                f"({self._max_attempts} attempts); try again"
+            )
+
+    def _trim(self, doc: dict[str, Any]) -> None:
+        cutoff = self._now() - KEEP
+        doc["link_operations"] = [o for o in doc["link_operations"] if _dt(o["at"]) > cutoff]
+        doc["cluster_deletions"] = [d for d in doc["cluster_deletions"] if _dt(d["at"]) > cutoff]
+        doc["finished"] = doc["finished"][-500:]
+        doc["revisions"] = doc["revisions"][-200:]
+
+    def record_link_operation(self, op: LinkOperation) -> None:
+        entry = asdict(op)
+        entry["at"] = _ts(op.at)
+
+        def change(doc: dict[str, Any]) -> None:
+            if entry not in doc["link_operations"]:  # a retried write must not count twice (W3)
+                doc["link_operations"].append(entry)
+
+        self._mutate(change)
+
+    def record_cluster_deletion(self, deletion: ClusterDeletion) -> None:
+        entry = asdict(deletion)
+        entry["at"] = _ts(deletion.at)
+
+        def change(doc: dict[str, Any]) -> None:
+            if entry not in doc["cluster_deletions"]:
+                doc["cluster_deletions"].append(entry)
+
+        self._mutate(change)
+
+    def begin_operation(self, op: InFlightOperation) -> None:
+        entry = {
+            "action": op.action,
+            "target": op.target,
+            "status_url": op.status_url,
+            "started": _ts(op.started),
+            "plan_id": op.plan_id,
+        }
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["in_flight"][op.op_id] = entry
+
+        self._mutate(change)
+
+    def end_operation(self, op_id: str, outcome: str, detail: str = "") -> None:
+        ended = _ts(self._now())
+
+        def change(doc: dict[str, Any]) -> None:
+            started = doc["in_flight"].pop(op_id, None)
+            doc["finished"].append(
+                {"op_id": op_id, "outcome": outcome, "detail": detail[:500], "ended": ended, "op": started}
+            )
+
+        self._mutate(change)
+
+    def record_revision(self, revision: Revision) -> None:
+        entry = {
+            "revision": revision.revision,
+            "applied_at": _ts(revision.applied_at),
+            "summary": dict(revision.summary),
+        }
+        self._mutate(lambda doc: doc["revisions"].append(entry))
+
+
+class BlobLease:
+    """One writer at a time, across machines: a lease on a lock blob that names its holder.
+
+    `acquire(timeout)` waits up to `timeout` seconds, then raises LockHeldError naming the holder (from
+    the blob's metadata). While held, `renew()` keeps it (call it more often than `duration`); a holder
+    that dies loses the lock after `duration` seconds by itself.
+    """
+
+    def __init__(
+        self, container: Any, holder: str, *, blob_name: str = "cmkctl/lock", duration: int = 60
+    ) -> None:
+        if not 15 <= duration <= 60:
+            raise ValueError("a blob lease lasts 15 to 60 seconds")
+        self._container = container
+        self._blob = container.get_blob_client(blob_name)
+        self.holder = holder
+        self.duration = duration
+        self._lease: Any = None
+        with contextlib.suppress(ResourceExistsError):
+            container.create_container()
+
+    def _ensure_blob(self) -> None:
+        try:
+            self._blob.upload_blob(b"", overwrite=False)
+        except ResourceExistsError:
+            pass
+        except HttpResponseError as exc:
+            if exc.status_code not in (409, 412):  # 412: a lease is active on it = it exists
+                raise map_error(exc, operation="create the lock blob") from None
+
+    def current_holder(self) -> str | None:
+        """Who holds the lock, as the holder wrote it (None when free or unknown)."""
+        try:
+            props = self._blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        if str(getattr(props.lease, "state", "")).lower() != "leased":
+            return None
+        meta = props.metadata or {}
+        return meta.get("holder") or "an unknown holder"
+
+    def acquire(self, timeout: float = 0.0, poll: float = 1.0) -> BlobLease:
+        self._ensure_blob()
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                self._lease = self._blob.acquire_lease(lease_duration=self.duration)
+            except HttpResponseError as exc:
+                if exc.status_code != 409:
+                    raise map_error(exc, operation="acquire the lock") from None
+                if time.monotonic() >= deadline:
+                    holder = self.current_holder() or "another writer"
+                    raise LockHeldError(
+                        f"another cmkctl holds the lock ({holder}); "
+                        "try again later or wait with --lock-timeout"
+                    ) from None
+                time.sleep(min(poll, max(0.05, deadline - time.monotonic())))
+                continue
+            since = _ts(datetime.now(UTC))
+            self._blob.set_blob_metadata({"holder": self.holder, "since": since}, lease=self._lease)
+            return self
+
+    def renew(self) -> None:
+        if self._lease is None:
+            raise CmkError("renew() of a lock that is not held")
+        try:
+            self._lease.renew()
+        except HttpResponseError as exc:
+            self._lease = None
+            raise LockHeldError(f"the lock was lost before renewal ({map_error(exc)})") from None
+
+    def release(self) -> None:
+        if self._lease is None:
+            return
+        lease, self._lease = self._lease, None
+        try:
+            self._blob.set_blob_metadata({}, lease=lease)
+            lease.release()
+        except HttpResponseError:
+            pass  # it expires by itself within `duration` seconds
+
+    @property
+    def held(self) -> bool:
+        return self._lease is not None
+
+    def __enter__(self) -> BlobLease:
+        if self._lease is None:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def container_client(clients: Any, account_url: str, container: str, credential: Any = None) -> Any:
+    """The container for the store and the lock, built by AzureClients (Azurite in tests)."""
+    return clients.blob_service(account_url, credential).get_container_client(container)
