@@ -1071,8 +1071,10 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         w.link_op = op
         w.link_history.append((now, "link"))
         em.record_link_write(w, op, delete=False, http_status=200)
-        if c.provisioning_state() != "Succeeded":
-            # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably.
+        creating = c.running_op() is not None and c.running_op().kind == "cluster_create"  # type: ignore[union-attr]
+        if creating or c.failed:
+            # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably. (A key
+            # update in progress is not this: the cluster's provisioning already succeeded.)
             em.harm(
                 "data_dropped",
                 "W4",

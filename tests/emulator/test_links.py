@@ -339,3 +339,33 @@ def test_workspace_list_is_one_page(emulator: Any, la: Any) -> None:
     assert len([w.name for w in la.workspaces.list_by_resource_group("rg1")]) == 300
     r = emulator.arm("GET", f"/subscriptions/{SUB}/providers/Microsoft.OperationalInsights/workspaces")
     assert "nextLink" not in r.json()
+
+
+def test_w4_not_triggered_by_linking_during_a_key_update(emulator: Any, la: Any) -> None:
+    """Provisioning already succeeded; an update in progress does not drop data."""
+    emulator.configure(durations={"cluster_update": 600})
+    emulator.seed(
+        {
+            "vaults": [
+                {
+                    "name": "kvlink",
+                    "subscription": SUB,
+                    "resourceGroup": "rg1",
+                    "location": "eastus",
+                    "purgeProtection": True,
+                    "keys": [{"name": "k1", "versions": [{"version": "3" * 32}]}],
+                }
+            ]
+        }
+    )
+    cluster = create_cluster(la)
+    emulator.state.vaults.principal_grant(
+        "https://kvlink.vault.azure.net", cluster.identity.principal_id, ["get", "wrapKey", "unwrapKey"]
+    )
+    from emu_helpers import key_patch
+
+    la.clusters.begin_update("rg1", "clu1", key_patch("https://kvlink.vault.azure.net", "k1", "3" * 32))
+    assert la.clusters.get("rg1", "clu1").provisioning_state == "Updating"
+    workspace(la)
+    link(la, "rg1", "wsp1", "clu1")
+    assert emulator.events() == []
