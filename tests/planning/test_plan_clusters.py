@@ -3,6 +3,7 @@ C11), fixed fields (C9, C10), identity (C12, the UserAssigned → SystemAssigned
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -89,13 +90,15 @@ def test_capacity_change_respects_the_30_day_lock(live_capacity: int, last_updat
     c = cluster(capacity=1000 if live_capacity == 1500 else 2000)
     last = NOW - timedelta(days=last_update_days_ago)
     p = plan(desired([c]), observed([obs_cluster(c, capacity=live_capacity, last_sku_update=last)]))
+    step = f"update:cluster:{cpath(c)}:capacity"
     if expect == "update":
-        assert [ch.action for ch in p.changes] == [Action.UPDATE]
+        assert [ch.id for ch in p.changes] == [step]
         assert p.changes[0].parameters["capacity"] == c.spec.capacity
         assert p.deferred == ()
     else:
         assert p.changes == ()
         (d,) = p.deferred
+        assert d.id == step  # the same id once it is due: the executor and reports can follow it
         assert d.rule == "C4" and d.not_before == last + timedelta(days=30)
         assert d.parameters["capacity"] == 1000
 
@@ -108,6 +111,9 @@ def test_capacity_decrease_deferred_but_tags_change_now() -> None:
     assert upd.parameters == {"subscription": SUB, "resource_group": "rg-cmk", "name": "prod1",
                               "tags": {"owner": "x"}}
     assert [d.rule for d in p.deferred] == ["C4"]
+    # a month later only the capacity step is left, under the id it was deferred with
+    later = plan(desired([c]), observed([replace(live, tags={"owner": "x"})]), now=NOW + timedelta(days=31))
+    assert [ch.id for ch in later.changes] == [p.deferred[0].id]
 
 
 def test_capacity_not_allowed_by_profile_is_blocked() -> None:

@@ -1,7 +1,7 @@
 """Clusters: create, update (capacity, billing, tags, identity), set_key, delete, and their gates.
 
 Order per cluster (rule C6: one operation at a time, so the steps are chained):
-    create → set_key(clear) → update identity → set_key(desired) → update capacity/billing/tags
+    create → set_key(clear) → update identity → set_key(desired) → update capacity → update billing/tags
 and every workspace link into the cluster waits on all of them (rule W4).
 
 Decisions where DOMAIN.md is silent:
@@ -514,11 +514,12 @@ def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: 
 
 def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: dict[str, Any],
                  emit: Any, drift: Any) -> None:
-    """Capacity (C3, C4), billing type and tags: one PATCH now, a capacity decrease maybe later."""
+    """Capacity (C3, C4) as its own step (now, or deferred to the unlock date), then billing and tags."""
     spec = cluster.spec
     address = address_of(cluster)
     changed: dict[str, Any] = {}
     before: dict[str, Any] = {}
+    capacity_now = False
     if spec.billing_type.lower() != obs.billing_type.lower():
         drift("billing_type", str(spec.billing_type), obs.billing_type)
         changed["billing_type"], before["billing_type"] = str(spec.billing_type), obs.billing_type
@@ -533,7 +534,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
                      reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
                      remedy="set spec.capacity to an allowed value")
         elif spec.capacity > obs.capacity:
-            changed["capacity"], before["capacity"] = spec.capacity, obs.capacity
+            capacity_now = True
         else:
             since = obs.last_sku_update or obs.created
             unlocked = since + wb.limits.capacity_lock if since is not None else None
@@ -545,9 +546,14 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
                                 f"({since.isoformat() if since else '?'})",
                          not_before=unlocked, parameters={**base, "capacity": spec.capacity})
             else:
-                changed["capacity"], before["capacity"] = spec.capacity, obs.capacity
+                capacity_now = True
+    if capacity_now:  # its own step: the id stays the same whether it runs now or is deferred (C4)
+        emit(Change(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
+                    resource_id=obs.id, cluster_id=obs.id, parameters={**base, "capacity": spec.capacity},
+                    before={"capacity": obs.capacity}, after={"capacity": spec.capacity},
+                    reason=f"declared capacity {spec.capacity} GB/day (live {obs.capacity})",
+                    rules=("C3", "C4")))
     if changed:
         emit(Change(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
                     cluster_id=obs.id, parameters={**base, **changed}, before=before, after=dict(changed),
-                    reason="declared " + ", ".join(sorted(changed)) + " differ",
-                    rules=("C3", "C4") if "capacity" in changed else ()))
+                    reason="declared " + ", ".join(sorted(changed)) + " differ"))
