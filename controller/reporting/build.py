@@ -206,12 +206,13 @@ class _Builder:
                              "it can no longer wrap or unwrap", "K2", key.expires)
                 protects = False
             else:
+                days = round(left.total_seconds() / 86400)
                 self.event(key.expires, EventKind.KEY_EXPIRES, oc.name, oc.id,
                            f"key {key.name} version {key.version_in_force} expires", "K1")
                 if left <= timedelta(days=self.warn_days):
                     self.finding(Severity.WARNING, "key-expiring", oc.name, oc.id,
                                  f"key version {key.version_in_force} expires on {_day(key.expires)} "
-                                 f"(in {left.days} days): rotate and update the cluster before then",
+                                 f"(in {days} days): rotate and update the cluster before then",
                                  "K1", key.expires)
         if key.pinned and protects and key.readable:
             newer = f"; {key.newer_versions} newer version(s) exist" if key.newer_versions else ""
