@@ -529,7 +529,7 @@ def _resolve_identity(em: Emulator, ident: dict[str, Any]) -> tuple[str, dict[st
     return canonical, uais
 
 
-def _key_check(em: Emulator, c: Cluster, kvp: dict[str, Any], principal: str | None) -> Response | None:
+def _key_check(em: Emulator, c: Cluster, kvp: Any, principal: str | None) -> Response | None:
     """Rules C7/C8 via the vault registry."""
     res = em.vaults.check_cluster_key(
         key_vault_uri=str(kvp.get("keyVaultUri")),
@@ -542,7 +542,7 @@ def _key_check(em: Emulator, c: Cluster, kvp: dict[str, Any], principal: str | N
     return res if isinstance(res, Response) else None
 
 
-def _clean_kvp(kvp: dict[str, Any]) -> dict[str, Any]:
+def _clean_kvp(kvp: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyVaultUri": kvp.get("keyVaultUri"),
         "keyName": kvp.get("keyName"),

@@ -36,7 +36,7 @@ def route(em: Emulator, req: Request) -> Response:
     if req.host == arm.ARM_HOST:
         return arm.handle(em, req)
     if req.host.endswith(KV_SUFFIXES):
-        return em.vaults.handle_dataplane(req)  # type: ignore[no-any-return]
+        return em.vaults.handle_dataplane(req)
     return arm_error(404, "HostNotFound", f"No emulated service for host '{req.host}'.")
 
 
@@ -171,9 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(payload)))
         # Headers and body in one write: separate small TLS records + Nagle + delayed ACK cost ~40 ms.
-        self._headers_buffer.append(b"\r\n")
+        buffer: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]
+        buffer.append(b"\r\n")
         if req.method != "HEAD":
-            self._headers_buffer.append(payload)
+            buffer.append(payload)
         self.flush_headers()
 
     do_GET = _serve
