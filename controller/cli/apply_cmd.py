@@ -17,14 +17,15 @@ CMKCTL_BUSY_TIMEOUT (seconds to wait for a running C6/W5 operation, default 3 h)
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,7 +37,7 @@ from controller.errors import CmkError, StalePlanError
 from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
 from controller.loading import load
-from controller.model.history import Revision
+from controller.model.history import HistoryStore, Revision, WriterLock
 from controller.model.limits import for_profile
 from controller.model.observed import ObservedState
 from controller.planning import fingerprint as fp
@@ -100,8 +101,34 @@ def stale_reason(saved: Plan, current: Plan, digests_now: dict[str, str]) -> lis
     return lines or ["the observed state differs (fingerprint changed)"]
 
 
+AZUREBLOB = "azureblob://"
+
+
+def open_state(state: str | None, *, command: str) -> tuple[WriterLock, Callable[[], HistoryStore]]:
+    """The writer lock and (opened once the lock is held) the history store for `--state`.
+
+    A directory (default $CMKCTL_STATE or ./.cmkctl) gives the local SQLite journal + flock.
+    `azureblob://ACCOUNT/CONTAINER/BLOB` is served by controller.azure.blob_store, which must provide
+    `open_state(url, *, command) -> (WriterLock, Callable[[], HistoryStore])` (blob lease + ETag-guarded
+    journal blob).
+    """
+    chosen = state or os.environ.get(paths.ENV_VAR)
+    if chosen and chosen.startswith(AZUREBLOB):
+        try:
+            backend: Any = importlib.import_module("controller.azure.blob_store")
+        except ImportError:
+            raise CmkError("the azureblob state backend is not available in this build") from None
+        opener = getattr(backend, "open_state", None)
+        if opener is None:
+            raise CmkError("the azureblob state backend does not support apply yet (no open_state)")
+        lock, make_store = opener(chosen, command=command)
+        return lock, make_store
+    directory = paths.state_dir(chosen)
+    return FileLock(directory, command=command), lambda: SqliteHistoryStore(directory)
+
+
 def build_plan(
-    spec_paths: Sequence[str], *, store: SqliteHistoryStore, clients: AzureClients
+    spec_paths: Sequence[str], *, store: HistoryStore, clients: AzureClients
 ) -> tuple[Plan, ObservedState]:
     """Load, observe, merge our journal with live history (rule W3 budget, C11 names), plan."""
     desired = load(list(spec_paths))
@@ -143,19 +170,18 @@ def run(
     clients: AzureClients | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
-    lock: FileLock | None = None
-    store: SqliteHistoryStore | None = None
+    lock: WriterLock | None = None
+    store: HistoryStore | None = None
     own = clients is None
     azure: AzureClients | None = clients
     try:
         if planfile is None and not files:
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
         saved = load_plan_file(planfile) if planfile else None
-        directory = paths.state_dir(state)
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])
-        lock = FileLock(directory, command=command)
+        lock, make_store = open_state(state, command=command)
         lock.acquire(timeout=lock_timeout)  # one writer: a CI apply and the controller never race
-        store = SqliteHistoryStore(directory)
+        store = make_store()
         azure = azure or AzureClients()
         progress = _progress()
         executor = Executor(
@@ -226,8 +252,9 @@ def run(
         _err(f"error: internal error ({type(err).__name__}): {(str(err).splitlines() or [''])[0][:300]}")
         return EXIT_ERROR
     finally:
-        if store is not None:
-            store.close()
+        closer = getattr(store, "close", None)
+        if callable(closer):
+            closer()
         if own and azure is not None:
             azure.close()
         if lock is not None:
