@@ -117,6 +117,21 @@ def test_link_in_progress_is_deferred_not_reissued() -> None:
     assert d.rule == "W5" and d.action == Action.LINK
 
 
+def test_link_operation_of_ours_in_flight_is_deferred() -> None:
+    from controller.model.history import InFlightOperation
+    hist = History(in_flight=(InFlightOperation(op_id="link:x", action="link", target=ws_id("ws1").upper(),
+                                                status_url=None, started=NOW),))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
+             observed([obs_cluster(A)], [obs_ws("ws1")]), history=hist)
+    assert p.changes == () and [d.rule for d in p.deferred] == ["W5"]
+
+
+def test_location_spelling_does_not_matter() -> None:
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
+             observed([obs_cluster(A, location="West Europe")], [obs_ws("ws1", location="West Europe")]))
+    assert [c.action for c in p.changes] == [Action.LINK] and p.blocked == ()
+
+
 def test_workspace_in_another_region_is_blocked_c8() -> None:
     p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
              observed([obs_cluster(A)], [obs_ws("ws1", location="northeurope")]))

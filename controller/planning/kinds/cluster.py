@@ -135,7 +135,7 @@ class _Slots:
         self.wb = wb
         self.active: dict[tuple[str, str], list[str]] = defaultdict(list)
         for key, obs in wb.observed.clusters.items():
-            self.active[(obs.subscription.lower(), obs.location)].append(key)
+            self.active[(obs.subscription.lower(), ids.normalise_location(obs.location))].append(key)
         self.soft_deleted: dict[tuple[str, str], list[datetime]] = defaultdict(list)
         for d in wb.history.cluster_deletions:
             ends = d.at + wb.limits.soft_delete_retention
@@ -325,7 +325,7 @@ def _c10_original(wb: Workbench, cluster: Cluster) -> ObservedCluster | None:
     declared = {ids.id_key(c.arm_id) for c in wb.desired.clusters}
     for key, obs in sorted(wb.observed.clusters.items()):
         if (obs.name.lower() == cluster.azure_name.lower() and key not in declared
-                and obs.location == cluster.spec.location):
+                and ids.normalise_location(obs.location) == cluster.spec.location):
             return obs
     return None
 
@@ -362,7 +362,8 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
             wb.add(change.model_copy(update={"depends_on": deps}))
         chain.append(change.id)
 
-    if obs.location != spec.location:
+    live_loc = ids.normalise_location(obs.location)
+    if live_loc != spec.location:
         drift("location", spec.location, obs.location, Severity.CRITICAL, "C10")
         wb.block(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
                  rule="C10", reason=f"the cluster is in {obs.location}, the spec says {spec.location}",
@@ -425,7 +426,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     if key_after_identity and want_key is not None:
         step = f"set_key:cluster:{path}"
         principal = None if identity_changes else obs.principal_id
-        problems = check_key(wb, want_key, address=address, cluster_location=obs.location,
+        problems = check_key(wb, want_key, address=address, cluster_location=live_loc,
                              cluster_tenant=obs.tenant_id, principal_id=principal,
                              access_granted_by_spec=spec.identity.key_access_granted and identity_changes)
         if problems:
@@ -450,8 +451,9 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                         reason="key rotation (rule K1)" if rotation else "the declared key differs",
                         rules=("C7", "K1") if rotation else ("C7",), warnings=notes))
     elif want_key is not None and not key_changes:
-        check_key(wb, want_key, address=address, cluster_location=obs.location, cluster_tenant=obs.tenant_id,
-                  principal_id=None)  # warnings only (expiry, newer version); the key is already set
+        # the key is already set: only the warnings matter here (expiry, newer version)
+        check_key(wb, want_key, address=address, cluster_location=live_loc,
+                  cluster_tenant=obs.tenant_id, principal_id=None)
 
     _plan_update(wb, cluster, obs, path, base, emit, drift)
 

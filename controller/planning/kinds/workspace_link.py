@@ -140,9 +140,12 @@ def _check_workspace(wb: Workbench, intent: _Intent, history: History) -> None:
     if (ws.link_state or "").lower() not in {s or "" for s in _IN_PROGRESS_DONE}:
         intent.stop("deferred", "W5", f"a link operation on {ws.name} is still {ws.link_state}")
         return
+    if any(ids.id_key(op.target) == intent.ws_key for op in wb.history.in_flight):
+        intent.stop("deferred", "W5", f"a link operation we started on {ws.name} has not finished")
+        return
     target = intent.target
     if target is not None:
-        if ws.location != target.spec.location:
+        if ids.normalise_location(ws.location) != target.spec.location:
             intent.stop("blocked", "C8", f"workspace {ws.name} is in {ws.location}, cluster "
                         f"{target.azure_name} in {target.spec.location}",
                         remedy="link it to a cluster in its own region")
