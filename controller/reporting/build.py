@@ -13,7 +13,7 @@ from controller.model import ids
 from controller.model.history import History
 from controller.model.limits import Limits, for_profile
 from controller.model.observed import KeyVersion, ObservedCluster, ObservedKey, ObservedState, ObservedVault
-from controller.model.spec import Cluster, DesiredState
+from controller.model.spec import Cluster, DesiredState, WorkspaceEntry
 from controller.planning.budget import ops_in_window, with_associate_dates
 from controller.planning.plan import Plan
 from controller.reporting.model import (
@@ -66,7 +66,7 @@ def _key_state(ref: ids.KeyRef, observed: ObservedState) -> tuple[KeyState, KeyV
     ok = observed.keys.get(ref.key())
     base = {"uri": ref.uri(), "vault_uri": ref.vault_uri, "name": ref.name, "pinned": ref.version is not None}
     if ok is None or not ok.readable:
-        return KeyState(**base, version_in_force=ref.version, readable=False), None
+        return KeyState(**base, version_in_force=ref.version, readable=False, read=ok is not None), None
     in_force = ref.version or ok.current_version
     version = ok.version(in_force) if in_force else None
     newer = 0
@@ -182,11 +182,13 @@ class _Builder:
         """Findings about the key in force; True when the key protects the cluster's data now."""
         protects = True
         if not key.readable:
-            self.finding(Severity.WARNING, "key-unreadable", oc.name, oc.id,
-                         f"Key Vault refused to show {key.uri}: its state is unknown")
+            if key.read:  # a cluster outside the spec: its key is not ours to read, not a finding
+                self.finding(Severity.WARNING, "key-unreadable", oc.name, oc.id,
+                             f"Key Vault refused to show {key.uri}: its state is unknown")
         elif not key.exists:
-            self.finding(Severity.CRITICAL, "revoked", oc.name, oc.id,
-                         f"the key version in force ({key.uri}) does not exist: access is revoked", "K1")
+            what = (f"the key version in force ({key.uri}) does not exist" if key.pinned
+                    else f"key {key.uri} has no enabled version")
+            self.finding(Severity.CRITICAL, "revoked", oc.name, oc.id, f"{what}: access is revoked", "K1")
             protects = False
         elif key.enabled is False:
             self.finding(Severity.CRITICAL, "revoked", oc.name, oc.id,
@@ -245,9 +247,9 @@ class _Builder:
                 return oc.id
         return None
 
-    def _workspace(self, key: str, entry: object, expected: str | None) -> WorkspaceReport:
+    def _workspace(self, key: str, entry: WorkspaceEntry | None, expected: str | None) -> WorkspaceReport:
         ow = self.observed.workspaces.get(key)
-        ws_id = ow.id if ow is not None else getattr(entry, "id", key)
+        ws_id = ow.id if ow is not None else (entry.id if entry is not None else key)
         name = _name(ws_id)
         linked = self._linked_cluster(key)
         since, source = self._linked_since(key, linked)

@@ -36,7 +36,8 @@ class KeyState(_Frozen):
     name: str
     pinned: bool  # a version is configured (rule K1: rotation is then manual)
     version_in_force: str | None  # the pinned version, or the key's current one when versionless
-    readable: bool = True  # False: Key Vault refused us, the state below is unknown
+    readable: bool = True  # False: Key Vault refused us, or the key was not read; the state below is unknown
+    read: bool = True  # False: not read at all (observe reads keys of the spec's clusters only)
     exists: bool | None = None  # None: unknown
     enabled: bool | None = None
     expires: datetime | None = None

@@ -36,7 +36,7 @@ def version_text(c: ClusterReport) -> str:
     if k is None:
         return "-"
     if not k.readable:
-        return f"{k.version_in_force or '?'} (unreadable)"
+        return f"{k.version_in_force or '?'} ({'unreadable' if k.read else 'not read'})"
     state = "missing" if not k.exists else ("enabled" if k.enabled else "DISABLED")
     return f"{k.version_in_force or '?'} {state}, expires {day(k.expires, 'never')}"
 

@@ -174,3 +174,21 @@ def test_text_markdown_and_json_say_the_same_thing() -> None:
     assert "NOT protected" in text and "NOT protected" in md
     back = Report.model_validate(json.loads(to_json(r)))
     assert back == r
+
+
+def test_versionless_key_with_every_version_disabled_is_revocation() -> None:
+    c = cluster(version=None)
+    r = _report(desired([c]), observed([obs_cluster(c)], key=good_key((V1, False), (V2, False))))
+    [revoked] = [f for f in r.findings if f.code == "revoked"]
+    assert revoked.severity == "critical" and "no enabled version" in revoked.message
+
+
+def test_key_vault_refusal_is_unknown_not_revoked_and_unmanaged_keys_are_not_findings() -> None:
+    c, stranger = cluster("prod1"), cluster("other2", key="https://kv-other.vault.azure.net/")
+    refused = replace(good_key(), readable=False, exists=False, versions=(), current_version=None)
+    r = _report(desired([c]), observed([obs_cluster(c), obs_cluster(stranger)], key=refused))
+    assert [(f.code, f.subject) for f in r.findings if f.code.startswith(("key-", "revoked"))] == [
+        ("key-unreadable", "prod1")]
+    other = next(cl for cl in r.clusters if cl.name == "other2")
+    assert other.in_spec is False and other.key is not None and other.key.read is False
+    assert "not read" in to_text(r)
