@@ -109,3 +109,11 @@ def test_key_expiring_soon_warns() -> None:
     p = plan(desired([c]), observed([obs_cluster(c)], key=k))
     assert any(w.code == "key-expiring" for w in p.warnings)
     assert p.changes == ()
+
+
+def test_access_removed_from_the_live_principal_is_a_critical_warning() -> None:
+    c = cluster(version=V1)
+    p = plan(desired([c]), observed([obs_cluster(c)], vault=good_vault("someone-else")))
+    assert p.changes == () and p.blocked == ()
+    assert any(w.code == "key-at-risk" and w.severity == Severity.CRITICAL and "wrapKey" in w.message
+               for w in p.warnings)

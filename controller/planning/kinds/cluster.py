@@ -451,9 +451,13 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                         reason="key rotation (rule K1)" if rotation else "the declared key differs",
                         rules=("C7", "K1") if rotation else ("C7",), warnings=notes))
     elif want_key is not None and not key_changes:
-        # the key is already set: only the warnings matter here (expiry, newer version)
-        check_key(wb, want_key, address=address, cluster_location=live_loc,
-                  cluster_tenant=obs.tenant_id, principal_id=None)
+        # the key is already set: nothing to send, but anything the service would now refuse means the
+        # cluster is at risk of revocation (K2): say so loudly
+        for prob in check_key(wb, want_key, address=address, cluster_location=live_loc,
+                              cluster_tenant=obs.tenant_id,
+                              principal_id=None if identity_changes else obs.principal_id):
+            wb.warn("key-at-risk", f"{address}: {prob.reason} ({prob.remedy})", address=address,
+                    rule=prob.rule, severity=Severity.CRITICAL)
 
     _plan_update(wb, cluster, obs, path, base, emit, drift)
 
