@@ -67,6 +67,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SKIPPED_UPSTREAM = "skipped: upstream failed"
     RESUMED = "resumed"
+    RESUME_FAILED = "resumed operation ended in error"
 
 
 @dataclass
@@ -92,7 +93,7 @@ class ApplyResult:
     @property
     def failed(self) -> list[StepResult]:
         """Root causes only: skipped descendants are not errors of their own."""
-        return [s for s in self.steps + self.resumed if s.status is StepStatus.FAILED]
+        return [s for s in self.steps if s.status is StepStatus.FAILED]
 
     @property
     def ok(self) -> bool:
@@ -211,8 +212,10 @@ class Executor:
                 else:
                     self.store.end_operation(op.op_id, "abandoned", "not sent before restart; re-planned")
             except errors.AzureError as exc:
+                # Not a failure of this apply: the re-plan that follows reads the live state and decides
+                # again (a create that failed is planned again and its error, if it recurs, reported).
                 self.store.end_operation(op.op_id, "failed", str(exc))
-                results.append(StepResult(op.op_id, label, op.action, StepStatus.FAILED, str(exc)))
+                results.append(StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc)))
             finally:
                 self.progress.step_finished(op.op_id, "resumed")
         return results

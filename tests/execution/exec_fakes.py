@@ -71,6 +71,7 @@ class FakeAzure:
     lost_responses: set[str] = field(default_factory=set)
     sent: list[str] = field(default_factory=list)
     resumed: list[tuple[str, str]] = field(default_factory=list)
+    failed_operations: set[str] = field(default_factory=set)  # tokens whose LRO ended Failed
     step_seconds: float = 0.0
     store: Any = None  # to check the journal order
     journal_seen_before_wait: list[bool] = field(default_factory=list)
@@ -121,6 +122,8 @@ class FakeAzure:
 
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
         self.resumed.append((action, token))
+        if token in self.failed_operations:
+            raise errors.Terminal(f"Azure said: operation {token} Failed: InternalError")
 
     def read_link(self, workspace_id: str) -> dict[str, Any] | None:
         return (

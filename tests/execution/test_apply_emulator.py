@@ -197,11 +197,13 @@ def test_second_apply_waits_then_names_the_holder(
         proc.communicate(timeout=30)
 
 
+@pytest.mark.parametrize("with_digests", [True, False], ids=["resource-digests", "plan-diff"])
 def test_stale_saved_plan_is_refused_naming_what_changed(
-    emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], with_digests: bool
 ) -> None:
     """Scenario: a plan is saved, then someone links law1 out of band; applying the saved plan is
-    refused, the message names the workspace that changed, and nothing is written."""
+    refused, the message names the workspace that changed, and nothing is written. Without per-resource
+    digests in the plan file, the message names the steps that the live state no longer matches."""
     seed_estate(emulator)
     spec, state = write_spec(tmp_path / "spec"), tmp_path / "state"
     emulator.seed(
@@ -224,7 +226,10 @@ def test_stale_saved_plan_is_refused_naming_what_changed(
     planfile = tmp_path / "plan.json"
     planfile.write_text(
         plan.model_copy(
-            update={"spec_paths": (str(spec),), "resource_digests": fp.resource_digests(observed)}
+            update={
+                "spec_paths": (str(spec),),
+                "resource_digests": fp.resource_digests(observed) if with_digests else {},
+            }
         ).model_dump_json()
     )
     resp = emulator.arm(

@@ -211,8 +211,15 @@ def test_restart_reobserves_link_whose_outcome_is_unknown(tmp_path: Path) -> Non
 def test_blocked_items_are_repeated_with_their_remedy(tmp_path: Path) -> None:
     """Scenario: a key that can never be set as declared (rule C7) is not attempted; the summary says
     why and what the user must do."""
-    blocked = Blocked(id="set_key-a", action=Action.SET_KEY, address="cluster.a", resource_id="x", rule="C7",
-                      reason="vault kv1 is not recoverable", remedy="enable purge protection on kv1")
+    blocked = Blocked(
+        id="set_key-a",
+        action=Action.SET_KEY,
+        address="cluster.a",
+        resource_id="x",
+        rule="C7",
+        reason="vault kv1 is not recoverable",
+        remedy="enable purge protection on kv1",
+    )
     azure = FakeAzure()
     ex, _, _ = _executor(tmp_path, azure)
     result = ex.apply(plan_of(blocked=(blocked,)))
@@ -221,3 +228,22 @@ def test_blocked_items_are_repeated_with_their_remedy(tmp_path: Path) -> None:
         "  blocked: cluster.a (rule C7): vault kv1 is not recoverable; to fix: enable purge protection on kv1"
     )
     assert expected in list(summarise(result))
+
+
+def test_resumed_operation_that_failed_is_reported_and_left_to_the_replan(tmp_path: Path) -> None:
+    """Scenario: the create a crashed apply was waiting for ended Failed. The restart reports Azure's
+    error, closes the journal entry, and does not count it as this apply's failure: the re-plan that
+    follows sees the live state and decides again."""
+    store = SqliteHistoryStore(tmp_path)
+    store.begin_operation(InFlightOperation("c", "create", create("a").resource_id, None, T0))
+    store.record_operation_sent("c", status_url="u", continuation_token="tok-c")
+    azure = FakeAzure(failed_operations={"tok-c"})
+    ex, store, _ = _executor(tmp_path, azure)
+    (res,) = ex.resume_in_flight()
+    assert res.status is StepStatus.RESUME_FAILED
+    assert "InternalError" in res.message
+    assert store.load().in_flight == ()
+    result = ex.apply(plan_of(create("a")))
+    result.resumed = [res]
+    assert result.ok
+    assert azure.sent == ["create-a"]
