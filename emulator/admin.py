@@ -131,6 +131,8 @@ def configure(em: Emulator, body: dict[str, Any]) -> None:
         em.no_double_encryption_regions = {norm_loc(r) for r in body["no_double_encryption_regions"]}
     if "tenant_id" in body:
         em.tenant_id = str(body["tenant_id"])
+    if "activity_page_size" in body:
+        em.activity_page_size = max(1, int(body["activity_page_size"]))
     if "cluster_page_size" in body:
         em.cluster_page_size = max(1, int(body["cluster_page_size"]))
     if "time_scale" in body:

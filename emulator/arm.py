@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -374,7 +375,21 @@ def _op_result(em: Emulator, op_id: str) -> Response:
 
 
 # ---- clusters --------------------------------------------------------------------------------------
-def _cluster_body(em: Emulator, c: Cluster) -> dict[str, Any]:
+def _linked_index(em: Emulator) -> dict[str, list[Workspace]]:
+    """Workspaces by lower-case cluster id, in one pass (a cluster page must not scan the estate
+    once per cluster)."""
+    index: dict[str, list[Workspace]] = {}
+    for w in em.workspaces.values():
+        if w.cluster is not None:
+            index.setdefault(w.cluster.lower(), []).append(w)
+    return index
+
+
+def _cluster_body(
+    em: Emulator, c: Cluster, index: dict[str, list[Workspace]] | None = None
+) -> dict[str, Any]:
+    if index is None:
+        index = _linked_index(em)
     props: dict[str, Any] = {
         "provisioningState": c.provisioning_state(),
         "clusterId": c.cluster_id,
@@ -394,8 +409,7 @@ def _cluster_body(em: Emulator, c: Cluster) -> dict[str, Any]:
                 "resourceId": w.arm_id.lower(),
                 "associateDate": rfc1123(w.linked_at or c.created),
             }
-            for w in em.workspaces.values()
-            if w.cluster is not None and w.cluster.lower() == c.arm_id.lower()
+            for w in index.get(c.arm_id.lower(), [])
         ],
     }
     if c.key is not None:
@@ -431,7 +445,8 @@ def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Resp
     if token and token.isdigit():
         skip = int(token)
     page = items[skip : skip + em.cluster_page_size]
-    body: dict[str, Any] = {"value": [_cluster_body(em, c) for c in page]}
+    index = _linked_index(em)
+    body: dict[str, Any] = {"value": [_cluster_body(em, c, index) for c in page]}
     if skip + em.cluster_page_size < len(items):
         scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{rg}" if rg else "")
         body["nextLink"] = (
@@ -1269,4 +1284,16 @@ def _activity(em: Emulator, req: Request, sub: str) -> Response:
                 continue
         out.append({k: v for k, v in ev.items() if not k.startswith("_")})
     out.reverse()  # newest first, like the service
-    return Response(200, {"value": out})
+    token = req.q("$skiptoken")
+    skip = int(token) if token and token.isdigit() else 0
+    size = em.activity_page_size
+    body: dict[str, Any] = {"value": out[skip : skip + size]}
+    if skip + size < len(out):
+        query = urllib.parse.urlencode(
+            {"api-version": req.q("api-version"), "$filter": flt, "$skiptoken": str(skip + size)},
+            quote_via=urllib.parse.quote,
+        )
+        body["nextLink"] = (
+            f"https://{ARM_HOST}/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values?{query}"
+        )
+    return Response(200, body)

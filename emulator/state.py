@@ -193,6 +193,7 @@ class Emulator:
             "writes": (200.0, 10.0),
         }
         self.cluster_page_size = 100
+        self.activity_page_size = 200
         self.rng = random.Random()
         self._init_collections()
         self.vaults = _make_vault_registry(self.clock, self._recheck_revocations)

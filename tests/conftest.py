@@ -174,6 +174,7 @@ class EmulatorHandle:
             throttle_limits={"reads": [250, 25], "writes": [200, 10]},
             no_double_encryption_regions=[],
             cluster_page_size=100,
+            activity_page_size=200,
             time_scale=0.0,
         )
         self.set_clock(START.isoformat())

@@ -369,3 +369,25 @@ def test_w4_not_triggered_by_linking_during_a_key_update(emulator: Any, la: Any)
     workspace(la)
     link(la, "rg1", "wsp1", "clu1")
     assert emulator.events() == []
+
+
+def test_activity_log_pages_with_next_link(emulator: Any, sdk: Any) -> None:
+    emulator.configure(activity_page_size=4)
+    emulator.seed(
+        {
+            "workspaces": [
+                {
+                    "subscription": SUB,
+                    "resource_group": "rg1",
+                    "name": f"wsp{i}",
+                    "link_ops": ["2026-11-10T10:00:00Z"],
+                }
+                for i in range(3)
+            ]
+        }
+    )
+    events = list(sdk.monitor().activity_logs.list(filter="eventTimestamp ge '2026-11-01T00:00:00Z'"))
+    assert len(events) == 9
+    assert len({e.event_data_id for e in events}) == 9
+    pages = [r for r in emulator.requests() if r["path"].endswith("/values")]
+    assert len(pages) == 3
