@@ -4,6 +4,7 @@ clock; each test asserts the dates and findings a security reviewer would read (
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from report_runner import ReportRunner
@@ -11,11 +12,17 @@ from tests_azure_support import (
     CLUSTER,
     KEY_V1,
     KEY_V2,
+    RG,
     STORAGE_ID,
+    SUB,
     cluster_doc,
     estate,
+    workspace_id,
     workspace_set_doc,
 )
+
+from controller.model.history import ClusterDeletion, LinkOperation
+from controller.state.sqlite_store import SqliteHistoryStore
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # the emulator fixture's clock
 BYOS_WS1 = {"ws1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
@@ -242,3 +249,33 @@ def test_findings_are_sorted_most_severe_first(emulator: Any, report: ReportRunn
     assert codes[0] == "key-expired"  # an expired version can't unwrap: the worst thing here
     assert codes.index("vault-not-recoverable") < codes.index("not-protected")  # the issue's order
     assert run.report["counts"]["days_to_nearest_key_expiry"] < 0
+
+
+# ---- history from our own journal ---------------------------------------------------------------
+
+
+def test_the_local_journal_counts_toward_the_budget_and_dates_the_name_release(
+    emulator: Any, report: ReportRunner, tmp_path: Path
+) -> None:
+    """ws2's unlink on 11-25 is only in our journal (not in the seeded Activity Log); a cluster we
+    deleted on 11-28 keeps its name reserved for 14 days (rule C11)."""
+    emulator.seed(estate())
+    store = SqliteHistoryStore(tmp_path / "state")  # the runner's CMKCTL_STATE
+    try:
+        store.record_link_operation(LinkOperation(
+            workspace_key=workspace_id("ws2").lower(), kind="unlink", at=datetime(2026, 11, 25, tzinfo=UTC)))
+        store.record_cluster_deletion(ClusterDeletion(
+            cluster_key=f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.operationalinsights/"
+                        "clusters/old01".lower(),
+            subscription=SUB, location="westeurope", name="old01", at=datetime(2026, 11, 28, tzinfo=UTC)))
+    finally:
+        store.close()
+
+    run = report([cluster_doc(), workspace_set_doc(["ws1", "ws2"])])
+
+    ws2 = run.workspace("ws2")
+    assert ws2["link_ops_used"] == 1 and _day(ws2["next_link_op_frees"]) == "2026-12-25"
+    [freed] = run.events("link-budget-frees", "ws2")
+    assert _day(freed["date"]) == "2026-12-25"
+    [released] = run.events("cluster-name-released", "old01")
+    assert _day(released["date"]) == "2026-12-12" and released["rule"] == "C11"
