@@ -226,3 +226,40 @@ def test_k3_short_vault_outage_is_ridden_out_but_30_minutes_is_harm(emulator: An
     emulator.advance(60)
     la.clusters.get("rg1", "clu1")
     assert [(e["kind"], e["rule"]) for e in emulator.events()] == [("revoked", "K3")]
+
+
+def test_the_documented_workflow_with_rotation_causes_no_harm(emulator: Any, la: Any, sdk: Any) -> None:
+    """Create, grant, set key, link, rotate (new version, update cluster, then disable the old one),
+    unlink, delete: every step the seed recommends, and not one harm event."""
+    from azure.mgmt.loganalytics.models import LinkedService
+    from emu_helpers import workspace
+
+    emulator.configure(durations={"cluster_create": 7200, "cluster_update": 120, "link": 600, "unlink": 600})
+    poller = la.clusters.begin_create_or_update("rg1", "clu1", cluster_model())
+    emulator.advance(7200)
+    cluster = poller.result()
+    _grant(emulator, cluster)
+    key_poller = la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1))
+    emulator.advance(120)
+    key_poller.result()
+    workspace(la)
+    link_poller = la.linked_services.begin_create_or_update(
+        "rg1", "wsp1", "cluster", LinkedService(write_access_resource_id=cluster.id)
+    )
+    emulator.advance(600)
+    link_poller.result()
+    emulator.state.vaults.principal_grant(
+        KV, emulator.state.vaults.caller_object_id, ["get", "update", "create"]
+    )
+    keys = sdk.keys(KV)
+    new = keys.create_rsa_key("k1")
+    rot = la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", new.properties.version))
+    emulator.advance(120)
+    assert rot.result().key_vault_properties.key_version == new.properties.version
+    keys.update_key_properties("k1", V1, enabled=False)  # the old version, no longer in use
+    keys.update_key_properties("k1", V2, enabled=False)
+    un = la.linked_services.begin_delete("rg1", "wsp1", "cluster")
+    emulator.advance(600)
+    un.result()
+    la.clusters.begin_delete("rg1", "clu1").result()
+    assert emulator.events() == []
