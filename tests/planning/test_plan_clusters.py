@@ -161,6 +161,17 @@ def test_delete_is_ordered_before_the_create_that_needs_its_slot() -> None:
     assert ids_of(p.changes).index(delete.id) < ids_of(p.changes).index(create.id)
 
 
+def test_create_waits_for_a_deferred_delete_that_frees_its_slot() -> None:
+    live = [_other("old1", state="Updating"), _other("keep1")]
+    p = plan(desired([cluster("new1"), cluster("keep1")], prune={"clusters": True}),
+             observed(live))  # type: ignore[arg-type]
+    delete = by_id(p, f"delete:cluster:{SUB}/rg-cmk/old1")
+    create = by_id(p, f"create:cluster:{SUB}/rg-cmk/new1")
+    assert delete in p.deferred and delete.rule == "C6"
+    assert create in p.deferred and create.rule == "C2" and delete.id in create.depends_on
+    assert p.changes == ()
+
+
 def test_without_prune_an_unmanaged_cluster_is_only_reported() -> None:
     p = plan(desired([cluster("keep1")]), observed([_other("old1"), _other("keep1")]))  # type: ignore[list-item]
     assert p.changes == ()

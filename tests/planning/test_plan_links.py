@@ -166,6 +166,19 @@ def test_links_into_a_full_cluster_wait_for_the_unlinks_out_of_it() -> None:
     assert p.blocked == ()
 
 
+def test_links_into_a_full_cluster_wait_while_the_unlinks_out_are_deferred() -> None:
+    limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
+                               "workspaces_per_cluster": 2})
+    live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("w2", cluster_id=A.arm_id), obs_ws("w3")]
+    d = desired([A, B], [wsset("a", "clA", [ws_id("w1"), ws_id("w3")]), wsset("b", "clB", [ws_id("w2")])])
+    # w2 can't move out yet (W3: two ops in the window), so w3 can't come in yet (W1)
+    p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits, history=_ops("w2", 3, 2))
+    assert p.changes == ()
+    rules = {x.id: x.rule for x in p.deferred}
+    assert rules == {f"unlink:{SUB}/rg-ws/w2@clA": "W3", f"link:{SUB}/rg-ws/w2@clB": "W3",
+                     f"link:{SUB}/rg-ws/w3@clA": "W1"}
+
+
 def test_prune_unlinks_only_with_opt_in() -> None:
     live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("stray", cluster_id=A.arm_id)]
     d_args = ([A], [wsset("a", "clA", [ws_id("w1")])])
