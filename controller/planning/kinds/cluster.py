@@ -285,6 +285,9 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
     if spec.identity.type is IdentityType.SYSTEM_ASSIGNED:
         warns = (f"grant the new cluster's system-assigned principal get, wrapKey, unwrapKey on "
                  f"{ref.vault_name} before this step (rule C5, C7)",)
+    else:
+        warns = (f"the user-assigned identity needs get, wrapKey, unwrapKey on {ref.vault_name} before this "
+                 "step; once granted, set identity.keyAccessGranted to set the key at creation (C5, C7)",)
     wb.add(Change(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id,
                   cluster_id=cluster.arm_id, depends_on=(step,),
                   parameters=_set_key_params(cluster, key_params(ref)),
