@@ -43,6 +43,7 @@ from controller.model.observed import ObservedState
 from controller.planning import fingerprint as fp
 from controller.planning.plan import Plan
 from controller.planning.planner import make_plan
+from controller.render import json_plan
 from controller.state import paths
 from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
@@ -74,13 +75,15 @@ def _err(text: str) -> None:
 
 
 def load_plan_file(path: str) -> Plan:
+    """The saved artefact, read by the same code that wrote it (controller.render.json_plan)."""
     try:
-        return Plan.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise CmkError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise CmkError(f"{path} is not a cmkctl plan (JSON from `cmkctl plan --out`): {first}") from None
+    try:
+        return json_plan.from_json(text)
+    except CmkError as exc:
+        raise CmkError(f"{path}: {exc} (expected the JSON from `cmkctl plan --out`)") from None
 
 
 def stale_reason(saved: Plan, current: Plan, digests_now: dict[str, str]) -> list[str]:
@@ -177,6 +180,7 @@ def run(
     try:
         if planfile is None and not files:
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
+        plan_cmd.quiet_sdk_logging()
         saved = load_plan_file(planfile) if planfile else None
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])
         lock, make_store = open_state(state, command=command)

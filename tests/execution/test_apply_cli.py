@@ -84,3 +84,32 @@ def test_lock_timeout_durations() -> None:
         3600,
         0.5,
     ]
+
+
+def test_plan_out_then_apply_planfile_then_nothing_left(
+    env: dict[str, str], emulator: Any, tmp_path: Path
+) -> None:
+    """Scenario: the reviewed-plan workflow through the real CLI: `plan --out`, `apply PLANFILE` applies
+    exactly that plan, and `plan --detailed-exitcode` afterwards says there is nothing to do (exit 0)."""
+    seed_estate(emulator)
+    spec, state, planfile = write_spec(tmp_path / "spec"), tmp_path / "state", tmp_path / "plan.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "controller.cli", *args, "--state", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**env},
+        )
+
+    made = cli("plan", "-f", str(spec), "--out", str(planfile), "--detailed-exitcode")
+    assert made.returncode == 2, made.stderr
+    applied = cli("apply", str(planfile))
+    assert applied.returncode == 0, applied.stderr
+    assert "3 changed" in applied.stdout
+    assert "Traceback" not in applied.stderr
+    again = cli("plan", "-f", str(spec), "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert emulator.events() == []
