@@ -13,6 +13,7 @@ from tests_azure_support import (
     CLUSTER_ID,
     KEY_V1,
     KEY_V2,
+    LOCATION,
     PRINCIPAL,
     STORAGE_ID,
     SUB,
@@ -78,10 +79,6 @@ def test_observe_reads_a_seeded_estate_as_the_planner_needs_it(
     assert len(ops) >= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator does not route the subscription-level vault list yet (asked E1/E2)",
-)
 def test_vault_settings_come_from_the_vault_resource(
     emulator: Any, clients: AzureClients, tmp_path: Path
 ) -> None:
@@ -189,3 +186,29 @@ def test_an_unreadable_key_is_a_warning_and_marked_unknown_not_missing(
     assert key.readable is False
     assert any("cmk" in w and "403" in w for w in observed.warnings)
     assert observed.clusters  # the rest of the state is still there
+
+
+def test_cluster_list_pages_are_followed_and_big_workspace_lists_read_once(
+    emulator: Any, clients: AzureClients, tmp_path: Path
+) -> None:
+    """5 clusters over 3 pages (nextLink) and 4000 workspaces in one list: all seen, 3 + 1 requests."""
+    emulator.configure(cluster_page_size=2)
+    emulator.seed(
+        {
+            "clusters": [
+                {"subscription": SUB, "resource_group": f"rg-{i}", "name": f"cl{i}x", "location": LOCATION}
+                for i in range(5)
+            ],
+            "workspaces": [
+                {"subscription": SUB, "resource_group": "rg-many", "name": f"w{i}", "location": LOCATION}
+                for i in range(4000)
+            ],
+        }
+    )
+    spec = write_spec(tmp_path, [cluster_doc(key=None)])
+    emulator.clear_requests()
+    observed, _ = observe(spec, clients, now=NOW, activity_log=False)
+    assert len(observed.clusters) == 5
+    assert len(observed.workspaces) == 4000
+    lists = Counter(_kind(r["path"]) for r in emulator.requests())
+    assert lists == Counter({"clusters": 3, "workspaces": 1})

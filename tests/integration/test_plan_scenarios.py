@@ -240,16 +240,7 @@ def test_a_move_that_could_not_finish_is_not_started(emulator: Any, plan: PlanRu
 KEY_BLOCKS: list[Any] = [
     ("vault without purge protection", {"purgeProtection": False}, "C7"),
     ("key missing", {"keys": []}, "C7"),
-    pytest.param(
-        "vault in another region",
-        {"location": "eastus"},
-        "C8",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the planner checks C8 only on a readable vault; the emulator does not list vaults per "
-            "subscription yet (observe already records the region from x-ms-keyvault-region)",
-        ),
-    ),
+    ("vault in another region", {"location": "eastus"}, "C8"),
 ]
 
 
