@@ -586,6 +586,9 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
     location = str(body["location"])
     region = norm_loc(location)
     now = em.now()
+    bad_billing = _bad_billing(props)
+    if bad_billing:
+        return bad_billing
     # rule C11: a soft-deleted name stays reserved for 14 days
     for d in em.soft_deleted:
         if d.key_id == f"{sub}/{rg}/{name}".lower():
@@ -649,7 +652,7 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
         user_identities=uais,
         capacity=int(body["sku"]["capacity"]),
         sku_name="CapacityReservation",
-        billing_type=str(props.get("billingType") or "Cluster"),
+        billing_type=str(props.get("billingType") or "Cluster"),  # validated above
         double_encryption=double is not False,
         availability_zones=props.get("isAvailabilityZonesEnabled", True) is not False,
         key=None,
@@ -682,6 +685,15 @@ def _rg_name(em: Emulator, sub: str, rg: str) -> str:
     return g["name"] if g else rg
 
 
+def _bad_billing(props: dict[str, Any]) -> Response | None:
+    value = props.get("billingType")
+    if value is None or str(value) in ("Cluster", "Workspaces"):
+        return None
+    return arm_error(
+        400, "InvalidParameter", f"'{value}' is not a valid billingType. Allowed values: Cluster, Workspaces."
+    )
+
+
 def _busy(c: Cluster) -> Response | None:
     """Rule C6: no update or delete while an async operation runs."""
     op = c.running_op()
@@ -712,6 +724,18 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         )
     if put and body.get("location") and norm_loc(str(body["location"])) != norm_loc(c.location):
         return arm_error(400, "InvalidLocation", "The cluster's location cannot be changed.")
+    bad_billing = _bad_billing(props)
+    if bad_billing:
+        return bad_billing
+    if (
+        "isAvailabilityZonesEnabled" in props
+        and bool(props["isAvailabilityZonesEnabled"]) != c.availability_zones
+    ):
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "'isAvailabilityZonesEnabled' can only be set when the cluster is created.",
+        )
     if (
         "isDoubleEncryptionEnabled" in props
         and bool(props["isDoubleEncryptionEnabled"]) != c.double_encryption

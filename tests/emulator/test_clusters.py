@@ -273,3 +273,13 @@ def test_missing_resource_group_is_404(emulator: Any, sdk: Any) -> None:
     la = sdk.loganalytics()
     status, code, _ = refused(lambda: la.clusters.begin_create_or_update("nope", "clu1", cluster_model()))
     assert (status, code) == (404, "ResourceGroupNotFound")
+
+
+def test_billing_type_must_be_cluster_or_workspaces(la: Any) -> None:
+    from azure.mgmt.loganalytics.models import ClusterPatch
+
+    create_cluster(la)
+    status, _, message = refused(
+        lambda: la.clusters.begin_update("rg1", "clu1", ClusterPatch(billing_type="cluster2")).result()
+    )
+    assert status == 400 and "billingType" in message
