@@ -356,7 +356,8 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
         deps = tuple(sorted(set(change.depends_on) | ({chain[-1]} if chain else set())))
         if busy or chain_pending:
             rule = "C6"
-            reason = (f"{obs.name} is {obs.provisioning_state}; no update while an operation runs"
+            state = f"is {obs.provisioning_state}" if obs.busy else "has an operation of ours running"
+            reason = (f"{obs.name} {state}; no update while an operation runs"
                       if busy else "waits for an earlier step on this cluster")
             wb.defer(id=change.id, action=change.action, address=address, resource_id=obs.id, rule=rule,
                      reason=reason, not_before=None, depends_on=deps, parameters=change.parameters)
@@ -464,17 +465,17 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
 
     _plan_update(wb, cluster, obs, path, base, emit, drift)
 
-    # gate for links (W4): every step of the chain, and a Succeeded cluster
+    # gate for links (W4): a Succeeded cluster (the busy reason first), and every step of the chain
+    if busy:
+        what = f"is {obs.provisioning_state}" if obs.busy else "has an operation of ours still running"
+        gate.wait("W4", f"{obs.name} {what}: links wait until it is Succeeded", None, None)
     for step in chain:
         if step in wb.changes:
             gate.depends_on.append(step)
         else:
             gate.wait(wb.deferred[step].rule if step in wb.deferred else "C6",
                       f"waits for {step}", None, step)
-    if busy:
-        gate.wait("W4", f"{obs.name} is {obs.provisioning_state}: links wait until it is Succeeded",
-                  None, None)
-    elif obs.provisioning_state != _LINKABLE and not any(s in wb.changes for s in chain):
+    if not busy and obs.provisioning_state != _LINKABLE and not any(s in wb.changes for s in chain):
         gate.wait("W4", f"{obs.name} is {obs.provisioning_state}, not Succeeded", None, None)
 
 
