@@ -321,14 +321,18 @@ def _attempt(acc: _Acc, what: str, fn: Callable[[], T], *, required: bool = Fals
 LIST_API_VERSION = "2025-07-01"  # what azure-mgmt-loganalytics 13/14 send (facts §1.1)
 
 
-def list_raw(client: Any, path: str) -> list[dict[str, Any]]:
+def list_raw(client: Any, path: str, fallback: Callable[[], Iterable[Any]]) -> list[dict[str, Any]]:
     """GET an ARM list through the SDK client's own pipeline (auth, retries, counting), raw JSON.
 
     Why not `client.clusters.list()`: the generated models cost ~0.6 ms per workspace to build and we
     only read a few fields; at 10 subscriptions x 4000 workspaces that is most of a plan's time.
     `send_request` is the SDKs' supported way to make a request the generated operations would make.
+    Older SDKs without it (12.x) use the generated operation (`fallback`).
     """
     from azure.core.rest import HttpRequest
+
+    if not callable(getattr(client, "send_request", None)):
+        return [_raw(item) for item in fallback()]
 
     api_version = getattr(getattr(client, "_config", None), "api_version", None) or LIST_API_VERSION
     url: str | None = f"{path}?api-version={api_version}"
@@ -353,7 +357,10 @@ def _read_subscription(
     la = clients.loganalytics(sub)
     base = f"/subscriptions/{sub}/providers/Microsoft.OperationalInsights"
     clusters = _attempt(
-        acc, f"clusters of subscription {sub}", lambda: list_raw(la, f"{base}/clusters"), required=True
+        acc,
+        f"clusters of subscription {sub}",
+        lambda: list_raw(la, f"{base}/clusters", la.clusters.list),
+        required=True,
     )
     for data in clusters or []:
         try:
@@ -366,7 +373,7 @@ def _read_subscription(
     workspaces = _attempt(
         acc,
         f"workspaces of subscription {sub}",
-        lambda: list_raw(la, f"{base}/workspaces"),
+        lambda: list_raw(la, f"{base}/workspaces", la.workspaces.list),
         required=True,
     )
     for data in workspaces or []:
