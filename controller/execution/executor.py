@@ -233,8 +233,13 @@ class Executor:
         root_of: dict[str, str] = {}
         pending = dict(changes)
         running: dict[Future[StepResult], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
-            while pending or running:
+        held: set[str] = set()  # cluster/workspace keys of running steps (rules C6, W5)
+
+        def schedule(pool: ThreadPoolExecutor) -> None:
+            """Skip what can't run, start what is ready and whose cluster/workspace is free."""
+            progressed = True
+            while progressed:  # a skip can unblock (skip) steps seen earlier in the same scan
+                progressed = False
                 for cid, change in list(pending.items()):
                     deps = [d for d in change.depends_on if d in changes or d in deferred_ids]
                     bad = [
@@ -259,10 +264,18 @@ class Executor:
                         )
                         root_of[cid] = root
                         del pending[cid]
+                        progressed = True
                         continue
-                    if all(d in outcome for d in deps):
+                    keys = set(self._lock_keys(change))
+                    if all(d in outcome for d in deps) and not keys & held:
+                        # a busy cluster must not tie up a worker: wait here, not in the pool
+                        held.update(keys)
                         running[pool.submit(self._run_step, change)] = cid
                         del pending[cid]
+
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+            while pending or running:
+                schedule(pool)
                 if not running:
                     if pending:  # a cycle or a dependency that can never finish: refuse, never guess
                         for cid, change in pending.items():
@@ -278,6 +291,7 @@ class Executor:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     cid = running.pop(fut)
+                    held.difference_update(self._lock_keys(changes[cid]))
                     outcome[cid] = fut.result()
                     if outcome[cid].status is StepStatus.FAILED:
                         root_of[cid] = cid

@@ -71,6 +71,7 @@ class FakeAzure:
     lost_responses: set[str] = field(default_factory=set)
     sent: list[str] = field(default_factory=list)
     resumed: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
     failed_operations: set[str] = field(default_factory=set)  # tokens whose LRO ended Failed
     step_seconds: float = 0.0
     store: Any = None  # to check the journal order
@@ -115,6 +116,7 @@ class FakeAzure:
             self.active[key] -= 1
             self._total -= 1
             self.done.add(change.id)
+            self.finished.append(change.id)
 
     def verify(self, change: Change) -> None:
         if change.id not in self.done:

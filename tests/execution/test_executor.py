@@ -247,3 +247,30 @@ def test_resumed_operation_that_failed_is_reported_and_left_to_the_replan(tmp_pa
     result.resumed = [res]
     assert result.ok
     assert azure.sent == ["create-a"]
+
+
+def test_busy_cluster_does_not_tie_up_workers(tmp_path: Path) -> None:
+    """Scenario: with two workers, four links queue on cluster 'a' (one at a time, rule W5/C6); cluster
+    'b', listed last, still starts at once instead of waiting behind them."""
+    azure = FakeAzure(step_seconds=0.05)
+    ex, _, _ = _executor(tmp_path, azure, parallelism=2)
+    assert ex.apply(plan_of(*[link(f"w{i}", "a") for i in range(4)], create("b"))).ok
+    assert azure.finished.index("create-b") < 2
+
+
+def test_skips_propagate_down_a_chain_in_any_order(tmp_path: Path) -> None:
+    """Scenario: create fails; a key step depends on it and a link on the key step, the link listed
+    first: both are skipped as upstream failures (never a false 'dependency cycle')."""
+    azure = FakeAzure()
+    azure.faults["create-a"].append(errors.Terminal("Azure said 400 BadRequest: nope"))
+    key = create("a").model_copy(
+        update={"id": "key-a", "action": Action.SET_KEY, "depends_on": ("create-a",)}
+    )
+    ex, _, _ = _executor(tmp_path, azure)
+    result = ex.apply(plan_of(link("w1", "a", deps=("key-a",)), key, create("a")))
+    assert {s.id: s.status for s in result.steps} == {
+        "link-w1": StepStatus.SKIPPED_UPSTREAM,
+        "key-a": StepStatus.SKIPPED_UPSTREAM,
+        "create-a": StepStatus.FAILED,
+    }
+    assert all(s.upstream == "create-a" for s in result.steps if s.status is StepStatus.SKIPPED_UPSTREAM)
