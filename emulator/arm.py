@@ -145,6 +145,12 @@ def handle(em: Emulator, req: Request) -> Response:
             rg = r.raw[3]
             if len(low) == 4:
                 return _resource_group(em, req, sub, rg)
+            if (
+                len(low) == 5
+                and low[4] in ("moveresources", "validatemoveresources")
+                and req.method == "POST"
+            ):
+                return _move(em, req, sub, rg)
             if len(low) >= 6 and low[4] == "providers":
                 ns = low[5]
                 rest_raw = r.raw[6:]
@@ -199,6 +205,24 @@ def _generic_resources(em: Emulator, req: Request, sub: str) -> Response:
                     }
                 )
     return Response(200, {"value": items})
+
+
+def _move(em: Emulator, req: Request, sub: str, rg: str) -> Response:
+    """Rule C10: a cluster cannot move to another resource group or subscription. Moves of other
+    resources are not emulated (refused with a message that says so, never silently accepted)."""
+    body = _json(req)
+    resources = body.get("resources") if isinstance(body, dict) else None
+    if not isinstance(resources, list) or not resources:
+        return arm_error(400, "InvalidRequestContent", "The request content must list 'resources' to move.")
+    for rid in resources:
+        if "/providers/microsoft.operationalinsights/clusters/" in str(rid).lower():
+            return arm_error(
+                400,
+                "ResourceMoveNotSupported",
+                f"Resource '{rid}' of type '{CLUSTER_TYPE}' cannot be moved: cluster move to another resource "
+                "group or subscription isn't supported.",
+            )
+    return arm_error(400, "ResourceMoveNotSupported", "The emulator does not implement resource moves.")
 
 
 def _no_route(req: Request) -> Response:

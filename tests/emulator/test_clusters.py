@@ -283,3 +283,15 @@ def test_billing_type_must_be_cluster_or_workspaces(la: Any) -> None:
         lambda: la.clusters.begin_update("rg1", "clu1", ClusterPatch(billing_type="cluster2")).result()
     )
     assert status == 400 and "billingType" in message
+
+
+def test_c10_a_cluster_cannot_move(emulator: Any, la: Any) -> None:
+    cluster = create_cluster(la)
+    r = emulator.arm(
+        "POST",
+        f"/subscriptions/{SUB}/resourceGroups/rg1/moveResources",
+        {"resources": [cluster.id], "targetResourceGroup": f"/subscriptions/{SUB}/resourceGroups/rg2"},
+        api_version="2021-04-01",
+    )
+    assert r.status_code == 400 and "cannot be moved" in r.json()["error"]["message"]
+    assert la.clusters.get("rg1", "clu1").id == cluster.id
