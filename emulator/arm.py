@@ -219,8 +219,8 @@ def _move(em: Emulator, req: Request, sub: str, rg: str) -> Response:
             return arm_error(
                 400,
                 "ResourceMoveNotSupported",
-                f"Resource '{rid}' of type '{CLUSTER_TYPE}' cannot be moved: cluster move to another resource "
-                "group or subscription isn't supported.",
+                f"Resource '{rid}' of type '{CLUSTER_TYPE}' cannot be moved: cluster move to another "
+                "resource group or subscription isn't supported.",
             )
     return arm_error(400, "ResourceMoveNotSupported", "The emulator does not implement resource moves.")
 
