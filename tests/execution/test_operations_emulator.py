@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,9 @@ def test_resume_from_token_polls_without_resending(emulator: Any, ops: Operation
     ops.start(change, lambda url, token: journal.append((url, token)))
     ((url, token),) = journal
     assert token and url and "operationStatuses" in url
+    decoded = base64.b64decode(token + "==").decode("utf-8", "replace").lower()
+    assert "operationstatuses" in decoded  # the decoding worked: it names the status URL
+    assert "authorization" not in decoded and "emulator-token" not in decoded  # no credential journaled
     emulator.advance(3700)
 
     fresh = AzureClients()
