@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             limits=args.limits,
             seed_estate=estate,
         )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"emulator: cannot start: {exc}", file=sys.stderr)
         return 2
     text = running.env_text()

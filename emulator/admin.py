@@ -164,10 +164,10 @@ def seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
         em.storage_accounts[sid.lower()] = {"id": sid, "location": norm_loc(s.get("location", "eastus"))}
     if estate.get("vaults"):
         em.vaults.seed(list(estate["vaults"]))
-    for c in estate.get("clusters", []):
-        _seed_cluster(em, c, now)
-    for w in estate.get("workspaces", []):
-        _seed_workspace(em, w, now)
+    for i, c in enumerate(estate.get("clusters", [])):
+        _explained(f"clusters[{i}]", lambda c=c: _seed_cluster(em, c, now))
+    for i, w in enumerate(estate.get("workspaces", [])):
+        _explained(f"workspaces[{i}]", lambda w=w: _seed_workspace(em, w, now))
     em.list_cache.clear()
     em._recheck_revocations()
     return {
@@ -176,6 +176,16 @@ def seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
         "soft_deleted": len(em.soft_deleted),
         "storage_accounts": len(em.storage_accounts),
     }
+
+
+def _explained(where: str, step: Any) -> None:
+    """Seed errors name the entry and the field, not a bare KeyError."""
+    try:
+        step()
+    except KeyError as exc:
+        raise ValueError(f"estate {where}: missing field {exc}") from None
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"estate {where}: {exc}") from None
 
 
 def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
