@@ -18,6 +18,7 @@ state is incomplete.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -254,30 +255,61 @@ def vault_from_arm(data: Mapping[str, Any]) -> ObservedVault:
     )
 
 
-def link_ops_from_events(events: Iterable[Mapping[str, Any]]) -> list[LinkOperation]:
-    """Activity Log events -> link/unlink operations (rule W3): one per succeeded correlation id."""
-    out: dict[str, LinkOperation] = {}
+_TERMINAL = ("succeeded", "failed", "canceled")
+PENDING_HORIZON = timedelta(hours=6)  # a link takes up to ~90 min; older unfinished ones are stale
+
+
+def _link_attempts(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Group linkedServices write/delete events by correlation id (one attempt, several phases)."""
+    attempts: dict[str, dict[str, Any]] = {}
     for ev in events:
         op = str(_get(ev, "operationName", "value") or "").lower()
         if op not in (LINK_WRITE, LINK_DELETE):
-            continue
-        if str(_get(ev, "status", "value") or "").lower() != "succeeded":
             continue
         at = parse_time(_get(ev, "eventTimestamp"))
         resource = str(_get(ev, "resourceId") or "")
         if at is None or not resource:
             continue
+        status = str(_get(ev, "status", "value") or "").lower()
         corr = str(_get(ev, "correlationId") or f"{resource}|{at.isoformat()}")
-        out.setdefault(
+        a = attempts.setdefault(
             corr,
-            LinkOperation(
-                workspace_key=_workspace_key_from_link(resource),
-                kind="link" if op == LINK_WRITE else "unlink",
-                at=at,
-                source="activityLog",
-            ),
+            {
+                "ws": _workspace_key_from_link(resource),
+                "kind": "link" if op == LINK_WRITE else "unlink",
+                "first": at,
+                "statuses": {},
+            },
         )
-    return sorted(out.values(), key=lambda o: o.at)
+        a["first"] = min(a["first"], at)
+        a["statuses"].setdefault(status, at)
+    return attempts
+
+
+def link_ops_from_events(
+    events: Iterable[Mapping[str, Any]], *, now: datetime | None = None
+) -> list[LinkOperation]:
+    """Activity Log events -> link/unlink operations (rule W3): one per attempt that succeeded, and
+    (when `now` is given) one per attempt still running, which will count once it finishes."""
+    out: list[LinkOperation] = []
+    for a in _link_attempts(events).values():
+        if "succeeded" in a["statuses"]:
+            at = a["statuses"]["succeeded"]
+        elif now is not None and _is_pending(a, now):
+            at = a["first"]
+        else:
+            continue
+        out.append(LinkOperation(workspace_key=a["ws"], kind=a["kind"], at=at, source="activityLog"))
+    return sorted(out, key=lambda o: o.at)
+
+
+def _is_pending(attempt: Mapping[str, Any], now: datetime) -> bool:
+    return not any(s in attempt["statuses"] for s in _TERMINAL) and attempt["first"] > now - PENDING_HORIZON
+
+
+def pending_links(events: Iterable[Mapping[str, Any]], now: datetime) -> dict[str, str]:
+    """Workspaces with a link or unlink still running (rule W5): started, not yet finished."""
+    return {a["ws"]: "InProgress" for a in _link_attempts(events).values() if _is_pending(a, now)}
 
 
 # -- the read ------------------------------------------------------------------------------------
@@ -292,6 +324,7 @@ class _Acc:
     keys: dict[str, ObservedKey] = field(default_factory=dict)
     vaults: dict[str, ObservedVault] = field(default_factory=dict)
     link_ops: list[LinkOperation] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)  # workspace key -> link state (rule W5)
     vault_regions: dict[str, str] = field(default_factory=dict)  # vault host -> x-ms-keyvault-region
     warnings: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -395,9 +428,11 @@ def _read_subscription(
             lambda: [_raw(e) for e in mon.activity_logs.list(filter=flt, select=select)],
         )
         if events is not None:
-            ops = link_ops_from_events(events)
+            ops = link_ops_from_events(events, now=now)
+            running = pending_links(events, now)
             with acc.lock:
                 acc.link_ops.extend(ops)
+                acc.pending.update(running)
 
 
 def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
@@ -421,18 +456,7 @@ def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
     with acc.lock:
         ws = acc.workspaces.get(key)
         if ws is not None:
-            acc.workspaces[key] = ObservedWorkspace(
-                id=ws.id,
-                subscription=ws.subscription,
-                resource_group=ws.resource_group,
-                name=ws.name,
-                location=ws.location,
-                provisioning_state=ws.provisioning_state,
-                cluster_id=ws.cluster_id,
-                link_state=ws.link_state,
-                byos=byos,
-                byos_read=True,
-            )
+            acc.workspaces[key] = dataclasses.replace(ws, byos=byos, byos_read=True)
 
 
 def _read_key(ref: ids.KeyRef, clients: AzureClients, acc: _Acc) -> None:
@@ -569,6 +593,9 @@ def observe(
                     "falling back to the key's recoveryLevel for soft delete / purge protection (rule C7)"
                 )
 
+    for ws_key, link_state in acc.pending.items():  # rule W5: one link operation at a time
+        if ws_key in acc.workspaces:
+            acc.workspaces[ws_key] = dataclasses.replace(acc.workspaces[ws_key], link_state=link_state)
     history = History(link_operations=tuple(_associate_ops(acc.clusters) + acc.link_ops))
     state = ObservedState(
         subscriptions=tuple(subs),

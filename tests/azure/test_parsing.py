@@ -179,3 +179,27 @@ def test_activity_log_counts_one_operation_per_succeeded_correlation() -> None:
     assert [(o.kind, o.at.day) for o in ops] == [("link", 1), ("unlink", 10)]
     assert all(o.workspace_key.endswith("/workspaces/ws1") for o in ops)
     assert all(o.source == "activityLog" for o in ops)
+
+
+def test_an_attempt_without_a_final_status_is_a_link_in_progress() -> None:
+    from controller.azure.observe import pending_links
+
+    ls = f"{WS_RG}/ws9/linkedservices/cluster"
+    write = "Microsoft.OperationalInsights/workspaces/linkedServices/write"
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    running = [
+        {
+            "operationName": {"value": write},
+            "status": {"value": s},
+            "correlationId": "r1",
+            "resourceId": ls,
+            "eventTimestamp": "2026-11-30T11:30:00Z",
+        }
+        for s in ("Started", "Accepted")
+    ]
+    stale = [{**running[0], "correlationId": "r0", "eventTimestamp": "2026-11-20T11:30:00Z"}]
+    assert list(pending_links(running + stale, now).items()) == [(f"{WS_RG}/ws9", "InProgress")]
+    # it counts against the W3 budget from its start, before it finishes
+    ops = link_ops_from_events(running + stale, now=now)
+    assert [(o.kind, o.at.hour) for o in ops] == [("link", 11)]
+    assert link_ops_from_events(running + stale) == []  # without `now`, only finished attempts

@@ -394,3 +394,21 @@ def test_unreachable_azure_is_an_error_not_an_empty_plan(
 
 
 RequestFilter = Callable[[dict[str, Any]], bool]
+
+
+def test_a_link_someone_else_started_is_waited_for_not_repeated(emulator: Any, plan: PlanRunner) -> None:
+    """ws2's link to clu01 was started elsewhere (portal, another runner) and is still running: the plan
+    must not send a second one (rule W5: 409) and must count it against the W3 budget."""
+    from controller.azure.clients import AzureClients
+
+    emulator.configure(durations={"link": 3600})
+    emulator.seed(estate())
+    azure = AzureClients(env=emulator.env)
+    azure.loganalytics(SUB).linked_services.begin_create_or_update(
+        "rg-apps", "ws2", "cluster", {"properties": {"writeAccessResourceId": CLUSTER_ID}}, polling=False
+    )
+    azure.close()
+    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws2"], byos=BYOS_WS1)])
+    assert [c for c in run.plan["changes"] if "ws2" in c["address"]] == []
+    waiting = run.one("deferred", "link", "ws2")
+    assert waiting["rule"] == "W5"
