@@ -219,6 +219,12 @@ class Operations:
         if a is Action.DELETE or a is Action.UNLINK or a is Action.BYOS_UNLINK:
             if view is None:
                 return Precheck.DONE
+            if (
+                a is Action.UNLINK
+                and p.get("cluster_id")
+                and ids.id_key(str(view.get("cluster_id") or "")) != (ids.id_key(str(p["cluster_id"])))
+            ):
+                return Precheck.DONE  # linked elsewhere meanwhile: not ours to unlink (W2), no W3 spent
             return Precheck.IN_PROGRESS if state in _BUSY_STATES else Precheck.NEEDED
         if view is None:
             return Precheck.NEEDED

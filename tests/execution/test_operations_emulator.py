@@ -205,3 +205,35 @@ def test_throttled_patch_is_retried_by_the_executor(
     )
     patches = [r["status"] for r in emulator.requests() if r["method"] == "PATCH"]
     assert patches[0] == 429 and patches[-1] == 200 and len(patches) == 2
+
+
+def test_unlink_leaves_a_link_to_another_cluster_alone(emulator: Any, ops: Operations) -> None:
+    """Scenario: the plan wants law1 unlinked from our cluster, but someone already moved it to another
+    cluster: nothing to do (rule W2), and no W3 operation is spent on someone else's link."""
+    seed_estate(emulator, workspaces=("law1",))
+    emulator.seed(
+        {
+            "clusters": [
+                {"subscription": SUB, "resource_group": RG, "name": "other01", "location": "westeurope"}
+            ]
+        }
+    )
+    emulator.arm(
+        "PUT",
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights"
+        "/workspaces/law1/linkedServices/cluster",
+        {"properties": {"writeAccessResourceId": cluster_id("other01")}},
+    )
+    unlink = Change(
+        id="u",
+        action=Action.UNLINK,
+        address="workspace.law1",
+        resource_id=workspace_id("law1"),
+        cluster_id=cluster_id(),
+        parameters={"workspace_id": workspace_id("law1"), "cluster_id": cluster_id()},
+    )
+    assert ops.precheck(unlink) is Precheck.DONE
+    ours = unlink.model_copy(
+        update={"parameters": {"workspace_id": workspace_id("law1"), "cluster_id": cluster_id("other01")}}
+    )
+    assert ops.precheck(ours) is Precheck.NEEDED
