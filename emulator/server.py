@@ -74,7 +74,12 @@ def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str
             resp.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = "0"
             return resp, {}
         b.tokens -= 1.0
-        return None, {f"x-ms-ratelimit-remaining-subscription-{kind}": str(int(b.tokens))}
+        left = str(int(b.tokens))
+        # Both the classic and the 2025 "global" header names (azure-api-facts §1.7).
+        return None, {
+            f"x-ms-ratelimit-remaining-subscription-{kind}": left,
+            f"x-ms-ratelimit-remaining-subscription-global-{kind}": left,
+        }
 
 
 def pick_fault(em: Emulator, req: Request) -> tuple[Response | None, bool, float]:
@@ -139,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
             if delay:
                 time.sleep(delay)
             if reset:
-                em.log_request(req.method, host, req.path, 0)
+                em.log_request(req.method, host, req.path, 0, req.q("api-version"))
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.setsockopt(
@@ -155,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # the emulator must answer, as Azure does, never hang up
                 resp = arm_error(500, "InternalServerError", f"Emulator error: {type(exc).__name__}: {exc}")
         if not admin_call:
-            em.log_request(req.method, host, req.path, resp.status)
+            em.log_request(req.method, host, req.path, resp.status, req.q("api-version"))
         payload = resp.encoded()
         self.send_response(resp.status)
         headers = {

@@ -476,10 +476,19 @@ class Emulator:
         )
 
     # ---- request log ---------------------------------------------------------------------------
-    def log_request(self, method: str, host: str, path: str, status: int) -> None:
+    def log_request(
+        self, method: str, host: str, path: str, status: int, api_version: str | None = None
+    ) -> None:
         with self.lock:
             self.requests.append(
-                {"method": method, "host": host, "path": path, "status": status, "time": iso7(self.now())}
+                {
+                    "method": method,
+                    "host": host,
+                    "path": path,
+                    "status": status,
+                    "time": iso7(self.now()),
+                    "api_version": api_version,
+                }
             )
 
 

@@ -35,6 +35,7 @@ def test_request_log_records_each_call_and_can_be_cleared(emulator: Any, sdk: An
         ("GET", "management.azure.com", 404),
     ]
     assert log[1]["path"].endswith("/clusters/nothere") and log[1]["time"]
+    assert log[1]["api_version"] in ("2021-06-01", "2025-07-01")  # what SDK 12 / 14 send for clusters
     emulator.clear_requests()
     assert emulator.requests() == []
 
@@ -228,3 +229,26 @@ def test_throttling_exhausted_bucket_answers_429_with_retry_after(emulator: Any)
         "PUT", f"/subscriptions/{SUB}/resourcegroups/rg2", {"location": "eastus"}, api_version="2021-04-01"
     )
     assert w.status_code == 201
+
+
+def test_concurrent_clients_see_consistent_state(emulator: Any, sdk: Any) -> None:
+    """The executor runs parallel workers: many simultaneous writes must neither fail nor get lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from emu_helpers import link, workspace
+
+    make_rg(emulator)
+    create_cluster(sdk.loganalytics())
+
+    def one(i: int) -> str:
+        la = sdk.loganalytics()
+        workspace(la, name=f"wsc{i:03d}")
+        state = link(la, "rg1", f"wsc{i:03d}", "clu1").provisioning_state
+        return str(getattr(state, "value", state))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        states = list(pool.map(one, range(24)))
+    assert states == ["Succeeded"] * 24
+    cluster = sdk.loganalytics().clusters.get("rg1", "clu1")
+    assert len(cluster.associated_workspaces) == 24
+    assert emulator.events() == []
