@@ -412,3 +412,34 @@ def test_a_link_someone_else_started_is_waited_for_not_repeated(emulator: Any, p
     assert [c for c in run.plan["changes"] if "ws2" in c["address"]] == []
     waiting = run.one("deferred", "link", "ws2")
     assert waiting["rule"] == "W5"
+
+
+def test_moving_a_cluster_to_another_resource_group_is_blocked(emulator: Any, plan: PlanRunner) -> None:
+    emulator.seed(estate())  # clu01 lives in rg-mon
+    run = plan([cluster_doc(resourceGroup="rg-new"), workspace_set_doc(["ws1"], byos=BYOS_WS1)])
+    assert run.items("changes", "create") == [] and run.items("changes", "delete") == []
+    blocked = run.one("blocked", "create", CLUSTER)
+    assert blocked["rule"] == "C10" and RG in blocked["reason"] + blocked["remedy"]
+    # and ws1 is not moved off the cluster that stays where it is
+    assert [c for c in run.plan["changes"] if "ws1" in c["address"]] == []
+
+
+def test_cluster_never_goes_over_1000_links(emulator: Any, plan: PlanRunner) -> None:
+    """999 workspaces already on clu01 (998 the spec doesn't name, plus ws1): one more fits (W1)."""
+    seeded = estate()
+    seeded["workspaces"] += [
+        {
+            "subscription": SUB,
+            "resource_group": "rg-many",
+            "name": f"m{i}",
+            "location": LOCATION,
+            "cluster": CLUSTER_ID,
+        }
+        for i in range(998)
+    ]
+    seeded["workspaces"] += [_ws(f"n{i}") for i in range(3)]
+    emulator.seed(seeded)
+    run = plan([cluster_doc(), workspace_set_doc(["ws1", "n0", "n1", "n2"], byos=BYOS_WS1)])
+    assert len(run.items("changes", "link")) == 1
+    over = [b for b in run.plan["blocked"] + run.plan["deferred"] if b["action"] == "link"]
+    assert len(over) == 2 and {b["rule"] for b in over} == {"W1"}
