@@ -331,9 +331,12 @@ class Executor:
             typical, text = EXPECTED.get(change.action, (60.0, ""))
             self.progress.step_started(change.id, change.address + f": {change.action}", typical, text)
             try:
-                status = self._retrying(lambda: self._attempt(change))
+                attempted: list[bool] = []
+                status = self._retrying(lambda: self._attempt(change, attempted))
                 if status is StepStatus.DONE:
                     self.gateway.verify(change)
+                if status is StepStatus.DONE or (attempted and _is_link(change.action)):
+                    # a link whose response was lost but which took effect still spent W3 budget
                     self._record_effects(str(change.action), journal_target(change), change, self._now())
                 self.store.end_operation(change.id, "done" if status is StepStatus.DONE else "already done")
                 res = StepResult(change.id, change.address, change.action, status)
@@ -353,7 +356,7 @@ class Executor:
         self.progress.step_finished(change.id, str(res.status))
         return res
 
-    def _attempt(self, change: Change) -> StepStatus:
+    def _attempt(self, change: Change, attempted: list[bool]) -> StepStatus:
         """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send."""
         pre = self.gateway.precheck(change)
         if pre is Precheck.IN_PROGRESS:
@@ -369,6 +372,7 @@ class Executor:
             # journaled BEFORE waiting: a crash from here on resumes this operation, never re-issues it
             self.store.record_operation_sent(change.id, status_url=status_url, continuation_token=token)
 
+        attempted.append(True)
         handle = self.gateway.start(change, on_sent)
         self.gateway.wait(handle)
         return StepStatus.DONE

@@ -97,10 +97,11 @@ def test_link_with_lost_response_is_reobserved_not_resent(tmp_path: Path) -> Non
     azure = FakeAzure()
     azure.faults["link-w1"].append(errors.OutcomeUnknown("sent, no response"))
     azure.lost_responses.add("link-w1")
-    ex, _, _ = _executor(tmp_path, azure)
+    ex, store, _ = _executor(tmp_path, azure)
     result = ex.apply(plan_of(link("w1", "a")))
     assert result.steps[0].status is StepStatus.ALREADY_DONE
     assert azure.sent == ["link-w1"]
+    assert [o.kind for o in store.load().link_operations] == ["link"]  # it did spend W3 budget
 
 
 def test_rule_violation_is_not_retried(tmp_path: Path) -> None:
