@@ -443,3 +443,55 @@ def test_cluster_never_goes_over_1000_links(emulator: Any, plan: PlanRunner) -> 
     assert len(run.items("changes", "link")) == 1
     over = [b for b in run.plan["blocked"] + run.plan["deferred"] if b["action"] == "link"]
     assert len(over) == 2 and {b["rule"] for b in over} == {"W1"}
+
+
+def test_user_assigned_to_system_assigned_walks_the_documented_steps(emulator: Any, plan: PlanRunner) -> None:
+    """Clear the key, change the identity, grant the new principal, set the key: never identity and key
+    in one operation, and the key waits for the grant (rules C5, C7)."""
+    uai = f"/subscriptions/{SUB}/resourceGroups/rg-id/providers/Microsoft.ManagedIdentity"
+    uai += "/userAssignedIdentities/id1"
+    seeded = estate()
+    seeded["identities"] = [{"id": uai, "principal_id": "99999999-2222-4333-8444-555555555555"}]
+    seeded["clusters"][0]["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {uai: {}}}
+    emulator.seed(seeded)
+    run = plan(_matching_spec())
+    clear = run.one("changes", "set_key", CLUSTER)
+    identity = run.one("changes", "update", CLUSTER)
+    assert clear["parameters"].get("key") is None and "identity" not in clear["parameters"]
+    assert "key" not in identity["parameters"] and clear["id"] in identity["depends_on"]
+    final_key = run.one("deferred", "set_key", CLUSTER)
+    assert identity["id"] in final_key["depends_on"] and final_key["rule"] == "C7"
+    assert [c for c in run.plan["changes"] if "ws1" in c["address"]] == []  # the link stays
+
+
+def test_a_pruned_cluster_is_deleted_before_the_create_that_needs_its_slot(
+    emulator: Any, plan: PlanRunner
+) -> None:
+    seeded = estate()
+    seeded["clusters"].append(
+        {"subscription": SUB, "resource_group": RG, "name": "old02", "location": LOCATION}
+    )
+    emulator.seed(seeded)  # the region is full (C2: 2 per region in the seed profile)
+    settings = {
+        "apiVersion": "cmk.azure.io/v1",
+        "kind": "Settings",
+        "metadata": {"name": "fleet"},
+        "spec": {"prune": {"clusters": True}},
+    }
+    new = cluster_doc(key=None)
+    new["metadata"]["name"] = "new03"
+    run = plan([settings, *_matching_spec(), new])
+    delete = run.one("changes", "delete", "old02")
+    create = run.one("changes", "create", "new03")
+    assert delete["id"] in create["depends_on"]
+    assert delete["destructive"] or delete.get("warnings")
+
+
+def test_identity_none_with_opt_in_is_planned_with_a_critical_warning(
+    emulator: Any, plan: PlanRunner
+) -> None:
+    emulator.seed(estate())
+    run = plan(_matching_spec(identity={"type": "None"}, allowAccessRevocation=True))
+    run.one("changes", "update", CLUSTER)
+    critical = [w for w in run.plan["warnings"] if w["severity"] == "critical" and w["rule"] == "C12"]
+    assert len(critical) == 1 and "irreversibl" in critical[0]["message"].lower()
