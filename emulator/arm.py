@@ -998,19 +998,14 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
             em.workspaces[key] = w
             em.list_cache.clear()
             return Response(201, _ws_body(em, w))  # real: 201 Creating, body polling (facts §3.1)
-        if w.cluster is not None and (props.get("sku") or {}).get("name") and sku_name.lower() != "lacluster":
-            return arm_error(
-                400, "BadRequest", "sku.name can not be changed while workspace is linked to cluster"
-            )
-        if (props.get("sku") or {}).get("name") and sku_name.lower() != "lacluster":
-            w.sku = sku_name
-        if "tags" in body and isinstance(body["tags"], dict):
-            w.tags = dict(body["tags"])
-        if props.get("retentionInDays"):
-            w.retention = int(props["retentionInDays"])
-        w.modified = now
-        _invalidate(em, w)
-        return Response(200, _ws_body(em, w))
+        return _update_workspace(em, w, body, now)
+    if req.method == "PATCH":  # plain call, not an LRO (facts §1.4)
+        if w is None:
+            return _ws_404(rg, name)
+        body = _json(req)
+        if not isinstance(body, dict):
+            return arm_error(400, "InvalidParameter", MSG_BODY)
+        return _update_workspace(em, w, body, em.now())
     if req.method == "DELETE":
         if w is None:
             return Response(204)
@@ -1018,6 +1013,34 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
         em.list_cache.clear()
         return Response(200)  # real: 200 empty (facts §3.1)
     return _no_route(req)
+
+
+def _update_workspace(em: Emulator, w: Workspace, body: dict[str, Any], now: datetime) -> Response:
+    """PUT on an existing workspace and PATCH: the link is not the user's to set here (it is a
+    linkedServices/cluster mirror), and a linked workspace keeps its LACluster SKU."""
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        return arm_error(400, "InvalidParameter", MSG_BODY)
+    feats = props.get("features") or {}
+    wanted = feats.get("clusterResourceId") if isinstance(feats, dict) else None
+    if wanted and (w.cluster is None or str(wanted).lower() != w.cluster.lower()):
+        return arm_error(
+            400, "InvalidParameter", "'features.clusterResourceId' is a read only property and cannot be set."
+        )
+    sku_name = str((props.get("sku") or {}).get("name") or "")
+    if sku_name and sku_name.lower() != "lacluster":
+        if w.cluster is not None:
+            return arm_error(
+                400, "BadRequest", "sku.name can not be changed while workspace is linked to cluster"
+            )
+        w.sku = sku_name
+    if "tags" in body and isinstance(body["tags"], dict):
+        w.tags = {str(k): str(v) for k, v in body["tags"].items()}
+    if props.get("retentionInDays"):
+        w.retention = int(props["retentionInDays"])
+    w.modified = now
+    _invalidate(em, w)
+    return Response(200, _ws_body(em, w))
 
 
 def _ws_404(rg: str, name: str) -> Response:

@@ -391,3 +391,31 @@ def test_activity_log_pages_with_next_link(emulator: Any, sdk: Any) -> None:
     assert len({e.event_data_id for e in events}) == 9
     pages = [r for r in emulator.requests() if r["path"].endswith("/values")]
     assert len(pages) == 3
+
+
+@pytest.mark.sdk12
+def test_workspace_update_delete_and_the_sku_of_a_linked_workspace(emulator: Any, la: Any) -> None:
+    from azure.mgmt.loganalytics.models import Workspace, WorkspacePatch, WorkspaceSku
+
+    create_cluster(la)
+    workspace(la)
+    assert la.workspaces.update("rg1", "wsp1", WorkspacePatch(tags={"env": "ci"})).tags == {"env": "ci"}
+    link(la, "rg1", "wsp1", "clu1")
+    body = Workspace(location="eastus", sku=WorkspaceSku(name="PerGB2018"))
+    status, _, message = refused(lambda: la.workspaces.begin_create_or_update("rg1", "wsp1", body).result())
+    assert (status, message) == (400, "sku.name can not be changed while workspace is linked to cluster")
+    la.workspaces.begin_delete("rg1", "wsp1").result()
+    assert refused(lambda: la.workspaces.get("rg1", "wsp1"))[0] == 404
+
+
+def test_cluster_resource_id_is_read_only_on_workspaces(emulator: Any, la: Any) -> None:
+    create_cluster(la)
+    workspace(la)
+    path = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.OperationalInsights/workspaces/wsp1"
+    body = {
+        "location": "eastus",
+        "properties": {"features": {"clusterResourceId": cluster_id("rg1", "clu1")}},
+    }
+    r = emulator.arm("PUT", path, body)
+    assert r.status_code == 400 and "read only" in r.json()["error"]["message"]
+    assert emulator.arm("GET", path).json()["properties"]["features"].get("clusterResourceId") is None
