@@ -73,7 +73,9 @@ def test_fleet_converges_from_empty(
     assert {ws: live_links.get(ws) for ws in wanted} == wanted
 
     emulator.clear_requests()
+    capsys.readouterr()
     assert _apply(state) == 0
+    assert "No changes" in capsys.readouterr().out  # the next plan is empty
     assert [r for r in emulator.requests() if r["method"] != "GET"] == []
     assert emulator.events() == []
 
