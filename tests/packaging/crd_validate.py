@@ -9,6 +9,7 @@ no other property. Usage: python crd_validate.py FILE...  (exit 1 and one line p
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -33,8 +34,7 @@ def main(paths: list[str]) -> int:
     problems: list[str] = []
     checked = 0
     for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d]
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d]
         for doc in docs:
             model = MODELS.get((doc.get("apiVersion"), doc.get("kind")))
             if model is None:
