@@ -23,6 +23,7 @@ from emulator.server import RunningEmulator, start
 
 STATIC_TOKEN = "emulator-token"  # not a secret: the emulator accepts any bearer token
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # the emulator's default tenant (and Key Vault's)
 START = datetime(2026, 11, 30, 6, 0, 0, tzinfo=UTC)
 TEST_DURATIONS = {
     "cluster_create": 0.0,
@@ -176,6 +177,7 @@ class EmulatorHandle:
             cluster_page_size=100,
             activity_page_size=200,
             time_scale=0.0,
+            tenant_id=TENANT,
         )
         self.set_clock(START.isoformat())
         self.clear_requests()
