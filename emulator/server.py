@@ -257,9 +257,17 @@ def start(
     """Start the emulator in a background thread; returns once it accepts connections."""
     tmp = tempfile.TemporaryDirectory(prefix="cmkctl-emulator-")
     ca = trustme.CA()
-    cert = ca.issue_cert(
-        "127.0.0.1", "localhost", "management.azure.com", "*.vault.azure.net", "*.managedhsm.azure.net"
-    )
+    names = [
+        "127.0.0.1",
+        "::1",
+        "localhost",
+        "management.azure.com",
+        "*.vault.azure.net",
+        "*.managedhsm.azure.net",
+    ]
+    if host not in names and host not in ("0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        names.append(host)  # clients that connect by the listener's own name must be able to verify it
+    cert = ca.issue_cert(*names)
     ca_file = str(Path(tmp.name) / "ca.pem")
     ca.cert_pem.write_to_path(ca_file)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -268,7 +276,10 @@ def start(
     if seed_estate:
         admin.seed(em, seed_estate)
     handler = type("Handler", (_Handler,), {"emulator": em})
-    server = _Server((host, port), handler, ctx)
+    server_cls = _Server
+    if ":" in host:  # an IPv6 literal such as ::1
+        server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+    server = server_cls((host, port), handler, ctx)
     real_port = server.server_address[1]
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="cmkctl-emulator"
