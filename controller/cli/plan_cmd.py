@@ -157,8 +157,9 @@ def run(
     quiet_sdk_logging()
     try:
         plan, observed = build_plan(paths, state=state, clients=clients)
-        for warning in observed.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        if fmt is Format.JSON:  # text and markdown show them in the plan; JSON keeps stdout clean
+            for warning in observed.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         if out:
             Path(out).write_text(plan_json(plan), encoding="utf-8")
         sys.stdout.write(render(plan, fmt))
