@@ -1,19 +1,25 @@
 """Observe: read the live state a spec touches with the fewest requests, into `ObservedState` + `History`.
 
-Request budget (asserted by tests/azure/test_request_count.py):
+Request budget (asserted by tests/azure/test_observe.py and tests/integration/test_fleet.py):
 
 * per subscription the spec touches: 1 cluster list + 1 workspace list (+ nextLink pages), and
-  1 Activity Log query (rule W3 history; `activity_log=False` skips it);
-* per workspace the spec names WITH a BYOS block: 1 linkedStorageAccounts list (rule B1/B2);
-* per referenced key: 1 list of its versions (Key Vault data plane; + the 401 challenge once per vault);
-* per subscription holding a cluster whose key we read: 1 vault list (management plane), matched by
-  vaultUri; other spec subscriptions are tried only while a vault is still unfound.
+  1 Activity Log query (`resourceProvider eq 'Microsoft.OperationalInsights'` over the link window,
+  only the 5 fields we read; `activity_log=False` skips it);
+* per workspace the spec names WITH a BYOS block: 1 linkedStorageAccounts list (rules B1/B2);
+* per referenced key: 1 list of its versions (Key Vault data plane; + the 401 challenge once per
+  vault per process). Its `x-ms-keyvault-region` header gives the vault's region for free (rule C8);
+* per subscription holding a cluster whose (non-HSM) key we read: 1 vault list (management plane),
+  matched by vaultUri; other spec subscriptions are tried only while a vault is still unfound.
 
 Link state comes from the lists alone (`features.clusterResourceId`, `associatedWorkspaces`): no
-per-workspace GETs. Model objects are read through their wire JSON (`_raw`) so SDK generations that
-type dates differently (RFC-1123 strings in SDK 14, azure-api-facts §1.4) parse the same way.
-Parts that cannot be read become `ObservedState.warnings`, never a crash; the planner then knows the
-state is incomplete.
+per-workspace GETs. W3 history = `associateDate` ∪ Activity Log (one operation per correlation id that
+succeeded, or that started and has not finished: that one also marks the workspace busy, rule W5); the
+CLI adds the local journal. Cluster and workspace lists are read as raw JSON through the SDK client's
+own pipeline (`send_request`; 3x faster than building models at 40k workspaces); other reads go
+through the generated operations and `_raw`, so SDK generations that type dates differently
+(RFC-1123 strings in SDK 14, azure-api-facts §1.4) parse the same way. An unreadable cluster or
+workspace list raises (planning from an empty view would propose re-creating everything); any other
+unreadable part becomes `ObservedState.warnings` and an "unknown", never a "missing".
 """
 
 from __future__ import annotations
