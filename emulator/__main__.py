@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -10,6 +11,21 @@ from pathlib import Path
 
 from emulator.clock import parse_time
 from emulator.server import load_estate, start
+from emulator.state import DEFAULT_DURATIONS
+
+
+def _durations(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("--durations is a JSON object of operation kind to seconds")
+    unknown = sorted(set(data) - set(DEFAULT_DURATIONS))
+    if unknown:
+        raise ValueError(
+            f"--durations: unknown operation kinds {unknown}; known: {sorted(DEFAULT_DURATIONS)}"
+        )
+    return {str(k): float(v) for k, v in data.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
     p.add_argument("--seed", help="estate file (JSON or YAML) to load at start")
     p.add_argument("--limits", choices=["seed", "current"], default="seed")
+    p.add_argument(
+        "--durations",
+        help='simulated seconds per operation kind, JSON, e.g. \'{"cluster_create": 60, "link": 30}\' '
+        "(defaults: create 2 h, key update 2 min, delete 1 min, link/unlink 90 min)",
+    )
     args = p.parse_args(argv)
     try:
         estate = load_estate(args.seed) if args.seed else None
         clock = parse_time(args.clock) if args.clock else None
+        durations = _durations(args.durations)
         running = start(
+            durations=durations,
             host=args.host,
             port=args.port,
             clock=clock,

@@ -219,6 +219,10 @@ class _Server(ThreadingHTTPServer):
                 tls.close()
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @dataclass
 class RunningEmulator:
     url: str
@@ -276,10 +280,7 @@ def start(
     if seed_estate:
         admin.seed(em, seed_estate)
     handler = type("Handler", (_Handler,), {"emulator": em})
-    server_cls = _Server
-    if ":" in host:  # an IPv6 literal such as ::1
-        server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-    server = server_cls((host, port), handler, ctx)
+    server = (_Server6 if ":" in host else _Server)((host, port), handler, ctx)  # ":" = an IPv6 literal
     real_port = server.server_address[1]
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="cmkctl-emulator"

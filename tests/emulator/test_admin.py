@@ -191,6 +191,8 @@ def test_python_dash_m_emulator_serves_and_writes_the_env_file(tmp_path: Path) -
             "0",
             "--limits",
             "current",
+            "--durations",
+            '{"cluster_create": 5}',
         ],
         cwd=root,
         stdout=subprocess.PIPE,
@@ -209,7 +211,9 @@ def test_python_dash_m_emulator_serves_and_writes_the_env_file(tmp_path: Path) -
         s.trust_env = False
         clock = s.get(f"{url}/_emulator/clock", verify=ca, timeout=10).json()
         assert clock["now"].startswith("2026-06-01T00:00:00")
-        assert s.get(f"{url}/_emulator/config", verify=ca, timeout=10).json()["limits"] == "current"
+        config = s.get(f"{url}/_emulator/config", verify=ca, timeout=10).json()
+        assert config["limits"] == "current"
+        assert config["durations"]["cluster_create"] == 5
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
