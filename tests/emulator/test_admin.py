@@ -256,3 +256,16 @@ def test_concurrent_clients_see_consistent_state(emulator: Any, sdk: Any) -> Non
     cluster = sdk.loganalytics().clusters.get("rg1", "clu1")
     assert len(cluster.associated_workspaces) == 24
     assert emulator.events() == []
+
+
+def test_chunked_request_bodies_are_read(emulator: Any) -> None:
+    def body() -> Any:
+        yield b'{"advance_'
+        yield b'seconds": 60}'
+
+    s = requests.Session()
+    s.trust_env = False
+    before = emulator.now()
+    r = s.post(f"{emulator.url}/_emulator/clock", data=body(), verify=emulator.ca_file, timeout=10)
+    assert r.status_code == 200 and r.json()["now"] != before
+    assert r.json()["now"].startswith("2026-11-30T06:01:00")
