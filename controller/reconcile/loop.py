@@ -25,6 +25,7 @@ Suspend: `--suspend` or `settings.suspend: true` in the spec repository: observe
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -55,6 +56,8 @@ from controller.reconcile.source import Checkout, SourceError, open_source, reda
 from controller.reconcile.status import PassRecord, Reason, Status
 from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
+
+INTENT_FILE = "controller-intent.json"
 
 
 class Mode(StrEnum):
@@ -137,7 +140,10 @@ class Reconciler:
             now=self.now(),
         )
         self.metrics.suspended.set(1 if config.suspend else 0)
-        self._intended: set[str] = set()  # addresses deferred at a revision: spec intent, not drift
+        # addresses deferred at the applied revision: spec intent still to do, not hand-made drift;
+        # kept in the state directory so a restarted controller still applies them when their date comes
+        self._intent_file = config.state_dir / INTENT_FILE
+        self._intended: set[str] = self._load_intent()
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -350,11 +356,20 @@ class Reconciler:
                 message=step.message,
                 revision=checkout.revision,
             )
-        self._intended = {d.address for d in plan.deferred}
+        self._save_intent(checkout.revision, {d.address for d in plan.deferred})
         if result.failed:
             first = result.failed[0]
             msg = f"{len(result.failed)} failed; first: {first.address}: {first.message}"
-            if self.stop.is_set() or all(gateway.retryable(s.id) for s in result.failed):
+            if self.stop.is_set():
+                self._finish(
+                    outcome,
+                    ok=False,
+                    result="failed",
+                    reason=Reason.STOPPING,
+                    retry=True,
+                    message=f"stopped before finishing; the next start resumes: {msg}",
+                )
+            elif all(gateway.retryable(s.id) for s in result.failed):
                 self._finish(
                     outcome, ok=False, result="failed", reason=Reason.RETRYING, message=msg, retry=True
                 )
@@ -506,6 +521,21 @@ class Reconciler:
     def _interval(self) -> float:
         j = max(0.0, min(self.config.jitter, 0.5))
         return max(1.0, self.config.interval * self.rng.uniform(1 - j, 1 + j))
+
+    def _load_intent(self) -> set[str]:
+        try:
+            data = json.loads(self._intent_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        if not isinstance(data, dict) or data.get("revision") != self.status.last_applied_revision:
+            return set()
+        return {str(a) for a in data.get("deferred", [])}
+
+    def _save_intent(self, revision: str, addresses: set[str]) -> None:
+        self._intended = addresses
+        tmp = self._intent_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"revision": revision, "deferred": sorted(addresses)}), encoding="utf-8")
+        tmp.replace(self._intent_file)  # atomic: a crash leaves the old file or the new one
 
     def _journal_revision(self) -> str | None:
         """The last revision this scope applied, from the journal: a restart keeps lastAppliedRevision."""

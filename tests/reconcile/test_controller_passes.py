@@ -291,3 +291,47 @@ def test_workspace_ids_in_drift_name_the_missing_link(
     out = make_reconciler(repo.url, mode=Mode.REPORT).run_pass()
     ids = {d["resourceId"].lower() for d in out.drift}
     assert workspace_id("law3").lower() in ids or any("law3" in d["address"] for d in out.drift)
+
+
+def test_a_restarted_controller_still_applies_a_deferred_change_when_its_date_comes(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
+) -> None:
+    """With the default settings.drift: report, the pending C4 decrease is spec intent, not hand-made
+    drift: a new controller process (same state volume) must still apply it at not_before."""
+    seed(emulator)
+    repo.commit_spec(spec_docs(capacity=1100), "cluster at 1100")
+    assert make_reconciler(repo.url).run_pass().record.result == "applied"
+    repo.commit_spec(spec_docs(capacity=1000), "shrink to 1000")
+    out = make_reconciler(repo.url).run_pass()
+    assert out.record.result == "deferred" and out.plan is not None
+    not_before = out.plan.deferred[0].not_before
+    assert not_before is not None
+    emulator.advance((not_before - datetime.fromisoformat(emulator.now())).total_seconds() + 1)
+
+    restarted = make_reconciler(repo.url)
+    assert restarted.status.last_applied_revision == repo.git("rev-parse", "HEAD")
+    out = restarted.run_pass()
+    assert out.record.result == "applied", out.record.message
+    assert _cluster(emulator)["sku"]["capacity"] == 1000
+
+
+def test_stop_requested_before_a_step_starts_sends_nothing_and_leaves_no_open_operation(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler, tmp_path: Path
+) -> None:
+    from controller.state.sqlite_store import SqliteHistoryStore
+
+    seed(emulator)
+    repo.commit_spec(spec_docs(), "cluster")
+    rec = make_reconciler(repo.url)
+    rec.request_stop()  # SIGTERM arrived: the pass may observe, but must not start an operation
+    out = rec.run_pass()
+    assert out.record.result == "failed"
+    assert _condition(rec, "Stalled")["status"] == "False"  # retried by the next pod, not stalled
+    assert _condition(rec, "Ready")["reason"] == "ShuttingDown"
+    assert _condition(rec, "Ready")["reason"] == "ShuttingDown"
+    assert _writes(emulator) == []
+    store = SqliteHistoryStore(tmp_path / "state")
+    try:
+        assert store.load().in_flight == ()
+    finally:
+        store.close()
