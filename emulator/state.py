@@ -206,6 +206,7 @@ class Emulator:
         self.storage_accounts: dict[str, dict[str, str]] = {}  # lower id → {id, location}
         self.identities: dict[str, dict[str, str]] = {}  # lower id → {principalId, clientId}
         self.operations: dict[str, Operation] = {}
+        self.pending: list[Operation] = []  # not yet completed (ticks scan only these)
         self.activity: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
@@ -251,14 +252,15 @@ class Emulator:
             data=dict(data),
         )
         self.operations[op.id] = op
+        self.pending.append(op)
         return op
 
     def tick(self) -> None:
         """Complete every operation whose simulated end has passed, in end-time order."""
         now = self.now()
-        due = sorted(
-            (op for op in self.operations.values() if not op.done and op.end <= now), key=lambda o: o.end
-        )
+        due = sorted((op for op in self.pending if op.end <= now), key=lambda o: o.end)
+        if due:
+            self.pending = [op for op in self.pending if op.end > now]
         for op in due:
             self._complete(op)
         self._expire_soft_deleted(now)
