@@ -58,6 +58,7 @@ from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
 
 INTENT_FILE = "controller-intent.json"
+STALL_NOTE = " (no changes until the revision changes)"
 
 
 class Mode(StrEnum):
@@ -114,7 +115,7 @@ class Reconciler:
         self.clients = clients
         self.now = now or (lambda: datetime.now(UTC))
         self.log = log or JsonLog(now=self.now)
-        self.metrics = metrics or Metrics(clients.counter.by_status)
+        self.metrics = metrics or Metrics(clients.counter.snapshot)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._gateway = gateway or Operations
         self.stop = threading.Event()
@@ -485,7 +486,7 @@ class Reconciler:
             reconciling=False,
             stalled=True,
             reason=reason,
-            message=f"{message} (no changes until the revision changes)",
+            message=message if message.endswith(STALL_NOTE) else message + STALL_NOTE,
             now=self.now(),
         )
         self.metrics.ready.set(0)

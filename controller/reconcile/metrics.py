@@ -17,23 +17,41 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _ArmRequests(Collector):
-    def __init__(self, by_status: Callable[[], dict[int, int]]) -> None:
-        self._by_status = by_status
+Snapshot = Callable[[], dict[tuple[str, str, int], int]]  # (host, method, status) -> tries
+
+
+def service_of(host: str) -> str:
+    """ARM throttles per subscription, Key Vault per vault: keep them apart, never expose host names."""
+    if host == "management.azure.com":
+        return "arm"
+    if host.endswith(".vault.azure.net"):
+        return "keyvault"
+    if host.endswith(".blob.core.windows.net"):
+        return "blob"
+    return "other"
+
+
+class _AzureRequests(Collector):
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
             "cmkctl_azure_requests",
-            "HTTP tries to Azure (ARM and Key Vault) by status code",
-            labels=["status"],
+            "HTTP tries to Azure by service (arm, keyvault, blob), method and status code",
+            labels=["service", "method", "status"],
         )
-        for status, count in sorted(self._by_status().items()):
-            family.add_metric([str(status)], float(count))
+        totals: dict[tuple[str, str, str], int] = {}
+        for (host, method, status), count in self._snapshot().items():
+            key = (service_of(host), method, str(status))
+            totals[key] = totals.get(key, 0) + count
+        for labels, count in sorted(totals.items()):
+            family.add_metric(list(labels), float(count))
         yield family
 
 
 class Metrics:
-    def __init__(self, arm_by_status: Callable[[], dict[int, int]] | None = None) -> None:
+    def __init__(self, azure_requests: Snapshot | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.pass_seconds = Histogram(
@@ -65,8 +83,8 @@ class Metrics:
             "cmkctl_stalled", "1 while a terminal error waits for a new revision", registry=r
         )
         self.ready = Gauge("cmkctl_ready", "1 when the last pass left Azure matching the spec", registry=r)
-        if arm_by_status is not None:
-            r.register(_ArmRequests(arm_by_status))
+        if azure_requests is not None:
+            r.register(_AzureRequests(azure_requests))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -82,7 +82,11 @@ def test_metrics_count_passes_drift_deferred_and_azure_requests(
     assert out.plan is not None and out.plan.next_not_before is not None
     assert samples[("cmkctl_next_not_before_timestamp_seconds", ())] == out.plan.next_not_before.timestamp()
     assert samples[("cmkctl_drifted_resources", ())] == 1  # the capacity differs until the decrease runs
-    assert samples[("cmkctl_azure_requests_total", (("status", "200"),))] > 0
+    arm_gets = ("cmkctl_azure_requests_total", (("method", "GET"), ("service", "arm"), ("status", "200")))
+    assert samples[arm_gets] > 0
+    services = {dict(labels)["service"] for name, labels in samples if name == "cmkctl_azure_requests_total"}
+    assert services == {"arm"}  # this spec has no key: no Key Vault call; host names never exported
+    assert not any("azure.com" in str(labels) or "azure.net" in str(labels) for _, labels in samples)
     assert samples[("cmkctl_lock_held", ())] == 0
     assert samples[("cmkctl_operations_in_flight", ())] == 0
     assert samples[("cmkctl_pass_duration_seconds_count", ())] == 2

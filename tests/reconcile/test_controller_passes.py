@@ -185,6 +185,8 @@ def test_invalid_spec_stalls_until_a_new_commit_fixes_it(
     assert "estate.yaml" in stalled["message"] and str(rec.config.state_dir) not in stalled["message"]
     assert rec.status.last_attempted_revision == bad and rec.status.last_applied_revision is None
     assert rec.run_pass().record.result == "stalled"  # same commit: still stalled
+    assert _condition(rec, "Stalled")["message"] == stalled["message"]
+    assert _condition(rec, "Stalled")["lastTransitionTime"] == stalled["lastTransitionTime"]
     assert _writes(emulator) == []
 
     good = repo.commit_spec(spec_docs(), "fixed")
