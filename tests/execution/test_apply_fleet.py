@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_estate import seed_fleet, vault_docs
+from apply_fleet_estate import seed_fleet, vault_docs
 
 from controller.azure.clients import AzureClients
 from controller.cli import apply_cmd
