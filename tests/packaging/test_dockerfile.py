@@ -8,7 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from conftest import ROOT, Tools
+from packaging_tools import ROOT, Tools
 
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "docker" / "requirements.lock"

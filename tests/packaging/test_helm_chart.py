@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, KUBE_VERSION, ROOT, VALUE_SETS, Render, Tools
+from packaging_tools import CHART, KUBE_VERSION, ROOT, VALUE_SETS, Render, Tools
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:

@@ -4,13 +4,13 @@ of Reconcilers whose clock IS the emulator's clock (so C4/W3 dates move when the
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops_repo import GitRepo
+from gitops_repo import GitRepo, MakeReconciler
 
 from controller.azure.clients import AzureClients
 from controller.reconcile.logs import JsonLog
@@ -35,9 +35,6 @@ def clients(env: dict[str, str]) -> Iterator[AzureClients]:
     c = AzureClients()
     yield c
     c.close()
-
-
-MakeReconciler = Callable[..., Reconciler]
 
 
 @pytest.fixture

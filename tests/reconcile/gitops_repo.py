@@ -7,6 +7,7 @@ workspaces law1..law3) so the controller is tested through the same emulator pat
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,6 @@ class GitRepo:
         self.git("add", "-A")
         self.git("commit", "--quiet", "-m", message)
         return self.git("rev-parse", "HEAD")
+
+
+MakeReconciler = Callable[..., Any]  # the make_reconciler fixture: (source, **config) -> Reconciler

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MakeReconciler
-from gitops_repo import GitRepo, seed, spec_docs
+from gitops_repo import GitRepo, MakeReconciler, seed, spec_docs
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.reconcile.loop import Reconciler

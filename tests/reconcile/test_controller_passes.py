@@ -9,8 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import MakeReconciler
-from gitops_repo import CLUSTER_PATH, GitRepo, seed, spec_docs, workspace_id
+from gitops_repo import CLUSTER_PATH, GitRepo, MakeReconciler, seed, spec_docs, workspace_id
 
 from controller.reconcile.loop import Mode
 
