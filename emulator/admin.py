@@ -144,6 +144,12 @@ def _ensure_rg(em: Emulator, sub: str, rg: str, location: str) -> None:
 
 
 def seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
+    """Load an estate (see _seed); never records harm events (the past is not news)."""
+    with em.seeding():
+        return _seed(em, estate)
+
+
+def _seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
     """Load an estate: the world as it already is in Azure (with its past), before the product runs.
 
     Keys (all optional): resource_groups, identities, storage_accounts, vaults (→ vault registry),

@@ -263,3 +263,25 @@ def test_the_documented_workflow_with_rotation_causes_no_harm(emulator: Any, la:
     un.result()
     la.clusters.begin_delete("rg1", "clu1").result()
     assert emulator.events() == []
+
+
+def test_seeding_a_revoked_cluster_is_state_not_an_event(emulator: Any, la: Any) -> None:
+    principal = "99999999-0000-4000-8000-000000000009"
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": "rg1",
+                    "name": "old",
+                    "principal_id": principal,
+                    "key": {"keyVaultUri": KV, "keyName": "k1", "keyVersion": V1},
+                }
+            ]
+        }
+    )
+    assert emulator.events() == []  # no access policy for it: revoked before we looked
+    emulator.state.vaults.principal_grant(KV, principal, ["get", "wrapKey", "unwrapKey"])
+    assert emulator.events() == []  # access returns: service resumes
+    emulator.state.vaults.principal_revoke(KV, principal)
+    assert [(e["kind"], e["rule"]) for e in emulator.events()] == [("revoked", "K2")]  # this one happens now
