@@ -20,7 +20,10 @@ RUN /opt/cmkctl/bin/pip install --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY controller ./controller
 COPY emulator ./emulator
-RUN /opt/cmkctl/bin/pip install --no-deps . \
+# build backend pinned too (no build isolation: nothing is fetched unpinned behind our back)
+RUN /opt/cmkctl/bin/pip install setuptools==80.9.0 wheel==0.45.1 \
+    && /opt/cmkctl/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/cmkctl/bin/pip uninstall -y setuptools wheel \
     && /opt/cmkctl/bin/python -c "import controller.cli.app"
 
 FROM python:3.11.11-slim-bookworm

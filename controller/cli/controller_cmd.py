@@ -52,17 +52,27 @@ def _duration(flag: str, text: str) -> float:
 
 
 def controller_command(
-    source: Annotated[str, typer.Option("--source", help="Git URL, or a directory, holding the spec")],
-    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit to follow")] = "main",
-    path: Annotated[str, typer.Option("--path", help="Spec directory inside the source")] = ".",
-    interval: Annotated[str, typer.Option("--interval", help="Time between passes (jittered)")] = "10m",
+    source: Annotated[
+        str, typer.Option("--source", metavar="URL|DIR", help="Git URL, or a directory, holding the spec")
+    ],
+    ref: Annotated[
+        str, typer.Option("--ref", metavar="REF", help="Branch, tag or commit to follow")
+    ] = "main",
+    path: Annotated[
+        str, typer.Option("--path", metavar="DIR", help="Spec directory inside the source")
+    ] = ".",
+    interval: Annotated[
+        str, typer.Option("--interval", metavar="DURATION", help="Time between passes (jittered)")
+    ] = "10m",
     mode: Annotated[
         Mode, typer.Option("--mode", help="apply: make changes; report: only report")
     ] = Mode.APPLY,
     state: Annotated[
         str | None, typer.Option("--state", metavar="local:DIR", help="Journal and lock (one per scope)")
     ] = None,
-    listen: Annotated[str, typer.Option("--listen", help="HTTP address for /status /metrics")] = ":8080",
+    listen: Annotated[
+        str, typer.Option("--listen", metavar="[HOST]:PORT", help="HTTP address for /status /metrics")
+    ] = ":8080",
     suspend: Annotated[bool, typer.Option("--suspend", help="Observe and report only")] = False,
     once: Annotated[bool, typer.Option("--once", help="Run one pass, print the status, exit")] = False,
 ) -> None:
