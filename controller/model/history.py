@@ -76,7 +76,9 @@ def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
     out: list[LinkOperation] = []
     for op in sorted(ops, key=lambda o: o.at):
         if any(
-            o.workspace_key == op.workspace_key and o.kind == op.kind and abs(o.at - op.at) < timedelta(hours=2)
+            o.workspace_key == op.workspace_key
+            and o.kind == op.kind
+            and abs(o.at - op.at) < timedelta(hours=2)
             for o in out
         ):
             continue
@@ -94,7 +96,10 @@ class Revision:
 
 
 class HistoryStore(Protocol):
-    """Persistence for history; implementations: controller.state.sqlite_store, controller.azure.blob_store."""
+    """Persistence for history.
+
+    Implementations: controller.state (SQLite, local) and controller.azure.blob_store (azureblob).
+    """
 
     def load(self) -> History: ...
 
