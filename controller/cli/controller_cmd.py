@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
+from controller.cli import plan_cmd
 from controller.cli.apply_cmd import parse_duration
 from controller.errors import CmkError
 from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
@@ -121,6 +122,7 @@ def run(
         )
         if not once:
             parse_listen(listen)
+        plan_cmd.quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
         azure = azure or AzureClients()
         reconciler = Reconciler(config, clients=azure)
         if once:

@@ -78,7 +78,9 @@ class ControllerConfig:
     busy_retry: float = 30.0
     jitter: float = 0.1  # the interval is stretched or shrunk by up to 10 % so replicas don't align
     parallelism: int = 10
-    busy_timeout: float = 3 * 3600.0
+    # wait this long for someone else's running operation (C6/W5), then retry next pass instead:
+    # a pass must not block drift reporting for hours
+    busy_timeout: float = 600.0
     backoff: float = 2.0
     workdir: Path | None = None  # where the git clone lives (default: <state>/source)
 
@@ -125,6 +127,7 @@ class Reconciler:
         workdir = config.workdir or config.state_dir / "source"
         self.source = open_source(config.source, ref=config.ref, path=config.path, workdir=workdir)
         self.status = Status(
+            scope=config.scope,
             source=self.source.display,
             ref=config.ref,
             path=config.path,

@@ -80,6 +80,7 @@ class PassRecord:
 class Status:
     """Everything /status shows; mutate only through `update()` and read through `snapshot()`."""
 
+    scope: str = ""  # source@ref:path: what this instance owns (one writer per scope)
     source: str = ""
     ref: str = ""
     path: str = ""
@@ -131,6 +132,7 @@ class Status:
         """A JSON-ready copy, safe to serialise while the loop keeps running."""
         with self._lock:
             return {
+                "scope": self.scope,
                 "source": {"url": self.source, "ref": self.ref, "path": self.path},
                 "mode": self.mode,
                 "suspended": self.suspended,

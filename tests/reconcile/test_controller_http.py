@@ -59,6 +59,7 @@ def test_status_shows_conditions_revisions_and_passes(served: tuple[Reconciler, 
     assert [p["result"] for p in body["passes"]] == ["deferred", "applied"]
     assert body["deferred"][0]["rule"] == "C4" and body["nextNotBefore"]
     assert body["source"]["url"] == repo.url
+    assert body["scope"] == f"{repo.url}@main:specs"
 
 
 def test_metrics_count_passes_drift_deferred_and_azure_requests(
