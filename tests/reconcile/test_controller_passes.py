@@ -336,3 +336,18 @@ def test_stop_requested_before_a_step_starts_sends_nothing_and_leaves_no_open_op
         assert store.load().in_flight == ()
     finally:
         store.close()
+
+
+def test_suspend_flag_changes_nothing_and_the_interval_is_jittered(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
+) -> None:
+    import random
+
+    seed(emulator)
+    repo.commit_spec(spec_docs(), "cluster")
+    rec = make_reconciler(repo.url, suspend=True, interval=600.0, jitter=0.1)
+    rec.rng = random.Random(7)
+    waits = {round(rec.run_pass().requeue_after, 3) for _ in range(5)}
+    assert _writes(emulator) == []
+    assert rec.status.snapshot()["suspended"] is True
+    assert len(waits) > 1 and all(540.0 <= w <= 660.0 for w in waits)  # replicas never align
