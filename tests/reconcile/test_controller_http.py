@@ -113,3 +113,45 @@ def test_parse_listen(text: str, want: tuple[str, int]) -> None:
 
 def test_unknown_path_is_404(served: tuple[Reconciler, str]) -> None:
     assert _get(served[1] + "/admin").status_code == 404
+
+
+def test_metrics_show_the_lock_and_the_operation_in_flight_during_a_long_create(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
+) -> None:
+    """A cluster create takes hours in Azure (C6): while it runs, /metrics says the scope's lock is held
+    and one operation is in flight; when the (simulated) clock passes its end, both drop to 0."""
+    import threading
+    import time
+
+    seed(emulator)
+    emulator.configure(durations={"cluster_create": 7200})
+    repo.commit_spec(spec_docs(workspaces=()), "cluster only")
+    rec = make_reconciler(repo.url)
+    server = StatusServer(rec, "127.0.0.1:0")
+    server.start()
+    worker = threading.Thread(target=rec.run_pass)
+    worker.start()
+    try:
+
+        def gauges() -> dict[str, float]:
+            text = _get(f"http://127.0.0.1:{server.port}/metrics").text
+            return {
+                s.name: s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+                if s.name in ("cmkctl_lock_held", "cmkctl_operations_in_flight")
+            }
+
+        deadline = time.monotonic() + 30
+        while gauges().get("cmkctl_operations_in_flight") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gauges() == {"cmkctl_lock_held": 1, "cmkctl_operations_in_flight": 1}
+        emulator.advance(7201)
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        assert gauges() == {"cmkctl_lock_held": 0, "cmkctl_operations_in_flight": 0}
+        assert rec.status.snapshot()["passes"][0]["result"] == "applied"
+    finally:
+        emulator.advance(7201)
+        worker.join(timeout=30)
+        server.stop()
