@@ -17,13 +17,13 @@ associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by con
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from controller.azure import errors
-from controller.azure.clients import AzureClients
+from controller.azure.clients import NO_RESEND, AzureClients
 from controller.model import ids
 from controller.planning.plan import Action, Change
 
@@ -68,25 +68,22 @@ def _norm_key(value: Any) -> dict[str, str] | None:
 
 
 def _as_dict(model: Any) -> dict[str, Any]:
-    """SDK 14 models are MutableMappings over the wire JSON; older ones have as_dict()."""
+    """An SDK model as its wire JSON (camelCase keys), whichever SDK generation built it.
+
+    SDK 14 models are Mappings over the wire JSON. SDK 12 models are msrest Models: their `as_dict()`
+    uses Python attribute names (provisioning_state), which this module never reads, so it used to see
+    every field as missing; `serialize(keep_readonly=True)` gives the wire shape instead.
+    """
     if model is None:
         return {}
-    if hasattr(model, "as_dict") and not isinstance(model, dict):
-        try:
-            result = model.as_dict()
-            if isinstance(result, dict):
-                return _rest_keys(model, result)
-        except Exception:  # fall back to the mapping view below
-            result = None
-    return dict(model) if isinstance(model, dict) else dict(model.items())
-
-
-def _rest_keys(model: Any, converted: dict[str, Any]) -> dict[str, Any]:
-    """Prefer wire (camelCase) keys: SDK 14 models iterate as their JSON."""
-    try:
-        return {k: model[k] for k in model}
-    except Exception:
-        return converted
+    if isinstance(model, Mapping):
+        return dict(model)
+    serialize = getattr(model, "serialize", None)
+    if callable(serialize):
+        result = serialize(keep_readonly=True)
+        if isinstance(result, dict):
+            return result
+    return dict(model.items())
 
 
 def _props(resource: dict[str, Any]) -> dict[str, Any]:
@@ -307,11 +304,15 @@ class Operations:
         la = self._la(ws.subscription)
         if a is Action.LINK:
             body = {"properties": {"writeAccessResourceId": str(p["cluster_id"])}}
+            # rule W3: a re-sent link whose response was lost would spend a second operation unseen;
+            # NO_RESEND makes azure-core raise (OutcomeUnknown) so the executor re-observes instead
             return la.linked_services.begin_create_or_update(
-                ws.resource_group, ws.name, _LINKED_SERVICE, body
+                ws.resource_group, ws.name, _LINKED_SERVICE, body, **NO_RESEND
             )
         if a is Action.UNLINK:
-            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE)
+            return la.linked_services.begin_delete(
+                ws.resource_group, ws.name, _LINKED_SERVICE, **NO_RESEND
+            )  # rule W3, as above
         dst = str(p["data_source_type"])
         if a is Action.BYOS_LINK:
             byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}

@@ -353,7 +353,8 @@ class Executor:
                     f"internal error: {type(exc).__name__}: {exc}",
                 )
         res.seconds = time.monotonic() - started
-        self.progress.step_finished(change.id, str(res.status))
+        failed = res.status is StepStatus.FAILED
+        self.progress.step_finished(change.id, str(res.status), res.message if failed else "")
         return res
 
     def _attempt(self, change: Change, attempted: list[bool]) -> StepStatus:

@@ -22,7 +22,7 @@ class Progress(Protocol):
 
     def note(self, step_id: str, text: str) -> None: ...
 
-    def step_finished(self, step_id: str, status: str) -> None: ...
+    def step_finished(self, step_id: str, status: str, detail: str = "") -> None: ...
 
 
 def human(seconds: float) -> str:
@@ -41,7 +41,7 @@ class NullProgress:
     def note(self, step_id: str, text: str) -> None:
         return None
 
-    def step_finished(self, step_id: str, status: str) -> None:
+    def step_finished(self, step_id: str, status: str, detail: str = "") -> None:
         return None
 
 
@@ -65,10 +65,12 @@ class LineProgress:
         label = self._running.get(step_id, (step_id, 0.0, ""))[0]
         self._out(f"{label}: {text}")
 
-    def step_finished(self, step_id: str, status: str) -> None:
+    def step_finished(self, step_id: str, status: str, detail: str = "") -> None:
+        """`detail`: why a step failed, on the same line (a bare "failed after 0s" left users guessing)."""
         with self._guard:
             label, since, _ = self._running.pop(step_id, (step_id, self._clock(), ""))
-        self._out(f"{label}: {status} after {human(self._clock() - since)}")
+        line = f"{label}: {status} after {human(self._clock() - since)}"
+        self._out(f"{line}: {detail}" if detail else line)
 
 
 class LiveProgress(LineProgress):

@@ -1,0 +1,107 @@
+"""Link/unlink writes are never silently re-sent (rule W3), and a small apply converges on every SDK we
+support. Marked `sdk12`: tests/fidelity/run.sh also runs this module under azure-mgmt-loganalytics 12.0.0,
+whose msrest models read differently from SDK 14's (a past bug: every cluster field looked missing, so
+each create "failed after 0s" with an inconsistent-result error)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, write_spec
+
+from controller.azure.clients import AzureClients
+from controller.azure.errors import OutcomeUnknown
+from controller.azure.operations import Operations
+from controller.cli import apply_cmd
+from controller.planning.plan import Action, Change
+
+pytestmark = pytest.mark.sdk12
+LINK_PATH = r"/workspaces/law1/linkedServices/cluster$"
+
+
+@pytest.fixture
+def env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {**emulator.env, "CMKCTL_RETRY_BACKOFF": "0.01"}.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+@pytest.fixture
+def ops(env: None) -> Iterator[Operations]:
+    clients = AzureClients()
+    yield Operations(clients)
+    clients.close()
+
+
+def _link_change(action: Action) -> Change:
+    return Change(
+        id=f"{action}-law1",
+        action=action,
+        address="workspace.law1",
+        resource_id=workspace_id("law1"),
+        cluster_id=cluster_id(),
+        parameters={"workspace_id": workspace_id("law1"), "cluster_id": cluster_id()},
+    )
+
+
+def _seed_cluster(emulator: Any) -> None:
+    seed_estate(emulator, workspaces=("law1",))
+    emulator.seed({"clusters": [{"subscription": SUB, "resource_group": RG, "name": CLUSTER,
+                                 "location": "westeurope"}]})
+
+
+def _writes(emulator: Any, method: str) -> list[dict[str, Any]]:
+    return [r for r in emulator.requests() if r["method"] == method and "linkedServices" in r["path"]]
+
+
+@pytest.mark.parametrize("action", [Action.LINK, Action.UNLINK])
+def test_a_lost_link_response_is_not_resent(emulator: Any, ops: Operations, action: Action) -> None:
+    """Scenario: the connection drops after a link (or unlink) request went out. The SDK must not send
+    it again by itself (a second one may spend another of the workspace's W3 operations); the caller
+    gets OutcomeUnknown and re-observes."""
+    _seed_cluster(emulator)
+    method = "PUT" if action is Action.LINK else "DELETE"
+    if action is Action.UNLINK:
+        ops.wait(ops.start(_link_change(Action.LINK), lambda url, token: None))
+    emulator.fault(method=method, path=LINK_PATH, reset=True, count=1)
+    emulator.clear_requests()
+    with pytest.raises(OutcomeUnknown):
+        ops.start(_link_change(action), lambda url, token: None)
+    assert len(_writes(emulator, method)) == 1
+
+
+def test_small_apply_converges_and_then_plans_nothing(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: a CMK cluster (user-assigned identity, key at creation, rule C5) and two linked
+    workspaces from nothing; the second apply has no changes and sends no write."""
+    seed_estate(emulator)
+    spec = write_spec(tmp_path / "spec", with_key=True)
+
+    def apply() -> int:
+        clients = AzureClients()
+        try:
+            return apply_cmd.run(
+                None, [str(spec)], auto_approve=True, state=str(tmp_path / "state"), clients=clients
+            )
+        finally:
+            clients.close()
+
+    assert apply() == 0, capsys.readouterr()
+    out = capsys.readouterr()
+    assert "0 failed" in out.out
+    live = emulator.arm("GET", f"/subscriptions/{SUB}/resourceGroups/{RG}/providers"
+                        f"/Microsoft.OperationalInsights/clusters/{CLUSTER}").json()
+    assert live["properties"]["keyVaultProperties"]["keyName"] == "cmk"
+    for ws in ("law1", "law2"):
+        link = emulator.arm("GET", workspace_id(ws) + "/linkedServices/cluster").json()
+        assert link["properties"]["writeAccessResourceId"].lower() == cluster_id().lower()
+
+    emulator.clear_requests()
+    assert apply() == 0
+    assert "No changes" in capsys.readouterr().out
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == []
+    assert emulator.events() == []
