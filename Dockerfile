@@ -37,7 +37,8 @@ RUN apt-get update \
         openssh-client=1:9.2p1-2+deb12u10 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 cmkctl \
-    && useradd --system --uid 10001 --gid cmkctl --home-dir /home/cmkctl --create-home --shell /usr/sbin/nologin cmkctl
+    && useradd --system --uid 10001 --gid cmkctl --home-dir /home/cmkctl --create-home --shell /usr/sbin/nologin cmkctl \
+    && install -d -o cmkctl -g cmkctl -m 0750 /var/lib/cmkctl
 COPY --from=build /opt/cmkctl /opt/cmkctl
 ENV PATH=/opt/cmkctl/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -119,6 +119,7 @@ def test_deployment_is_single_writer_hardened_and_probed(rendered: dict[str, Pat
     assert {"/var/lib/cmkctl", "/tmp", "/home/cmkctl"} <= mounts  # writable places on a read-only root
     (cm,) = _kind(docs, "ConfigMap")
     assert cm["data"]["CMKCTL_SOURCE"].startswith(("https://", "ssh://"))
+    assert cm["data"]["CMKCTL_STATE"] == "/var/lib/cmkctl"  # also what plan/apply read inside the pod
     assert dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
 
