@@ -1,0 +1,182 @@
+"""One measured product action in its own process (`python -m bench._worker ACTION ...`).
+
+Prints one JSON line: wall seconds, this process's CPU seconds and peak RSS, plus what the action
+counted. Run by bench/scale.py with CMKCTL_EMULATOR / CMKCTL_CA_BUNDLE pointing at the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+
+def _usage() -> dict[str, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}
+
+
+def _plan(spec: str, dag: str | None) -> dict[str, Any]:
+    from controller.azure.clients import AzureClients
+    from controller.cli import plan_cmd
+
+    clients = AzureClients()
+    t0 = time.perf_counter()
+    cpu0 = _usage()["cpu_s"]
+    try:
+        plan, observed = plan_cmd.build_plan([spec], state=os.devnull + ".none", clients=clients)
+    finally:
+        clients.close()
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "wall_s": wall,
+        "action_cpu_s": _usage()["cpu_s"] - cpu0,
+        "changes": len(plan.changes),
+        "deferred": len(plan.deferred),
+        "blocked": len(plan.blocked),
+        "warnings": list(observed.warnings)[:5],
+        "client_arm_requests": clients.counter.arm(),
+        "by_action": _count(str(c.action) for c in plan.changes),
+    }
+    if dag:
+        Path(dag).write_text(
+            json.dumps(
+                [
+                    {"id": c.id, "action": str(c.action), "depends_on": list(c.depends_on)}
+                    for c in plan.changes
+                ]
+            ),
+            encoding="utf-8",
+        )
+    return out
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def _baseline(spec: str, parallelism: int) -> dict[str, Any]:
+    """Terraform-style refresh: one GET per cluster, workspace and linked service, same SDK, same
+    transport, `parallelism` at once (Terraform's default is 10)."""
+    from controller.azure.clients import AzureClients
+    from controller.azure.errors import NotFound, map_error
+    from controller.loading import load
+    from controller.model import ids
+
+    desired = load([spec])
+    clients = AzureClients()
+    jobs: list[tuple[str, ids.ResourceId]] = [
+        ("cluster", ids.ResourceId.parse(c.arm_id)) for c in desired.clusters
+    ]
+    for entry in desired.workspace_entries().values():
+        rid = ids.ResourceId.parse(entry.id)
+        jobs += [("workspace", rid), ("link", rid)]
+
+    def get(job: tuple[str, ids.ResourceId]) -> int:
+        kind, rid = job
+        la = clients.loganalytics(rid.subscription)
+        try:
+            if kind == "cluster":
+                la.clusters.get(rid.resource_group, rid.name)
+            elif kind == "workspace":
+                la.workspaces.get(rid.resource_group, rid.name)
+            else:
+                la.linked_services.get(rid.resource_group, rid.name, "cluster")
+        except Exception as exc:  # a missing link is an answer too (404), like Terraform's refresh
+            if not isinstance(map_error(exc), NotFound):
+                raise
+        return 1
+
+    t0 = time.perf_counter()
+    cpu0 = _usage()["cpu_s"]
+    try:
+        with ThreadPoolExecutor(max_workers=parallelism) as pool:
+            done = sum(pool.map(get, jobs))
+    finally:
+        clients.close()
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "action_cpu_s": _usage()["cpu_s"] - cpu0,
+        "gets": done,
+        "client_arm_requests": clients.counter.arm(),
+    }
+
+
+def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
+    from controller.azure.clients import AzureClients
+    from controller.cli import apply_cmd
+
+    clients = AzureClients()
+    t0 = time.perf_counter()
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink):
+            code = apply_cmd.run(
+                None, [spec], auto_approve=True, state=state, parallelism=parallelism, clients=clients
+            )
+    finally:
+        clients.close()
+    tail = [ln for ln in sink.getvalue().splitlines() if ln.strip()][-3:]
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "exit_code": code,
+        "summary": tail,
+        "client_arm_requests": clients.counter.arm(),
+        "client_by_status": {str(k): v for k, v in clients.counter.by_status().items()},
+    }
+
+
+def _reconcile(spec: str, state: str) -> dict[str, Any]:
+    """One controller pass (`cmkctl controller --once --mode apply`) over a converged estate."""
+    from controller.azure.clients import AzureClients
+    from controller.cli import controller_cmd
+
+    clients = AzureClients()
+    t0 = time.perf_counter()
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        code = controller_cmd.run(source=spec, once=True, state=f"local:{state}", clients=clients)
+    clients.close()
+    status = json.loads(sink.getvalue() or "{}")
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "exit_code": code,
+        "client_arm_requests": clients.counter.arm(),
+        "status": {k: status.get(k) for k in ("result", "conditions") if k in status} or status,
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench._worker")
+    p.add_argument("action", choices=["plan", "baseline", "apply", "reconcile"])
+    p.add_argument("spec")
+    p.add_argument("--state", default="")
+    p.add_argument("--parallelism", type=int, default=10)
+    p.add_argument("--dag", default=None)
+    args = p.parse_args(argv)
+    if args.action == "plan":
+        out = _plan(args.spec, args.dag)
+    elif args.action == "baseline":
+        out = _baseline(args.spec, args.parallelism)
+    elif args.action == "apply":
+        out = _apply(args.spec, args.state, args.parallelism)
+    else:
+        out = _reconcile(args.spec, args.state)
+    out.update(_usage())
+    print(json.dumps(out, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
