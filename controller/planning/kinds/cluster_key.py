@@ -110,16 +110,19 @@ def check_key(
                 f"{ref.vault_host}: soft delete / purge protection could not be read", address=address,
                 rule="C7")
 
+    # rule C8: region and tenant count whenever observe learnt them, even when the vault resource is not
+    # otherwise readable (the location can come from a resource listing without read access to it)
+    if vault is not None and vault.location and vault.location.replace(" ", "").lower() != cluster_location:
+        problems.append(KeyProblem(
+            "C8", f"vault {ref.vault_host} is in {vault.location}, the cluster in {cluster_location}",
+            "use a key in a vault in the cluster's region"))
+    if (vault is not None and vault.tenant_id and cluster_tenant
+            and vault.tenant_id.lower() != cluster_tenant.lower()):
+        problems.append(KeyProblem(
+            "C8",
+            f"vault {ref.vault_host} is in tenant {vault.tenant_id}, the cluster in {cluster_tenant}",
+            "use a key in a vault of the cluster's tenant"))
     if vault is not None and vault.readable:
-        if vault.location and vault.location.replace(" ", "").lower() != cluster_location:
-            problems.append(KeyProblem(
-                "C8", f"vault {ref.vault_host} is in {vault.location}, the cluster in {cluster_location}",
-                "use a key in a vault in the cluster's region"))
-        if vault.tenant_id and cluster_tenant and vault.tenant_id.lower() != cluster_tenant.lower():
-            problems.append(KeyProblem(
-                "C8",
-                f"vault {ref.vault_host} is in tenant {vault.tenant_id}, the cluster in {cluster_tenant}",
-                "use a key in a vault of the cluster's tenant"))
         granted = vault.grants_key_access(principal_id)
         if granted is False and not access_granted_by_spec:
             problems.append(KeyProblem(
