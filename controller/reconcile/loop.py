@@ -20,6 +20,11 @@ spec (the default), differences that appear at a revision already applied (someo
 hand) are only reported; `settings.drift: correct` makes the controller revert them. A new commit
 always converges its scope.
 
+Each drifted field says which side moved (`cause`): the spec (a commit not yet applied), the live
+side (the resource changed since the last pass that found live == spec, or since the last applied
+plan finished: digests of that state are kept in the state directory), or neither yet (a deferred
+change of the applied revision). /status lists the resources changed since that baseline.
+
 Suspend: `--suspend` or `settings.suspend: true` in the spec repository: observe and report only.
 """
 
@@ -43,9 +48,11 @@ from controller.azure.operations import Operations
 from controller.errors import LockHeldError, SpecError
 from controller.execution.executor import ApplyResult, Executor, Gateway, StepStatus
 from controller.loading import load
+from controller.model import ids
 from controller.model.history import Revision
 from controller.model.limits import for_profile
 from controller.model.spec import DesiredState, DriftMode
+from controller.planning.fingerprint import changed_resources, resource_digests
 from controller.planning.plan import Change, Plan
 from controller.planning.planner import make_plan
 from controller.reconcile.drift import drift_items, drifted_resources
@@ -58,6 +65,10 @@ from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
 
 INTENT_FILE = "controller-intent.json"
+BASELINE_FILE = "controller-baseline.json"  # digests of the live state the last time it matched the spec
+CAUSE_LIVE = "live changed outside the controller since it last matched the spec"
+CAUSE_PENDING = "the applied revision is not fully reached yet (e.g. a deferred change)"
+CAUSE_SPEC = "the spec changed: this revision is not applied yet"
 STALL_NOTE = " (no changes until the revision changes)"
 
 
@@ -147,6 +158,7 @@ class Reconciler:
         # addresses deferred at the applied revision: spec intent still to do, not hand-made drift;
         # kept in the state directory so a restarted controller still applies them when their date comes
         self._intent_file = config.state_dir / INTENT_FILE
+        self._baseline_file = config.state_dir / BASELINE_FILE
         self._intended: set[str] = self._load_intent()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -262,7 +274,11 @@ class Reconciler:
             for warning in observed.warnings:
                 self.log.emit("observe.warning", level="warning", message=warning)
             at_applied = checkout.revision == self.status.last_applied_revision
-            outcome.drift = self._report_drift(plan, at_applied=at_applied)
+            digests = resource_digests(observed)
+            moved = self._moved_since_converged(digests)
+            outcome.drift = self._report_drift(plan, at_applied=at_applied, moved=moved)
+            if not plan.changes and not plan.blocked:  # live == spec (deferred aside): the new baseline
+                self._save_baseline(checkout.revision, digests, now)
             self._report_deferred(plan)
             record.drifted = len({d["address"] for d in outcome.drift})
             record.deferred = len(plan.deferred)
@@ -290,7 +306,7 @@ class Reconciler:
                 )
                 return
             changes = self._selected(plan, desired, at_applied=at_applied)
-            self._apply(outcome, checkout, store, plan, changes)
+            self._apply(outcome, checkout, store, plan, changes, desired)
         finally:
             store.close()
 
@@ -319,6 +335,7 @@ class Reconciler:
         store: SqliteHistoryStore,
         plan: Plan,
         changes: list[Change],
+        desired: DesiredState,
     ) -> None:
         record = outcome.record
         lock = FileLock(self.config.state_dir, command=f"cmkctl controller {self.config.scope}")
@@ -399,6 +416,8 @@ class Reconciler:
             )
         )
         left_out = len(plan.changes) - len(changes)
+        if done and not left_out:
+            self._rebaseline(desired, checkout.revision)
         if plan.deferred:
             d = min(plan.deferred, key=lambda x: x.not_before or datetime.max.replace(tzinfo=UTC))
             when = d.not_before.isoformat() if d.not_before else "after its upstream change"
@@ -434,10 +453,21 @@ class Reconciler:
 
     # -- reporting -----------------------------------------------------------------------------------
 
-    def _report_drift(self, plan: Plan, *, at_applied: bool) -> list[dict[str, Any]]:
-        """Live vs spec, per resource and field; `cause` says if the spec or the live side moved."""
-        cause = "live changed since the last applied revision" if at_applied else "not yet applied"
-        items = drift_items(plan, cause=cause)
+    def _report_drift(self, plan: Plan, *, at_applied: bool, moved: set[str]) -> list[dict[str, Any]]:
+        """Live vs spec, per resource and field; `cause` says which side moved.
+
+        `moved`: resources (id keys) whose live state changed since the last pass that found Azure
+        matching the spec: a difference there was made outside this controller.
+        """
+        items = drift_items(plan)
+        for item in items:
+            rid = ids.id_key(str(item["resourceId"]))
+            if any(rid == m or rid.startswith(m + "/") for m in moved):
+                item["cause"] = CAUSE_LIVE
+            elif at_applied:
+                item["cause"] = CAUSE_PENDING
+            else:
+                item["cause"] = CAUSE_SPEC
         for item in items:
             self.log.emit("drift", level="warning", **item)
         with self.status._lock:
@@ -525,6 +555,37 @@ class Reconciler:
     def _interval(self) -> float:
         j = max(0.0, min(self.config.jitter, 0.5))
         return max(1.0, self.config.interval * self.rng.uniform(1 - j, 1 + j))
+
+    def _moved_since_converged(self, digests: dict[str, str]) -> set[str]:
+        """Id keys of resources whose live state changed since the last converged pass (if any)."""
+        try:
+            base = json.loads(self._baseline_file.read_text(encoding="utf-8"))
+            before = dict(base["digests"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
+        moved = {k.split(":", 1)[1] for k in changed_resources(before, digests) if ":" in k}
+        with self.status._lock:
+            self.status.last_converged = {"revision": base.get("revision"), "at": base.get("at")}
+            self.status.changed_since_converged = sorted(moved)
+        return moved
+
+    def _rebaseline(self, desired: DesiredState, revision: str) -> None:
+        """What the applied plan left is the new 'live matches the spec' baseline (one more read)."""
+        now = self.now()
+        try:
+            observed, _ = observe(desired, self.clients, now=now, activity_log=False)
+        except AzureError:
+            return  # the next pass that finds nothing to do records it instead
+        self._save_baseline(revision, resource_digests(observed), now)
+
+    def _save_baseline(self, revision: str, digests: dict[str, str], now: datetime) -> None:
+        tmp = self._baseline_file.with_suffix(".tmp")
+        body = {"revision": revision, "at": now.isoformat(), "digests": digests}
+        tmp.write_text(json.dumps(body, sort_keys=True), encoding="utf-8")
+        tmp.replace(self._baseline_file)
+        with self.status._lock:
+            self.status.last_converged = {"revision": revision, "at": now.isoformat()}
+            self.status.changed_since_converged = []
 
     def _load_intent(self) -> set[str]:
         try:

@@ -91,6 +91,8 @@ class Status:
     last_attempted_revision: str | None = None
     stalled_revision: str | None = None  # a terminal error at this revision: no writes until it changes
     drift: list[dict[str, Any]] = field(default_factory=list)
+    last_converged: dict[str, Any] | None = None  # revision and time of the last pass where live == spec
+    changed_since_converged: list[str] = field(default_factory=list)  # resource ids changed since then
     deferred: list[dict[str, Any]] = field(default_factory=list)
     next_not_before: datetime | None = None
     next_pass_at: datetime | None = None
@@ -141,6 +143,8 @@ class Status:
                 "lastAttemptedRevision": self.last_attempted_revision,
                 "stalledRevision": self.stalled_revision,
                 "drift": copy.deepcopy(self.drift),
+                "lastConverged": copy.deepcopy(self.last_converged),
+                "changedSinceConverged": list(self.changed_since_converged),
                 "deferred": copy.deepcopy(self.deferred),
                 "nextNotBefore": self.next_not_before.isoformat() if self.next_not_before else None,
                 "nextPassAt": self.next_pass_at.isoformat() if self.next_pass_at else None,

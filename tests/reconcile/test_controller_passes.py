@@ -90,6 +90,8 @@ def test_out_of_band_change_is_reported_in_report_mode_and_nothing_is_written(
     assert tags[0]["cause"].startswith("live changed")
     status = reporter.status.snapshot()
     assert status["drift"] == out.drift
+    assert status["changedSinceConverged"] == [CLUSTER_PATH.lower()]  # vs. what the last apply left
+    assert status["lastConverged"]["revision"] == repo.git("rev-parse", "HEAD")
     ready = _condition(reporter, "Ready")
     assert ready["status"] == "False" and ready["reason"] == "DriftDetected"
     logged = [r for r in reporter.log.records if r["event"] == "drift"]
@@ -352,3 +354,16 @@ def test_suspend_flag_changes_nothing_and_the_interval_is_jittered(
     assert _writes(emulator) == []
     assert rec.status.snapshot()["suspended"] is True
     assert len(waits) > 1 and all(540.0 <= w <= 660.0 for w in waits)  # replicas never align
+
+
+def test_drift_from_a_new_commit_is_attributed_to_the_spec_not_to_the_live_side(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler, tmp_path: Path
+) -> None:
+    seed(emulator)
+    repo.commit_spec(spec_docs(tags={"team": "obs"}), "cluster")
+    assert make_reconciler(repo.url).run_pass().record.result == "applied"
+    repo.commit_spec(spec_docs(tags={"team": "platform"}), "new owner")
+    out = make_reconciler(repo.url, mode=Mode.REPORT, state=tmp_path / "state").run_pass()
+    (tags,) = [d for d in out.drift if d["field"] == "tags"]
+    assert tags["cause"].startswith("the spec changed")
+    assert tags["desired"] == {"team": "platform"} and tags["live"] == {"team": "obs"}
