@@ -407,14 +407,15 @@ class Reconciler:
                 f"(rule {b.rule}): {b.reason}; {b.remedy}",
             )
             return
-        self.status.last_applied_revision = checkout.revision
-        store.record_revision(
-            Revision(
-                revision=checkout.revision,
-                applied_at=self.now(),
-                summary={"applied": done, "deferred": len(plan.deferred)},
+        if done or checkout.revision != self.status.last_applied_revision:  # not one row per idle pass
+            store.record_revision(
+                Revision(
+                    revision=checkout.revision,
+                    applied_at=self.now(),
+                    summary={"applied": done, "deferred": len(plan.deferred)},
+                )
             )
-        )
+        self.status.last_applied_revision = checkout.revision
         left_out = len(plan.changes) - len(changes)
         if done and not left_out:
             self._rebaseline(desired, checkout.revision)

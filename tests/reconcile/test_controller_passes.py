@@ -12,6 +12,7 @@ from typing import Any
 from gitops_repo import CLUSTER_PATH, GitRepo, MakeReconciler, seed, spec_docs, workspace_id
 
 from controller.reconcile.loop import Mode
+from controller.state.sqlite_store import SqliteHistoryStore
 
 LINK_PUT = re.compile(r"/workspaces/law\d/linkedServices/cluster$", re.IGNORECASE)
 
@@ -65,6 +66,12 @@ def test_a_commit_is_applied_then_a_second_commit_then_nothing(
     assert _writes(emulator) == []
     passes = rec.status.snapshot()["passes"]
     assert [p["result"] for p in passes] == ["in-sync", "applied", "applied"]  # newest first
+    rec.run_pass()
+    journal = SqliteHistoryStore(rec.config.state_dir)
+    try:  # the journal records each applied revision once, not every idle pass
+        assert [r.revision for r in journal.revisions()] == [first, second]
+    finally:
+        journal.close()
     assert passes[-1]["revision"] == first
 
 
