@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,12 +80,16 @@ class BlobHistoryStore:
         *,
         now: Callable[[], datetime] | None = None,
         max_attempts: int = 30,
+        create: bool = True,
     ) -> None:
+        """`create=False`: a reader that must not create anything (a missing container = empty journal)."""
         self._container = container
         self._blob = container.get_blob_client(blob_name)
         self._now = now or (lambda: datetime.now(UTC))
         self._max_attempts = max_attempts
         self._mutex = threading.Lock()
+        if not create:
+            return
         try:
             container.create_container()
         except ResourceExistsError:
@@ -144,6 +150,8 @@ class BlobHistoryStore:
                     status_url=o.get("status_url"),
                     started=_dt(o["started"]),
                     plan_id=o.get("plan_id"),
+                    continuation_token=o.get("continuation_token"),
+                    phase=o.get("phase", "begin"),
                 )
                 for op_id, o in sorted(doc["in_flight"].items())
             ),
@@ -221,10 +229,25 @@ class BlobHistoryStore:
             "status_url": op.status_url,
             "started": _ts(op.started),
             "plan_id": op.plan_id,
+            "continuation_token": op.continuation_token,
+            "phase": op.phase,
         }
 
         def change(doc: dict[str, Any]) -> None:
             doc["in_flight"][op.op_id] = entry
+
+        self._mutate(change)
+
+    def record_operation_sent(
+        self, op_id: str, *, status_url: str | None, continuation_token: str | None
+    ) -> None:
+        """Journal the LRO handle before anyone waits on it: a restarted apply resumes, never re-sends."""
+
+        def change(doc: dict[str, Any]) -> None:
+            entry = doc["in_flight"].get(op_id)
+            if entry is None:
+                return  # ended meanwhile (or never begun): nothing to resume
+            entry.update(phase="sent", status_url=status_url, continuation_token=continuation_token)
 
         self._mutate(change)
 
@@ -233,6 +256,8 @@ class BlobHistoryStore:
 
         def change(doc: dict[str, Any]) -> None:
             started = doc["in_flight"].pop(op_id, None)
+            if started is not None:
+                started.pop("continuation_token", None)  # no longer needed; keep the record small
             doc["finished"].append(
                 {"op_id": op_id, "outcome": outcome, "detail": detail[:500], "ended": ended, "op": started}
             )
@@ -345,3 +370,139 @@ class BlobLease:
 def container_client(clients: Any, account_url: str, container: str, credential: Any = None) -> Any:
     """The container for the store and the lock, built by AzureClients (Azurite in tests)."""
     return clients.blob_service(account_url, credential).get_container_client(container)
+
+
+# -- `--state azureblob://...` (cmkctl apply / plan) ------------------------------------------------------
+SCHEME = "azureblob://"
+DEFAULT_BLOB = "cmkctl/history.json"
+ACCOUNT_KEY_ENV = "AZURE_STORAGE_KEY"  # the az CLI's name; Azurite and key-only accounts need it
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class BlobStateUrl:
+    """Where the journal lives: account endpoint, container, journal blob (the lock blob sits beside it)."""
+
+    account_url: str
+    account_name: str
+    container: str
+    blob: str
+
+    @property
+    def lock_blob(self) -> str:
+        return f"{self.blob}.lock"
+
+
+def parse_state_url(url: str) -> BlobStateUrl:
+    """`azureblob://ACCOUNT/CONTAINER[/BLOB]` (ACCOUNT: a storage account name, or an endpoint host such
+    as acct.blob.core.usgovcloudapi.net); Azurite's path-style endpoint is
+    `azureblob://127.0.0.1:10000/devstoreaccount1/CONTAINER[/BLOB]` (plain http, local only)."""
+    if not url.startswith(SCHEME):
+        raise CmkError(f"--state {url!r}: an azureblob state starts with {SCHEME}")
+    host, _, rest = url[len(SCHEME):].partition("/")
+    parts = [p for p in rest.split("/") if p]
+    hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host.split("]")[0] + "]"
+    usage = "expected azureblob://ACCOUNT/CONTAINER[/BLOB]"
+    if hostname in _LOCAL_HOSTS:  # Azurite: http://host:port/ACCOUNT
+        if len(parts) < 2:
+            raise CmkError(f"--state {url!r}: {usage} (Azurite: azureblob://127.0.0.1:PORT/ACCOUNT/CONTAINER)")
+        account, parts = parts[0], parts[1:]
+        account_url = f"http://{host}/{account}"
+    else:
+        if not host or not parts:
+            raise CmkError(f"--state {url!r}: {usage}")
+        account = host.split(".")[0]
+        endpoint = host if "." in host else f"{host}.blob.core.windows.net"
+        account_url = f"https://{endpoint}"
+    container = parts[0]
+    plain = container.replace("-", "")
+    if not 3 <= len(container) <= 63 or not plain.isalnum() or container != container.lower():
+        raise CmkError(
+            f"--state {url!r}: container {container!r} must be 3-63 lowercase letters, digits or hyphens"
+        )
+    blob = "/".join(parts[1:]) or DEFAULT_BLOB
+    return BlobStateUrl(account_url=account_url, account_name=account, container=container, blob=blob)
+
+
+class BlobWriterLock:
+    """WriterLock on a blob lease: held for the whole apply (renewed in the background every third of
+    the lease), named after the command, pid and host so a refused writer can say who holds it."""
+
+    def __init__(self, lease: BlobLease, *, on_release: Callable[[], None] | None = None) -> None:
+        self._lease = lease
+        self._on_release = on_release
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self, *, timeout: float) -> None:
+        self._lease.acquire(timeout=timeout, poll=min(1.0, max(0.1, timeout / 10 or 0.1)))
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._keep, name="cmkctl-lease-renewal", daemon=True)
+        self._renewer.start()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self._lease.duration / 3):
+            try:
+                self._lease.renew()
+            except CmkError:
+                return  # lost: the next journal write still works; another writer may now start
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        try:
+            self._lease.release()
+        finally:
+            if self._on_release is not None:
+                callback, self._on_release = self._on_release, None
+                callback()
+
+    def holder(self) -> str | None:
+        return self._lease.current_holder()
+
+
+def open_state(url: str, *, command: str) -> tuple[BlobWriterLock, Callable[[], BlobHistoryStore]]:
+    """The azureblob backend of `--state`: (blob-lease writer lock, opener of the ETag-guarded journal).
+
+    Credentials: $AZURE_STORAGE_KEY (shared key, e.g. Azurite) when set, else the same Azure identity
+    as every other call (DefaultAzureCredential; needs Storage Blob Data Contributor on the container).
+    The key is handed to the SDK only, never printed.
+    """
+    from controller.azure.clients import AzureClients  # the one client factory (emulator/real)
+
+    where = parse_state_url(url)
+    key = os.environ.get(ACCOUNT_KEY_ENV) or None
+    credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
+    clients = AzureClients()
+    container = container_client(clients, where.account_url, where.container, credential)
+    holder = (
+        f"{command}, pid {os.getpid()} on {socket.gethostname()}, "
+        f"since {datetime.now(UTC).isoformat(timespec='seconds')}"
+    )
+    try:
+        lease = BlobLease(container, holder, blob_name=where.lock_blob, duration=60)
+    except HttpResponseError as exc:
+        clients.close()
+        raise map_error(exc, operation=f"open the state container {where.container}") from None
+    except Exception:
+        clients.close()
+        raise
+    lock = BlobWriterLock(lease, on_release=clients.close)
+    return lock, lambda: BlobHistoryStore(container, where.blob)
+
+
+def read_history(url: str) -> History:
+    """The journal for a read-only command (`cmkctl plan`, report): no lock, nothing created."""
+    from controller.azure.clients import AzureClients
+
+    where = parse_state_url(url)
+    key = os.environ.get(ACCOUNT_KEY_ENV) or None
+    credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
+    clients = AzureClients()
+    try:
+        container = container_client(clients, where.account_url, where.container, credential)
+        return BlobHistoryStore(container, where.blob, create=False).load()  # plan never writes
+    finally:
+        clients.close()

@@ -67,6 +67,10 @@ def local_history(state: str | None) -> History:
     (controller.azure.blob_store) can replace it later without touching the planner.
     """
     chosen = state or os.environ.get(STATE_ENV)
+    if chosen and chosen.startswith("azureblob://"):  # the shared journal of CI runners / controllers
+        from controller.azure.blob_store import read_history
+
+        return read_history(chosen)
     directory = Path(chosen) if chosen else Path.cwd() / ".cmkctl"
     try:
         from controller.state.sqlite_store import FILENAME, SqliteHistoryStore
