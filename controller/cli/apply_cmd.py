@@ -288,7 +288,9 @@ def apply_command(
     state: Annotated[
         str | None,
         typer.Option(
-            "--state", metavar="DIR", help="Local state directory (default $CMKCTL_STATE or .cmkctl)"
+            "--state",
+            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
+            help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
         ),
     ] = None,
 ) -> None:

@@ -67,7 +67,14 @@ def drift_command(
         list[str] | None, typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory")
     ] = None,
     fmt: Annotated[DriftFormat, typer.Option("--format", help="text or json")] = DriftFormat.TEXT,
-    state: Annotated[str | None, typer.Option("--state", metavar="DIR", help="Local state directory")] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
+            help="Journal: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
+        ),
+    ] = None,
 ) -> None:
     """Report where Azure differs from the spec (exit 2 when it does); changes nothing."""
     raise typer.Exit(run(files or [], fmt=fmt, state=state))
