@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.exceptions import AzureError as AzureCoreError
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -106,7 +107,7 @@ class BlobHistoryStore:
             etag = downloader.properties.etag
         except ResourceNotFoundError:
             return _empty(), None
-        except HttpResponseError as exc:
+        except AzureCoreError as exc:  # any status, or the storage account not reachable at all
             raise map_error(exc, operation="read the history blob") from None
         try:
             doc = json.loads(raw or b"{}")
@@ -189,6 +190,8 @@ class BlobHistoryStore:
                     if exc.status_code in (409, 412):
                         time.sleep(min(0.5, 0.01 * (2**attempt)))
                         continue
+                    raise map_error(exc, operation="write the history blob") from None
+                except AzureCoreError as exc:  # unreachable: the caller sees one line, never a traceback
                     raise map_error(exc, operation="write the history blob") from None
             raise ConcurrentWriteError(
                 f"the history blob {self._blob.blob_name} kept changing under us "
@@ -435,7 +438,10 @@ class BlobWriterLock:
         self._renewer: threading.Thread | None = None
 
     def acquire(self, *, timeout: float) -> None:
-        self._lease.acquire(timeout=timeout, poll=min(1.0, max(0.1, timeout / 10 or 0.1)))
+        try:
+            self._lease.acquire(timeout=timeout, poll=min(1.0, max(0.1, timeout / 10 or 0.1)))
+        except AzureCoreError as exc:  # the storage account not reachable, auth refused...
+            raise map_error(exc, operation="take the state lock") from None
         self._stop.clear()
         self._renewer = threading.Thread(target=self._keep, name="cmkctl-lease-renewal", daemon=True)
         self._renewer.start()
@@ -483,7 +489,7 @@ def open_state(url: str, *, command: str) -> tuple[BlobWriterLock, Callable[[], 
     )
     try:
         lease = BlobLease(container, holder, blob_name=where.lock_blob, duration=60)
-    except HttpResponseError as exc:
+    except AzureCoreError as exc:
         clients.close()
         raise map_error(exc, operation=f"open the state container {where.container}") from None
     except Exception:

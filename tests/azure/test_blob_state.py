@@ -141,3 +141,25 @@ def test_second_apply_on_the_same_blob_waits_then_names_the_holder(
         first.kill()
         first.communicate(timeout=30)
         clients.close()
+
+
+def test_unreachable_state_account_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: the storage account of --state cannot be reached: apply stops before touching Azure,
+    with one line that says which container and why, and never prints the account key."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AZURE_STORAGE_KEY", KEY)
+    monkeypatch.setenv("CMKCTL_AZURE_RETRY_TOTAL", "0")
+    spec = write_spec(tmp_path / "spec")
+    url = f"azureblob://127.0.0.1:{port}/devstoreaccount1/journal"
+    assert apply_cmd.run(None, [str(spec)], auto_approve=True, state=url) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("error: ") and "journal" in err and "could not reach" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert KEY not in captured.out + captured.err
