@@ -72,16 +72,19 @@ class History:
 
 
 def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
-    """The same link seen in the journal and as associateDate counts once (within 2 hours)."""
+    """The same link seen in the journal and as associateDate counts once (within 2 hours).
+
+    Linear after the sort (a 40,000-workspace fleet has 40,000 associateDates): ops are visited in time
+    order, so the only kept op of the same workspace and kind that can be within 2 hours is the last one.
+    """
     out: list[LinkOperation] = []
+    last: dict[tuple[str, str], datetime] = {}
     for op in sorted(ops, key=lambda o: o.at):
-        if any(
-            o.workspace_key == op.workspace_key
-            and o.kind == op.kind
-            and abs(o.at - op.at) < timedelta(hours=2)
-            for o in out
-        ):
+        key = (op.workspace_key, op.kind)
+        prev = last.get(key)
+        if prev is not None and abs(prev - op.at) < timedelta(hours=2):
             continue
+        last[key] = op.at
         out.append(op)
     return tuple(out)
 
