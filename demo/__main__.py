@@ -138,7 +138,7 @@ def step_show_fleet(ctx: DemoContext) -> None:
     desired = ctx.need_desired()
     links = desired.desired_links()
     entries = desired.workspace_entries()
-    table = Table(title="Desired fleet (examples/fleet)")
+    table = Table(title=f"Desired fleet ({ctx.rel(ctx.spec_path)})")
     for col in (
         "cluster",
         "Azure name",
@@ -301,10 +301,13 @@ def step_plan_again(ctx: DemoContext) -> None:
 def step_out_of_band(ctx: DemoContext) -> None:
     """Someone changes Azure by hand: raises a cluster's capacity and unlinks a workspace"""
     desired = ctx.need_desired()
-    cluster = desired.clusters[0]
+    linked = desired.desired_links()
+    if not linked:
+        raise DemoFailed("the spec links no workspace, so there is nothing to unlink by hand")
+    first = sorted(linked)[0]  # a workspace and its cluster, the same on every run
+    cluster = linked[first]
     spec = cluster.spec
-    links = [k for k, c in desired.desired_links().items() if c.metadata.name == cluster.metadata.name]
-    workspace = ids.ResourceId.parse(desired.workspace_entries()[sorted(links)[0]].id)
+    workspace = ids.ResourceId.parse(desired.workspace_entries()[first].id)
     raised = spec.capacity + 100
     clients = azure(ctx)
     try:
