@@ -329,6 +329,7 @@ def step_out_of_band(ctx: DemoContext) -> None:
     finally:
         clients.close()
     ctx.outcomes["changed_by_hand"] = {"cluster": cluster.metadata.name, "workspace": workspace.name}
+    ctx.outcomes["capacity_by_hand"] = {"spec": spec.capacity, "live": raised}
 
 
 def step_drift(ctx: DemoContext) -> None:

@@ -33,7 +33,8 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert outcome["second_plan_empty"] is True
     assert outcome["drift_found"] is True
     assert outcome["harm_events"] == 0
-    assert "capacity: spec 1000, live 1100" in out
+    capacity = outcome["capacity_by_hand"]
+    assert f"capacity: spec {capacity['spec']}, live {capacity['live']}" in out  # drift names the change
     assert "Traceback" not in out
     for heading in ("1. Validate", "Apply again", "Drift check", "Report", "done in"):
         assert heading in out
