@@ -113,6 +113,26 @@ def _baseline(spec: str, parallelism: int) -> dict[str, Any]:
     }
 
 
+def _links_free_of_cluster_lock() -> None:
+    """What-if (P3 only, never the product): links and unlinks hold their workspace's lock but not
+    their cluster's. Azure serialises link operations per workspace (rule W5), not per cluster; the
+    emulator accepts concurrent links into one cluster. Measures what the executor's per-cluster
+    serialisation of links costs in makespan."""
+    from controller.execution import executor as ex
+    from controller.model import ids
+    from controller.planning.plan import Action
+
+    original = ex.Executor._lock_keys
+
+    def lock_keys(self: ex.Executor, change: Any) -> list[str]:
+        if change.action in (Action.LINK, Action.UNLINK):
+            ws = str(change.parameters["workspace_id"])
+            return sorted({ids.id_key(change.resource_id), ids.id_key(ws)})
+        return original(self, change)
+
+    ex.Executor._lock_keys = lock_keys  # type: ignore[method-assign]
+
+
 def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
     from controller.azure.clients import AzureClients
     from controller.cli import apply_cmd
@@ -164,7 +184,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--state", default="")
     p.add_argument("--parallelism", type=int, default=10)
     p.add_argument("--dag", default=None)
+    p.add_argument("--links-free-of-cluster-lock", action="store_true")
     args = p.parse_args(argv)
+    if args.links_free_of_cluster_lock:
+        _links_free_of_cluster_lock()
     if args.action == "plan":
         out = _plan(args.spec, args.dag)
     elif args.action == "baseline":

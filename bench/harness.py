@@ -116,9 +116,11 @@ class EmulatorProcess:
         return list(self.admin("GET", "events")["events"])
 
 
-def run_worker(emulator: EmulatorProcess, *args: str, timeout: float = 1800) -> dict[str, Any]:
+def run_worker(
+    emulator: EmulatorProcess, *args: str, timeout: float = 1800, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run one measured product action in a fresh process; its last stdout line is a JSON result."""
-    env = {**os.environ, **emulator.env, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **emulator.env, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("CMKCTL_NOW", None)
     proc = subprocess.run(
         [sys.executable, "-m", "bench._worker", *args],
