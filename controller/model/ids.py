@@ -7,6 +7,7 @@ product goes through `key()` so that casing never creates a phantom diff.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -59,6 +60,18 @@ class ResourceId:
 
     @classmethod
     def parse(cls, value: str, *, expected_type: str | None = None) -> ResourceId:
+        """Parse (and check the type of) an ARM id; InvalidId if it has another shape.
+
+        Memoised: a 40,000-workspace fleet parses each id ~10 times (spec validation, observe, plan),
+        which was ~5 s of one plan. ResourceId is immutable, so sharing instances is safe; a failed
+        parse raises every time (exceptions are not cached).
+        """
+        if cls is not ResourceId:
+            return cls._parse(value, expected_type)
+        return _parse_cached(value, expected_type)
+
+    @classmethod
+    def _parse(cls, value: str, expected_type: str | None) -> ResourceId:
         m = _ARM.match(value.strip().rstrip("/"))
         if not m:
             raise InvalidId(
@@ -80,6 +93,11 @@ class ResourceId:
         if expected_type is not None and rid.type.lower() != expected_type.lower():
             raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
         return rid
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _parse_cached(value: str, expected_type: str | None) -> ResourceId:
+    return ResourceId._parse(value, expected_type)
 
 
 WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
