@@ -38,9 +38,11 @@ from controller.errors import CmkError, LockHeldError
 from controller.model.history import (
     ClusterDeletion,
     History,
+    HistoryStore,
     InFlightOperation,
     LinkOperation,
     Revision,
+    WriterLock,
 )
 
 FORMAT = 1
@@ -469,7 +471,7 @@ class BlobWriterLock:
         return self._lease.current_holder()
 
 
-def open_state(url: str, *, command: str) -> tuple[BlobWriterLock, Callable[[], BlobHistoryStore]]:
+def open_state(url: str, *, command: str) -> tuple[WriterLock, Callable[[], HistoryStore]]:
     """The azureblob backend of `--state`: (blob-lease writer lock, opener of the ETag-guarded journal).
 
     Credentials: $AZURE_STORAGE_KEY (shared key, e.g. Azurite) when set, else the same Azure identity
@@ -496,6 +498,7 @@ def open_state(url: str, *, command: str) -> tuple[BlobWriterLock, Callable[[], 
         clients.close()
         raise
     lock = BlobWriterLock(lease, on_release=clients.close)
+    # typed as the protocols so mypy proves the blob backend implements all of them (record_operation_sent)
     return lock, lambda: BlobHistoryStore(container, where.blob)
 
 
