@@ -102,6 +102,13 @@ class Terminal(AzureError):
     """Not retryable and not a known rule: surface to the user as is."""
 
 
+class StillRunning(AzureError):
+    """We stopped waiting for an operation Azure is still running (CMKCTL_OPERATION_TIMEOUT).
+
+    Not a failure of the operation: its journal entry stays "sent" so the next run resumes it from its
+    token and never sends it again (rules C6, W3)."""
+
+
 # Azure error codes that name the rule outright (real codes where known, else the emulator's;
 # azure-api-facts §7). `None`: a known code that is not a rule refusal (stays Terminal).
 _CODE_RULES: dict[str, Rule | None] = {

@@ -16,6 +16,7 @@ associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by con
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ class Handle:
 
 
 OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
+
+
+OPERATION_TIMEOUT_ENV = "CMKCTL_OPERATION_TIMEOUT"
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        return default
 
 
 def _norm_key(value: Any) -> dict[str, str] | None:
@@ -111,10 +123,15 @@ class Operations:
         *,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float | None = None,
+        operation_timeout: float | None = None,
     ) -> None:
         self.clients = clients
         self._sleep = sleep
         self._poll = clients.polling_interval if poll_interval is None else poll_interval
+        # An operation stuck past this stops its branch instead of hanging the apply forever (fault
+        # matrix cell "op-stuck", issue 8). Creates usually take ~2 h, links up to 90 min.
+        default = _env_seconds(OPERATION_TIMEOUT_ENV, 6 * 3600)
+        self._op_timeout = operation_timeout if operation_timeout is not None else default
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -277,7 +294,16 @@ class Operations:
     def wait(self, handle: Handle) -> None:
         if handle.poller is None or not hasattr(handle.poller, "result"):
             return
-        self._call(f"wait for {handle.action} {handle.target}", handle.poller.result)
+        self._wait_poller(f"{handle.action} {handle.target}", handle.poller)
+
+    def _wait_poller(self, what: str, poller: Any) -> None:
+        """Wait at most the operation timeout; past it raise StillRunning (the journal keeps the token)."""
+        self._call(f"wait for {what}", lambda: poller.result(timeout=self._op_timeout))
+        if not poller.done():
+            raise errors.StillRunning(
+                f"{what}: Azure is still running it after {self._op_timeout:g}s "
+                f"({OPERATION_TIMEOUT_ENV}); it was not sent again: run apply later to resume it"
+            )
 
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
         """Rebuild the poller from a journaled continuation token and wait: the request is not re-sent."""
@@ -287,7 +313,7 @@ class Operations:
             lambda: self._begin_from_token(act, target, parameters, token),
         )
         if poller is not None:
-            self._call(f"wait for {action} {target}", poller.result)
+            self._wait_poller(f"{action} {target}", poller)
 
     def _begin(self, change: Change) -> Any:
         p = change.parameters
