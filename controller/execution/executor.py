@@ -211,6 +211,9 @@ class Executor:
                     )
                 else:
                     self.store.end_operation(op.op_id, "abandoned", "not sent before restart; re-planned")
+            except errors.StillRunning as exc:
+                # still running in Azure: stays in the journal as "sent"; the next run resumes it again
+                results.append(StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc)))
             except errors.AzureError as exc:
                 # Not a failure of this apply: the re-plan that follows reads the live state and decides
                 # again (a create that failed is planned again and its error, if it recurs, reported).
@@ -330,9 +333,10 @@ class Executor:
             )
             typical, text = EXPECTED.get(change.action, (60.0, ""))
             self.progress.step_started(change.id, change.address + f": {change.action}", typical, text)
+            attempted: list[bool] = []
+            accepted: list[bool] = []
             try:
-                attempted: list[bool] = []
-                status = self._retrying(lambda: self._attempt(change, attempted))
+                status = self._retrying(lambda: self._attempt(change, attempted, accepted))
                 if status is StepStatus.DONE:
                     self.gateway.verify(change)
                 if status is StepStatus.DONE or (attempted and _is_link(change.action)):
@@ -340,7 +344,15 @@ class Executor:
                     self._record_effects(str(change.action), journal_target(change), change, self._now())
                 self.store.end_operation(change.id, "done" if status is StepStatus.DONE else "already done")
                 res = StepResult(change.id, change.address, change.action, status)
+            except errors.StillRunning as exc:
+                # sent and still running in Azure: the journal keeps it "sent" with its token, so the next
+                # run resumes it and never re-sends it (a second create/link would cost W3 budget or 409)
+                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
             except errors.AzureError as exc:
+                if accepted and _is_link(change.action):
+                    # rule W3: a link/unlink Azure accepted and then failed still spent budget (fault matrix
+                    # cells link/op-failed, unlink/op-failed: the journal undercounted by one)
+                    self._record_effects(str(change.action), journal_target(change), change, self._now())
                 self.store.end_operation(change.id, "failed", _verbatim(exc))
                 res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
             except Exception as exc:  # a bug must not take the other branches down; report it as a failure
@@ -357,7 +369,9 @@ class Executor:
         self.progress.step_finished(change.id, str(res.status), res.message if failed else "")
         return res
 
-    def _attempt(self, change: Change, attempted: list[bool]) -> StepStatus:
+    def _attempt(
+        self, change: Change, attempted: list[bool], accepted: list[bool] | None = None
+    ) -> StepStatus:
         """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send."""
         pre = self.gateway.precheck(change)
         if pre is Precheck.IN_PROGRESS:
@@ -375,6 +389,8 @@ class Executor:
 
         attempted.append(True)
         handle = self.gateway.start(change, on_sent)
+        if accepted is not None:
+            accepted.append(True)  # Azure took the request: from here a failure still spent W3 budget
         self.gateway.wait(handle)
         return StepStatus.DONE
 
