@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -83,16 +84,22 @@ class ResourceId:
             raise InvalidId(f"'{value}' has a resource type without a name")
         if not is_guid(m.group("sub")):
             raise InvalidId(f"'{value}': subscription '{m.group('sub')}' is not a GUID")
+        # Shared parts interned: memoised ids of a large fleet repeat a few subscriptions, resource
+        # groups and types; only the names are unique.
+        types = tuple(sys.intern(t) for t in parts[0::2])
         rid = cls(
-            subscription=m.group("sub").lower(),
-            resource_group=m.group("rg"),
-            namespace=m.group("ns"),
-            types=tuple(parts[0::2]),
+            subscription=sys.intern(m.group("sub").lower()),
+            resource_group=sys.intern(m.group("rg")),
+            namespace=sys.intern(m.group("ns")),
+            types=_TYPES.setdefault(types, types),
             names=tuple(parts[1::2]),
         )
         if expected_type is not None and rid.type.lower() != expected_type.lower():
             raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
         return rid
+
+
+_TYPES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 @functools.lru_cache(maxsize=1 << 18)
