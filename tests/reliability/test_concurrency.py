@@ -198,8 +198,9 @@ def test_stale_saved_plan_is_refused(
             str(spec),
             "--out",
             str(tmp_path / "plan.json"),
-        ]
-        + ["--state", str(state)],
+            "--state",
+            str(state),
+        ],
         env=_env(emulator),
         capture_output=True,
         text=True,
