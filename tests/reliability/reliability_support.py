@@ -81,7 +81,8 @@ def _existing_cluster(*, key: bool) -> dict[str, Any]:
         "double_encryption": True,
         "created": "2026-01-01T00:00:00Z",
         "last_sku_update": "2026-01-01T00:00:00Z",  # rule C4: long ago, any capacity change allowed
-        **({"key": {"keyVaultUri": VAULT, "keyName": "cmk", "keyVersion": KEY_VERSION}} if key else {}),
+        # versionless, as the spec declares it: the cluster follows the key's current version (K1)
+        **({"key": {"keyVaultUri": VAULT, "keyName": "cmk", "keyVersion": ""}} if key else {}),
     }
 
 
