@@ -44,7 +44,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "byos": ("PUT", BYOS_PATH),
     "key_read": ("GET", KEY_PATH),
 }
-ASYNC = {"create", "capacity", "set_key", "link", "unlink"}  # rule C6/W5: long-running operations
+ASYNC = {"create", "set_key", "link", "unlink"}  # rules C6/W5 (capacity updates: sync)
 
 # fault name -> emulator fault spec (method/path added per cell)
 FAULTS: dict[str, dict[str, Any]] = {
