@@ -11,7 +11,9 @@ summary (root causes only, deferred dates repeated). Exit 0 when everything that
 (deferred work is not a failure), 1 on any failure or blocked item.
 
 Knobs (environment): CMKCTL_RETRY_BACKOFF (first retry wait in seconds, default 2),
-CMKCTL_BUSY_TIMEOUT (seconds to wait for a running C6/W5 operation, default 3 h).
+CMKCTL_BUSY_TIMEOUT (seconds to wait for a running C6/W5 operation, default 3 h),
+CMKCTL_OPERATION_TIMEOUT (seconds to wait for one of our own operations, default 6 h; past it the branch
+stops, the operation stays journaled and the next apply resumes it without re-sending).
 """
 
 from __future__ import annotations
