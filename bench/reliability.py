@@ -113,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fault = _records(figures, "fault")
         crash = _records(figures, "crash")
         crash_summary = _records(figures, "crash_summary")
-        races = _records(figures, "concurrency")
+        concurrency = _records(figures, "concurrency")
+        races = [r for r in concurrency if r["writers"] >= 1]
+        stale = [r for r in concurrency if r not in races]
         hostile = _records(figures, "hostile")
         secrets = _records(figures, "secrets")
         guards = _records(figures, "guards")
@@ -152,8 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "concurrency": {
             "races": len(races),
-            "one_writer": sum(1 for r in races if r["writers"] <= 1),
-            "detail": races,
+            "one_writer": sum(1 for r in races if r["writers"] == 1),
+            "stale_plans_refused": sum(1 for r in stale if r.get("refused")),
+            "detail": races + stale,
         },
         "hostile_input": {
             "inputs": hostile_inputs,
@@ -182,8 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         _row(
             "concurrency races",
-            f"{result['concurrency']['one_writer']}/{len(races)} with exactly one writer",
-            bool(races) and result["concurrency"]["one_writer"] == len(races),
+            f"{result['concurrency']['one_writer']}/{len(races)} with exactly one writer, "
+            f"{result['concurrency']['stale_plans_refused']}/{len(stale)} stale saved plans refused",
+            bool(races)
+            and result["concurrency"]["one_writer"] == len(races)
+            and result["concurrency"]["stale_plans_refused"] == len(stale),
         ),
         _row(
             "hostile inputs",

@@ -103,6 +103,10 @@ def test_fault_cell(emulator: Any, env: None, tmp_path: Path, kind: str, fault: 
     if first.rc != 0:
         # a clean stop: one "error:" line that names the resource or the Azure error
         assert "error:" in first.text, first.text
+    if fault == "op-stuck":
+        # stopped waiting, not failed: the operation stays journaled as sent, to be resumed, not re-sent
+        assert first.rc == 1 and "still running" in first.text, first.text
+        assert [o.phase for o in journal_in_flight(state)] == ["sent"]
     emulator.clear_faults()
     emulator.advance(3700)  # a stuck operation finishes while nobody watches
     while not converged(runs[-1]) and len(runs) < 4:
