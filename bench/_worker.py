@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _peak_rss_mb() -> float:
+    """VmHWM of this process. Not ru_maxrss: Linux carries that across execve, so a worker started by
+    a big parent (e.g. `python -m bench` after the 40k list benchmark) would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _usage() -> dict[str, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": r.ru_maxrss / 1024}
+    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _plan(spec: str, dag: str | None) -> dict[str, Any]:
