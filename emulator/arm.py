@@ -492,6 +492,8 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
             return _rg_404(rg)
         if c is None:
             return _create_cluster(em, req, sub, rg, name)
+        if c.failed and c.running_op() is None:
+            return _reprovision_cluster(em, req, c)
         return _update_cluster(em, req, c, put=True)
     if req.method == "PATCH":
         if c is None:
@@ -728,6 +730,29 @@ def _busy(c: Cluster) -> Response | None:
     if op.kind == "cluster_create":
         return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC_CREATE)
     return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC)
+
+
+def _reprovision_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
+    """A PUT on a cluster whose provisioning Failed re-drives provisioning, as ARM PUTs do.
+
+    The body must still be a valid cluster (sku rule C3); fields fixed at creation keep their values.
+    Like a create it answers 202 + Azure-AsyncOperation and the cluster shows `Creating` until done.
+    """
+    body = _json(req)
+    if not isinstance(body, dict):
+        return arm_error(400, "InvalidBody", MSG_BODY)
+    bad = _check_sku(em, body.get("sku"))
+    if bad:
+        return bad
+    c.capacity = int(body["sku"]["capacity"])
+    if isinstance(body.get("tags"), dict):
+        c.tags = {str(k): str(v) for k, v in body["tags"].items()}
+    c.failed = False
+    op = em.new_operation("cluster_create", c.subscription, norm_loc(c.location), c.key_id)
+    _apply_faults_to_op(em, req, op)
+    c.op = op
+    em.list_cache.clear()
+    return Response(202, None, _op_headers(req, op, c.arm_id))
 
 
 def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Response:

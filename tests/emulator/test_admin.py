@@ -97,6 +97,25 @@ def test_fault_fail_operation_makes_the_lro_end_failed(emulator: Any, sdk: Any) 
     assert la.clusters.get("rg1", "clu1").provisioning_state == "Failed"
 
 
+def test_put_on_a_failed_cluster_reprovisions_it(emulator: Any, sdk: Any) -> None:
+    """ARM re-drives a Failed provisioning on the next PUT: 202 + async operation, Creating, then
+    Succeeded; no second cluster is counted (C2) and the name is not 'taken' (C11)."""
+    make_rg(emulator)
+    emulator.configure(durations={"cluster_create": 60})
+    emulator.fault(method="PUT", path="/clusters/clu1$", fail_operation=True, count=1)
+    la = sdk.loganalytics()
+    with pytest.raises(HttpResponseError):
+        poller = la.clusters.begin_create_or_update("rg1", "clu1", cluster_model())
+        emulator.advance(60)
+        poller.result()
+    assert la.clusters.get("rg1", "clu1").provisioning_state == "Failed"
+    poller = la.clusters.begin_create_or_update("rg1", "clu1", cluster_model())
+    assert la.clusters.get("rg1", "clu1").provisioning_state == "Creating"
+    emulator.advance(60)
+    assert poller.result().provisioning_state == "Succeeded"
+    assert len(list(la.clusters.list())) == 1
+
+
 def test_fault_stick_operation_keeps_it_in_progress(emulator: Any, sdk: Any) -> None:
     make_rg(emulator)
     emulator.fault(method="PUT", path="/clusters/clu1$", stick_operation=3600)

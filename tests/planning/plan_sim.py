@@ -36,6 +36,11 @@ def apply_plan(plan: Plan, observed: ObservedState, history: History, now: datet
         p = ch.parameters
         if ch.action == Action.CREATE:
             cid = ids.cluster_id(p["subscription"], p["resource_group"], p["name"])
+            existing = clusters.get(ids.id_key(cid))
+            if existing is not None:  # re-provisioning a Failed cluster: same cluster, same key
+                assert not existing.busy, f"{ch.id} sent to a busy cluster (C6)"
+                clusters[ids.id_key(cid)] = replace(existing, provisioning_state="Succeeded")
+                continue
             ident = p["identity"]
             clusters[ids.id_key(cid)] = ObservedCluster(
                 id=cid, subscription=p["subscription"], resource_group=p["resource_group"], name=p["name"],

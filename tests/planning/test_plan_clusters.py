@@ -281,14 +281,27 @@ def test_revoked_identity_is_blocked_c12() -> None:
     assert [b.rule for b in p.blocked] == ["C12"]
 
 
-def test_failed_cluster_defers_links_until_succeeded() -> None:
+def test_failed_cluster_is_reprovisioned_before_its_links() -> None:
+    """A cluster whose create Failed gets the PUT re-issued (ARM re-drives provisioning) and the
+    workspace link waits on that repair (rule W4), instead of waiting forever."""
     c = cluster()
     p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
              observed([obs_cluster(c, provisioning_state="Failed")], [obs_ws("ws1")]))
+    repair, link = p.changes
+    assert repair.action == Action.CREATE and repair.id.endswith(":repair")
+    assert repair.after is not None and repair.after["provisioning_state"] == "Succeeded"
+    assert link.action == Action.LINK and repair.id in link.depends_on
+    assert any(w.code == "cluster-failed" and w.rule == "C6" for w in p.warnings)
+
+
+def test_busy_cluster_is_not_repaired_twice() -> None:
+    """While the re-provisioning runs (Creating), nothing is re-issued and the link waits (C6, W4)."""
+    c = cluster()
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
+             observed([obs_cluster(c, provisioning_state="Creating")], [obs_ws("ws1")]))
     assert p.changes == ()
     (d,) = p.deferred
     assert d.action == Action.LINK and d.rule == "W4"
-    assert any(w.code == "cluster-failed" for w in p.warnings)
 
 
 def test_principal_without_key_access_blocks_the_key_change() -> None:

@@ -385,9 +385,21 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
         drift("availability_zones", spec.availability_zones, obs.availability_zones)
         wb.warn("fixed-at-creation", f"{address}: availability zones are fixed at creation "
                 f"(live {obs.availability_zones})", address=address)
-    if obs.provisioning_state == "Failed":
-        wb.warn("cluster-failed", f"{address} is Failed; its links wait until it is Succeeded",
-                address=address, rule="C6", severity=Severity.CRITICAL)
+    if obs.provisioning_state == "Failed" and not busy:
+        # A failed provisioning is repaired by re-issuing the PUT (ARM re-drives it); without this
+        # step a cluster whose create failed would wait forever and its links with it (W4).
+        wb.warn("cluster-failed", f"{address} is Failed; it is re-provisioned first and its links wait "
+                "until it is Succeeded", address=address, rule="C6", severity=Severity.CRITICAL)
+        emit(Change(id=f"create:cluster:{path}:repair", action=Action.CREATE, address=address,
+                    resource_id=obs.id, cluster_id=obs.id,
+                    parameters={**base, "location": obs.location, "identity": _live_identity(obs),
+                                "capacity": obs.capacity, "billing_type": obs.billing_type,
+                                "double_encryption": obs.double_encryption,
+                                "availability_zones": obs.availability_zones,
+                                "tags": dict(sorted(obs.tags.items())), "key": None},
+                    before={"provisioning_state": "Failed"},
+                    after={"provisioning_state": "Succeeded", "capacity": obs.capacity},
+                    reason="its provisioning Failed: re-issue the create to repair it", rules=("C6",)))
 
     live_ident, want_ident = _live_identity(obs), _identity(cluster)
     want_key = spec.key.ref() if spec.key is not None else None
