@@ -160,6 +160,9 @@ class BlobHistoryStore:
             ),
         )
 
+    def close(self) -> None:
+        """Nothing to release: the container client belongs to whoever opened the state."""
+
     def revisions(self) -> list[Revision]:
         doc, _ = self._read()
         return [
@@ -515,3 +518,37 @@ def read_history(url: str) -> History:
         return BlobHistoryStore(container, where.blob, create=False).load()  # plan never writes
     finally:
         clients.close()
+
+
+class BlobState:
+    """The azureblob backend for a long-running process (the controller): one client for its life,
+    a fresh journal view and writer lock per pass. `open_state` is the one-shot form for apply."""
+
+    def __init__(self, url: str, *, command: str) -> None:
+        from controller.azure.clients import AzureClients
+
+        self._where = parse_state_url(url)
+        self._command = command
+        key = os.environ.get(ACCOUNT_KEY_ENV) or None
+        credential: Any = {"account_name": self._where.account_name, "account_key": key} if key else None
+        self._clients = AzureClients()
+        self._container = container_client(
+            self._clients, self._where.account_url, self._where.container, credential
+        )
+
+    def store(self) -> BlobHistoryStore:
+        return BlobHistoryStore(self._container, self._where.blob)
+
+    def lock(self) -> BlobWriterLock:
+        holder = (
+            f"{self._command}, pid {os.getpid()} on {socket.gethostname()}, "
+            f"since {datetime.now(UTC).isoformat(timespec='seconds')}"
+        )
+        try:
+            lease = BlobLease(self._container, holder, blob_name=self._where.lock_blob, duration=60)
+        except AzureCoreError as exc:
+            raise map_error(exc, operation=f"open the state container {self._where.container}") from None
+        return BlobWriterLock(lease)
+
+    def close(self) -> None:
+        self._clients.close()

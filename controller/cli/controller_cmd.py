@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from controller.azure import blob_store
 from controller.azure.clients import AzureClients
 from controller.cli import plan_cmd
 from controller.cli.apply_cmd import parse_duration
@@ -31,15 +32,17 @@ from controller.reconcile.server import StatusServer, parse_listen
 from controller.state import paths
 
 
-def parse_state(text: str | None) -> Path:
-    """`local:DIR` or `DIR` (default $CMKCTL_STATE or .cmkctl). azureblob: is not wired here yet."""
+def parse_state(text: str | None) -> tuple[Path, str | None]:
+    """(local directory, azureblob URL or None) from `local:DIR`, `DIR` or `azureblob://ACCOUNT/CONTAINER`.
+
+    With azureblob the journal and the lock live in the blob (shared with CI applies); the directory
+    ($CMKCTL_STATE or .cmkctl) still holds the git clone and the controller's local bookkeeping.
+    """
     if text and text.startswith("azureblob:"):
-        raise CmkError(
-            "--state azureblob:... is not supported by the controller yet; use local:DIR on a persistent "
-            "volume (the Helm chart mounts one)"
-        )
+        blob_store.parse_state_url(text)  # a malformed URL is one clear error, before anything starts
+        return paths.state_dir(None), text
     chosen = text[len("local:") :] if text and text.startswith("local:") else text
-    return paths.state_dir(chosen or None)
+    return paths.state_dir(chosen or None), None
 
 
 def _duration(flag: str, text: str) -> float:
@@ -69,7 +72,11 @@ def controller_command(
         Mode, typer.Option("--mode", help="apply: make changes; report: only report")
     ] = Mode.APPLY,
     state: Annotated[
-        str | None, typer.Option("--state", metavar="local:DIR", help="Journal and lock (one per scope)")
+        str | None, typer.Option(
+            "--state",
+            metavar="local:DIR|azureblob://ACCOUNT/CONTAINER",
+            help="Journal and lock (one per scope)",
+        )
     ] = None,
     listen: Annotated[
         str, typer.Option("--listen", metavar="[HOST]:PORT", help="HTTP address for /status /metrics")
@@ -111,6 +118,7 @@ def run(
     azure = clients
     server: StatusServer | None = None
     try:
+        state_dir, state_url = parse_state(state)
         config = ControllerConfig(
             source=source,
             ref=ref,
@@ -118,7 +126,8 @@ def run(
             interval=_duration("--interval", interval),
             mode=mode,
             suspend=suspend,
-            state_dir=parse_state(state),
+            state_dir=state_dir,
+            state_url=state_url,
         )
         if not once:
             parse_listen(listen)

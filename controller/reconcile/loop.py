@@ -60,9 +60,8 @@ from controller.reconcile.guard import GuardedGateway, ShuttingDown
 from controller.reconcile.logs import JsonLog
 from controller.reconcile.metrics import Metrics
 from controller.reconcile.source import Checkout, SourceError, open_source, redact
+from controller.reconcile.state_backend import JournalStore, StateBackend, open_backend
 from controller.reconcile.status import PassRecord, Reason, Status
-from controller.state.file_lock import FileLock
-from controller.state.sqlite_store import SqliteHistoryStore
 
 INTENT_FILE = "controller-intent.json"
 BASELINE_FILE = "controller-baseline.json"  # digests of the live state the last time it matched the spec
@@ -94,6 +93,7 @@ class ControllerConfig:
     busy_timeout: float = 600.0
     backoff: float = 2.0
     workdir: Path | None = None  # where the git clone lives (default: <state>/source)
+    state_url: str | None = None  # azureblob://... keeps the journal and lock in a blob (else state_dir)
 
     @property
     def scope(self) -> str:
@@ -127,6 +127,9 @@ class Reconciler:
         self.config = config
         self.clients = clients
         self.now = now or (lambda: datetime.now(UTC))
+        self.backend: StateBackend = open_backend(
+            config.state_dir, config.state_url, command=f"cmkctl controller {config.scope}", now=self.now
+        )
         self.log = log or JsonLog(now=self.now)
         self.metrics = metrics or Metrics(clients.counter.snapshot)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
@@ -248,7 +251,7 @@ class Reconciler:
         self.status.suspended = suspended
         self.metrics.suspended.set(1 if suspended else 0)
         # 3. observe and plan (every pass, even stalled or suspended: drift is always reported)
-        store = SqliteHistoryStore(self.config.state_dir, now=self.now)
+        store = self.backend.store()
         try:
             now = self.now()
             try:
@@ -332,13 +335,13 @@ class Reconciler:
         self,
         outcome: PassOutcome,
         checkout: Checkout,
-        store: SqliteHistoryStore,
+        store: JournalStore,
         plan: Plan,
         changes: list[Change],
         desired: DesiredState,
     ) -> None:
         record = outcome.record
-        lock = FileLock(self.config.state_dir, command=f"cmkctl controller {self.config.scope}")
+        lock = self.backend.lock()
         try:
             lock.acquire(timeout=0.0)  # one writer per scope: a CI apply or a second replica waits its turn
         except LockHeldError as exc:
@@ -605,9 +608,9 @@ class Reconciler:
 
     def _journal_revision(self) -> str | None:
         """The last revision this scope applied, from the journal: a restart keeps lastAppliedRevision."""
-        if not (self.config.state_dir / "history.sqlite").exists():
+        if not self.backend.has_journal():
             return None
-        store = SqliteHistoryStore(self.config.state_dir)
+        store = self.backend.store()
         try:
             revisions = store.revisions()
         finally:

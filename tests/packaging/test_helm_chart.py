@@ -161,6 +161,18 @@ def test_ssh_source_report_mode_and_digest(rendered: dict[str, Path]) -> None:
     assert {"port": 22, "protocol": "TCP"} in np["spec"]["egress"][1]["ports"]
 
 
+def test_azureblob_state_passes_the_blob_url_and_needs_no_volume_claim(rendered: dict[str, Path]) -> None:
+    """state.type azureblob: the controller shares the blob journal and lease with CI applies; the
+    pod keeps only its clone on an emptyDir."""
+    docs = _docs(rendered["azureblob"])
+    (dep,) = _kind(docs, "Deployment")
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert "--state=azureblob://cmkstate/journal/prod/history.json" in container["args"]
+    assert _kind(docs, "PersistentVolumeClaim") == []
+    (state,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"]
+    assert "emptyDir" in state
+
+
 def test_existing_claim_and_external_service_account(rendered: dict[str, Path]) -> None:
     docs = _docs(rendered["existing-claim"])
     assert _kind(docs, "ServiceAccount") == [] and _kind(docs, "PersistentVolumeClaim") == []

@@ -86,7 +86,7 @@ def test_controller_once_prints_the_status(
     ("args", "message"),
     [
         (["--interval", "soon"], "--interval 'soon' is not a duration"),
-        (["--state", "azureblob:https://acct.blob.core.windows.net/c"], "not supported"),
+        (["--state", "azureblob:https://acct.blob.core.windows.net/c"], "an azureblob state starts with"),
         (["--path", "../x"], "relative path"),
     ],
 )

@@ -111,16 +111,27 @@ def test_two_applies_azureblob_backend(emulator: Any, azurite: Azurite, tmp_path
     _race(emulator, spec, url, _env(emulator), "azureblob")
 
 
-def test_apply_vs_controller_one_writer(emulator: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["local", "azureblob"])
+def test_apply_vs_controller_one_writer(
+    emulator: Any, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """An apply holds the lock; the controller's pass on the same state reports LockHeld naming the
-    apply, writes nothing, and exits 1. Once the apply is gone the controller converges the estate."""
+    apply, writes nothing, and exits 1. Once the apply is gone the controller converges the estate.
+    On azureblob both share the blob journal and lease (the controller's own files stay local)."""
     estate = estate_for("create")
     emulator.seed(estate.seed)
     spec = write_spec(tmp_path / "spec", estate)
     state = tmp_path / "state"
-    env = _env(emulator)
+    env = _env(emulator, CMKCTL_STATE=str(tmp_path / "controller-local"))
+    if backend == "azureblob":
+        blob: Azurite = request.getfixturevalue("azurite")
+        apply_state = controller_state = (
+            f"azureblob://127.0.0.1:{blob.port}/devstoreaccount1/c{uuid.uuid4().hex[:12]}/prod/history.json"
+        )
+    else:
+        apply_state, controller_state = str(state), f"local:{state}"
     emulator.fault(method="PUT", path=CLUSTER_PATH, stick_operation=3600, count=1)
-    holder = _apply(spec, str(state), env)
+    holder = _apply(spec, apply_state, env)
     deadline = time.monotonic() + 60
     while not writes(emulator.requests(), "PUT", CLUSTER_PATH):
         assert time.monotonic() < deadline and holder.poll() is None, "the apply never sent its create"
@@ -136,7 +147,7 @@ def test_apply_vs_controller_one_writer(emulator: Any, tmp_path: Path) -> None:
                 "--source",
                 str(spec.parent),
                 "--state",
-                f"local:{state}",
+                controller_state,
                 "--once",
                 "--listen",
                 "127.0.0.1:0",
@@ -152,7 +163,7 @@ def test_apply_vs_controller_one_writer(emulator: Any, tmp_path: Path) -> None:
     writes_while_held = len([r for r in emulator.requests() if r["method"] != "GET"])
     holder.communicate(timeout=120)
     assert busy.returncode == 1, busy.stdout + busy.stderr
-    assert "LockHeld" in busy.stdout and f"pid {holder.pid}" in busy.stdout, busy.stdout
+    assert "LockHeld" in busy.stdout and f"pid {holder.pid}" in busy.stdout, busy.stdout + busy.stderr
     assert "Traceback" not in busy.stderr
     assert writes_while_held == 1  # only the apply's create
 
@@ -166,7 +177,7 @@ def test_apply_vs_controller_one_writer(emulator: Any, tmp_path: Path) -> None:
     assert len(writes(emulator.requests(), "PUT", LINK_PATH)) == 1
     assert workspace_id("law1").lower() in {w.lower() for w in _linked(emulator)}
     assert emulator.events() == []
-    record("concurrency", race="apply vs controller (local)", writers=1, loser_named_holder=True)
+    record("concurrency", race=f"apply vs controller ({backend})", writers=1, loser_named_holder=True)
 
 
 def _linked(emulator: Any) -> list[str]:
