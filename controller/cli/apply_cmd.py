@@ -19,7 +19,6 @@ stops, the operation stays journaled and the next apply resumes it without re-se
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import shlex
@@ -27,24 +26,21 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from controller.azure import blob_store
 from controller.azure.clients import AzureClients
-from controller.azure.observe import observe
 from controller.azure.operations import Operations
 from controller.cli import plan_cmd
 from controller.errors import CmkError, StalePlanError
 from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
-from controller.loading import load
 from controller.model.history import HistoryStore, Revision, WriterLock
-from controller.model.limits import for_profile
 from controller.model.observed import ObservedState
 from controller.planning import fingerprint as fp
 from controller.planning.plan import Plan
-from controller.planning.planner import make_plan
 from controller.render import json_plan
 from controller.state import paths
 from controller.state.file_lock import FileLock
@@ -112,22 +108,12 @@ AZUREBLOB = "azureblob://"
 def open_state(state: str | None, *, command: str) -> tuple[WriterLock, Callable[[], HistoryStore]]:
     """The writer lock and (opened once the lock is held) the history store for `--state`.
 
-    A directory (default $CMKCTL_STATE or ./.cmkctl) gives the local SQLite journal + flock.
-    `azureblob://ACCOUNT/CONTAINER/BLOB` is served by controller.azure.blob_store, which must provide
-    `open_state(url, *, command) -> (WriterLock, Callable[[], HistoryStore])` (blob lease + ETag-guarded
-    journal blob).
+    A directory (default $CMKCTL_STATE or ./.cmkctl) gives the local SQLite journal + flock;
+    `azureblob://ACCOUNT/CONTAINER[/BLOB]` the ETag-guarded journal blob + blob lease.
     """
     chosen = state or os.environ.get(paths.ENV_VAR)
     if chosen and chosen.startswith(AZUREBLOB):
-        try:
-            backend: Any = importlib.import_module("controller.azure.blob_store")
-        except ImportError:
-            raise CmkError("the azureblob state backend is not available in this build") from None
-        opener = getattr(backend, "open_state", None)
-        if opener is None:
-            raise CmkError("the azureblob state backend does not support apply yet (no open_state)")
-        lock, make_store = opener(chosen, command=command)
-        return lock, make_store
+        return blob_store.open_state(chosen, command=command)
     directory = paths.state_dir(chosen)
     return FileLock(directory, command=command), lambda: SqliteHistoryStore(directory)
 
@@ -136,17 +122,8 @@ def build_plan(
     spec_paths: Sequence[str], *, store: HistoryStore, clients: AzureClients
 ) -> tuple[Plan, ObservedState]:
     """Load, observe, merge our journal with live history (rule W3 budget, C11 names), plan."""
-    desired = load(list(spec_paths))
-    now = plan_cmd.plan_now()
-    observed, live_history = observe(desired, clients, now=now)
-    plan = make_plan(
-        desired=desired,
-        observed=observed,
-        now=now,
-        history=store.load().merged(live_history),
-        limits=for_profile(desired.settings.limits_profile),
-    )
-    return plan, observed
+    snap = plan_cmd.snapshot(spec_paths, clients=clients, journal=store.load())
+    return snap.plan, snap.observed
 
 
 def confirm(plan_text: str) -> bool:

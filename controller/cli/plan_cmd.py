@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -93,14 +94,30 @@ def make_plan_for(
     return make_plan(desired=desired, observed=observed, now=now, history=history, limits=limits)
 
 
-def build_plan(
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one look at the estate yields: what plan, report and drift all start from."""
+
+    desired: DesiredState
+    observed: ObservedState
+    history: History
+    plan: Plan
+    now: datetime
+
+
+def snapshot(
     paths: Sequence[str],
     *,
     state: str | None = None,
     clients: AzureClients | None = None,
     now: datetime | None = None,
-) -> tuple[Plan, ObservedState]:
-    """Load, observe, merge history, plan. Raises CmkError subclasses only for expected failures."""
+    journal: History | None = None,
+) -> Snapshot:
+    """Load, observe, merge history (journal ∪ live), plan. Raises CmkError subclasses only.
+
+    `journal` is the history of an already opened store (apply holds it under its lock); otherwise
+    the journal of `state` is read without locking or creating anything.
+    """
     desired = load(list(paths))
     when = now or plan_now()
     own = clients is None
@@ -110,16 +127,27 @@ def build_plan(
     finally:
         if own:
             azure.close()
-    history = local_history(state).merged(live_history)
+    history = (journal if journal is not None else local_history(state)).merged(live_history)
     plan = make_plan_for(desired, observed, history, when)
-    # What `cmkctl apply PLANFILE` needs to re-observe and say which resources changed since.
-    plan = plan.model_copy(
+    return Snapshot(desired=desired, observed=observed, history=history, plan=plan, now=when)
+
+
+def build_plan(
+    paths: Sequence[str],
+    *,
+    state: str | None = None,
+    clients: AzureClients | None = None,
+    now: datetime | None = None,
+) -> tuple[Plan, ObservedState]:
+    """The plan artefact, with what `cmkctl apply PLANFILE` needs to re-observe and say what changed."""
+    snap = snapshot(paths, state=state, clients=clients, now=now)
+    plan = snap.plan.model_copy(
         update={
             "spec_paths": tuple(str(Path(p).resolve()) for p in paths),
-            "resource_digests": resource_digests(observed),
+            "resource_digests": resource_digests(snap.observed),
         }
     )
-    return plan, observed
+    return plan, snap.observed
 
 
 def quiet_sdk_logging() -> None:

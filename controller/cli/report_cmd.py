@@ -20,10 +20,8 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
-from controller.azure.observe import observe
-from controller.cli.plan_cmd import local_history, make_plan_for, plan_now, quiet_sdk_logging
+from controller.cli.plan_cmd import quiet_sdk_logging, snapshot
 from controller.errors import CmkError
-from controller.loading import load
 from controller.reporting import Report, build_report, to_html, to_json, to_markdown, to_text
 
 EXIT_OK = 0
@@ -48,18 +46,10 @@ def gather_report(
     now: datetime | None = None,
 ) -> Report:
     """Load, observe, merge history, plan, report (the controller can call this for /report too)."""
-    desired = load(list(paths))
-    when = now or plan_now()
-    own = clients is None
-    azure = clients or AzureClients()
-    try:
-        observed, live_history = observe(desired, azure, now=when)
-    finally:
-        if own:
-            azure.close()
-    history = local_history(state).merged(live_history)
-    plan = make_plan_for(desired, observed, history, when)
-    return build_report(desired=desired, observed=observed, history=history, plan=plan, now=when)
+    snap = snapshot(paths, state=state, clients=clients, now=now)
+    return build_report(
+        desired=snap.desired, observed=snap.observed, history=snap.history, plan=snap.plan, now=snap.now
+    )
 
 
 def run(
