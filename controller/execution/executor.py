@@ -3,9 +3,10 @@
 Order per step (issue 5): journal "begin" -> pre-check (skip what is already done) -> send ->
 journal the LRO token -> wait -> verify against `Change.after` -> journal "done" (+ link time, rule W3).
 
-* Parallel across independent branches (thread pool, `parallelism`), serialised per cluster and per
-  workspace (rules C6, W5): a step holds the locks of every cluster/workspace it touches, taken in
-  sorted order so two steps can never deadlock.
+* Parallel across independent branches (thread pool, `parallelism`), serialised per cluster for the
+  cluster's own operations (C6) and per workspace for links, unlinks and BYOS (W5): a step holds the
+  locks of what it touches, taken in sorted order so two steps can never deadlock. Links into one
+  cluster run in parallel (each is its workspace's operation).
 * A failed step marks its descendants "skipped: upstream failed"; only root causes are errors.
 * Deferred items are not run; the result repeats their dates.
 * Transient errors (429 with Retry-After, 5xx, resets) are retried with backoff (tenacity, sleep
@@ -305,8 +306,12 @@ class Executor:
 
     def _lock_keys(self, change: Change) -> list[str]:
         keys = {ids.id_key(change.resource_id)}
-        if change.cluster_id:
-            keys.add(ids.id_key(change.cluster_id))  # rule C6: one operation per cluster at a time
+        if change.cluster_id and change.action not in (Action.LINK, Action.UNLINK):
+            # rule C6: one operation *of the cluster* at a time (create, key, update, delete). A link
+            # is an operation of its workspace (W5), so links into one cluster run side by side: a
+            # cluster's 1000 links one after another would take 60 days. The plan's DAG already
+            # puts every link after its cluster's create and key steps (W4).
+            keys.add(ids.id_key(change.cluster_id))
         ws = _workspace_of(change)
         if ws:
             keys.add(ids.id_key(ws))  # rule W5: one link/unlink per workspace at a time

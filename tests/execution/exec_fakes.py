@@ -70,6 +70,7 @@ class FakeAzure:
     # an OutcomeUnknown fault that nevertheless took effect (the response was lost, not the request)
     lost_responses: set[str] = field(default_factory=set)
     sent: list[str] = field(default_factory=list)
+    timeline: list[tuple[str, str]] = field(default_factory=list)  # ("sent" | "done", step id), in order
     resumed: list[tuple[str, str]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failed_operations: set[str] = field(default_factory=set)  # tokens whose LRO ended Failed
@@ -91,6 +92,7 @@ class FakeAzure:
     def start(self, change: Change, on_sent: OnSent) -> Handle:
         with self._guard:
             self.sent.append(change.id)
+            self.timeline.append(("sent", change.id))
             pending = self.faults.get(change.id)
             fault = pending.pop(0) if pending else None
         if fault is not None:
@@ -117,6 +119,7 @@ class FakeAzure:
             self._total -= 1
             self.done.add(change.id)
             self.finished.append(change.id)
+            self.timeline.append(("done", change.id))
 
     def verify(self, change: Change) -> None:
         if change.id not in self.done:

@@ -143,13 +143,31 @@ def test_token_is_journaled_before_waiting_and_link_time_recorded(tmp_path: Path
     assert store.load().in_flight == ()
 
 
-def test_one_operation_per_cluster_at_a_time_but_clusters_in_parallel(tmp_path: Path) -> None:
-    """Scenario: four links to cluster 'a' run one at a time (rules C6/W5 serialisation) while
-    cluster 'b' is created alongside."""
+def test_links_into_one_cluster_run_in_parallel_one_per_workspace(tmp_path: Path) -> None:
+    """Scenario: four links into cluster 'a' run side by side (each is its own workspace's operation,
+    rule W5), while a link and a BYOS link on the same workspace w0 never overlap (W5)."""
     azure = FakeAzure(step_seconds=0.05)
-    changes = [link(f"w{i}", "a") for i in range(4)] + [create("b")]
+    byos = link("w0", "a").model_copy(
+        update={"id": "byos-w0", "action": Action.BYOS_LINK, "cluster_id": None,
+                "parameters": {"workspace_id": workspace_id("w0"), "data_source_type": "Alerts",
+                               "storage_account_id": "x"}}
+    )
+    changes = [link(f"w{i}", "a") for i in range(4)] + [byos]
     ex, _, _ = _executor(tmp_path, azure, parallelism=5)
     assert ex.apply(plan_of(*changes)).ok
+    assert max(v for k, v in azure.max_active.items() if k.endswith("/a")) == 4
+    first, second = sorted(("link-w0", "byos-w0"), key=lambda i: azure.timeline.index(("sent", i)))
+    assert azure.timeline.index(("done", first)) < azure.timeline.index(("sent", second))  # W5
+
+
+def test_cluster_operations_are_one_at_a_time(tmp_path: Path) -> None:
+    """Scenario: a key step and a capacity update on cluster 'a' given no order between them still
+    never overlap (rule C6), while cluster 'b' is created alongside."""
+    azure = FakeAzure(step_seconds=0.05)
+    key = create("a").model_copy(update={"id": "key-a", "action": Action.SET_KEY})
+    cap = create("a").model_copy(update={"id": "cap-a", "action": Action.UPDATE})
+    ex, _, _ = _executor(tmp_path, azure, parallelism=5)
+    assert ex.apply(plan_of(key, cap, create("b"))).ok
     assert max(v for k, v in azure.max_active.items() if k.endswith("/a")) == 1
     assert azure.max_total == 2
 
@@ -251,11 +269,12 @@ def test_resumed_operation_that_failed_is_reported_and_left_to_the_replan(tmp_pa
 
 
 def test_busy_cluster_does_not_tie_up_workers(tmp_path: Path) -> None:
-    """Scenario: with two workers, four links queue on cluster 'a' (one at a time, rule W5/C6); cluster
-    'b', listed last, still starts at once instead of waiting behind them."""
+    """Scenario: with two workers, four operations queue on cluster 'a' (one at a time, rule C6);
+    cluster 'b', listed last, still starts at once instead of waiting behind them."""
     azure = FakeAzure(step_seconds=0.05)
+    steps = [create("a").model_copy(update={"id": f"upd{i}-a", "action": Action.UPDATE}) for i in range(4)]
     ex, _, _ = _executor(tmp_path, azure, parallelism=2)
-    assert ex.apply(plan_of(*[link(f"w{i}", "a") for i in range(4)], create("b"))).ok
+    assert ex.apply(plan_of(*steps, create("b"))).ok
     assert azure.finished.index("create-b") < 2
 
 
