@@ -259,7 +259,12 @@ def apply_command(
     ] = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask before applying")] = False,
     parallelism: Annotated[
-        int, typer.Option("--parallelism", min=1, max=100, help="Independent operations at once")
+        int, typer.Option(
+            "--parallelism",
+            min=1,
+            max=100,
+            help="Requests sent at once; operations Azure accepted wait without holding a slot",
+        )
     ] = 10,
     lock_timeout: Annotated[
         str, typer.Option("--lock-timeout", metavar="D", help="Wait this long for another apply (e.g. 5m)")

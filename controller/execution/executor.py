@@ -146,10 +146,17 @@ class Executor:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Progress | None = None,
         plan_id: str | None = None,
+        max_in_flight: int = 500,
     ) -> None:
         self.gateway = gateway
         self.store = store
+        # `parallelism` bounds the requests being made at once (reads, sends, verifies), like
+        # Terraform's; an operation that Azure accepted waits without holding one of those slots, so
+        # 1000 links of ~90 min take ~90 min, not 100 waves of them (issue 7, P3). `max_in_flight`
+        # bounds the operations waiting at once (one thread each).
         self.parallelism = max(1, parallelism)
+        self.max_in_flight = max(self.parallelism, max_in_flight)
+        self._request_slots = threading.BoundedSemaphore(self.parallelism)
         self.busy_timeout = busy_timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff = backoff
@@ -277,7 +284,7 @@ class Executor:
                         running[pool.submit(self._run_step, change)] = cid
                         del pending[cid]
 
-        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="apply") as pool:
             while pending or running:
                 schedule(pool)
                 if not running:
@@ -343,7 +350,8 @@ class Executor:
             try:
                 status = self._retrying(lambda: self._attempt(change, attempted, accepted))
                 if status is StepStatus.DONE:
-                    self.gateway.verify(change)
+                    with self._request_slots:
+                        self.gateway.verify(change)
                 if status is StepStatus.DONE or (attempted and _is_link(change.action)):
                     # a link whose response was lost but which took effect still spent W3 budget
                     self._record_effects(str(change.action), journal_target(change), change, self._now())
@@ -378,11 +386,13 @@ class Executor:
         self, change: Change, attempted: list[bool], accepted: list[bool] | None = None
     ) -> StepStatus:
         """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send."""
-        pre = self.gateway.precheck(change)
+        with self._request_slots:
+            pre = self.gateway.precheck(change)
         if pre is Precheck.IN_PROGRESS:
             self.progress.note(change.id, "waiting for a running operation (rules C6/W5)")
             self.gateway.wait_idle(change, timeout=self.busy_timeout)
-            pre = self.gateway.precheck(change)
+            with self._request_slots:
+                pre = self.gateway.precheck(change)
             if pre is Precheck.IN_PROGRESS:
                 raise errors.Busy(f"{change.address}: another operation is still running")
         if pre is Precheck.DONE:
@@ -393,10 +403,11 @@ class Executor:
             self.store.record_operation_sent(change.id, status_url=status_url, continuation_token=token)
 
         attempted.append(True)
-        handle = self.gateway.start(change, on_sent)
+        with self._request_slots:
+            handle = self.gateway.start(change, on_sent)
         if accepted is not None:
             accepted.append(True)  # Azure took the request: from here a failure still spent W3 budget
-        self.gateway.wait(handle)
+        self.gateway.wait(handle)  # polling an accepted operation holds no request slot
         return StepStatus.DONE
 
     def _retrying(self, fn: Callable[[], Any]) -> Any:

@@ -81,6 +81,9 @@ class FakeAzure:
     max_active: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     max_total: int = 0
     _total: int = 0
+    send_seconds: float = 0.0  # how long a request takes before Azure accepts it
+    sending: int = 0
+    max_sending: int = 0
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def precheck(self, change: Change) -> Precheck:
@@ -90,6 +93,13 @@ class FakeAzure:
         return None
 
     def start(self, change: Change, on_sent: OnSent) -> Handle:
+        if self.send_seconds:
+            with self._guard:
+                self.sending += 1
+                self.max_sending = max(self.max_sending, self.sending)
+            time.sleep(self.send_seconds)
+            with self._guard:
+                self.sending -= 1
         with self._guard:
             self.sent.append(change.id)
             self.timeline.append(("sent", change.id))
