@@ -144,43 +144,38 @@ class Operations:
         except Exception as exc:
             raise errors.map_error(exc, operation=what) from exc
 
-    def read_cluster(self, cluster_arm_id: str) -> dict[str, Any] | None:
-        rid = ids.ResourceId.parse(cluster_arm_id)
+    def _read(self, what: str, fn: Callable[[], Any]) -> dict[str, Any] | None:
+        """A GET as a plain dict; None when the resource does not exist (404)."""
         try:
-            got = self._call(
-                f"read cluster {rid.name}",
-                lambda: self._la(rid.subscription).clusters.get(rid.resource_group, rid.name),
-            )
+            return _as_dict(self._call(what, fn))
         except errors.NotFound:
             return None
-        return _as_dict(got)
+
+    def read_cluster(self, cluster_arm_id: str) -> dict[str, Any] | None:
+        rid = ids.ResourceId.parse(cluster_arm_id)
+        return self._read(
+            f"read cluster {rid.name}",
+            lambda: self._la(rid.subscription).clusters.get(rid.resource_group, rid.name),
+        )
 
     def read_link(self, workspace_id: str) -> dict[str, Any] | None:
         """The workspace's linkedServices/cluster (rule W2: at most one), or None if unlinked."""
         rid = ids.ResourceId.parse(workspace_id)
-        try:
-            got = self._call(
-                f"read link of {rid.name}",
-                lambda: self._la(rid.subscription).linked_services.get(
-                    rid.resource_group, rid.name, _LINKED_SERVICE
-                ),
-            )
-        except errors.NotFound:
-            return None
-        return _as_dict(got)
+        return self._read(
+            f"read link of {rid.name}",
+            lambda: self._la(rid.subscription).linked_services.get(
+                rid.resource_group, rid.name, _LINKED_SERVICE
+            ),
+        )
 
     def read_byos(self, workspace_id: str, data_source_type: str) -> dict[str, Any] | None:
         rid = ids.ResourceId.parse(workspace_id)
-        try:
-            got = self._call(
-                f"read {data_source_type} storage of {rid.name}",
-                lambda: self._la(rid.subscription).linked_storage_accounts.get(
-                    rid.resource_group, rid.name, data_source_type
-                ),
-            )
-        except errors.NotFound:
-            return None
-        return _as_dict(got)
+        return self._read(
+            f"read {data_source_type} storage of {rid.name}",
+            lambda: self._la(rid.subscription).linked_storage_accounts.get(
+                rid.resource_group, rid.name, data_source_type
+            ),
+        )
 
     def view(self, change: Change) -> dict[str, Any] | None:
         """The target as the plan's `after` names fields (None: the resource does not exist)."""
