@@ -34,6 +34,7 @@ from controller.azure import blob_store
 from controller.azure.clients import AzureClients
 from controller.azure.operations import Operations
 from controller.cli import plan_cmd
+from controller.cli.guard import guarded
 from controller.errors import CmkError, StalePlanError
 from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
@@ -156,7 +157,9 @@ def run(
     store: HistoryStore | None = None
     own = clients is None
     azure: AzureClients | None = clients
-    try:
+
+    def body() -> int:
+        nonlocal lock, store, azure
         if planfile is None and not files:
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
         plan_cmd.quiet_sdk_logging()
@@ -225,15 +228,9 @@ def run(
         )
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
         return EXIT_OK if result.ok and not result.blocked else EXIT_ERROR
-    except CmkError as err:
-        _err(f"error: {err}")
-        return err.exit_code
-    except KeyboardInterrupt:
-        _err("error: interrupted; run apply again to resume what was started")
-        return EXIT_ERROR
-    except Exception as err:  # a bug must still reach the user as one line, never a traceback
-        _err(f"error: internal error ({type(err).__name__}): {(str(err).splitlines() or [''])[0][:300]}")
-        return EXIT_ERROR
+
+    try:
+        return guarded(body, interrupted="interrupted; run apply again to resume what was started")
     finally:
         closer = getattr(store, "close", None)
         if callable(closer):

@@ -18,6 +18,7 @@ import typer
 
 from controller.azure.clients import AzureClients
 from controller.cli import plan_cmd
+from controller.cli.guard import guarded
 from controller.errors import CmkError
 from controller.reconcile.drift import drift_items, drifted_resources, render_text
 
@@ -38,7 +39,7 @@ def run(
     state: str | None = None,
     clients: AzureClients | None = None,
 ) -> int:
-    try:
+    def body() -> int:
         if not files:
             raise CmkError("give spec files or directories with -f PATH")
         plan_cmd.quiet_sdk_logging()
@@ -51,15 +52,8 @@ def run(
         else:
             sys.stdout.write(render_text(items))
         return EXIT_DRIFT if items else EXIT_OK
-    except CmkError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except Exception as err:  # one line, never a traceback
-        print(
-            f"error: internal error ({type(err).__name__}): {(str(err).splitlines() or [''])[0][:300]}",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+
+    return guarded(body)
 
 
 def drift_command(

@@ -26,6 +26,7 @@ import typer
 
 from controller.azure.clients import AzureClients
 from controller.azure.observe import observe, parse_time
+from controller.cli.guard import guarded
 from controller.errors import CmkError
 from controller.loading import load
 from controller.model.history import History
@@ -187,7 +188,8 @@ def run(
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
-    try:
+
+    def body() -> int:
         plan, observed = build_plan(paths, state=state, clients=clients)
         if fmt is Format.JSON:  # text and markdown show them in the plan; JSON keeps stdout clean
             for warning in observed.warnings:
@@ -197,15 +199,8 @@ def run(
         sys.stdout.write(render(plan, fmt))
         sys.stdout.flush()
         return exit_code(plan, detailed_exitcode)
-    except CmkError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as err:  # a bug must still reach the user as one line, not a traceback
-        print(f"error: internal error ({type(err).__name__}): {err}", file=sys.stderr)
-        return EXIT_ERROR
+
+    return guarded(body)
 
 
 def plan_command(

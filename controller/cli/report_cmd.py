@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
+from controller.cli.guard import guarded
 from controller.cli.plan_cmd import quiet_sdk_logging, snapshot
 from controller.errors import CmkError
 from controller.reporting import Report, build_report, to_html, to_json, to_markdown, to_text
@@ -62,30 +63,24 @@ def run(
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
-    try:
+
+    def body() -> int:
         report = gather_report(paths, state=state, clients=clients)
         text = RENDERERS[fmt](report)
         for warning in report.observe_warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        if out:
-            Path(out).write_text(text, encoding="utf-8")
-            print(f"report written to {out}", file=sys.stderr)
-        else:
+        if not out:
             sys.stdout.write(text)
             sys.stdout.flush()
+            return EXIT_OK
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as err:  # --out into a missing directory, a full disk...
+            raise CmkError(f"cannot write the report: {err.strerror or err}") from None
+        print(f"report written to {out}", file=sys.stderr)
         return EXIT_OK
-    except CmkError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:  # --out into a missing directory, a full disk...
-        print(f"error: cannot write the report: {err.strerror or err}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as err:  # a bug must still reach the user as one line, not a traceback
-        print(f"error: internal error ({type(err).__name__}): {err}", file=sys.stderr)
-        return EXIT_ERROR
+
+    return guarded(body)
 
 
 def report_command(
