@@ -897,18 +897,8 @@ def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
 def _apply_faults_to_op(em: Emulator, req: Request, op: Operation) -> None:
     """`fail_operation` / `stick_operation` faults shape the async operation a request starts."""
     for f in list(em.faults):
-        if not (f.fail_operation or f.stick_operation):
+        if not f.shapes_operation or not f.fires(req.method, req.path, em.rng):
             continue
-        if f.method and f.method.upper() != req.method:
-            continue
-        if not f.path.search(req.path):
-            continue
-        if f.probability is not None and em.rng.random() >= f.probability:
-            continue
-        if f.count is not None:
-            if f.count <= 0:
-                continue
-            f.count -= 1
         if f.fail_operation:
             op.fail = True
         if f.stick_operation:

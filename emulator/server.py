@@ -87,18 +87,9 @@ def pick_fault(em: Emulator, req: Request) -> tuple[Response | None, bool, float
     delay = 0.0
     with em.lock:
         for f in list(em.faults):
-            if f.fail_operation or f.stick_operation:
-                continue  # applied when the operation starts (arm._apply_faults_to_op)
-            if f.method and f.method.upper() != req.method:
+            # operation-shaping faults are applied when the operation starts (arm._apply_faults_to_op)
+            if f.shapes_operation or not f.fires(req.method, req.path, em.rng):
                 continue
-            if not f.path.search(req.path):
-                continue
-            if f.probability is not None and em.rng.random() >= f.probability:
-                continue
-            if f.count is not None:
-                if f.count <= 0:
-                    continue
-                f.count -= 1
             delay += f.delay
             if f.reset:
                 return None, True, delay
@@ -123,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

@@ -159,6 +159,25 @@ class Fault:
     code: str = "InternalServerError"
     message: str = "Injected fault."
 
+    @property
+    def shapes_operation(self) -> bool:
+        """Applied when an async operation starts, not to the HTTP exchange."""
+        return self.fail_operation or bool(self.stick_operation)
+
+    def fires(self, method: str, path: str, rng: random.Random) -> bool:
+        """Does this fault apply to the request? Consumes one of its `count` when it does."""
+        if self.method and self.method.upper() != method:
+            return False
+        if not self.path.search(path):
+            return False
+        if self.probability is not None and rng.random() >= self.probability:
+            return False
+        if self.count is not None:
+            if self.count <= 0:
+                return False
+            self.count -= 1
+        return True
+
 
 @dataclass
 class Bucket:
