@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from controller.azure.clients import AzureClients
@@ -416,34 +417,26 @@ def _read_subscription(
 def _read_lists(sub: str, clients: AzureClients, acc: _Acc) -> None:
     la = clients.loganalytics(sub)
     base = f"/subscriptions/{sub}/providers/Microsoft.OperationalInsights"
-    clusters = _attempt(
-        acc,
-        f"clusters of subscription {sub}",
-        lambda: list_raw(la, f"{base}/clusters", la.clusters.list),
-        required=True,
-    )
-    for data in clusters or []:
+    for kind, fallback, parse, into in (
+        ("clusters", la.clusters.list, cluster_from_arm, acc.clusters),
+        ("workspaces", la.workspaces.list, workspace_from_arm, acc.workspaces),
+    ):
+        _read_list(acc, sub, kind, partial(list_raw, la, f"{base}/{kind}", fallback), parse, into)
+
+
+def _read_list(
+    acc: _Acc, sub: str, kind: str, read: Callable[[], Any], parse: Callable[[Any], Any], into: dict[str, Any]
+) -> None:
+    """One subscription-wide list (required: planning from a partial view would re-create things)."""
+    items = _attempt(acc, f"{kind} of subscription {sub}", read, required=True)
+    for data in items or []:
         try:
-            c = cluster_from_arm(data)
+            item = parse(data)
         except (ids.InvalidId, ValueError) as exc:
-            acc.warn(f"skipped a cluster with an unexpected shape in {sub}: {exc}")
+            acc.warn(f"skipped a {kind[:-1]} with an unexpected shape in {sub}: {exc}")
             continue
         with acc.lock:
-            acc.clusters[ids.id_key(c.id)] = c
-    workspaces = _attempt(
-        acc,
-        f"workspaces of subscription {sub}",
-        lambda: list_raw(la, f"{base}/workspaces", la.workspaces.list),
-        required=True,
-    )
-    for data in workspaces or []:
-        try:
-            w = workspace_from_arm(data)
-        except (ids.InvalidId, ValueError) as exc:
-            acc.warn(f"skipped a workspace with an unexpected shape in {sub}: {exc}")
-            continue
-        with acc.lock:
-            acc.workspaces[ids.id_key(w.id)] = w
+            into[ids.id_key(item.id)] = item
 
 
 def _read_activity(sub: str, clients: AzureClients, acc: _Acc, *, now: datetime, window: timedelta) -> None:
