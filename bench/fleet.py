@@ -1,6 +1,6 @@
 """Fleet generator: a spec tree and the matching emulator estates (empty start / fully applied).
 
-Fleet F (issue 7) is `Shape()`: 10 subscriptions x 2 regions x 2 clusters = 40 clusters, 40,000
+Fleet F is `Shape()`: 10 subscriptions x 2 regions x 2 clusters = 40 clusters, 40,000
 workspaces (1000 per cluster, the W1 maximum), 400 BYOS links, one key vault per subscription and
 region (rule C8: vault, cluster and workspaces share a region). Clusters use a user-assigned identity
 already granted in their vault, so the key is set at creation (rule C5) and an apply from empty

@@ -1,4 +1,4 @@
-"""`python -m bench.reliability` (`make reliability`): the reliability figures of issue 8 in one table.
+"""`python -m bench.reliability` (`make reliability`): the reliability figures in one table.
 
 Runs the reliability suite (tests/reliability) at full size (50 crash trials, 500 hypothesis inputs),
 ruff's security rules over the product, and the packaging tests' hadolint/checkov checks; collects the
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"\nReliability (issue 8), {result['seconds']}s")
+    print(f"\nReliability, {result['seconds']}s")
     for name, value, ok in rows:
         print(f"  {name:<{width}}  {ok:<4}  {value}")
     result["table"] = [{"figure": n, "value": v, "status": s} for n, v, s in rows]

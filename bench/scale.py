@@ -1,4 +1,4 @@
-"""Scale benchmark (issue 7): fleet F through the real SDKs against the emulator, P1-P4.
+"""Scale benchmark: fleet F through the real SDKs against the emulator, P1-P4.
 
     python -m bench.scale [--runs 3] [--baseline-runs 1] [--smoke]
 
@@ -39,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parent / "README.md"
 TARGETS = {"P1": 1.1, "P2": 10.0, "P3": 1.05, "P4": 300.0}
 
-# Simulated durations for P3 (seconds): DOMAIN.md and azure-api-facts §13 (create ~2 h, key update
+# Simulated durations for P3 (seconds): docs/rules.md and docs/azure-wire.md (create ~2 h, key update
 # minutes, link up to 90 min). BYOS links are synchronous (200), so they weigh 0.
 DURATIONS = {
     "cluster_create": 7200.0,
@@ -217,7 +217,7 @@ def measure_apply(
             harness.run_worker(em, "plan", str(spec), "--dag", str(dag_file))
             dag = json.loads(dag_file.read_text(encoding="utf-8"))
             cp, chain = critical_path(dag, DURATIONS)
-            # ARM's buckets (azure-api-facts §1.7) in SIMULATED time: the same burst, the refill scaled
+            # ARM's buckets (docs/azure-wire.md) in SIMULATED time: the same burst, the refill scaled
             # like every duration; and the SDK polls every 30 simulated seconds, as it does in Azure.
             em.configure(throttling=True, throttle_limits=_scaled_limits(time_scale))
             em.clear_requests()

@@ -1,7 +1,7 @@
 """Azure Resource Manager for management.azure.com: resource groups, Log Analytics clusters,
 workspaces, linked services, linked storage accounts, operation statuses, the Activity Log, and
 Microsoft.KeyVault/vaults (delegated to the vault registry). Shapes and texts follow
-shared/research/azure-api-facts.md; every DOMAIN.md rule is enforced here with the seed's message."""
+docs/azure-wire.md; every docs/rules.md rule is enforced here with the seed's message."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ DATA_SOURCE_TYPES = {
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]{3,63}$")  # rule C1 (seed: a-z, A-Z, 0-9, 3-63)
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$")
 
-# Seed texts (DOMAIN.md error catalogue / seed "Error messages").
+# Seed texts (docs/rules.md error catalogue / seed "Error messages").
 MSG_NAME = "Cluster name is not valid. Cluster name can contain characters a-z, A-Z, 0-9 and length of 3-63."
 MSG_BODY = "The body of the request is null or in bad format."
 MSG_SKU_NAME = "SKU name is invalid. Set SKU name to capacityReservation."

@@ -72,7 +72,7 @@ def parse_time(text: str) -> datetime:
 
 
 def rfc1123(dt: datetime) -> str:
-    """Log Analytics resource dates are RFC-1123 even in 2025 (azure-api-facts §1.8)."""
+    """Log Analytics resource dates are RFC-1123 even in 2025 (docs/azure-wire.md)."""
     return dt.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 

@@ -45,7 +45,7 @@ class Response:
 
 
 def arm_error(status: int, code: str, message: str | None, **extra: Any) -> Response:
-    """ARM error envelope {"error": {"code", "message"}} (azure-api-facts §1.6)."""
+    """ARM error envelope {"error": {"code", "message"}} (docs/azure-wire.md)."""
     err: dict[str, Any] = {"code": code}
     if message is not None:
         err["message"] = message

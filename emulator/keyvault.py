@@ -1,7 +1,7 @@
 """Emulated Azure Key Vault: the data plane (keys) and the `Microsoft.KeyVault/vaults` ARM resource.
 
 Why it exists: the controller talks to Key Vault through the real `azure-keyvault-keys` and
-`azure-mgmt-keyvault` SDKs; this module answers them the way the service does (azure-api-facts §9,
+`azure-mgmt-keyvault` SDKs; this module answers them the way the service does (docs/azure-wire.md,
 §10), and tells the Log Analytics side of the emulator whether a cluster may use a key (rule C7, C8)
 and whether a cluster that uses one is revoked (rules K1, K2, K3).
 
@@ -103,7 +103,7 @@ ALL_KEY_PERMISSIONS = (
     "getrotationpolicy", "setrotationpolicy",
 )  # fmt: skip
 
-# Log Analytics texts for a key it refuses (azure-api-facts §7; rule C7 / C8).
+# Log Analytics texts for a key it refuses (docs/azure-wire.md; rule C7 / C8).
 MSG_BAD_FORMAT = "KeyVaultProperties isn't empty but has a bad format."
 MSG_VALIDATE = (
     "Failed to validate key in Key Vault. Could be due to lack of permissions or when key doesn't exist."

@@ -1,5 +1,5 @@
 """Service limits per profile. The emulator keeps its own copy (it shares no code with the product):
-`seed` is the documentation page the project was created from (DOMAIN.md), `current` today's docs."""
+`seed` is the documentation page the project was created from (docs/rules.md), `current` today's docs."""
 
 from __future__ import annotations
 

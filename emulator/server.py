@@ -75,7 +75,7 @@ def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str
             return resp, {}
         b.tokens -= 1.0
         left = str(int(b.tokens))
-        # Both the classic and the 2025 "global" header names (azure-api-facts §1.7).
+        # Both the classic and the 2025 "global" header names (docs/azure-wire.md).
         return None, {
             f"x-ms-ratelimit-remaining-subscription-{kind}": left,
             f"x-ms-ratelimit-remaining-subscription-global-{kind}": left,

@@ -20,7 +20,7 @@ from emulator.limits import PROFILES, SEED, Limits
 
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
-# Realistic defaults (azure-api-facts §8, seed doc): tests shorten them through `configure`.
+# Realistic defaults (docs/azure-wire.md, seed doc): tests shorten them through `configure`.
 DEFAULT_DURATIONS: dict[str, float] = {
     "cluster_create": 2 * 3600.0,
     "cluster_update": 120.0,
@@ -32,7 +32,7 @@ DEFAULT_DURATIONS: dict[str, float] = {
 
 
 def norm_loc(location: str) -> str:
-    """'East US' and 'eastus' are the same region (azure-api-facts §12.9)."""
+    """'East US' and 'eastus' are the same region (docs/azure-wire.md)."""
     return location.replace(" ", "").lower()
 
 
@@ -207,7 +207,7 @@ class Emulator:
             self.durations.update(durations)
         self.no_double_encryption_regions: set[str] = set()
         self.throttling = False
-        # token buckets (capacity, refill per second) per subscription, azure-api-facts §1.7
+        # token buckets (capacity, refill per second) per subscription, docs/azure-wire.md
         self.throttle_limits: dict[str, tuple[float, float]] = {
             "reads": (250.0, 25.0),
             "writes": (200.0, 10.0),
@@ -337,7 +337,7 @@ class Emulator:
         del self.clusters[op.target]
         c.deleted_at = op.end
         self.soft_deleted.append(c)  # rule C11
-        # Deleting a cluster unlinks its workspaces (azure-api-facts §2.7).
+        # Deleting a cluster unlinks its workspaces (docs/azure-wire.md).
         for ws in self.workspaces.values():
             if ws.cluster and ws.cluster.lower() == c.arm_id.lower():
                 ws.cluster = None

@@ -3,14 +3,14 @@
 Real use: `DefaultAzureCredential`, the SDKs' own transport. Under the emulator
 (`CMKCTL_EMULATOR=https://127.0.0.1:PORT`, `CMKCTL_CA_BUNDLE=path`) every client gets a requests
 session whose adapter keeps the real URL's host in the `Host` header and sends the bytes to the
-emulator instead, like a DNS override (shared/research/emulator-transport.md). The SDKs still build
+emulator instead, like a DNS override (docs/azure-wire.md). The SDKs still build
 real URLs (management.azure.com, <vault>.vault.azure.net), so no other code path changes.
 
 Retries are configured once here. azure-core's RetryPolicy retries 408/429/5xx on GET/HEAD/PUT/DELETE,
 and ANY method whose response carries Retry-After (verified: a throttled PATCH with Retry-After is
-re-sent after the wait); a 429 PATCH/POST without it surfaces as `errors.Transient` (azure-api-facts
-§1.7) for the caller to back off. Every HTTP try is counted per (host, method, status) for metrics
-and the request-count test.
+re-sent after the wait); a 429 PATCH/POST without it surfaces as `errors.Transient` (docs/azure-wire.md) for
+the caller to back off. Every HTTP try is counted per (host, method, status) for metrics and the
+request-count test.
 
 Knobs (environment): CMKCTL_POLLING_INTERVAL (seconds between LRO polls; real default 30, emulator 0),
 CMKCTL_AZURE_RETRY_TOTAL (default 3 under the emulator, 6 otherwise), CMKCTL_AZURE_TIMEOUT (read

@@ -7,7 +7,7 @@ can decide retry / re-observe / give up from the type alone:
     ├── Transient(retry_after)   429, 408, 5xx, connection refused/reset/timeout before a response
     ├── Busy                     409 "link or unlink in process" (rule W5),
     │                            400 "async operation in progress" (rule C6)
-    ├── RuleViolation(rule_id)   a 400/409 the service gives for one of DOMAIN.md's rules (C1..B2)
+    ├── RuleViolation(rule_id)   a 400/409 the service gives for one of the rules in docs/rules.md (C1..B2)
     ├── NotFound                 404 (a cluster may be soft-deleted, rule C11)
     ├── Forbidden                401/403 (credentials, RBAC, Key Vault access policy)
     ├── OutcomeUnknown           the request was sent but the response was lost: re-observe,
@@ -79,7 +79,7 @@ class Busy(AzureError):
 
 
 class RuleViolation(AzureError):
-    """The service refused because of a domain rule; `rule_id` is the DOMAIN.md id."""
+    """The service refused because of a domain rule; `rule_id` is the docs/rules.md id."""
 
     def __init__(self, message: str, *, rule_id: Rule, **kw: Any) -> None:
         self.rule_id = rule_id
@@ -110,7 +110,7 @@ class StillRunning(AzureError):
 
 
 # Azure error codes that name the rule outright (real codes where known, else the emulator's;
-# azure-api-facts §7). `None`: a known code that is not a rule refusal (stays Terminal).
+# docs/azure-wire.md). `None`: a known code that is not a rule refusal (stays Terminal).
 _CODE_RULES: dict[str, Rule | None] = {
     "invalidclustername": Rule.C1,
     "clusterlimitexceeded": Rule.C2,
@@ -132,7 +132,7 @@ _BUSY_CODES: dict[str, Rule] = {
     "asyncoperationinprogress": Rule.C6,
     "clusterdeleting": Rule.C6,
 }
-# Service messages -> rule ids, checked in order (DOMAIN.md error catalogue, azure-api-facts §7).
+# Service messages -> rule ids, checked in order (docs/rules.md error catalogue, docs/azure-wire.md).
 _BUSY_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
     (re.compile(r"link or unlink operation in process", re.I), Rule.W5),
     (re.compile(r"async operation is in (a )?(state other than succeeded|progress)", re.I), Rule.C6),
@@ -218,7 +218,7 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def rule_for(code: str | None, message: str | None) -> Rule | None:
-    """The DOMAIN.md rule a service refusal is about, if we recognise it (by code, then message)."""
+    """The docs/rules.md rule a service refusal is about, if we recognise it (by code, then message)."""
     if code and code.lower() in _CODE_RULES:
         return _CODE_RULES[code.lower()]
     text = message or ""

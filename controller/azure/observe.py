@@ -17,7 +17,7 @@ succeeded, or that started and has not finished: that one also marks the workspa
 CLI adds the local journal. Cluster and workspace lists are read as raw JSON through the SDK client's
 own pipeline (`send_request`; 3x faster than building models at 40k workspaces); other reads go
 through the generated operations and `_raw`, so SDK generations that type dates differently
-(RFC-1123 strings in SDK 14, azure-api-facts §1.4) parse the same way. An unreadable cluster or
+(RFC-1123 strings in SDK 14, docs/azure-wire.md) parse the same way. An unreadable cluster or
 workspace list raises (planning from an empty view would propose re-creating everything); any other
 unreadable part becomes `ObservedState.warnings` and an "unknown", never a "missing".
 """
@@ -256,7 +256,7 @@ def vault_from_arm(data: Mapping[str, Any]) -> ObservedVault:
         location=ids.normalise_location(str(data.get("location") or "")) or None,
         tenant_id=str(_get(props, "tenantId")) if _get(props, "tenantId") else None,
         soft_delete=_bool(_get(props, "enableSoftDelete"), default=True),
-        # absent from real responses when never set (azure-api-facts §10) = off
+        # absent from real responses when never set (docs/azure-wire.md) = off
         purge_protection=_bool(_get(props, "enablePurgeProtection"), default=False),
         rbac=_bool(_get(props, "enableRbacAuthorization"), default=False),
         access_policies=tuple(policies),

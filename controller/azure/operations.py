@@ -1,6 +1,6 @@
 """One function per plan action, on the real SDK (azure-mgmt-loganalytics 14), made crash-safe.
 
-Every action has the same four phases so the executor can journal between them (issue 5):
+Every action has the same four phases so the executor can journal between them:
 
 * `precheck(change)`  re-read the target: DONE (skip, idempotency), NEEDED, or IN_PROGRESS (someone's
                       operation is running on it: wait, never send a second one, rules C6/W5);
@@ -83,8 +83,8 @@ def _as_dict(model: Any) -> dict[str, Any]:
     """An SDK model as its wire JSON (camelCase keys), whichever SDK generation built it.
 
     SDK 14 models are Mappings over the wire JSON. SDK 12 models are msrest Models: their `as_dict()`
-    uses Python attribute names (provisioning_state), which this module never reads, so it used to see
-    every field as missing; `serialize(keep_readonly=True)` gives the wire shape instead.
+    uses Python attribute names (provisioning_state), which this module never reads
+    (every field would look missing); `serialize(keep_readonly=True)` gives the wire shape instead.
     """
     if model is None:
         return {}
@@ -129,7 +129,7 @@ class Operations:
         self._sleep = sleep
         self._poll = clients.polling_interval if poll_interval is None else poll_interval
         # An operation stuck past this stops its branch instead of hanging the apply forever (fault
-        # matrix cell "op-stuck", issue 8). Creates usually take ~2 h, links up to 90 min.
+        # matrix cell "op-stuck"). Creates usually take ~2 h, links up to 90 min.
         default = _env_seconds(OPERATION_TIMEOUT_ENV, 6 * 3600)
         self._op_timeout = operation_timeout if operation_timeout is not None else default
 

@@ -1,6 +1,6 @@
 """Applies a Plan: walks its DAG, journals every step, resumes what a crash left running.
 
-Order per step (issue 5): journal "begin" -> pre-check (skip what is already done) -> send ->
+Order per step: journal "begin" -> pre-check (skip what is already done) -> send ->
 journal the LRO token -> wait -> verify against `Change.after` -> journal "done" (+ link time, rule W3).
 
 * Parallel across independent branches (thread pool, `parallelism`), serialised per cluster for the
@@ -152,7 +152,7 @@ class Executor:
         self.store = store
         # `parallelism` bounds the requests being made at once (reads, sends, verifies), like
         # Terraform's; an operation that Azure accepted waits without holding one of those slots, so
-        # 1000 links of ~90 min take ~90 min, not 100 waves of them (issue 7, P3). `max_in_flight`
+        # 1000 links of ~90 min take ~90 min, not 100 waves of them. `max_in_flight`
         # bounds the operations waiting at once (one thread each).
         self.parallelism = max(1, parallelism)
         self.max_in_flight = max(self.parallelism, max_in_flight)
@@ -456,7 +456,7 @@ class Executor:
 
 
 def _verbatim(exc: errors.AzureError) -> str:
-    """Azure's code and message as Azure wrote them (issue 5), with our context first."""
+    """Azure's code and message as Azure wrote them, with our context first."""
     return str(exc)
 
 

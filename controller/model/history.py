@@ -42,7 +42,7 @@ class InFlightOperation:
     started: datetime
     plan_id: str | None = None
     # azure-core continuation token (JSON; azure-core strips auth headers from it), journaled BEFORE
-    # waiting so a restarted apply resumes polling instead of re-issuing (issue 5)
+    # waiting so a restarted apply resumes polling instead of re-issuing
     continuation_token: str | None = None
     # "begin": journaled but maybe not sent; "sent": Azure accepted it (token known)
     phase: str = "begin"

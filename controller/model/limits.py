@@ -1,6 +1,6 @@
 """Service limits as data, not code: the numbers changed between Microsoft doc revisions.
 
-`seed` is DOMAIN.md (the default); `current` is today's documentation (shared/research/anchors.md §0).
+`seed` is docs/rules.md (the default); `current` is today's documentation (docs/rules.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The service's rules, by the ids of shared/DOMAIN.md, so plans and errors can cite them."""
+"""The service's rules, by the ids of docs/rules.md, so plans and errors can cite them."""
 
 from __future__ import annotations
 

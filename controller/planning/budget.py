@@ -1,6 +1,6 @@
 """Rule W3 window arithmetic: at most N link or unlink operations per workspace in any 30 days.
 
-Decisions (DOMAIN.md W3 says "link or unlink"): both kinds count, a move (unlink + link) costs two,
+Decisions (docs/rules.md W3 says "link or unlink"): both kinds count, a move (unlink + link) costs two,
 and the history is our journal ∪ the clusters' `associateDate` ∪ the Activity Log (deduplicated by
 `History.merged`). The window is rolling: an operation at `t` stops counting at `t + window`.
 """

@@ -134,7 +134,7 @@ class Plan(_Frozen):
     warnings: tuple[Warning_, ...] = ()
     drift: tuple[Drift, ...] = ()
     summary: Summary = Field(default_factory=Summary)
-    # added for `cmkctl apply PLANFILE` (engineer X): what to re-observe and how to say what went stale
+    # added for `cmkctl apply PLANFILE`: what to re-observe and how to say what went stale
     spec_paths: tuple[str, ...] = ()  # the -f paths the plan was made from
     resource_digests: dict[str, str] = Field(default_factory=dict)  # planning.fingerprint.resource_digests
 

@@ -1,6 +1,6 @@
 """A wrapper around the executor's Azure gateway: SIGTERM stops new operations, errors are classified.
 
-Why at the gateway seam: the executor (engineer X's) already journals every step and resumes LROs
+Why at the gateway seam: the executor already journals every step and resumes LROs
 from their tokens; the controller only needs (1) no *new* operation to start once shutdown began,
 while operations already sent run on (their tokens are journaled, so even a SIGKILL later is safe),
 (2) to know what *kind* of error ended a step (terminal -> Stalled until the commit changes,

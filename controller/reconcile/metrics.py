@@ -3,7 +3,7 @@
 Why a private registry: tests run several controllers in one process, and a scrape must describe
 this scope only. ARM requests are read from the Azure adapter's request counter at scrape time (a
 custom collector), so there is one source of truth for "how hard are we hitting ARM" (throttling
-is per subscription, see research/azure-api-facts.md).
+is per subscription, see docs/azure-wire.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where the controller keeps its journal and lock: `local:DIR` (SQLite + file lock) or
 `azureblob://ACCOUNT/CONTAINER[/BLOB]` (ETag-guarded blob + blob lease), the same two backends as
-`cmkctl apply`, so a CI apply and the controller exclude each other on either (issue 8 races).
+`cmkctl apply`, so a CI apply and the controller exclude each other on either.
 
 Local files the controller needs besides the journal (git clone, deferred intent, drift baseline)
 stay in the state directory in both cases (an emptyDir is enough with azureblob).

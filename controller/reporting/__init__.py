@@ -1,4 +1,4 @@
-"""Encryption-coverage and calendar report (issue 9): a pure model plus renderers.
+"""Encryption-coverage and calendar report: a pure model plus renderers.
 
     report = build_report(desired=..., observed=..., history=..., plan=..., now=...)
     to_text(report) / to_markdown(report) / to_json(report) / to_html(report) / report_metrics(report)

@@ -1,7 +1,7 @@
 """build_report(desired, observed, history, plan, now) -> Report. Pure: values in, a value out.
 
-The report answers "which data is protected by our key, since when, and what could break it"
-(issue 9). It reads the same inputs as the planner, plus the plan itself for the deferred changes'
+The report answers "which data is protected by our key, since when, and what could break it".
+It reads the same inputs as the planner, plus the plan itself for the deferred changes'
 dates, so the calendar and the plan never disagree about when something becomes possible.
 """
 

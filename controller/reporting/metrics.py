@@ -1,4 +1,4 @@
-"""The report's key counts as metric samples, for the controller's /metrics (issue 9).
+"""The report's key counts as metric samples, for the controller's /metrics.
 
 Names are stable and prefixed; a missing value (no key expiry set) is omitted rather than faked,
 so an alert on "days to expiry < 14" never fires on a cluster whose key does not expire.

@@ -1,6 +1,6 @@
 """The encryption-coverage report as data: what a security or compliance reviewer asks about.
 
-"Which data is protected by our key, since when, and what could break it" (issue 9). Built by
+"Which data is protected by our key, since when, and what could break it". Built by
 `controller.reporting.build.build_report` from values only, rendered by the sibling modules. The JSON
 form is `Report.model_dump_json()`; it holds no secrets (key URIs and ARM ids are not secrets).
 """

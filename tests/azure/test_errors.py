@@ -53,7 +53,7 @@ def test_missing_cluster_is_not_found_with_azures_words(emulator: Any, clients: 
     assert err.azure_message is not None and "soft-delete for 14 days" in err.azure_message  # verbatim
 
 
-# (estate, the failing call, the rule) — each a refusal the service documents (DOMAIN.md catalogue)
+# (estate, the failing call, the rule) — each a refusal the service documents (docs/rules.md catalogue)
 RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]] = [
     (
         "C1 invalid name",

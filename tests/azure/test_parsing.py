@@ -1,4 +1,4 @@
-"""Pure conversions at the Azure boundary: the wire shapes real Azure sends (azure-api-facts §1.8)."""
+"""Pure conversions at the Azure boundary: the wire shapes real Azure sends (docs/azure-wire.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Small-scale smoke of the scale benchmark (issue 7): the same code paths as `make bench`, on a fleet
+"""Small-scale smoke of the scale benchmark: the same code paths as `make bench`, on a fleet
 of 1 subscription x 2 regions x 2 clusters and 200 workspaces, so `make test` notices when the
 benchmark breaks or a plan stops being list-based (P1)."""
 

@@ -163,7 +163,7 @@ def test_links_into_one_cluster_run_in_parallel_one_per_workspace(tmp_path: Path
 def test_accepted_operations_wait_without_holding_a_request_slot(tmp_path: Path) -> None:
     """Scenario: --parallelism 2 and six links of independent workspaces: at most two requests are
     being sent at once, but all six operations run in Azure together (a cluster's 1000 links take
-    one link's time, not 500 waves of it; issue 7 P3)."""
+    one link's time, not 500 waves of it)."""
     azure = FakeAzure(step_seconds=0.2, send_seconds=0.02)
     ex, _, _ = _executor(tmp_path, azure, parallelism=2)
     assert ex.apply(plan_of(*[link(f"w{i}", "a") for i in range(6)])).ok

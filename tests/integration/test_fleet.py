@@ -85,7 +85,7 @@ def _kind(path: str) -> str:
 def test_after_applying_the_fleet_build_a_new_plan_has_nothing_left_to_do(
     emulator: Any, plan: PlanRunner, capsys: Any
 ) -> None:
-    """Planning the state that results from applying a plan yields no changes (issue #4).
+    """Planning the state that results from applying a plan yields no changes.
 
     SystemAssigned clusters get their principal at creation, so the user grants it key access between
     the two applies (rule C5: create -> grant -> set key); the product never edits vault policies."""

@@ -1,5 +1,5 @@
 """`cmkctl plan --format json` end-to-end through the emulator: seeded estates on a simulated clock,
-one scenario per rule of issue #4, asserting on the JSON plan artefact a user (or CI) reads."""
+one scenario per planning rule, asserting on the JSON plan artefact a user (or CI) reads."""
 
 from __future__ import annotations
 

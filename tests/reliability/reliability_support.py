@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability suite (issue 8): a small CMK estate per step kind, an in-process
+"""Shared pieces of the reliability suite: a small CMK estate per step kind, an in-process
 apply that captures what a user sees, the invariants every scenario checks against the emulator, and
 the figures `python -m bench.reliability` tabulates.
 
@@ -261,7 +261,7 @@ def writes(requests: list[dict[str, Any]], method: str, pattern: str) -> list[di
 
 
 def guard_violations(emulator: Any, requests: list[dict[str, Any]]) -> list[str]:
-    """What no code path may do without an opt-in, read from the emulator (issue 8 "Guards")."""
+    """What no code path may do without an opt-in, read from the emulator."""
     bad: list[str] = []
     bad += [f"cluster DELETE {r['path']}" for r in writes(requests, "DELETE", r"/clusters/[^/]+$")]
     bad += [f"BYOS Query link {r['path']}" for r in writes(requests, "PUT", r"/linkedStorageAccounts/query$")]

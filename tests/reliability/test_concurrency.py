@@ -1,4 +1,4 @@
-"""Concurrency (issue 8): two applies, and an apply against the controller, on one state: exactly one
+"""Concurrency: two applies, and an apply against the controller, on one state: exactly one
 writer; the other exits 1 naming the holder and sends nothing. On the local backend (flock) and the
 azureblob backend (blob lease, Azurite). A saved plan made before someone else changed Azure is refused.
 

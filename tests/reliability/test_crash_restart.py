@@ -1,4 +1,4 @@
-"""Crash-restart (issue 8): `cmkctl apply` in a subprocess is SIGKILLed at seeded random points while
+"""Crash-restart: `cmkctl apply` in a subprocess is SIGKILLed at seeded random points while
 the emulator (a separate process, real time) runs its create and links; re-runs must converge with no
 duplicate cluster create, link operations no more than the spec needs, an empty journal in-flight list
 and zero harm events.

@@ -1,4 +1,4 @@
-"""Fault matrix (issue 8): every step kind x every fault the emulator can inject.
+"""Fault matrix: every step kind x every fault the emulator can inject.
 
 A cell passes when apply either converges in that run, or stops that branch with a clear one-line
 error (never a traceback) and converges on a later run once the fault is gone (a stuck operation is

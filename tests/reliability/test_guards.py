@@ -1,4 +1,4 @@
-"""Guards (issue 8): without the explicit opt-in no code path deletes a cluster, unlinks a workspace the
+"""Guards: without the explicit opt-in no code path deletes a cluster, unlinks a workspace the
 spec stopped naming (prune), changes double encryption (C9), links a BYOS Query account that wipes saved
 searches (B2) or sets identity None (C12). Checked against the emulator's request log and state, with
 a spec that asks for each of them."""

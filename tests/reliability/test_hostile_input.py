@@ -1,4 +1,4 @@
-"""Hostile input (issue 8): whatever a pull request puts in a spec file, `cmkctl validate` and `plan`
+"""Hostile input: whatever a pull request puts in a spec file, `cmkctl validate` and `plan`
 answer with problems located as file:line: field: message, within bounded time and memory, and never
 with a traceback.
 

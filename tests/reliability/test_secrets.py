@@ -1,4 +1,4 @@
-"""Secrets (issue 8): a sentinel Azure token from the credential and a git credential in the source URL
+"""Secrets: a sentinel Azure token from the credential and a git credential in the source URL
 never appear in logs (DEBUG included), printed output, plan files, the SQLite journal, the state
 directory or the controller's /status."""
 

@@ -1,6 +1,6 @@
 """A real headless browser for the HTML report (Debian `chromium`), and a tiny PNG reader.
 
-The browser is run exactly as the brief of issue 9 says: headless, no sandbox (containers run as
+The browser is run exactly as the report's browser check needs: headless, no sandbox (containers run as
 root), no GPU, no network chatter, a fresh profile per run. `make browser` installs it.
 """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for the HTML report's headless-browser test (issue 9). Idempotent:
+# Install Debian's chromium for the HTML report's headless-browser test. Idempotent:
 # does nothing when a chromium binary is already on PATH. Needs root (or sudo) and the Debian mirrors.
 set -euo pipefail
 for bin in chromium chromium-browser; do

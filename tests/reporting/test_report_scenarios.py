@@ -1,5 +1,5 @@
 """`cmkctl report --format json` through the emulator: seeded estates and history on the simulated
-clock; each test asserts the dates and findings a security reviewer would read (issue 9)."""
+clock; each test asserts the dates and findings a security reviewer would read."""
 
 from __future__ import annotations
 

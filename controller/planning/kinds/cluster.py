@@ -4,7 +4,7 @@ Order per cluster (rule C6: one operation at a time, so the steps are chained):
     create → set_key(clear) → update identity → set_key(desired) → update capacity → update billing/tags
 and every workspace link into the cluster waits on all of them (rule W4).
 
-Decisions where DOMAIN.md is silent:
+Decisions where docs/rules.md is silent:
 * C5: the key goes into the create call only with a UserAssigned identity the spec declares as
   already granted (`keyAccessGranted`) and a key that passes the C7/C8 checks; otherwise the cluster
   is created without a key and a `set_key` step follows (for SystemAssigned it carries a warning:

@@ -1,7 +1,7 @@
 """Workspace links: link, move (unlink + link), prune unlink; rules W1-W6, C8.
 
 Decisions:
-* W3 counts links and unlinks (DOMAIN.md: "link or unlink"); a move costs two. A move starts only
+* W3 counts links and unlinks (docs/rules.md: "link or unlink"); a move costs two. A move starts only
   when both halves fit in the rolling window now, and only when the target cluster is linkable in
   this plan: an unlink whose relink can't follow would leave the workspace on Microsoft keys (W6).
   Otherwise both halves are deferred, with the date the window frees (`budget.earliest_with_room`).
