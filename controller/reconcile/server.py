@@ -1,4 +1,4 @@
-"""The controller's HTTP endpoints (stdlib http.server, one thread per request).
+"""The controller's HTTP endpoints (stdlib http.server handlers behind a bounded accept loop).
 
     GET /status   the status as JSON (conditions, revisions, drift, deferred, last 5 passes)
     GET /healthz  200 while the loop is alive (a pass finished recently enough), else 503
@@ -7,19 +7,39 @@
 
 Why stdlib: four read-only endpoints need no framework, and every dependency is attack surface in
 a pod that holds Azure credentials. Nothing here can change state; there are no query parameters.
+
+Why a bounded loop rather than `ThreadingHTTPServer` (one thread per connection, no timeout): a
+connection that never sends its request would hold a thread forever, so 1000 idle sockets meant
+1000 threads. Here one thread accepts and waits, with a selector, until a connection has sent
+something; only then does a worker thread (at most `max_workers` at once) read and answer it, with
+`read_timeout` on every read and write. A connection idle for `read_timeout` is closed without
+costing a thread; at most `max_idle` wait at once (the oldest is closed to admit a new one, so a
+probe still gets in); a request that finds every worker busy gets 503 and is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import selectors
+import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
 
 from controller.errors import CmkError
 from controller.reconcile.loop import Reconciler
 from controller.reconcile.metrics import CONTENT_TYPE
+
+READ_TIMEOUT = 10.0  # seconds a connection may stay silent (kubelet probes time out after 5 s)
+MAX_WORKERS = 8  # requests answered at once: four cheap read-only endpoints
+MAX_IDLE = 128  # connections accepted but not yet sending, held without a thread
+BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n"
+)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -31,29 +51,53 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 class StatusServer:
-    def __init__(self, reconciler: Reconciler, listen: str, *, stale_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        listen: str,
+        *,
+        stale_after: float | None = None,
+        read_timeout: float = READ_TIMEOUT,
+        max_workers: int = MAX_WORKERS,
+        max_idle: int = MAX_IDLE,
+    ) -> None:
         self.reconciler = reconciler
         # alive = a pass finished within (longest sleep + a long pass); an LRO may legitimately take hours
         self.stale_after = (
             stale_after if stale_after is not None else reconciler.config.interval * 2 + 4 * 3600
         )
         self.started = time.monotonic()
-        handler = _handler_for(self)
-        self.httpd = ThreadingHTTPServer(parse_listen(listen), handler)
-        self.httpd.daemon_threads = True
+        self.read_timeout = read_timeout
+        self.max_idle = max_idle
+        self._handler = _handler_for(self, read_timeout)
+        self._workers = threading.BoundedSemaphore(max_workers)
+        host, port = parse_listen(listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((host, port))
+            self._listener.listen(128)
+            self._listener.setblocking(False)
+        except OSError:
+            self._listener.close()
+            raise
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return int(self._listener.getsockname()[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="cmkctl-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="cmkctl-http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._listener.close()
 
     def healthy(self) -> tuple[bool, str]:
         last = self.reconciler.last_pass_finished
@@ -69,11 +113,79 @@ class StatusServer:
             return False, "shutting down"
         return True, "ok"
 
+    # -- the accept loop: idle connections wait in the selector, not in threads ----------------------
+    def _serve(self) -> None:
+        idle: OrderedDict[socket.socket, float] = OrderedDict()  # connection -> when it is closed
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            try:
+                while not self._stopping.is_set():
+                    for key, _ in sel.select(timeout=0.2):
+                        conn: socket.socket | None = key.data
+                        if conn is None:
+                            self._accept(sel, idle)
+                        else:
+                            sel.unregister(conn)
+                            del idle[conn]
+                            self._dispatch(conn)
+                    now = time.monotonic()
+                    while idle and next(iter(idle.values())) <= now:
+                        expired, _ = idle.popitem(last=False)
+                        sel.unregister(expired)
+                        _close(expired)
+            finally:
+                for conn in idle:
+                    _close(conn)
 
-def _handler_for(server: StatusServer) -> type[BaseHTTPRequestHandler]:
+    def _accept(self, sel: selectors.BaseSelector, idle: OrderedDict[socket.socket, float]) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        if len(idle) >= self.max_idle:  # the oldest silent connection makes room for the new one
+            oldest, _ = idle.popitem(last=False)
+            sel.unregister(oldest)
+            _close(oldest)
+        conn.setblocking(False)
+        idle[conn] = time.monotonic() + self.read_timeout
+        sel.register(conn, selectors.EVENT_READ, data=conn)
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        """A connection sent its first bytes: a worker answers it, or 503 when all are busy."""
+        if not self._workers.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                conn.send(BUSY)  # fits the socket buffer: never blocks the accept loop
+            _close(conn)
+            return
+        conn.setblocking(True)
+        try:
+            worker = threading.Thread(target=self._answer, args=(conn,), name="cmkctl-http-w", daemon=True)
+            worker.start()
+        except RuntimeError:  # no thread could be started: answer nothing rather than hang
+            self._workers.release()
+            _close(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            self._handler(conn, conn.getpeername(), cast(Any, self))  # the handlers never use .server
+        except OSError:
+            pass  # the client went away or stalled past read_timeout
+        finally:
+            _close(conn)
+            self._workers.release()
+
+
+def _close(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+
+
+def _handler_for(server: StatusServer, read_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "cmkctl"
         sys_version = ""
+        timeout = read_timeout  # every read and write of the request and the answer
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
