@@ -9,8 +9,12 @@ A plain directory (not a git repository) is read as it is; its revision is a dig
 so a change to any spec file still counts as "a new revision" (a stalled controller retries).
 
 Credentials never appear in logs or status: URLs are shown with their user-info removed, git's
-stderr is scrubbed the same way, and HTTPS credentials come from a git credential-store file
-(CMKCTL_GIT_CREDENTIALS_FILE, mounted from a Kubernetes Secret) rather than from the URL.
+stderr is scrubbed the same way. HTTPS credentials come from a git credential-store file
+(CMKCTL_GIT_CREDENTIALS_FILE, mounted from a Kubernetes Secret) or from the `--source` URL itself
+(`https://user:token@host/...`). Credentials from the URL never reach the disk: the clone is made
+from the URL without its user-info (so `.git/config` on the state volume names no secret) and git
+asks for them through a credential helper that reads them from the environment of that one git
+process only. No other configured helper takes part, so none can store them either.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,14 @@ from controller.errors import CmkError
 
 GIT_TIMEOUT = 300.0
 CREDENTIALS_ENV = "CMKCTL_GIT_CREDENTIALS_FILE"
+# the URL's user-info, handed to git's credential helper through the environment of one git process
+_URL_USER_ENV = "CMKCTL_GIT_URL_USERNAME"
+_URL_PASSWORD_ENV = "CMKCTL_GIT_URL_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+# answers `get` with the two variables above; `store` and `erase` are ignored (nothing is written)
+_ENV_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    f'printf "username=%s\\n" "${_URL_USER_ENV}"; printf "password=%s\\n" "${_URL_PASSWORD_ENV}"; }}; f'
+)
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _REF_OK = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -63,7 +76,7 @@ class GitSource:
     def __init__(self, url: str, *, ref: str = "main", path: str = ".", workdir: Path) -> None:
         if not _REF_OK.match(ref) or ref.startswith("-") or ".." in ref:
             raise SourceError(f"--ref {ref!r} is not a branch, tag or commit name")
-        self.url = url
+        self.url, self._url_credentials = split_url_credentials(url)
         self.ref = ref
         self.path = _safe_relative(path)
         self.workdir = workdir
@@ -72,9 +85,7 @@ class GitSource:
     def _git(self, *args: str, cwd: Path | None = None) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
         config: list[str] = ["-c", "protocol.file.allow=always", "-c", "advice.detachedHead=false"]
-        creds = os.environ.get(CREDENTIALS_ENV)
-        if creds:
-            config += ["-c", f"credential.helper=store --file={creds}"]
+        config += self._credential_config(env)
         try:
             done = subprocess.run(  # noqa: S603 - fixed argv, no shell
                 ["git", *config, *args],  # noqa: S607 - git from PATH, like any user's CI
@@ -95,6 +106,29 @@ class GitSource:
             raise SourceError(f"git {args[0]} of {self.display} (ref {self.ref}) failed: {detail}")
         return done.stdout
 
+    def _credential_config(self, env: dict[str, str]) -> list[str]:
+        """git -c options for the credentials we supply (and the variables they read, added to `env`).
+
+        When we supply any, the empty `credential.helper` first drops every helper from system or
+        user config: a `store` helper there would otherwise write the password to disk after a
+        successful fetch. Without credentials of ours, the user's own helpers work as usual.
+        """
+        config: list[str] = []
+        if self._url_credentials is not None:
+            env[_URL_USER_ENV], env[_URL_PASSWORD_ENV] = self._url_credentials
+            config += ["-c", f"credential.helper={_ENV_HELPER}"]
+        creds = os.environ.get(CREDENTIALS_ENV)
+        if creds:
+            config += ["-c", f"credential.helper=store --file={creds}"]
+        return ["-c", "credential.helper=", *config] if config else []
+
+    def _scrub_remote(self, repo: Path) -> None:
+        """Point the clone's origin at the credential-free URL (also removes a secret that a clone
+        made from a URL with user-info would hold, and follows a changed --source)."""
+        current = self._git("config", "--default", "", "--get", "remote.origin.url", cwd=repo).strip()
+        if current != self.url:
+            self._git("remote", "set-url", "origin", "--", self.url, cwd=repo)
+
     def fetch(self) -> Checkout:
         """Bring the clone to the tip of `ref` and return the commit and the spec directory."""
         repo = self.workdir / "repo"
@@ -103,6 +137,8 @@ class GitSource:
                 shutil.rmtree(repo)  # a clone interrupted half-way: start again
             repo.parent.mkdir(parents=True, exist_ok=True)
             self._git("clone", "--no-checkout", "--quiet", "--", self.url, str(repo))
+        else:
+            self._scrub_remote(repo)
         self._git("fetch", "--quiet", "--prune", "--force", "origin", self.ref, cwd=repo)
         commit = self._git("rev-parse", "--verify", "FETCH_HEAD^{commit}", cwd=repo).strip()
         self._git("checkout", "--quiet", "--force", "--detach", commit, cwd=repo)
@@ -138,6 +174,22 @@ class DirectorySource:
 
 
 Source = GitSource | DirectorySource
+
+
+def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`https://user:token@host/x.git` -> (`https://host/x.git`, (user, token)), percent-decoded.
+
+    Only http(s) URLs carry a secret in their user-info; ssh's `git@` names an account and stays.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    user, password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+    if any(c in user + password for c in "\n\r\0"):
+        raise SourceError(f"--source {redact(url)!r}: the credentials in the URL contain a line break")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), (user, password)
 
 
 def open_source(source: str, *, ref: str, path: str, workdir: Path) -> Source:
