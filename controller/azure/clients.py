@@ -123,8 +123,12 @@ class AzureClients:
         env: Mapping[str, str] | None = None,
         credential: TokenCredential | None = None,
         polling_interval: float | None = None,
+        transport: Any = None,
     ) -> None:
+        """`transport`: one azure-core transport for every SDK client (the tests play recorded Azure
+        sessions back through it); None = the SDKs' own, or the emulator redirect."""
         self._env = dict(os.environ if env is None else env)
+        self._transport = transport
         self.emulator: str | None = self._env.get("CMKCTL_EMULATOR") or None
         self._ca_bundle: str | None = self._env.get("CMKCTL_CA_BUNDLE") or None
         self._lock = threading.RLock()
@@ -173,7 +177,9 @@ class AzureClients:
             "connection_timeout": 10,
             "read_timeout": self._timeout,
         }
-        if self.emulator:
+        if self._transport is not None:
+            kw["transport"] = self._transport
+        elif self.emulator:
             verify: str | bool = self._ca_bundle or True
             kw["transport"] = RequestsTransport(session=self._session(), connection_verify=verify)
         return kw

@@ -141,8 +141,19 @@ def _workspace_key_from_link(resource_id: str) -> str:
 # -- converting one resource ---------------------------------------------------------------------
 
 
+def unwrap_cluster(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The cluster inside api-version 2020-03-01-preview's PATCH answer
+    `{"message": "The cluster upsert was successful", "status": 0, "cluster": {...}}` (docs/azure-wire.md);
+    any other body as it is."""
+    inner = data.get("cluster")
+    if "id" not in data and isinstance(inner, Mapping) and "id" in inner:
+        return inner
+    return data
+
+
 def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
     """One cluster's wire JSON -> ObservedCluster (ids kept as returned, location normalised)."""
+    data = unwrap_cluster(data)
     cid = str(data.get("id") or "")
     rid = ids.ResourceId.parse(cid)
     props = _get(data, "properties") or {}
@@ -469,16 +480,26 @@ def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
             return  # the workspace does not exist (yet): nothing linked
         acc.warn(f"could not read BYOS of workspace {rid.name}: {err}")
         return
+    byos = byos_from_arm(items)
+    with acc.lock:
+        ws = acc.workspaces.get(key)
+        if ws is not None:
+            acc.workspaces[key] = dataclasses.replace(ws, byos=byos, byos_read=True)
+
+
+def byos_from_arm(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """A linkedStorageAccounts list -> data source type (lower-case) -> first storage account id.
+
+    Azure answers `dataSourceType` and `name` lower-cased (`customlogs`) while the id keeps the
+    request's casing (docs/azure-wire.md); rules B1/B2 compare types case-insensitively.
+    """
     byos: dict[str, str] = {}
     for item in items:
         kind = str(_get(item, "properties", "dataSourceType") or _get(item, "name") or "").lower()
         accounts = _get(item, "properties", "storageAccountIds") or []
         if kind and accounts:
             byos[kind] = str(accounts[0])
-    with acc.lock:
-        ws = acc.workspaces.get(key)
-        if ws is not None:
-            acc.workspaces[key] = dataclasses.replace(ws, byos=byos, byos_read=True)
+    return byos
 
 
 def _read_key(ref: ids.KeyRef, clients: AzureClients, acc: _Acc) -> None:
@@ -646,10 +667,12 @@ def _associate_ops(clusters: Mapping[str, ObservedCluster]) -> list[LinkOperatio
 
 __all__ = [
     "AzureError",
+    "byos_from_arm",
     "cluster_from_arm",
     "link_ops_from_events",
     "observe",
     "parse_time",
+    "unwrap_cluster",
     "vault_from_arm",
     "workspace_from_arm",
 ]

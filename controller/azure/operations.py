@@ -103,6 +103,26 @@ def _props(resource: dict[str, Any]) -> dict[str, Any]:
     return dict(props) if isinstance(props, dict) else _as_dict(props)
 
 
+def busy(provisioning_state: Any) -> bool:
+    """Rules C6/W5: an operation is running on the resource (a link shows `ProvisioningAccount`)."""
+    return str(provisioning_state or "").lower() in _BUSY_STATES
+
+
+def link_view(link: dict[str, Any]) -> dict[str, Any]:
+    """A linkedServices/cluster body as the plan's `after` names its fields."""
+    props = _props(link)
+    return {
+        "cluster_id": props.get("writeAccessResourceId") or props.get("resourceId"),
+        "provisioning_state": props.get("provisioningState"),
+    }
+
+
+def byos_view(storage: dict[str, Any]) -> dict[str, Any]:
+    """A linkedStorageAccounts body as the plan's `after` names its fields."""
+    accounts = _props(storage).get("storageAccountIds") or []
+    return {"storage_account_id": accounts[0] if accounts else None, "storage_account_ids": accounts}
+
+
 def _status_url(poller: Any) -> str | None:
     """The Azure-AsyncOperation (or Location) URL of the initial response, for the journal and logs."""
     try:
@@ -204,18 +224,9 @@ class Operations:
             }
         if change.action in (Action.LINK, Action.UNLINK):
             link = self.read_link(str(p["workspace_id"]))
-            if link is None:
-                return None
-            props = _props(link)
-            return {
-                "cluster_id": props.get("writeAccessResourceId") or props.get("resourceId"),
-                "provisioning_state": props.get("provisioningState"),
-            }
+            return None if link is None else link_view(link)
         storage = self.read_byos(str(p["workspace_id"]), str(p["data_source_type"]))
-        if storage is None:
-            return None
-        accounts = _props(storage).get("storageAccountIds") or []
-        return {"storage_account_id": accounts[0] if accounts else None, "storage_account_ids": accounts}
+        return None if storage is None else byos_view(storage)
 
     # -- precheck ----------------------------------------------------------------------------------
 
