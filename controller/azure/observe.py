@@ -169,7 +169,7 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
         try:
             vault = ids.parse_vault_uri(str(_get(kvp, "keyVaultUri")))
         except ids.InvalidId:
-            vault = str(_get(kvp, "keyVaultUri"))
+            vault = ids.normalise_vault_uri(str(_get(kvp, "keyVaultUri")))
         version = _get(kvp, "keyVersion") or None
         key = ids.KeyRef(vault_uri=vault, name=str(_get(kvp, "keyName")), version=version)
     associated: dict[str, datetime | None] = {}

@@ -68,14 +68,20 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 def _norm_key(value: Any) -> dict[str, str] | None:
-    """keyVaultProperties or plan key dict -> comparable {vault host, name, version} (case-insensitive)."""
+    """keyVaultProperties or plan key dict -> comparable {vault, name, version} (case-insensitive).
+
+    `https://x.vault.azure.net:443` and `https://x.vault.azure.net/` are the same vault
+    (ids.normalise_vault_uri). No key -- absent, `{}`, or the empty strings of a removed key (rule
+    C13) -- is None.
+    """
     if not value:
         return None
     get = value.get
-    uri = str(get("vault_uri") or get("keyVaultUri") or "").lower().rstrip("/")
+    raw_uri = str(get("vault_uri") or get("keyVaultUri") or "")
     name = str(get("name") or get("keyName") or "").lower()
-    if not uri and not name:
+    if not raw_uri.strip() and not name:
         return None
+    uri = ids.normalise_vault_uri(raw_uri) if raw_uri.strip() else ""
     return {"vault": uri, "name": name, "version": str(get("version") or get("keyVersion") or "").lower()}
 
 

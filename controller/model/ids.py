@@ -175,15 +175,43 @@ _VAULT_HOST = re.compile(
 )
 
 
+def normalise_vault_uri(value: str) -> str:
+    """The one comparable form of a vault URI: `https://host/`, host lower-cased, default port dropped.
+
+    Azure echoes keyVaultUri as sent, and some api-versions answer `https://x.vault.azure.net:443`
+    for a key set as `https://x.vault.azure.net/` (docs/azure-wire.md): both name the same vault, so
+    every comparison of vault URIs goes through here. Never raises: a value that is not a URL is
+    returned stripped and lower-cased, so it simply compares unequal to every real vault.
+    """
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:  # a malformed port ("https://x:abc"): not a vault URI
+        return text.lower()
+    if not host:
+        return text.lower()
+    scheme = (parts.scheme or "https").lower()
+    default = {"https": 443, "http": 80}.get(scheme)
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}/"
+
+
 def parse_vault_uri(value: str) -> str:
     """Validate a Key Vault / Managed HSM URI and return it normalised as https://host/."""
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidId(f"'{value}' is not a vault URI ({exc})") from exc
     host = (parts.hostname or "").lower()
     if parts.scheme != "https" or not _VAULT_HOST.match(host) or parts.path not in ("", "/"):
         raise InvalidId(
             f"'{value}' is not a vault URI (https://<name>.vault.azure.net/ or "
             "https://<name>.managedhsm.azure.net/)"
         )
-    if parts.port not in (None, 443):
+    if port not in (None, 443):
         raise InvalidId(f"'{value}': a vault URI has no port other than 443")
-    return f"https://{host}/"
+    return normalise_vault_uri(value)

@@ -141,6 +141,23 @@ def test_verify_reports_inconsistent_result(emulator: Any, ops: Operations) -> N
         ops.verify(_cluster_change(Action.UPDATE, capacity=2000, after={"capacity": 2000}))
 
 
+def test_a_live_key_uri_with_port_443_is_the_spec_key(emulator: Any, ops: Operations) -> None:
+    """Scenario: the cluster's key reads back as `https://<vault>.vault.azure.net:443` (as some
+    api-versions answer) while the plan says `https://<vault>.vault.azure.net/`: the same key, so the
+    pre-check finds the key set (nothing is sent again) and verify finds no inconsistency."""
+    seed_estate(emulator)
+    emulator.seed({"clusters": [{
+        "subscription": SUB, "resource_group": RG, "name": CLUSTER, "location": "westeurope",
+        "key": {"keyVaultUri": "https://KVCMKTEST.vault.azure.net:443", "keyName": "cmk", "keyVersion": ""},
+    }]})
+    key = {"vault_uri": "https://kvcmktest.vault.azure.net/", "name": "cmk", "version": None}
+    set_key = _cluster_change(Action.SET_KEY, key=key, after={"key": key, "provisioning_state": "Succeeded"})
+    assert ops.precheck(set_key) is Precheck.DONE
+    ops.verify(set_key)
+    other = {**key, "vault_uri": "https://kvcmktest.vault.azure.net:8443/"}
+    assert ops.precheck(_cluster_change(Action.SET_KEY, key=other)) is Precheck.NEEDED
+
+
 def test_resume_from_token_polls_without_resending(emulator: Any, ops: Operations) -> None:
     """Scenario: a create is started and its token journaled; a new process (new clients) resumes from the
     token alone and sees it finish; Azure received exactly one PUT."""

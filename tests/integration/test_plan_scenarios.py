@@ -18,6 +18,7 @@ from tests_azure_support import (
     RG,
     STORAGE_ID,
     SUB,
+    VAULT_URI,
     cluster_doc,
     estate,
     vault,
@@ -92,6 +93,17 @@ def test_user_assigned_identity_already_granted_sets_the_key_at_creation(
     create = run.one("changes", "create", CLUSTER)
     assert run.items("changes", "set_key") == []  # rule C5: one operation, key in the create
     assert "key" in str(create.get("parameters", {})).lower()
+
+
+def test_a_live_key_uri_with_port_443_matches_the_spec(emulator: Any, plan: PlanRunner) -> None:
+    """Observe reads `https://<vault>.vault.azure.net:443` as the spec's `https://<vault>.vault.azure.net/`:
+    no key drift, no set_key."""
+    seeded = estate()
+    seeded["clusters"][0]["key"]["keyVaultUri"] = "https://" + VAULT_URI[8:].rstrip("/").upper() + ":443"
+    emulator.seed(seeded)
+    run = plan(_matching_spec())
+    assert run.exit_code == 0, run.plan
+    assert run.plan["changes"] == [] and run.plan["drift"] == []
 
 
 # ---- capacity (C4) -----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from plan_builders import (
     NOW,
     V1,
@@ -117,3 +119,21 @@ def test_access_removed_from_the_live_principal_is_a_critical_warning() -> None:
     assert p.changes == () and p.blocked == ()
     assert any(w.code == "key-at-risk" and w.severity == Severity.CRITICAL and "wrapKey" in w.message
                for w in p.warnings)
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9-]{1,22}[a-z0-9]", fullmatch=True)
+
+
+@given(name=_NAMES, suffix=st.sampled_from(["vault.azure.net", "managedhsm.azure.net"]),
+       upper=st.booleans(), port=st.booleans(), slash=st.booleans())
+def test_one_vault_uri_normalisation_makes_the_live_forms_equal(
+    name: str, suffix: str, upper: bool, port: bool, slash: bool
+) -> None:
+    """`https://x.vault.azure.net:443` (as some api-versions answer) is the spec's
+    `https://x.vault.azure.net/`, whatever the case; a non-default port is another endpoint."""
+    host = f"{name}.{suffix}"
+    live = f"https://{host.upper() if upper else host}{':443' if port else ''}{'/' if slash else ''}"
+    assert ids.normalise_vault_uri(live) == ids.parse_vault_uri(f"https://{host}/") == f"https://{host}/"
+    assert ids.normalise_vault_uri(ids.normalise_vault_uri(live)) == ids.normalise_vault_uri(live)
+    assert ids.normalise_vault_uri(f"https://{host}:8443/") != f"https://{host}/"
+    assert ids.normalise_vault_uri("not a uri") != f"https://{host}/"
