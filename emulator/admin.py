@@ -108,6 +108,7 @@ def make_fault(body: dict[str, Any]) -> Fault:
             body.get("code", "InternalServerError" if int(body.get("status") or 500) >= 500 else "BadRequest")
         ),
         message=str(body.get("message", "Injected fault.")),
+        after_accept=bool(body.get("after_accept", False)),
     )
 
 

@@ -82,25 +82,37 @@ def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str
         }
 
 
-def pick_fault(em: Emulator, req: Request) -> tuple[Response | None, bool, float]:
-    """(response to send instead, reset the connection?, delay seconds) from matching faults."""
-    delay = 0.0
+@dataclass
+class Injected:
+    """What the matching faults do to one request."""
+
+    response: Response | None = None  # sent instead of the real answer
+    reset: bool = False  # the connection is dropped instead of answering
+    delay: float = 0.0
+    after_accept: bool = False  # the request is served first: its effect happens, its answer is lost
+
+
+def pick_fault(em: Emulator, req: Request) -> Injected:
+    """The first matching status/reset fault (plus every matching delay) for this request."""
+    out = Injected()
     with em.lock:
         for f in list(em.faults):
             # operation-shaping faults are applied when the operation starts (arm._apply_faults_to_op)
             if f.shapes_operation or not f.fires(req.method, req.path, em.rng):
                 continue
-            delay += f.delay
+            out.delay += f.delay
             if f.reset:
-                return None, True, delay
+                out.reset, out.after_accept = True, f.after_accept
+                return out
             if f.status is not None:
                 resp = arm_error(f.status, f.code, f.message)
                 if f.retry_after is not None:
                     resp.headers["Retry-After"] = (
                         str(int(f.retry_after)) if f.retry_after == int(f.retry_after) else str(f.retry_after)
                     )
-                return resp, False, delay
-    return None, False, delay
+                out.response, out.after_accept = resp, f.after_accept
+                return out
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -142,19 +154,16 @@ class _Handler(BaseHTTPRequestHandler):
         admin_call = req.path.lower().startswith("/_emulator/")
         resp: Response | None = None
         extra: dict[str, str] = {}
+        injected = Injected()
         if not admin_call:
-            resp, reset, delay = pick_fault(em, req)
-            if delay:
-                time.sleep(delay)
-            if reset:
-                em.log_request(req.method, host, req.path, 0, req.q("api-version"))
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    self.connection.shutdown(socket.SHUT_RDWR)
+            injected = pick_fault(em, req)
+            if injected.delay:
+                time.sleep(injected.delay)
+            if injected.reset and not injected.after_accept:
+                self._reset(req, host)
                 return
+            if not injected.after_accept:
+                resp = injected.response
             if resp is None:
                 resp, extra = throttle(em, req)
         if resp is None:
@@ -162,6 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = route(em, req)
             except Exception as exc:  # the emulator must answer, as Azure does, never hang up
                 resp = arm_error(500, "InternalServerError", f"Emulator error: {type(exc).__name__}: {exc}")
+        if injected.after_accept:
+            # `after_accept` faults: the request took effect (an operation may be running now), and
+            # then the answer is lost (reset) or replaced by the fault's status (e.g. 500)
+            if injected.reset:
+                self._reset(req, host)
+                return
+            if injected.response is not None:
+                resp, extra = injected.response, {}
         if not admin_call:
             em.log_request(req.method, host, req.path, resp.status, req.q("api-version"))
         payload = resp.encoded()
@@ -184,6 +201,16 @@ class _Handler(BaseHTTPRequestHandler):
         if req.method != "HEAD":
             buffer.append(payload)
         self.flush_headers()
+
+    def _reset(self, req: Request, host: str) -> None:
+        """Drop the connection without an answer (RST): the client sees a lost response."""
+        self.emulator.log_request(req.method, host, req.path, 0, req.q("api-version"))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     do_GET = _serve
     do_PUT = _serve

@@ -158,6 +158,7 @@ class Fault:
     probability: float | None = None
     code: str = "InternalServerError"
     message: str = "Injected fault."
+    after_accept: bool = False  # serve the request first (its effect happens), then answer status/reset
 
     @property
     def shapes_operation(self) -> bool:

@@ -9,8 +9,9 @@ real URLs (management.azure.com, <vault>.vault.azure.net), so no other code path
 Retries are configured once here. azure-core's RetryPolicy retries 408/429/5xx on GET/HEAD/PUT/DELETE,
 and ANY method whose response carries Retry-After (verified: a throttled PATCH with Retry-After is
 re-sent after the wait); a 429 PATCH/POST without it surfaces as `errors.Transient` (docs/azure-wire.md) for
-the caller to back off. Every HTTP try is counted per (host, method, status) for metrics and the
-request-count test.
+the caller to back off. Link and unlink writes are the exception: never re-sent once they may have
+reached Azure (rule W3, `_SendOnceRetryPolicy`). Every HTTP try is counted per (host, method, status)
+for metrics and the request-count test.
 
 Knobs (environment): CMKCTL_POLLING_INTERVAL (seconds between LRO polls; real default 30, emulator 0),
 CMKCTL_AZURE_RETRY_TOTAL (default 3 under the emulator, 6 otherwise), CMKCTL_AZURE_TIMEOUT (read
@@ -20,6 +21,7 @@ timeout seconds, default 60).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -29,18 +31,44 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
-from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from requests.adapters import HTTPAdapter
+
+from controller.model import ids
 
 ARM_HOST = "management.azure.com"
 _EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, only ever sent to the emulator
 
 
-# Per-call options for writes whose repetition costs something (link/unlink: rule W3). azure-core
-# re-sends a PUT/DELETE whose response was lost; with these the call raises instead, `map_error` turns
-# it into OutcomeUnknown, and the executor re-observes before deciding anything.
-NO_RESEND: dict[str, Any] = {"retry_read": 0}
+# Writes whose repetition costs something: a link or unlink of a workspace (rule W3, two per 30 days).
+_SEND_ONCE = re.compile(r"/workspaces/[^/]+/linkedservices/cluster/?$", re.IGNORECASE)
+_SEND_ONCE_METHODS = frozenset({"PUT", "DELETE"})
+
+
+def sent_at_most_once(method: str, url: str) -> bool:
+    """A request the transport must never re-send once it may have reached Azure (rule W3)."""
+    return method.upper() in _SEND_ONCE_METHODS and bool(_SEND_ONCE.search(urlsplit(url).path))
+
+
+class _SendOnceRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's RetryPolicy, except for link and unlink writes (rule W3).
+
+    azure-core re-sends a PUT/DELETE whose response was lost (read retry) or that answered 408, 429 or
+    5xx (status retry). For a link or unlink either may have reached the service and started the
+    operation, so a re-send could spend a second of the workspace's W3 operations. For those requests
+    only connection failures (nothing was sent) are retried; anything else reaches the caller:
+    `map_error` makes it OutcomeUnknown or Transient, and the executor re-observes the link before it
+    decides anything. Every other request, the link's LRO polls included, keeps the normal retries.
+    """
+
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        http = request.http_request
+        if sent_at_most_once(http.method, http.url):
+            request.context.options["retry_read"] = 0
+            request.context.options["retry_status"] = 0
+        return super().send(request)
 
 
 class _StaticTokenCredential:
@@ -197,11 +225,12 @@ class AzureClients:
         """LogAnalyticsManagementClient for one subscription (clusters, workspaces, links, BYOS)."""
         from azure.mgmt.loganalytics import LogAnalyticsManagementClient
 
-        return self._cached(
-            "loganalytics",
-            subscription.lower(),
-            lambda: LogAnalyticsManagementClient(self.credential(), subscription, **self._kwargs()),
-        )
+        def build() -> Any:
+            kw = self._kwargs()
+            kw["retry_policy"] = _SendOnceRetryPolicy(**kw)  # rule W3: link/unlink never re-sent
+            return LogAnalyticsManagementClient(self.credential(), subscription, **kw)
+
+        return self._cached("loganalytics", subscription.lower(), build)
 
     def keys(self, vault_uri: str) -> Any:
         """KeyClient for one vault (data plane: key versions, enabled, recoveryLevel)."""
@@ -210,7 +239,7 @@ class AzureClients:
         uri = vault_uri if vault_uri.endswith("/") else vault_uri + "/"
         return self._cached(
             "keys",
-            uri.lower(),
+            ids.normalise_vault_uri(vault_uri),
             lambda: KeyClient(vault_url=uri, credential=self.credential(), **self._kwargs()),
         )
 

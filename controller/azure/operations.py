@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from controller.azure import errors
-from controller.azure.clients import NO_RESEND, AzureClients
+from controller.azure.clients import AzureClients
 from controller.model import ids
 from controller.planning.plan import Action, Change
 
@@ -342,15 +342,13 @@ class Operations:
         la = self._la(ws.subscription)
         if a is Action.LINK:
             body = {"properties": {"writeAccessResourceId": str(p["cluster_id"])}}
-            # rule W3: a re-sent link whose response was lost would spend a second operation unseen;
-            # NO_RESEND makes azure-core raise (OutcomeUnknown) so the executor re-observes instead
+            # rule W3: the client never re-sends this PUT (clients._SendOnceRetryPolicy); a lost answer or
+            # a 5xx reaches the executor, which re-observes the link instead of sending it again
             return la.linked_services.begin_create_or_update(
-                ws.resource_group, ws.name, _LINKED_SERVICE, body, **NO_RESEND
+                ws.resource_group, ws.name, _LINKED_SERVICE, body
             )
-        if a is Action.UNLINK:
-            return la.linked_services.begin_delete(
-                ws.resource_group, ws.name, _LINKED_SERVICE, **NO_RESEND
-            )  # rule W3, as above
+        if a is Action.UNLINK:  # rule W3, as above
+            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE)
         dst = str(p["data_source_type"])
         if a is Action.BYOS_LINK:
             byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}

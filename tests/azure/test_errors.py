@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tests_azure_support import CLUSTER, CLUSTER_ID, LOCATION, RG, SUB, VAULT_URI, estate
 
-from controller.azure.clients import NO_RESEND, AzureClients
+from controller.azure.clients import AzureClients
 from controller.azure.errors import (
     AzureError,
     Busy,
@@ -214,7 +214,7 @@ def test_lost_link_response_is_outcome_unknown_and_not_resent(emulator: Any, cli
     la = clients.loganalytics(SUB)
     body = {"properties": {"writeAccessResourceId": CLUSTER_ID}}
     err = _raised(
-        lambda: la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body, **NO_RESEND)
+        lambda: la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body)
     )
     assert isinstance(err, OutcomeUnknown)
     assert "re-observe" in str(err)

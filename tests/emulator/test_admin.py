@@ -80,6 +80,26 @@ def test_fault_connection_reset_surfaces_as_transport_error(emulator: Any, sdk: 
     assert refused(lambda: la.clusters.get("rg1", "clu1"))[0] == 404
 
 
+def test_fault_after_accept_serves_the_request_then_answers_the_fault(emulator: Any) -> None:
+    """`after_accept`: the write takes effect, and only then the client gets a 500 (or a reset):
+    the case where a request reached Azure but its client cannot know it."""
+    make_rg(emulator)
+    emulator.fault(method="PUT", path="/resourcegroups/rg2$", status=500, after_accept=True, count=1)
+    r = emulator.arm("PUT", f"/subscriptions/{SUB}/resourcegroups/rg2", {"location": "eastus"},
+                     api_version="2021-04-01")
+    assert r.status_code == 500 and r.json()["error"]["code"] == "InternalServerError"
+    assert emulator.arm("GET", f"/subscriptions/{SUB}/resourcegroups/rg2", api_version="2021-04-01"
+                        ).status_code == 200  # it was created all the same
+    emulator.fault(method="PUT", path="/resourcegroups/rg3$", reset=True, after_accept=True, count=1)
+    with pytest.raises(requests.ConnectionError):
+        emulator.arm("PUT", f"/subscriptions/{SUB}/resourcegroups/rg3", {"location": "eastus"},
+                     api_version="2021-04-01")
+    assert emulator.arm("GET", f"/subscriptions/{SUB}/resourcegroups/rg3", api_version="2021-04-01"
+                        ).status_code == 200
+    puts = [(r["path"].rsplit("/", 1)[-1], r["status"]) for r in emulator.requests() if r["method"] == "PUT"]
+    assert puts[-2:] == [("rg2", 500), ("rg3", 0)]
+
+
 def test_fault_delay_slows_the_answer(emulator: Any) -> None:
     make_rg(emulator)
     emulator.fault(path="/clusters$", delay=0.3, count=1)

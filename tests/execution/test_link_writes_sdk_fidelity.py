@@ -13,8 +13,8 @@ import pytest
 from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, write_spec
 
 from controller.azure.clients import AzureClients
-from controller.azure.errors import OutcomeUnknown
-from controller.azure.operations import Operations
+from controller.azure.errors import OutcomeUnknown, Transient
+from controller.azure.operations import Operations, Precheck
 from controller.cli import apply_cmd
 from controller.planning.plan import Action, Change
 
@@ -71,6 +71,61 @@ def test_a_lost_link_response_is_not_resent(emulator: Any, ops: Operations, acti
     with pytest.raises(OutcomeUnknown):
         ops.start(_link_change(action), lambda url, token: None)
     assert len(_writes(emulator, method)) == 1
+
+
+@pytest.mark.parametrize("action", [Action.LINK, Action.UNLINK])
+def test_a_link_write_answered_500_after_azure_accepted_it_is_not_resent(
+    emulator: Any, ops: Operations, action: Action
+) -> None:
+    """Scenario: Azure starts the link (or unlink) and then answers 500. azure-core would re-send a
+    PUT/DELETE on a 500, spending a second of the workspace's two operations (rule W3); here exactly
+    one write reaches Azure, the caller gets a Transient error, and re-reading shows the operation
+    running and then done, so nothing is sent again."""
+    _seed_cluster(emulator)
+    method = "PUT" if action is Action.LINK else "DELETE"
+    if action is Action.UNLINK:
+        ops.wait(ops.start(_link_change(Action.LINK), lambda url, token: None))
+    emulator.configure(durations={"link": 600, "unlink": 600})
+    emulator.fault(method=method, path=LINK_PATH, status=500, after_accept=True, count=1)
+    emulator.clear_requests()
+    with pytest.raises(Transient):
+        ops.start(_link_change(action), lambda url, token: None)
+    assert [r["status"] for r in _writes(emulator, method)] == [500]
+    assert ops.precheck(_link_change(action)) is Precheck.IN_PROGRESS  # the executor waits, never re-sends
+    emulator.advance(600)
+    assert ops.precheck(_link_change(action)) is Precheck.DONE
+    assert len(_writes(emulator, method)) == 1
+
+
+def test_apply_converges_when_a_link_answers_500_after_azure_accepted_it(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: the link PUT of law1 reaches Azure, the link starts, the answer is a 500. The apply
+    re-reads the link instead of re-sending it, finds it done, and converges with one PUT per workspace;
+    the journal counts law1's link once (rule W3)."""
+    from controller.state.sqlite_store import SqliteHistoryStore
+
+    seed_estate(emulator)
+    spec = write_spec(tmp_path / "spec", with_key=True)
+    emulator.fault(method="PUT", path=LINK_PATH, status=500, after_accept=True, count=1)
+    clients = AzureClients()
+    try:
+        code = apply_cmd.run(None, [str(spec)], auto_approve=True, state=str(tmp_path / "state"),
+                             clients=clients)
+    finally:
+        clients.close()
+    assert code == 0, capsys.readouterr()
+    assert [r["status"] for r in _writes(emulator, "PUT") if "/law1/" in r["path"]] == [500]
+    assert len([r for r in _writes(emulator, "PUT") if "/law2/" in r["path"]]) == 1
+    link = emulator.arm("GET", workspace_id("law1") + "/linkedServices/cluster").json()
+    assert link["properties"]["writeAccessResourceId"].lower() == cluster_id().lower()
+    store = SqliteHistoryStore(tmp_path / "state")
+    try:
+        counted = [o.workspace_key for o in store.load().link_operations]
+    finally:
+        store.close()
+    assert sorted(counted) == sorted(workspace_id(w).lower() for w in ("law1", "law2"))
+    assert emulator.events() == []
 
 
 def test_small_apply_converges_and_then_plans_nothing(
