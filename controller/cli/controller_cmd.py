@@ -13,6 +13,7 @@ by the next start), the process exits 0.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,17 +32,22 @@ from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
 from controller.reconcile.server import StatusServer, parse_listen
 from controller.state import paths
 
+WORKDIR_ENV = "CMKCTL_WORKDIR"  # the controller's local directory when the journal is in a blob
+
 
 def parse_state(text: str | None) -> tuple[Path, str | None]:
     """(local directory, azureblob URL or None) from `local:DIR`, `DIR` or `azureblob://ACCOUNT/CONTAINER`.
 
-    With azureblob the journal and the lock live in the blob (shared with CI applies); the directory
-    ($CMKCTL_STATE or .cmkctl) still holds the git clone and the controller's local bookkeeping.
+    `--state`, else $CMKCTL_STATE. With azureblob the journal and the lock live in the blob (shared
+    with CI applies); the local directory ($CMKCTL_WORKDIR, else .cmkctl) still holds the git clone
+    and the controller's local bookkeeping. So $CMKCTL_STATE may be the blob URL in a pod, and a
+    `cmkctl apply` run there takes the same blob lease as the controller.
     """
-    if text and text.startswith("azureblob:"):
-        blob_store.parse_state_url(text)  # a malformed URL is one clear error, before anything starts
-        return paths.state_dir(None), text
-    chosen = text[len("local:") :] if text and text.startswith("local:") else text
+    chosen = text or os.environ.get(paths.ENV_VAR)
+    if chosen and chosen.startswith("azureblob:"):
+        blob_store.parse_state_url(chosen)  # a malformed URL is one clear error, before anything starts
+        return paths.state_dir(os.environ.get(WORKDIR_ENV) or paths.DEFAULT_DIR), chosen
+    chosen = chosen[len("local:") :] if chosen and chosen.startswith("local:") else chosen
     return paths.state_dir(chosen or None), None
 
 
