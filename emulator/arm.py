@@ -438,6 +438,8 @@ def _cluster_body(
     }
     if c.key is not None:
         props["keyVaultProperties"] = dict(c.key)
+    elif c.key_removed:
+        props["keyVaultProperties"] = {}  # after a key removal (docs/azure-wire.md, 2021 real)
     identity: dict[str, Any] = {"type": c.identity_type}
     if c.identity_type.lower() != "none":
         if "systemassigned" in c.identity_type.lower():
@@ -539,10 +541,17 @@ def _kvp_format_ok(kvp: Any) -> bool:
     return version is None or (isinstance(version, str) and re.match(r"^[A-Za-z0-9]*$", version) is not None)
 
 
+_KVP_FIELDS = ("keyVaultUri", "keyName", "keyVersion")
+
+
 def _kvp_empty(kvp: Any) -> bool:
-    return kvp is None or (
-        isinstance(kvp, dict) and not any(kvp.get(k) for k in ("keyVaultUri", "keyName", "keyVersion"))
-    )
+    """No key in the request: absent, null, `{}`, or only null/empty fields. An update ignores it."""
+    return kvp is None or (isinstance(kvp, dict) and not any(kvp.get(k) for k in _KVP_FIELDS))
+
+
+def _kvp_removal(kvp: Any) -> bool:
+    """Rule C13: the key is removed only by all three fields sent as empty strings; `{}` is ignored."""
+    return isinstance(kvp, dict) and all(kvp.get(k, None) == "" for k in _KVP_FIELDS)
 
 
 def _resolve_identity(em: Emulator, ident: dict[str, Any]) -> tuple[str, dict[str, dict[str, str]]]:
@@ -808,7 +817,10 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         return arm_error(400, "InvalidSku", MSG_NO_SKU)
     ident = body.get("identity")
     kvp = props.get("keyVaultProperties")
-    key_change = not _kvp_empty(kvp) and (c.key is None or _clean_kvp(kvp) != _clean_kvp(c.key))
+    removal = _kvp_removal(kvp) and c.key is not None  # rule C13
+    key_change = removal or (
+        not _kvp_empty(kvp) and (c.key is None or _clean_kvp(kvp) != _clean_kvp(c.key))
+    )
     ident_change = False
     new_itype, new_uais = c.identity_type, c.user_identities
     if isinstance(ident, dict):
@@ -817,8 +829,8 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         removed = {k.lower() for k, v in raw_uai.items() if v is None} if isinstance(raw_uai, dict) else set()
         new_uais = {k: v for k, v in c.user_identities.items() if k.lower() not in removed}
         new_uais.update(added)
-        if new_itype.lower() == "none":
-            new_uais = {}
+        if "userassigned" not in new_itype.lower():
+            new_uais = {}  # ARM: the type decides; SystemAssigned (or None) drops user-assigned identities
         elif new_itype == "UserAssigned" and not new_uais:
             new_itype = "None"  # rule C12: user-assigned identities set to None = access revoked
         ident_change = new_itype.lower() != c.identity_type.lower() or {k.lower() for k in new_uais} != {
@@ -833,7 +845,7 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         )
     if kvp is not None and not _kvp_empty(kvp) and not _kvp_format_ok(kvp):
         return arm_error(400, "InvalidKeyVaultProperties", MSG_KVP_FORMAT)
-    if key_change:
+    if key_change and not removal:
         bad = _key_check(em, c, kvp, c.effective_principal())  # rules C7/C8
         if bad:
             return bad
@@ -869,9 +881,10 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
     c.last_modified = now
     em.list_cache.clear()
     if key_change:
-        # Key update is async; while Updating GET shows the old key (facts §12.10). 200 + AAO works with
-        # SDK 12 (PATCH accepts only 200) and 14 (facts §12.11).
-        op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=_clean_kvp(kvp))
+        # Key update (or removal, rule C13) is async; while Updating GET shows the old key (facts §12.10).
+        # 200 + AAO works with SDK 12 (PATCH accepts only 200) and 14 (facts §12.11).
+        new_key = None if removal else _clean_kvp(kvp)
+        op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=new_key)
         _apply_faults_to_op(em, req, op)
         c.op = op
         return Response(200, _cluster_body(em, c), _op_headers(req, op))

@@ -79,6 +79,7 @@ class Cluster:
     deleted_at: datetime | None = None
     revoked: bool = False
     access_removed: bool = False  # rule C12: irreversible
+    key_removed: bool = False  # rule C13: a removed key reads back as `keyVaultProperties: {}`
 
     @property
     def key_id(self) -> str:
@@ -327,6 +328,7 @@ class Emulator:
         if not op.failed:
             # rule facts §12.10: the new key becomes visible only when the update succeeded
             c.key = op.data.get("key")
+            c.key_removed = c.key is None  # rule C13: the removal took effect
             c.revoked = False
             self._recheck_revocations()
         self.list_cache.clear()

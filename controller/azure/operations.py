@@ -446,7 +446,9 @@ def _identity_body(identity: dict[str, Any]) -> dict[str, Any]:
 
 def _key_body(key: dict[str, Any] | None) -> dict[str, Any]:
     if not key:
-        return {}
+        # rule C13: a key is removed by sending all three fields as empty strings; the service ignores
+        # an empty keyVaultProperties object, so `{}` would leave the key in place
+        return {"keyVaultUri": "", "keyName": "", "keyVersion": ""}
     body = {"keyVaultUri": key["vault_uri"], "keyName": key["name"]}
     # versionless (rule K1 auto-rotation) sends an empty version, as the portal does
     body["keyVersion"] = key.get("version") or ""

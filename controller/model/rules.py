@@ -18,6 +18,7 @@ class Rule(StrEnum):
     C10 = "C10"
     C11 = "C11"
     C12 = "C12"
+    C13 = "C13"
     W1 = "W1"
     W2 = "W2"
     W3 = "W3"
@@ -44,6 +45,7 @@ RULE_TEXT: dict[Rule, str] = {
     Rule.C10: "a cluster cannot move to another resource group or subscription",
     Rule.C11: "a deleted cluster stays soft-deleted 14 days; its name stays reserved",
     Rule.C12: "identity None revokes access irreversibly",
+    Rule.C13: "a key is removed by sending keyVaultUri, keyName, keyVersion as empty strings",
     Rule.W1: "at most 1000 workspaces linked to one cluster",
     Rule.W2: "a workspace is linked to at most one cluster; a move is unlink + link",
     Rule.W3: "at most 2 link or unlink operations per workspace in any 30 days",

@@ -285,3 +285,50 @@ def test_seeding_a_revoked_cluster_is_state_not_an_event(emulator: Any, la: Any)
     assert emulator.events() == []  # access returns: service resumes
     emulator.state.vaults.principal_revoke(KV, principal)
     assert [(e["kind"], e["rule"]) for e in emulator.events()] == [("revoked", "K2")]  # this one happens now
+
+
+def _cluster_path(name: str = "clu1") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.OperationalInsights/clusters/{name}"
+
+
+def _with_key(emulator: Any, la: Any) -> Any:
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    return cluster
+
+
+def test_c13_an_empty_key_object_is_ignored_and_empty_strings_remove_the_key(
+    emulator: Any, la: Any
+) -> None:
+    """Rule C13: `keyVaultProperties: {}` leaves the key in place (Azure ignores it); the key goes only
+    when keyVaultUri, keyName and keyVersion are sent as empty strings, asynchronously (the old key
+    shows while Updating), and then reads back as `{}`."""
+    _with_key(emulator, la)
+    r = emulator.arm("PATCH", _cluster_path(), {"properties": {"keyVaultProperties": {}}})
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["keyVaultProperties"]["keyName"] == "k1"
+
+    emulator.configure(durations={"cluster_update": 120})
+    poller = la.clusters.begin_update("rg1", "clu1", key_patch("", "", ""))
+    during = la.clusters.get("rg1", "clu1")
+    assert during.provisioning_state == "Updating" and during.key_vault_properties.key_name == "k1"
+    emulator.advance(120)
+    poller.result()
+    live = emulator.arm("GET", _cluster_path()).json()["properties"]
+    assert live["provisioningState"] == "Succeeded" and live["keyVaultProperties"] == {}
+    assert emulator.events() == []  # a removed key is not a revocation
+
+
+def test_c13_key_removal_and_identity_change_are_two_operations(emulator: Any, la: Any) -> None:
+    """Identity and key never change in one call, a key removal included."""
+    key = {"uri": KV, "name": "k1", "version": V1}
+    create_cluster(la, identity="UserAssigned", user_identity=UAI, key=key)
+    body = {
+        "identity": {"type": "SystemAssigned"},
+        "properties": {"keyVaultProperties": {"keyVaultUri": "", "keyName": "", "keyVersion": ""}},
+    }
+    r = emulator.arm("PATCH", _cluster_path(), body)
+    assert r.status_code == 400 and "same operation" in r.json()["error"]["message"]
+    live = la.clusters.get("rg1", "clu1")
+    assert live.identity.type == "UserAssigned" and live.key_vault_properties.key_name == "k1"

@@ -83,6 +83,10 @@ def test_bodies_carry_writable_fields_only() -> None:
             }
         }
     }
+    # rule C13: a key is removed with empty strings; `{}` would be ignored and leave the key in place
+    assert patch_body(Action.SET_KEY, {"key": None}) == {
+        "properties": {"keyVaultProperties": {"keyVaultUri": "", "keyName": "", "keyVersion": ""}}
+    }
 
 
 def test_precheck_reads_the_target(emulator: Any, ops: Operations) -> None:

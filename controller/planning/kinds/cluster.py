@@ -22,7 +22,9 @@ Decisions where docs/rules.md is silent:
   its steps are deferred (C6) with no date; its links too (W4).
 * Fields fixed at creation (double encryption, C9) differ → blocked: a new cluster is needed.
   Availability zones are also fixed: reported as drift and a warning, not blocked.
-* Removing the key from a cluster is not supported by the service: drift + warning, no step.
+* A spec without a key never removes a live key (C13 allows it, but new data would fall back to
+  Microsoft keys, W6): drift + warning, no step. The key is cleared only as step 1 of the identity
+  switch below, and set again in step 4.
 * Tags in the spec are the complete set (like Terraform): extra live tags are removed.
 * C2/C11: active clusters per subscription+region (+ soft-deleted ones when the profile counts
   them) bound creates; a create that needs a slot freed by a delete in this plan depends on it.
@@ -413,7 +415,8 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     if want_key is None and live_key is not None:
         drift("key", None, key_params(live_key))
         wb.warn("key-removal-unsupported", f"{address}: the spec has no key but the cluster uses "
-                f"{live_key.uri()}; a customer-managed key can't be removed, nothing is planned",
+                f"{live_key.uri()}; the key is not removed (new data would use Microsoft keys, W6), "
+                "nothing is planned",
                 address=address)
     if key_changes:
         drift("key", key_params(want_key), key_params(live_key))
@@ -526,7 +529,7 @@ def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: 
                     resource_id=obs.id, cluster_id=obs.id, parameters={**base, "key": None},
                     before={"key": key_params(obs.key)}, after={"key": None},
                     reason="step 1 of UserAssigned → SystemAssigned: clear the key (identity and key never "
-                           "change together)", rules=("C5",),
+                           "change together)", rules=("C5", "C13"),
                     warnings=("new data uses Microsoft keys until step 4 sets the key again (W6)",)))
     emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
                 parameters={**base, "identity": want}, before={"identity": live}, after={"identity": want},
