@@ -39,19 +39,20 @@ def validate(
         raise typer.Exit(1) from None
     files = {s.file for s in desired.sources.values()}
     entries = desired.workspace_entries()
+    links = desired.desired_links()
     byos = sum(1 for e in entries.values() if e.byos is not None)
     keys = sum(1 for c in desired.clusters if c.spec.key is not None)
     pinned = sum(1 for c in desired.clusters if c.spec.key is not None and c.spec.key.version)
     typer.echo(
         f"OK: {len(desired.clusters)} cluster(s) with {keys} key(s) ({pinned} pinned, "
-        f"{keys - pinned} versionless), {len(desired.desired_links())} linked workspace(s), "
+        f"{keys - pinned} versionless), {len(links)} linked workspace(s), "
         f"{byos} with BYOS, in {len(desired.subscriptions())} subscription(s), "
         f"{len({c.spec.location for c in desired.clusters})} region(s); "
         f"limits profile '{desired.settings.limits_profile}', drift '{desired.settings.drift}'; "
         f"from {len(files)} file(s)"
     )
     for cluster in desired.clusters:
-        linked = sum(1 for c in desired.desired_links().values() if c.metadata.name == cluster.metadata.name)
+        linked = sum(1 for c in links.values() if c.metadata.name == cluster.metadata.name)
         key = cluster.spec.key.ref() if cluster.spec.key else None
         typer.echo(
             f"  Cluster/{cluster.metadata.name}: {ids.ResourceId.parse(cluster.arm_id).name} in "

@@ -233,7 +233,9 @@ class WorkspaceSetSpec(_Strict):
         return v
 
     def entries(self) -> list[WorkspaceEntry]:
-        return [WorkspaceEntry(id=w) if isinstance(w, str) else w for w in self.workspaces]
+        """Every item as an entry. Bare ids were validated with the set, so they are wrapped as they
+        are (model_construct) rather than validated again: the checks and the planner ask many times."""
+        return [WorkspaceEntry.model_construct(id=w) if isinstance(w, str) else w for w in self.workspaces]
 
 
 class WorkspaceSet(_Strict):
