@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from emulator.clock import parse_time
+from emulator.clouds import CLOUDS
 from emulator.server import load_estate, start
 from emulator.state import DEFAULT_DURATIONS
 
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", help="estate file (JSON or YAML) to load at start")
     p.add_argument("--limits", choices=["seed", "current"], default="seed")
     p.add_argument(
+        "--cloud",
+        choices=list(CLOUDS),
+        default="AzureCloud",
+        help="which Azure to play (its Resource Manager, Key Vault and Managed HSM host names)",
+    )
+    p.add_argument(
         "--durations",
         help='simulated seconds per operation kind, JSON, e.g. \'{"cluster_create": 60, "link": 30}\' '
         "(defaults: create 2 h, key update 2 min, delete 1 min, link/unlink 90 min)",
@@ -55,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             time_scale=args.time_scale,
             limits=args.limits,
             seed_estate=estate,
+            cloud=args.cloud,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"emulator: cannot start: {exc}", file=sys.stderr)

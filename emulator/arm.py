@@ -16,7 +16,6 @@ from emulator.clock import iso7, parse_time, rfc1123
 from emulator.http import Request, Response, arm_error
 from emulator.state import Cluster, Emulator, Operation, Workspace, norm_loc
 
-ARM_HOST = "management.azure.com"
 API_VERSIONS = ("2020-08-01", "2021-06-01", "2022-10-01", "2023-09-01", "2025-02-01", "2025-07-01")
 OPSTATUS_VERSIONS = (*API_VERSIONS, "2015-11-01-preview")
 ACTIVITY_VERSIONS = ("2015-04-01",)
@@ -313,8 +312,8 @@ def _json(req: Request) -> Any:
         return None
 
 
-def _op_headers(req: Request, op: Operation, result_path: str | None = None) -> dict[str, str]:
-    base = f"https://{ARM_HOST}"
+def _op_headers(em: Emulator, req: Request, op: Operation, result_path: str | None = None) -> dict[str, str]:
+    base = f"https://{em.cloud.arm_host}"
     h = {
         "Azure-AsyncOperation": (
             f"{base}/subscriptions/{op.subscription}/providers/Microsoft.OperationalInsights/locations/"
@@ -476,7 +475,7 @@ def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Resp
     if skip + em.cluster_page_size < len(items):
         scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{rg}" if rg else "")
         body["nextLink"] = (
-            f"https://{ARM_HOST}{scope}/providers/Microsoft.OperationalInsights/clusters"
+            f"https://{em.cloud.arm_host}{scope}/providers/Microsoft.OperationalInsights/clusters"
             f"?api-version={req.q('api-version')}&$skiptoken={skip + em.cluster_page_size}"
         )
     return Response(200, body)
@@ -712,7 +711,7 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
     c.op = op
     em.list_cache.clear()
     # Real 2025 create: 202, empty body, Azure-AsyncOperation + Location (facts §2.5).
-    return Response(202, None, _op_headers(req, op, c.arm_id))
+    return Response(202, None, _op_headers(em, req, op, c.arm_id))
 
 
 def _rg_name(em: Emulator, sub: str, rg: str) -> str:
@@ -761,7 +760,7 @@ def _reprovision_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
     _apply_faults_to_op(em, req, op)
     c.op = op
     em.list_cache.clear()
-    return Response(202, None, _op_headers(req, op, c.arm_id))
+    return Response(202, None, _op_headers(em, req, op, c.arm_id))
 
 
 def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Response:
@@ -887,7 +886,7 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=new_key)
         _apply_faults_to_op(em, req, op)
         c.op = op
-        return Response(200, _cluster_body(em, c), _op_headers(req, op))
+        return Response(200, _cluster_body(em, c), _op_headers(em, req, op))
     return Response(200, _cluster_body(em, c))
 
 
@@ -896,7 +895,7 @@ def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
     if op is not None and op.kind == "cluster_create":
         return arm_error(409, "Conflict", MSG_DELETE_PROVISIONING)  # rule C6
     if op is not None and op.kind == "cluster_delete":
-        return Response(202, None, _op_headers(req, op, c.arm_id))
+        return Response(202, None, _op_headers(em, req, op, c.arm_id))
     busy = _busy(c)
     if busy:
         return busy
@@ -904,7 +903,7 @@ def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
     _apply_faults_to_op(em, req, op)
     c.op = op
     em.list_cache.clear()
-    return Response(202, None, _op_headers(req, op, c.arm_id))
+    return Response(202, None, _op_headers(em, req, op, c.arm_id))
 
 
 def _apply_faults_to_op(em: Emulator, req: Request, op: Operation) -> None:
@@ -1198,7 +1197,7 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
             )
         _invalidate(em, w)
         # 2020 real: 200 + body ProvisioningAccount + Azure-AsyncOperation (facts §4.3)
-        return Response(200, _ls_body(em, w), _op_headers(req, op))
+        return Response(200, _ls_body(em, w), _op_headers(em, req, op))
     if req.method == "DELETE":
         if w.running_link_op() is not None:
             return arm_error(409, "Conflict", MSG_LINK_IN_PROCESS)  # rule W5
@@ -1214,7 +1213,7 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         em.record_link_write(w, op, delete=True, http_status=200)
         _invalidate(em, w)
         # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
-        return Response(200, _ls_body(em, w), _op_headers(req, op))
+        return Response(200, _ls_body(em, w), _op_headers(em, req, op))
     return _no_route(req)
 
 
@@ -1393,6 +1392,7 @@ def _activity(em: Emulator, req: Request, sub: str) -> Response:
             quote_via=urllib.parse.quote,
         )
         body["nextLink"] = (
-            f"https://{ARM_HOST}/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values?{query}"
+            f"https://{em.cloud.arm_host}/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management"
+            f"/values?{query}"
         )
     return Response(200, body)

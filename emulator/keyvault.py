@@ -6,7 +6,9 @@ Why it exists: the controller talks to Key Vault through the real `azure-keyvaul
 and whether a cluster that uses one is revoked (rules K1, K2, K3).
 
 Vault hosts are real names (`<vault>.vault.azure.net`, `<hsm>.managedhsm.azure.net`): the HTTPS server
-routes by the Host header, so the SDK's challenge check (resource `https://vault.azure.net`) passes.
+routes by the Host header, so the SDK's challenge check (resource `https://vault.azure.net`) passes. In a
+sovereign cloud (emulator `--cloud`) the suffixes, the challenge resource and its authority are that cloud's
+(`vault.usgovcloudapi.net`, `managedhsm.azure.cn`, ...).
 
 Seed format (`VaultRegistry.seed`), every field but `name` optional:
 
@@ -47,10 +49,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from emulator.clouds import PUBLIC, CloudHosts
 from emulator.http import Request, Response, arm_error
 
-VAULT_SUFFIX = "vault.azure.net"
-HSM_SUFFIX = "managedhsm.azure.net"
 DEFAULT_CALLER_OBJECT_ID = "c0ffee00-0000-4000-8000-00000000ca11"
 DEFAULT_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -214,9 +215,15 @@ class Vault:
     keys: dict[str, Key] = field(default_factory=dict)  # lower-case name -> key (live or soft-deleted)
     extra_props: dict[str, Any] = field(default_factory=dict)  # other ARM properties, echoed back
 
+    cloud: CloudHosts = PUBLIC  # the Azure the vault lives in: its DNS suffixes and authority
+
+    @property
+    def suffix(self) -> str:
+        return self.cloud.hsm_suffix if self.managed_hsm else self.cloud.vault_suffix
+
     @property
     def host(self) -> str:
-        return f"{self.name.lower()}.{HSM_SUFFIX if self.managed_hsm else VAULT_SUFFIX}"
+        return f"{self.name.lower()}.{self.suffix}"
 
     @property
     def uri(self) -> str:
@@ -224,7 +231,7 @@ class Vault:
 
     @property
     def resource(self) -> str:
-        return f"https://{HSM_SUFFIX if self.managed_hsm else VAULT_SUFFIX}"
+        return f"https://{self.suffix}"
 
     @property
     def arm_id(self) -> str:
@@ -373,7 +380,9 @@ class VaultRegistry:
         clock: Callable[[], datetime],
         on_change: Callable[[], None],
         caller_object_id: str = DEFAULT_CALLER_OBJECT_ID,
+        cloud: CloudHosts = PUBLIC,
     ) -> None:
+        self.cloud = cloud
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.RLock()
@@ -545,7 +554,7 @@ class VaultRegistry:
         host = host.split(":")[0].lower()
         name, _, suffix = host.partition(".")
         vault = self._vaults.get(name)
-        if vault is None or suffix != (HSM_SUFFIX if vault.managed_hsm else VAULT_SUFFIX):
+        if vault is None or suffix != vault.suffix:
             return None
         return vault
 
@@ -628,6 +637,7 @@ class VaultRegistry:
                 else None
             ),
             tags=dict(doc.get("tags", {})),
+            cloud=self.cloud,
         )
         for kdoc in doc.get("keys", []):
             key = self._build_key(name, kdoc)
@@ -694,7 +704,7 @@ class VaultRegistry:
         if scheme.lower() not in ("bearer", "pop") or not token.strip():
             # §9.1 challenge: the SDK's first request carries no token and no body.
             challenge = (
-                f'Bearer authorization="https://login.windows.net/{vault.tenant_id}", '
+                f'Bearer authorization="https://{vault.cloud.login_host}/{vault.tenant_id}", '
                 f'resource="{vault.resource}"'
             )
             resp = _kv_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
@@ -1246,6 +1256,7 @@ class VaultRegistry:
             resource_group=resource_group,
             location=location,
             tenant_id=str(props["tenantId"]),
+            cloud=self.cloud,
         )
         if existing is not None:  # PUT replaces, but irreversible switches are judged against the old state
             work.soft_delete, work.purge_protection = existing.soft_delete, existing.purge_protection

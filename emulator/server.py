@@ -23,19 +23,18 @@ import trustme
 
 from emulator import admin, arm
 from emulator.clock import SimClock
+from emulator.clouds import PUBLIC, by_name
 from emulator.http import Request, Response, arm_error
 from emulator.state import Bucket, Emulator
 
-KV_SUFFIXES = (".vault.azure.net", ".managedhsm.azure.net")
-
 
 def route(em: Emulator, req: Request) -> Response:
-    """Dispatch one request; the admin API answers on any host."""
+    """Dispatch one request by the played cloud's host names; the admin API answers on any host."""
     if req.path.lower().startswith("/_emulator/"):
         return admin.handle(em, req)
-    if req.host == arm.ARM_HOST:
+    if req.host == em.cloud.arm_host:
         return arm.handle(em, req)
-    if req.host.endswith(KV_SUFFIXES):
+    if req.host.endswith((f".{em.cloud.vault_suffix}", f".{em.cloud.hsm_suffix}")):
         return em.vaults.handle_dataplane(req)
     return arm_error(404, "HostNotFound", f"No emulated service for host '{req.host}'.")
 
@@ -51,7 +50,7 @@ def throttle(em: Emulator, req: Request) -> tuple[Response | None, dict[str, str
     """Per-subscription token buckets on the REAL clock (throttling protects Azure's real capacity;
     the simulated clock may jump by days)."""
     sub = _subscription_of(req.path)
-    if not em.throttling or sub is None or req.host != arm.ARM_HOST:
+    if not em.throttling or sub is None or req.host != em.cloud.arm_host:
         return None, {}
     kind = "reads" if req.method in ("GET", "HEAD") else "writes"
     cap, rate = em.throttle_limits[kind]
@@ -287,17 +286,22 @@ def start(
     limits: str = "seed",
     durations: dict[str, float] | None = None,
     seed_estate: dict[str, Any] | None = None,
+    cloud: str = PUBLIC.name,
 ) -> RunningEmulator:
-    """Start the emulator in a background thread; returns once it accepts connections."""
+    """Start the emulator in a background thread; returns once it accepts connections.
+
+    `cloud` (an Azure CLI cloud name) picks the Azure it plays: public Azure, AzureUSGovernment or
+    AzureChinaCloud, each with its own Resource Manager, Key Vault and Managed HSM host names."""
+    hosts = by_name(cloud)
     tmp = tempfile.TemporaryDirectory(prefix="cmkctl-emulator-")
     ca = trustme.CA()
     names = [
         "127.0.0.1",
         "::1",
         "localhost",
-        "management.azure.com",
-        "*.vault.azure.net",
-        "*.managedhsm.azure.net",
+        hosts.arm_host,
+        f"*.{hosts.vault_suffix}",
+        f"*.{hosts.hsm_suffix}",
     ]
     if host not in names and host not in ("0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
         names.append(host)  # clients that connect by the listener's own name must be able to verify it
@@ -306,7 +310,7 @@ def start(
     ca.cert_pem.write_to_path(ca_file)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
-    em = Emulator(clock=SimClock(clock, time_scale), limits=limits, durations=durations)
+    em = Emulator(clock=SimClock(clock, time_scale), limits=limits, durations=durations, cloud=hosts)
     if seed_estate:
         admin.seed(em, seed_estate)
     handler = type("Handler", (_Handler,), {"emulator": em})

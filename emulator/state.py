@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from emulator.clock import SimClock, iso7
+from emulator.clouds import PUBLIC, CloudHosts
 from emulator.keyvault import VaultRegistry
 from emulator.limits import PROFILES, SEED, Limits
 
@@ -199,8 +200,10 @@ class Emulator:
         limits: str = "seed",
         tenant_id: str = DEFAULT_TENANT,
         durations: dict[str, float] | None = None,
+        cloud: CloudHosts = PUBLIC,
     ) -> None:
         self.lock = threading.RLock()
+        self.cloud = cloud  # which Azure this instance plays: its ARM, Key Vault and Managed HSM hosts
         self.clock = clock or SimClock()
         self.tenant_id = tenant_id
         self.limits: Limits = PROFILES.get(limits, SEED)
@@ -219,7 +222,7 @@ class Emulator:
         self.rng = random.Random()
         self._quiet = 0
         self._init_collections()
-        self.vaults = _make_vault_registry(self.clock, self._recheck_revocations)
+        self.vaults = _make_vault_registry(self.clock, self._recheck_revocations, cloud)
 
     def _init_collections(self) -> None:
         self.resource_groups: dict[str, dict[str, str]] = {}  # "sub/rg" lower → {name, location}
@@ -531,6 +534,6 @@ class Emulator:
             )
 
 
-def _make_vault_registry(clock: SimClock, on_change: Callable[[], None]) -> VaultRegistry:
+def _make_vault_registry(clock: SimClock, on_change: Callable[[], None], cloud: CloudHosts) -> VaultRegistry:
     """The Key Vault side of the emulated cloud (emulator/keyvault.py)."""
-    return VaultRegistry(clock=clock.now, on_change=on_change)
+    return VaultRegistry(clock=clock.now, on_change=on_change, cloud=cloud)

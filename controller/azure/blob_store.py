@@ -35,6 +35,7 @@ from azure.core.exceptions import (
 
 from controller.azure.errors import map_error
 from controller.errors import CmkError, LockHeldError
+from controller.model import clouds
 from controller.model.history import (
     ClusterDeletion,
     History,
@@ -401,9 +402,10 @@ class BlobStateUrl:
         return f"{self.blob}.lock"
 
 
-def parse_state_url(url: str) -> BlobStateUrl:
-    """`azureblob://ACCOUNT/CONTAINER[/BLOB]` (ACCOUNT: a storage account name, or an endpoint host such
-    as acct.blob.core.usgovcloudapi.net); Azurite's path-style endpoint is
+def parse_state_url(url: str, cloud: clouds.Cloud = clouds.DEFAULT) -> BlobStateUrl:
+    """`azureblob://ACCOUNT/CONTAINER[/BLOB]` (ACCOUNT: a storage account name, completed with the
+    selected cloud's storage suffix, or an endpoint host such as acct.blob.core.usgovcloudapi.net);
+    Azurite's path-style endpoint is
     `azureblob://127.0.0.1:10000/devstoreaccount1/CONTAINER[/BLOB]` (plain http, local only)."""
     if not url.startswith(SCHEME):
         raise CmkError(f"--state {url!r}: an azureblob state starts with {SCHEME}")
@@ -420,8 +422,7 @@ def parse_state_url(url: str) -> BlobStateUrl:
         if not host or not parts:
             raise CmkError(f"--state {url!r}: {usage}")
         account = host.split(".")[0]
-        endpoint = host if "." in host else f"{host}.blob.core.windows.net"
-        account_url = f"https://{endpoint}"
+        account_url = f"https://{host}" if "." in host else cloud.blob_endpoint(host)
     container = parts[0]
     plain = container.replace("-", "")
     if not 3 <= len(container) <= 63 or not plain.isalnum() or container != container.lower():
@@ -474,7 +475,9 @@ class BlobWriterLock:
         return self._lease.current_holder()
 
 
-def open_state(url: str, *, command: str) -> tuple[WriterLock, Callable[[], HistoryStore]]:
+def open_state(
+    url: str, *, command: str, cloud: clouds.Cloud | None = None
+) -> tuple[WriterLock, Callable[[], HistoryStore]]:
     """The azureblob backend of `--state`: (blob-lease writer lock, opener of the ETag-guarded journal).
 
     Credentials: $AZURE_STORAGE_KEY (shared key, e.g. Azurite) when set, else the same Azure identity
@@ -483,10 +486,10 @@ def open_state(url: str, *, command: str) -> tuple[WriterLock, Callable[[], Hist
     """
     from controller.azure.clients import AzureClients  # the one client factory (emulator/real)
 
-    where = parse_state_url(url)
+    clients = AzureClients(cloud=cloud)
+    where = parse_state_url(url, clients.cloud)
     key = os.environ.get(ACCOUNT_KEY_ENV) or None
     credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
-    clients = AzureClients()
     container = container_client(clients, where.account_url, where.container, credential)
     holder = (
         f"{command}, pid {os.getpid()} on {socket.gethostname()}, "
@@ -505,14 +508,14 @@ def open_state(url: str, *, command: str) -> tuple[WriterLock, Callable[[], Hist
     return lock, lambda: BlobHistoryStore(container, where.blob)
 
 
-def read_history(url: str) -> History:
+def read_history(url: str, *, cloud: clouds.Cloud | None = None) -> History:
     """The journal for a read-only command (`cmkctl plan`, report): no lock, nothing created."""
     from controller.azure.clients import AzureClients
 
-    where = parse_state_url(url)
+    clients = AzureClients(cloud=cloud)
+    where = parse_state_url(url, clients.cloud)
     key = os.environ.get(ACCOUNT_KEY_ENV) or None
     credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
-    clients = AzureClients()
     try:
         container = container_client(clients, where.account_url, where.container, credential)
         return BlobHistoryStore(container, where.blob, create=False).load()  # plan never writes
@@ -524,14 +527,14 @@ class BlobState:
     """The azureblob backend for a long-running process (the controller): one client for its life,
     a fresh journal view and writer lock per pass. `open_state` is the one-shot form for apply."""
 
-    def __init__(self, url: str, *, command: str) -> None:
+    def __init__(self, url: str, *, command: str, cloud: clouds.Cloud | None = None) -> None:
         from controller.azure.clients import AzureClients
 
-        self._where = parse_state_url(url)
+        self._clients = AzureClients(cloud=cloud)
+        self._where = parse_state_url(url, self._clients.cloud)
         self._command = command
         key = os.environ.get(ACCOUNT_KEY_ENV) or None
         credential: Any = {"account_name": self._where.account_name, "account_key": key} if key else None
-        self._clients = AzureClients()
         self._container = container_client(
             self._clients, self._where.account_url, self._where.container, credential
         )

@@ -6,6 +6,12 @@ session whose adapter keeps the real URL's host in the `Host` header and sends t
 emulator instead, like a DNS override (docs/azure-wire.md). The SDKs still build
 real URLs (management.azure.com, <vault>.vault.azure.net), so no other code path changes.
 
+Cloud: one setting (`--cloud` / AZURE_CLOUD, controller.model.clouds) picks the Azure the clients talk
+to. The management clients get that cloud's Resource Manager `base_url` and token scope; the
+credential its Microsoft Entra authority; blob clients its storage suffix. Key Vault clients need
+nothing: the vault URI names the host, and azure-keyvault-keys takes the token scope from the vault's
+401 challenge, refusing a challenge whose resource is not the vault's own domain.
+
 Retries are configured once here. azure-core's RetryPolicy retries 408/429/5xx on GET/HEAD/PUT/DELETE,
 and ANY method whose response carries Retry-After (verified: a throttled PATCH with Retry-After is
 re-sent after the wait); a 429 PATCH/POST without it surfaces as `errors.Transient` (docs/azure-wire.md) for
@@ -36,9 +42,9 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from requests.adapters import HTTPAdapter
 
-from controller.model import ids
+from controller.azure import credentials
+from controller.model import clouds, ids
 
-ARM_HOST = "management.azure.com"
 _EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, only ever sent to the emulator
 
 
@@ -72,12 +78,20 @@ class _SendOnceRetryPolicy(RetryPolicy[Any, Any]):
 
 
 class _StaticTokenCredential:
-    """A credential for the emulator: any scope gets the same fake token. Never logged."""
+    """A credential for the emulator: any scope gets the same fake token. Never logged.
+
+    The scopes asked for are kept (`scopes`): they are what a real credential would be asked for.
+    """
+
+    def __init__(self) -> None:
+        self.scopes: set[str] = set()
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.update(scopes)
         return AccessToken(_EMULATOR_TOKEN, int(time.time()) + 3600)
 
     def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        self.scopes.update(scopes)
         return AccessTokenInfo(_EMULATOR_TOKEN, int(time.time()) + 3600)
 
     def __repr__(self) -> str:
@@ -118,8 +132,9 @@ class RequestCounter:
             return dict(self._counts)
 
     def arm(self) -> int:
-        """ARM requests only (management.azure.com), the ones ARM throttles per subscription."""
-        return sum(n for (host, _, _), n in self.snapshot().items() if host == ARM_HOST)
+        """ARM requests only (management.azure.com or a sovereign cloud's), which ARM throttles per
+        subscription."""
+        return sum(n for (host, _, _), n in self.snapshot().items() if clouds.is_arm_host(host))
 
     def by_status(self) -> dict[int, int]:
         out: Counter[int] = Counter()
@@ -152,11 +167,14 @@ class AzureClients:
         credential: TokenCredential | None = None,
         polling_interval: float | None = None,
         transport: Any = None,
+        cloud: clouds.Cloud | None = None,
     ) -> None:
         """`transport`: one azure-core transport for every SDK client (the tests play recorded Azure
         sessions back through it); None = the SDKs' own, or the emulator redirect."""
         self._env = dict(os.environ if env is None else env)
         self._transport = transport
+        # the one cloud setting: the caller's (--cloud), else $AZURE_CLOUD, else public Azure
+        self.cloud: clouds.Cloud = cloud or clouds.select(None, self._env)
         self.emulator: str | None = self._env.get("CMKCTL_EMULATOR") or None
         self._ca_bundle: str | None = self._env.get("CMKCTL_CA_BUNDLE") or None
         self._lock = threading.RLock()
@@ -180,9 +198,7 @@ class AzureClients:
                 if self.emulator:
                     self._credential = _StaticTokenCredential()
                 else:
-                    from azure.identity import DefaultAzureCredential
-
-                    self._credential = DefaultAzureCredential()
+                    self._credential = credentials.default_credential(self.cloud, self._env)
             return self._credential
 
     def _session(self) -> requests.Session:
@@ -212,6 +228,14 @@ class AzureClients:
             kw["transport"] = RequestsTransport(session=self._session(), connection_verify=verify)
         return kw
 
+    def _arm_kwargs(self) -> dict[str, Any]:
+        """`_kwargs` plus the selected cloud's Resource Manager endpoint and token scope.
+
+        Explicit for every cloud, so azure-core's own AZURE_SDK_CLOUD_CONF never disagrees with ours.
+        """
+        arm = {"base_url": self.cloud.arm_endpoint, "credential_scopes": [self.cloud.arm_scope]}
+        return {**self._kwargs(), **arm}
+
     def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
         with self._lock:
             client = self._cache.get((kind, key))
@@ -226,7 +250,7 @@ class AzureClients:
         from azure.mgmt.loganalytics import LogAnalyticsManagementClient
 
         def build() -> Any:
-            kw = self._kwargs()
+            kw = self._arm_kwargs()
             kw["retry_policy"] = _SendOnceRetryPolicy(**kw)  # rule W3: link/unlink never re-sent
             return LogAnalyticsManagementClient(self.credential(), subscription, **kw)
 
@@ -250,7 +274,7 @@ class AzureClients:
         return self._cached(
             "keyvault_mgmt",
             subscription.lower(),
-            lambda: KeyVaultManagementClient(self.credential(), subscription, **self._kwargs()),
+            lambda: KeyVaultManagementClient(self.credential(), subscription, **self._arm_kwargs()),
         )
 
     def monitor(self, subscription: str) -> Any:
@@ -260,7 +284,7 @@ class AzureClients:
         return self._cached(
             "monitor",
             subscription.lower(),
-            lambda: MonitorManagementClient(self.credential(), subscription, **self._kwargs()),
+            lambda: MonitorManagementClient(self.credential(), subscription, **self._arm_kwargs()),
         )
 
     def blob_service(self, account_url: str, credential: Any = None) -> Any:
@@ -277,6 +301,10 @@ class AzureClients:
                     session=self._session(), connection_verify=self._ca_bundle or True
                 )
             cred = credential if credential is not None else (None if local else self.credential())
+            if cred is not None and not isinstance(cred, dict) and self.cloud != clouds.DEFAULT:
+                # the default token audience (https://storage.azure.com/) is public Azure's; the
+                # account's own endpoint is a valid audience in every cloud
+                kw["audience"] = account_url.rstrip("/")
             return BlobServiceClient(account_url=account_url, credential=cred, **kw)
 
         return self._cached("blob", f"{account_url.lower()}|{id(credential)}", build)

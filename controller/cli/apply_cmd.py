@@ -34,10 +34,12 @@ from controller.azure import blob_store
 from controller.azure.clients import AzureClients
 from controller.azure.operations import Operations
 from controller.cli import plan_cmd
+from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded
 from controller.errors import CmkError, StalePlanError
 from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
+from controller.model import clouds
 from controller.model.history import HistoryStore, Revision, WriterLock
 from controller.model.observed import ObservedState
 from controller.planning import fingerprint as fp
@@ -106,7 +108,9 @@ def stale_reason(saved: Plan, current: Plan, digests_now: dict[str, str]) -> lis
 AZUREBLOB = "azureblob://"
 
 
-def open_state(state: str | None, *, command: str) -> tuple[WriterLock, Callable[[], HistoryStore]]:
+def open_state(
+    state: str | None, *, command: str, cloud: clouds.Cloud | None = None
+) -> tuple[WriterLock, Callable[[], HistoryStore]]:
     """The writer lock and (opened once the lock is held) the history store for `--state`.
 
     A directory (default $CMKCTL_STATE or ./.cmkctl) gives the local SQLite journal + flock;
@@ -114,7 +118,7 @@ def open_state(state: str | None, *, command: str) -> tuple[WriterLock, Callable
     """
     chosen = state or os.environ.get(paths.ENV_VAR)
     if chosen and chosen.startswith(AZUREBLOB):
-        return blob_store.open_state(chosen, command=command)
+        return blob_store.open_state(chosen, command=command, cloud=cloud)
     directory = paths.state_dir(chosen)
     return FileLock(directory, command=command), lambda: SqliteHistoryStore(directory)
 
@@ -151,6 +155,7 @@ def run(
     lock_timeout: float = 0.0,
     state: str | None = None,
     clients: AzureClients | None = None,
+    cloud: str | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     lock: WriterLock | None = None
@@ -163,12 +168,13 @@ def run(
         if planfile is None and not files:
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
         plan_cmd.quiet_sdk_logging()
+        chosen_cloud = azure.cloud if azure is not None else selected_cloud(cloud)
         saved = load_plan_file(planfile) if planfile else None
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])
-        lock, make_store = open_state(state, command=command)
+        lock, make_store = open_state(state, command=command, cloud=chosen_cloud)
         lock.acquire(timeout=lock_timeout)  # one writer: a CI apply and the controller never race
         store = make_store()
-        azure = azure or AzureClients()
+        azure = azure or AzureClients(cloud=chosen_cloud)
         progress = _progress()
         executor = Executor(
             gateway=Operations(azure),
@@ -274,6 +280,7 @@ def apply_command(
             help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
         ),
     ] = None,
+    cloud: CloudOption = None,
 ) -> None:
     """Apply the spec (or a saved plan): resumable, idempotent, one writer at a time."""
     try:
@@ -289,6 +296,7 @@ def apply_command(
             parallelism=parallelism,
             lock_timeout=timeout,
             state=state,
+            cloud=cloud,
         )
     )
 

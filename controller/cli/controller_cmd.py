@@ -27,6 +27,7 @@ from controller.azure import blob_store
 from controller.azure.clients import AzureClients
 from controller.cli import plan_cmd
 from controller.cli.apply_cmd import parse_duration
+from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.errors import CmkError
 from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
 from controller.reconcile.server import StatusServer, parse_listen
@@ -89,6 +90,7 @@ def controller_command(
     ] = ":8080",
     suspend: Annotated[bool, typer.Option("--suspend", help="Observe and report only")] = False,
     once: Annotated[bool, typer.Option("--once", help="Run one pass, print the status, exit")] = False,
+    cloud: CloudOption = None,
 ) -> None:
     """Run the GitOps controller: fetch, observe, plan, apply (or report), sleep, repeat."""
     raise typer.Exit(
@@ -102,6 +104,7 @@ def controller_command(
             listen=listen,
             suspend=suspend,
             once=once,
+            cloud=cloud,
         )
     )
 
@@ -118,6 +121,7 @@ def run(
     suspend: bool = False,
     once: bool = False,
     clients: AzureClients | None = None,
+    cloud: str | None = None,
 ) -> int:
     """The command body: exit 0 on a clean stop (or a successful --once pass), 1 on errors."""
     own = clients is None
@@ -138,7 +142,7 @@ def run(
         if not once:
             parse_listen(listen)
         plan_cmd.quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
-        azure = azure or AzureClients()
+        azure = azure or AzureClients(cloud=selected_cloud(cloud))
         reconciler = Reconciler(config, clients=azure)
         if once:
             outcome = reconciler.run_pass()

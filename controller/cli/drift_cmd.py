@@ -18,6 +18,7 @@ import typer
 
 from controller.azure.clients import AzureClients
 from controller.cli import plan_cmd
+from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded
 from controller.errors import CmkError
 from controller.reconcile.drift import drift_items, drifted_resources, render_text
@@ -38,12 +39,13 @@ def run(
     fmt: DriftFormat = DriftFormat.TEXT,
     state: str | None = None,
     clients: AzureClients | None = None,
+    cloud: str | None = None,
 ) -> int:
     def body() -> int:
         if not files:
             raise CmkError("give spec files or directories with -f PATH")
         plan_cmd.quiet_sdk_logging()
-        plan, observed = plan_cmd.build_plan(files, state=state, clients=clients)
+        plan, observed = plan_cmd.build_plan(files, state=state, clients=clients, cloud=selected_cloud(cloud))
         for warning in observed.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         items = drift_items(plan)
@@ -69,9 +71,10 @@ def drift_command(
             help="Journal: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
         ),
     ] = None,
+    cloud: CloudOption = None,
 ) -> None:
     """Report where Azure differs from the spec (exit 2 when it does); changes nothing."""
-    raise typer.Exit(run(files or [], fmt=fmt, state=state))
+    raise typer.Exit(run(files or [], fmt=fmt, state=state, cloud=cloud))
 
 
 def register(app: typer.Typer) -> None:

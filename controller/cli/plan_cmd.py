@@ -26,9 +26,11 @@ import typer
 
 from controller.azure.clients import AzureClients
 from controller.azure.observe import observe, parse_time
+from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded
 from controller.errors import CmkError
 from controller.loading import load
+from controller.model import clouds
 from controller.model.history import History
 from controller.model.limits import for_profile
 from controller.model.observed import ObservedState
@@ -62,7 +64,7 @@ def plan_now(env: dict[str, str] | None = None) -> datetime:
     return datetime.now(UTC)
 
 
-def local_history(state: str | None) -> History:
+def local_history(state: str | None, *, cloud: clouds.Cloud | None = None) -> History:
     """The local journal (rule W3 link times, C11 deletions) if a state store exists; never creates one.
 
     Seam: the executor's SQLite store (controller.state) is the journal; a remote blob store
@@ -72,7 +74,7 @@ def local_history(state: str | None) -> History:
     if chosen and chosen.startswith("azureblob://"):  # the shared journal of CI runners / controllers
         from controller.azure.blob_store import read_history
 
-        return read_history(chosen)
+        return read_history(chosen, cloud=cloud)
     directory = Path(chosen) if chosen else Path.cwd() / ".cmkctl"
     try:
         from controller.state.sqlite_store import FILENAME, SqliteHistoryStore
@@ -113,22 +115,25 @@ def snapshot(
     clients: AzureClients | None = None,
     now: datetime | None = None,
     journal: History | None = None,
+    cloud: clouds.Cloud | None = None,
 ) -> Snapshot:
     """Load, observe, merge history (journal ∪ live), plan. Raises CmkError subclasses only.
 
     `journal` is the history of an already opened store (apply holds it under its lock); otherwise
-    the journal of `state` is read without locking or creating anything.
+    the journal of `state` is read without locking or creating anything. The cloud is the clients'
+    (`cloud` when this builds them): a key's vaultUri must be a vault of that cloud.
     """
-    desired = load(list(paths))
-    when = now or plan_now()
     own = clients is None
-    azure = clients or AzureClients()
+    azure = clients or AzureClients(cloud=cloud)
     try:
+        desired = load(list(paths), cloud=azure.cloud)
+        when = now or plan_now()
         observed, live_history = observe(desired, azure, now=when)
     finally:
         if own:
             azure.close()
-    history = (journal if journal is not None else local_history(state)).merged(live_history)
+    base = journal if journal is not None else local_history(state, cloud=azure.cloud)
+    history = base.merged(live_history)
     plan = make_plan_for(desired, observed, history, when)
     return Snapshot(desired=desired, observed=observed, history=history, plan=plan, now=when)
 
@@ -139,9 +144,10 @@ def build_plan(
     state: str | None = None,
     clients: AzureClients | None = None,
     now: datetime | None = None,
+    cloud: clouds.Cloud | None = None,
 ) -> tuple[Plan, ObservedState]:
     """The plan artefact, with what `cmkctl apply PLANFILE` needs to re-observe and say what changed."""
-    snap = snapshot(paths, state=state, clients=clients, now=now)
+    snap = snapshot(paths, state=state, clients=clients, now=now, cloud=cloud)
     plan = snap.plan.model_copy(
         update={
             "spec_paths": tuple(str(Path(p).resolve()) for p in paths),
@@ -185,12 +191,13 @@ def run(
     detailed_exitcode: bool = False,
     state: str | None = None,
     clients: AzureClients | None = None,
+    cloud: str | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
 
     def body() -> int:
-        plan, observed = build_plan(paths, state=state, clients=clients)
+        plan, observed = build_plan(paths, state=state, clients=clients, cloud=selected_cloud(cloud))
         if fmt is Format.JSON:  # text and markdown show them in the plan; JSON keeps stdout clean
             for warning in observed.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
@@ -222,10 +229,11 @@ def plan_command(
             help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
         ),
     ] = None,
+    cloud: CloudOption = None,
 ) -> None:
     """Show what apply would do now, what must wait (until when) and what can never run as declared."""
     raise typer.Exit(
-        run(files, out=out, fmt=fmt, detailed_exitcode=detailed_exitcode, state=state)
+        run(files, out=out, fmt=fmt, detailed_exitcode=detailed_exitcode, state=state, cloud=cloud)
     )
 
 

@@ -20,9 +20,11 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
+from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded
 from controller.cli.plan_cmd import quiet_sdk_logging, snapshot
 from controller.errors import CmkError
+from controller.model import clouds
 from controller.reporting import Report, build_report, to_html, to_json, to_markdown, to_text
 
 EXIT_OK = 0
@@ -45,9 +47,10 @@ def gather_report(
     state: str | None = None,
     clients: AzureClients | None = None,
     now: datetime | None = None,
+    cloud: clouds.Cloud | None = None,
 ) -> Report:
     """Load, observe, merge history, plan, report (the controller can call this for /report too)."""
-    snap = snapshot(paths, state=state, clients=clients, now=now)
+    snap = snapshot(paths, state=state, clients=clients, now=now, cloud=cloud)
     return build_report(
         desired=snap.desired, observed=snap.observed, history=snap.history, plan=snap.plan, now=snap.now
     )
@@ -60,12 +63,13 @@ def run(
     fmt: Format = Format.TEXT,
     state: str | None = None,
     clients: AzureClients | None = None,
+    cloud: str | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
 
     def body() -> int:
-        report = gather_report(paths, state=state, clients=clients)
+        report = gather_report(paths, state=state, clients=clients, cloud=selected_cloud(cloud))
         text = RENDERERS[fmt](report)
         for warning in report.observe_warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -99,9 +103,10 @@ def report_command(
             help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
         ),
     ] = None,
+    cloud: CloudOption = None,
 ) -> None:
     """Encryption coverage: which workspaces are on the key since when, what could break it, and when."""
-    raise typer.Exit(run(files, out=out, fmt=fmt, state=state))
+    raise typer.Exit(run(files, out=out, fmt=fmt, state=state, cloud=cloud))
 
 
 def register(app: typer.Typer) -> None:

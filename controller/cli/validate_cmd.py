@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from controller.errors import SpecError
+from controller.cli.cloud_option import CloudOption, selected_cloud
+from controller.errors import CmkError, SpecError
 from controller.loading import load
 from controller.model import ids
 
@@ -21,13 +22,14 @@ def validate(
         list[Path],
         typer.Argument(help="Spec files or directories (*.yaml, *.yml, recursively)."),
     ],
+    cloud: CloudOption = None,
 ) -> None:
     """Validate spec files: schema, static rules (C1, C3, W1, B1) and cross-document consistency.
 
     Exit 0 with a summary, or exit 1 listing every problem as file:line: field: message.
     """
     try:
-        desired = load(paths)
+        desired = load(paths, cloud=selected_cloud(cloud))
     except SpecError as err:
         for problem in err.problems:
             typer.echo(str(problem), err=True)
@@ -36,6 +38,9 @@ def validate(
             f"{len(err.problems)} problem(s) in {bad_files} file(s); fix them and run validate again",
             err=True,
         )
+        raise typer.Exit(1) from None
+    except CmkError as err:  # an unknown --cloud / AZURE_CLOUD
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     files = {s.file for s in desired.sources.values()}
     entries = desired.workspace_entries()

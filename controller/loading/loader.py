@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from controller.errors import SpecError, SpecProblem
 from controller.loading.validate import LoadedDocument, check_documents
 from controller.loading.yamlsafe import Path_, RawDocument, ReadLimits, YamlProblem, dotted, read_documents
+from controller.model import clouds
 from controller.model.spec import (
     API_VERSION,
     Cluster,
@@ -167,7 +168,9 @@ def _message(error: Any, model: type[BaseModel] | None = None) -> str:
     return msg
 
 
-def _validate_document(file: str, raw: RawDocument, problems: list[SpecProblem]) -> LoadedDocument | None:
+def _validate_document(
+    file: str, raw: RawDocument, problems: list[SpecProblem], cloud: clouds.Cloud = clouds.DEFAULT
+) -> LoadedDocument | None:
     """Dispatch on apiVersion/kind, validate, and translate errors to file:line: field messages."""
     data = raw.data
     if not isinstance(data, dict):
@@ -198,7 +201,8 @@ def _validate_document(file: str, raw: RawDocument, problems: list[SpecProblem])
         return None
     try:
         # by_name=False: YAML uses the documented camelCase names only (`resource_group` is a typo here)
-        doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False)
+        # context: the selected cloud decides which Key Vault / Managed HSM host names a vaultUri may use
+        doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False, context={"cloud": cloud})
     except ValidationError as err:
         for error in err.errors(include_url=False):
             path = _field_path(data, error["loc"])
@@ -209,7 +213,7 @@ def _validate_document(file: str, raw: RawDocument, problems: list[SpecProblem])
 
 
 def load_documents(
-    paths: Sequence[str | Path], limits: LoadLimits | None = None
+    paths: Sequence[str | Path], limits: LoadLimits | None = None, *, cloud: clouds.Cloud = clouds.DEFAULT
 ) -> tuple[list[LoadedDocument], list[SpecProblem], int]:
     """Read and validate every document one by one: (documents, problems, number of files read)."""
     limits = limits or LoadLimits()
@@ -232,7 +236,7 @@ def load_documents(
             problems.append(SpecProblem(file, None, "", f"cannot read: {err.strerror or err}"))
             continue
         for raw in raws:
-            loaded = _validate_document(file, raw, problems)
+            loaded = _validate_document(file, raw, problems, cloud)
             if loaded is not None:
                 documents.append(loaded)
     return documents, problems, len(files)
@@ -252,10 +256,15 @@ def build_state(documents: Iterable[LoadedDocument]) -> DesiredState:
     )
 
 
-def load(paths: Sequence[str | Path], limits: LoadLimits | None = None) -> DesiredState:
-    """Load a spec tree. Raises SpecError (and only SpecError) listing every problem found."""
+def load(
+    paths: Sequence[str | Path], limits: LoadLimits | None = None, *, cloud: clouds.Cloud = clouds.DEFAULT
+) -> DesiredState:
+    """Load a spec tree. Raises SpecError (and only SpecError) listing every problem found.
+
+    `cloud` is the selected Azure cloud: key vaultUri values must be that cloud's vault/HSM hosts.
+    """
     try:
-        documents, problems, _ = load_documents(paths, limits)
+        documents, problems, _ = load_documents(paths, limits, cloud=cloud)
         # Cross-document rules run on the documents that are valid on their own, so one run reports
         # everything; a reference to a cluster is only judged when no document was dropped.
         problems.extend(check_documents(documents, complete=not problems))

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from controller.model import clouds
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _ARM = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/(?P<ns>[^/]+)/(?P<rest>.+)$",
@@ -152,7 +154,7 @@ class KeyRef:
 
     @property
     def is_managed_hsm(self) -> bool:
-        return self.vault_host.endswith(".managedhsm.azure.net")
+        return clouds.is_managed_hsm_host(self.vault_host)
 
     def key(self) -> str:
         return f"{self.vault_host.lower()}/{self.name.lower()}"
@@ -170,9 +172,7 @@ class KeyRef:
         return self.uri()
 
 
-_VAULT_HOST = re.compile(
-    r"^(?P<name>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])\.(?P<suffix>vault\.azure\.net|managedhsm\.azure\.net)$"
-)
+_VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 
 
 def normalise_vault_uri(value: str) -> str:
@@ -199,18 +199,37 @@ def normalise_vault_uri(value: str) -> str:
     return f"{scheme}://{netloc}{path}/"
 
 
-def parse_vault_uri(value: str) -> str:
-    """Validate a Key Vault / Managed HSM URI and return it normalised as https://host/."""
+def parse_vault_uri(value: str, cloud: clouds.Cloud | None = None) -> str:
+    """Validate a Key Vault / Managed HSM URI and return it normalised as https://host/.
+
+    `cloud`: the selected cloud, whose vault and HSM suffixes are the only ones accepted (a spec);
+    None accepts any known cloud's (what Azure itself returns).
+    """
     try:
         parts = urlsplit(value.strip())
         port = parts.port
     except ValueError as exc:
         raise InvalidId(f"'{value}' is not a vault URI ({exc})") from exc
     host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not _VAULT_HOST.match(host) or parts.path not in ("", "/"):
+    name, _, suffix = host.partition(".")
+    owner = clouds.cloud_of_vault_host(host)
+    accepted = cloud.key_vault_suffixes if cloud is not None else tuple(
+        s for c in clouds.CLOUDS for s in c.key_vault_suffixes
+    )
+    if owner is not None and cloud is not None and owner != cloud and parts.scheme == "https":
         raise InvalidId(
-            f"'{value}' is not a vault URI (https://<name>.vault.azure.net/ or "
-            "https://<name>.managedhsm.azure.net/)"
+            f"'{value}' is a vault in {owner.name}, but the selected cloud is {cloud.name} "
+            f"(vaults there end in .{cloud.vault_suffix} or .{cloud.hsm_suffix}); "
+            f"select the cloud with --cloud or {clouds.ENV_VAR}"
+        )
+    if parts.scheme != "https" or not _VAULT_NAME.match(name) or suffix not in accepted or parts.path not in (
+        "",
+        "/",
+    ):
+        example = cloud or clouds.DEFAULT
+        raise InvalidId(
+            f"'{value}' is not a vault URI (https://<name>.{example.vault_suffix}/ or "
+            f"https://<name>.{example.hsm_suffix}/)"
         )
     if port not in (None, 443):
         raise InvalidId(f"'{value}': a vault URI has no port other than 443")

@@ -24,11 +24,12 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from controller.model import ids
+from controller.model import clouds, ids
 
 API_VERSION = "cmk.azure.io/v1"
 
@@ -83,7 +84,9 @@ class Identity(_Strict):
 
 class Key(_Strict):
     vault_uri: str = Field(
-        alias="vaultUri", description="https://<vault>.vault.azure.net/ or a Managed HSM URI"
+        alias="vaultUri",
+        description="https://<vault>.vault.azure.net/ or a Managed HSM URI (https://<hsm>.managedhsm.azure.net/);"
+        " in a sovereign cloud, that cloud's suffixes (e.g. vault.usgovcloudapi.net, vault.azure.cn)",
     )
     name: Annotated[str, Field(alias="name", pattern=r"^[0-9a-zA-Z-]{1,127}$")]
     version: Annotated[
@@ -97,8 +100,11 @@ class Key(_Strict):
 
     @field_validator("vault_uri")
     @classmethod
-    def _vault_uri(cls, v: str) -> str:
-        return ids.parse_vault_uri(v)
+    def _vault_uri(cls, v: str, info: ValidationInfo) -> str:
+        # the loader passes the selected cloud (--cloud / AZURE_CLOUD) as validation context
+        context = info.context if isinstance(info.context, dict) else {}
+        cloud = context.get("cloud")
+        return ids.parse_vault_uri(v, cloud if isinstance(cloud, clouds.Cloud) else clouds.DEFAULT)
 
     def ref(self) -> ids.KeyRef:
         return ids.KeyRef(vault_uri=self.vault_uri, name=self.name, version=self.version)

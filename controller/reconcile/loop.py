@@ -128,7 +128,11 @@ class Reconciler:
         self.clients = clients
         self.now = now or (lambda: datetime.now(UTC))
         self.backend: StateBackend = open_backend(
-            config.state_dir, config.state_url, command=f"cmkctl controller {config.scope}", now=self.now
+            config.state_dir,
+            config.state_url,
+            command=f"cmkctl controller {config.scope}",
+            now=self.now,
+            cloud=clients.cloud,
         )
         self.log = log or JsonLog(now=self.now)
         self.metrics = metrics or Metrics(clients.counter.snapshot)
@@ -238,7 +242,7 @@ class Reconciler:
             self.status.stalled_revision = None  # a new commit: try again (Flux semantics)
         # 2. spec
         try:
-            desired = load([checkout.spec_dir])
+            desired = load([checkout.spec_dir], cloud=self.clients.cloud)
         except SpecError as exc:
             self._stall(
                 outcome,

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controller.model import clouds
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -22,11 +24,11 @@ Snapshot = Callable[[], dict[tuple[str, str, int], int]]  # (host, method, statu
 
 def service_of(host: str) -> str:
     """ARM throttles per subscription, Key Vault per vault: keep them apart, never expose host names."""
-    if host == "management.azure.com":
+    if clouds.is_arm_host(host):
         return "arm"
-    if host.endswith(".vault.azure.net"):
+    if clouds.cloud_of_vault_host(host) is not None:
         return "keyvault"
-    if host.endswith(".blob.core.windows.net"):
+    if any(host.endswith(f".blob.{c.storage_suffix}") for c in clouds.CLOUDS):
         return "blob"
     return "other"
 

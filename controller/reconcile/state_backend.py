@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from controller.azure.blob_store import BlobState
+from controller.model.clouds import Cloud
 from controller.model.history import HistoryStore, Revision, WriterLock
 from controller.state.file_lock import FileLock
 from controller.state.sqlite_store import SqliteHistoryStore
@@ -48,8 +49,8 @@ class LocalState:
 
 
 class AzureBlobState:
-    def __init__(self, url: str, *, command: str) -> None:
-        self._blob = BlobState(url, command=command)
+    def __init__(self, url: str, *, command: str, cloud: Cloud | None = None) -> None:
+        self._blob = BlobState(url, command=command, cloud=cloud)
 
     def store(self) -> JournalStore:
         return self._blob.store()
@@ -62,8 +63,14 @@ class AzureBlobState:
 
 
 def open_backend(
-    state_dir: Path, state_url: str | None, *, command: str, now: Callable[[], datetime]
+    state_dir: Path,
+    state_url: str | None,
+    *,
+    command: str,
+    now: Callable[[], datetime],
+    cloud: Cloud | None = None,
 ) -> StateBackend:
     if state_url:
-        return AzureBlobState(state_url, command=command)  # parse_state_url refuses a non-azureblob URL
+        # parse_state_url refuses a non-azureblob URL
+        return AzureBlobState(state_url, command=command, cloud=cloud)
     return LocalState(state_dir, command=command, now=now)

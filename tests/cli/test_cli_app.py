@@ -95,7 +95,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_unexpected_exception_is_one_line_without_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(paths: object) -> object:
+    def broken(paths: object, **options: object) -> object:
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(validate_cmd, "load", broken)
@@ -113,7 +113,7 @@ def test_unexpected_exception_is_one_line_without_traceback(
 def test_debug_env_shows_the_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(paths: object) -> object:
+    def broken(paths: object, **options: object) -> object:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(validate_cmd, "load", broken)
