@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from azure.core.exceptions import HttpResponseError
 
+from controller.azure import blob_store
 from controller.azure.clients import AzureClients
 from controller.cli import plan_cmd
 from controller.cli.app import main
@@ -189,3 +191,24 @@ def test_another_clouds_hosts_are_not_served(played: tuple[clouds.Cloud, Running
             timeout=30,
         )
         assert answer.status_code == 404 and "HostNotFound" in answer.text
+
+
+def test_blob_state_is_an_account_of_the_selected_cloud(
+    played: tuple[clouds.Cloud, RunningEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--state azureblob://ACCOUNT/CONTAINER` names a storage account of the selected cloud, and the
+    credential is asked for a storage audience that cloud accepts (the default one is public Azure's)."""
+    cloud, running = played
+    emulated(running, monkeypatch)
+    where = blob_store.parse_state_url("azureblob://stcmkstate/journal", cloud)
+    assert where.account_url == f"https://stcmkstate.blob.{cloud.storage_suffix}"
+
+    clients = AzureClients(cloud=cloud)
+    try:
+        container = blob_store.container_client(clients, where.account_url, where.container)
+        with pytest.raises(HttpResponseError):  # the emulator plays no storage: the token is asked first
+            container.get_container_properties()
+        audience = "https://storage.azure.com" if cloud == clouds.DEFAULT else where.account_url
+        assert clients.credential().scopes == {f"{audience}/.default"}
+    finally:
+        clients.close()

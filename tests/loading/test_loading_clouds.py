@@ -106,6 +106,7 @@ def test_public_azure_is_unchanged_by_default(tmp_path: Path) -> None:
         (["apply", "-f", "{spec}", "--auto-approve"], {"AZURE_CLOUD": "Public"}, "AZURE_CLOUD"),
         (["drift", "-f", "{spec}"], {"AZURE_CLOUD": "mars"}, "AZURE_CLOUD"),
         (["report", "-f", "{spec}"], {"AZURE_CLOUD": "mars"}, "AZURE_CLOUD"),
+        (["controller", "--source", "{spec}", "--once", "--cloud", "mars"], {}, "--cloud"),
     ],
 )
 def test_an_unknown_cloud_is_one_line_listing_the_names(
