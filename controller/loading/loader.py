@@ -7,10 +7,16 @@ its pydantic model; pydantic's error locations are mapped back to lines through 
 `yamlsafe` recorded. Cross-document rules run last (`validate.check_documents`).
 
 Nothing but SpecError ever leaves `load()`: a spec comes from a pull request and may be anything.
+So the whole tree is bounded too (MAX_TOTAL_BYTES, MAX_TOTAL_DOCUMENTS: many files just under the
+per-file cap would otherwise add up to more memory than the controller has), a symbolic link that
+resolves outside the tree is refused rather than followed, and the value of an unrecognised `kind`
+or `apiVersion` is not repeated unless it is a near miss of a valid one (it may be anything).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -41,27 +47,46 @@ KINDS: dict[str, type[Cluster | WorkspaceSet | Settings]] = {
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
+# The whole tree, every file together. Reading costs ~17 bytes of memory per byte of YAML (validate
+# of a 30 MB tree peaks at 555 MB); the Helm chart gives the controller 512Mi, which it also needs
+# to observe Azure. 16 MiB is 2.7x fleet F (40,000 workspaces in 6 MB and 81 documents).
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+MAX_TOTAL_DOCUMENTS = 10_000
+
+
 @dataclass(frozen=True)
 class LoadLimits(ReadLimits):
-    """Per-file caps (ReadLimits) plus how many files one run may read."""
+    """Per-file caps (ReadLimits) plus how many files, bytes and documents one run may read."""
 
     max_files: int = 10_000
+    max_total_bytes: int = MAX_TOTAL_BYTES
+    max_total_documents: int = MAX_TOTAL_DOCUMENTS
 
 
-def discover(paths: Sequence[str | Path], problems: list[SpecProblem], max_files: int) -> list[Path]:
-    """Expand directories into their spec files (sorted, deduplicated); note paths that don't exist."""
+def discover(
+    paths: Sequence[str | Path], problems: list[SpecProblem], max_files: int, root: Path | None = None
+) -> list[Path]:
+    """Expand directories into their spec files (sorted, deduplicated); note paths that don't exist.
+
+    A symbolic link is followed only when it resolves inside `root` (the repository checkout, for
+    the controller), or, without a root, inside the directory that was given: a committed link to
+    /etc or to another checkout must not become part of the spec. A file named on the command line
+    is the user's own choice and is read wherever it points, unless a root is set.
+    """
     found: list[Path] = []
     seen: set[Path] = set()
     for given in paths:
         path = Path(given)
         try:
+            if root is not None and not _inside(path, root):
+                problems.append(SpecProblem(str(path), None, "", _outside(path, "the repository")))
+                continue
             if path.is_dir():
-                candidates = sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix.lower() in SPEC_SUFFIXES and not _hidden(p.relative_to(path)) and p.is_file()
-                )
-                if not candidates:
+                boundary = root.resolve() if root is not None else path.resolve()
+                where = "the repository" if root is not None else str(path)
+                before = len(problems)
+                candidates = _walk(path, boundary, where, problems, set())
+                if not candidates and len(problems) == before:
                     problems.append(SpecProblem(str(path), None, "", "no *.yaml or *.yml files here"))
             elif path.is_file():
                 candidates = [path]
@@ -85,9 +110,47 @@ def discover(paths: Sequence[str | Path], problems: list[SpecProblem], max_files
     return found
 
 
-def _hidden(relative: Path) -> bool:
-    """Dot-directories (.git, .venv, .github) under a spec tree hold no specs: skip them."""
-    return any(part.startswith(".") for part in relative.parts)
+def _walk(
+    directory: Path, boundary: Path, where: str, problems: list[SpecProblem], visited: set[Path]
+) -> list[Path]:
+    """Spec files under `directory`, sorted; links followed only inside `boundary` (loops cut)."""
+    visited.add(directory.resolve())
+    out: list[Path] = []
+    with os.scandir(directory) as entries:
+        ordered = sorted(entries, key=lambda e: e.name)
+    for entry in ordered:
+        if entry.name.startswith("."):
+            continue  # dot-directories (.git, .venv, .github) and dot-files hold no specs
+        path = Path(entry.path)
+        is_spec = path.suffix.lower() in SPEC_SUFFIXES
+        if entry.is_symlink():
+            if not (is_spec or entry.is_dir()):
+                continue  # a link the loader would not read anyway (README.md -> ...)
+            if not _inside(path, boundary):
+                problems.append(SpecProblem(str(path), None, "", _outside(path, where)))
+                continue
+        if entry.is_dir():
+            if path.resolve() not in visited:
+                out += _walk(path, boundary, where, problems, visited)
+        elif is_spec and entry.is_file():
+            out.append(path)
+    return out
+
+
+def _inside(path: Path, boundary: Path) -> bool:
+    """Does `path`, every link along it resolved, stay inside `boundary`? (A link loop does not.)"""
+    try:
+        return path.resolve().is_relative_to(boundary.resolve())
+    except RuntimeError:  # "Symlink loop" (Python 3.11 raises it even with strict=False)
+        return False
+
+
+def _outside(path: Path, where: str) -> str:
+    kind = "symbolic link" if path.is_symlink() else "path"
+    return (
+        f"{kind} does not resolve to a place inside {where}: refused (spec files are read only from "
+        "inside the tree, so a committed link cannot pull in other files)"
+    )
 
 
 def _field_path(data: Any, loc: Sequence[str | int]) -> Path_:
@@ -168,6 +231,26 @@ def _message(error: Any, model: type[BaseModel] | None = None) -> str:
     return msg
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9./-]{0,39}")
+
+
+def _shown(value: object, valid: list[str]) -> str:
+    """How an unrecognised kind or apiVersion appears in a message (and so in /status and logs).
+
+    A near miss of a valid value, in plain letters, is quoted: it is a typo the user will recognise.
+    Anything else is described, never repeated: a document we do not recognise may hold anything
+    (a secret pasted into the wrong file, terminal escapes, megabytes of text).
+    """
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        if _PLAIN_WORD.fullmatch(value) and get_close_matches(value, valid, n=1, cutoff=0.6):
+            return f"'{value}'"
+        return f"an unrecognised value of {len(value)} characters, not shown"
+    kinds = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
+    return kinds.get(type(value), "a value that is not text")
+
+
 def _validate_document(
     file: str, raw: RawDocument, problems: list[SpecProblem], cloud: clouds.Cloud = clouds.DEFAULT
 ) -> LoadedDocument | None:
@@ -183,21 +266,23 @@ def _validate_document(
     api_version = data.get("apiVersion")
     kind = data.get("kind")
     if api_version != API_VERSION:
-        got = "missing" if api_version is None else f"'{api_version}'"
+        unknown = "" if api_version is None else "unknown apiVersion; "
+        got = _shown(api_version, [API_VERSION])
         problems.append(
             SpecProblem(
-                file, raw.line_of(("apiVersion",)), "apiVersion", f"must be '{API_VERSION}' (got {got})"
+                file,
+                raw.line_of(("apiVersion",)),
+                "apiVersion",
+                f"{unknown}must be '{API_VERSION}' (got {got})",
             )
         )
         return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        got = "missing" if kind is None else f"'{kind}'"
-        problems.append(
-            SpecProblem(
-                file, raw.line_of(("kind",)), "kind", f"must be one of {', '.join(KINDS)} (got {got})"
-            )
-        )
+        unknown = "" if kind is None else "unknown kind; "
+        got = _shown(kind, list(KINDS))
+        message = f"{unknown}must be one of {', '.join(KINDS)} (got {got})"
+        problems.append(SpecProblem(file, raw.line_of(("kind",)), "kind", message))
         return None
     try:
         # by_name=False: YAML uses the documented camelCase names only (`resource_group` is a typo here)
@@ -213,13 +298,20 @@ def _validate_document(
 
 
 def load_documents(
-    paths: Sequence[str | Path], limits: LoadLimits | None = None, *, cloud: clouds.Cloud = clouds.DEFAULT
+    paths: Sequence[str | Path],
+    limits: LoadLimits | None = None,
+    *,
+    cloud: clouds.Cloud = clouds.DEFAULT,
+    root: Path | None = None,
 ) -> tuple[list[LoadedDocument], list[SpecProblem], int]:
-    """Read and validate every document one by one: (documents, problems, number of files read)."""
+    """Read and validate every document one by one: (documents, problems, number of files read).
+
+    `root`: links must resolve inside it (the controller passes its repository checkout)."""
     limits = limits or LoadLimits()
     problems: list[SpecProblem] = []
-    files = discover(paths, problems, limits.max_files)
+    files = discover(paths, problems, limits.max_files, root)
     documents: list[LoadedDocument] = []
+    total_bytes = total_documents = 0
     for path in files:
         file = str(path)
         try:
@@ -228,18 +320,51 @@ def load_documents(
                 raise YamlProblem(
                     f"file is {size} bytes, larger than the {limits.max_bytes}-byte limit for a spec file"
                 )
-            raws = read_documents(path.read_bytes(), limits)
+            if total_bytes + size > limits.max_total_bytes:
+                problems.append(SpecProblem(file, None, "", _tree_too_big(total_bytes + size, limits)))
+                break  # the point of the cap: read nothing more
+            data = _read_at_most(path, limits.max_bytes)
+            total_bytes += len(data)
+            raws = read_documents(data, limits)
         except YamlProblem as err:
             problems.append(SpecProblem(file, err.line, err.field, err.message))
             continue
         except OSError as err:
             problems.append(SpecProblem(file, None, "", f"cannot read: {err.strerror or err}"))
             continue
+        total_documents += len(raws)
+        if total_documents > limits.max_total_documents:
+            problems.append(
+                SpecProblem(
+                    file,
+                    raws[0].line if raws else None,
+                    "",
+                    f"the spec tree has more than {limits.max_total_documents} documents, the limit for "
+                    "a whole tree (MAX_TOTAL_DOCUMENTS); nothing from here on was read",
+                )
+            )
+            break
         for raw in raws:
             loaded = _validate_document(file, raw, problems, cloud)
             if loaded is not None:
                 documents.append(loaded)
     return documents, problems, len(files)
+
+
+def _tree_too_big(total: int, limits: LoadLimits) -> str:
+    return (
+        f"with this file the spec tree is {total} bytes, more than the {limits.max_total_bytes}-byte limit "
+        "for a whole tree (MAX_TOTAL_BYTES); this file and any after it were not read"
+    )
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """The file's bytes, refusing one that grew past `limit` since it was measured."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise YamlProblem(f"file is larger than the {limit}-byte limit for a spec file")
+    return data
 
 
 def build_state(documents: Iterable[LoadedDocument]) -> DesiredState:
@@ -257,14 +382,19 @@ def build_state(documents: Iterable[LoadedDocument]) -> DesiredState:
 
 
 def load(
-    paths: Sequence[str | Path], limits: LoadLimits | None = None, *, cloud: clouds.Cloud = clouds.DEFAULT
+    paths: Sequence[str | Path],
+    limits: LoadLimits | None = None,
+    *,
+    cloud: clouds.Cloud = clouds.DEFAULT,
+    root: Path | None = None,
 ) -> DesiredState:
     """Load a spec tree. Raises SpecError (and only SpecError) listing every problem found.
 
     `cloud` is the selected Azure cloud: key vaultUri values must be that cloud's vault/HSM hosts.
+    `root`: symbolic links must resolve inside it; without one, inside each directory given.
     """
     try:
-        documents, problems, _ = load_documents(paths, limits, cloud=cloud)
+        documents, problems, _ = load_documents(paths, limits, cloud=cloud, root=root)
         # Cross-document rules run on the documents that are valid on their own, so one run reports
         # everything; a reference to a cluster is only judged when no document was dropped.
         problems.extend(check_documents(documents, complete=not problems))

@@ -242,7 +242,7 @@ class Reconciler:
             self.status.stalled_revision = None  # a new commit: try again (Flux semantics)
         # 2. spec
         try:
-            desired = load([checkout.spec_dir], cloud=self.clients.cloud)
+            desired = load([checkout.spec_dir], cloud=self.clients.cloud, root=checkout.root)
         except SpecError as exc:
             self._stall(
                 outcome,

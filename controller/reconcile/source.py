@@ -55,11 +55,16 @@ def redact(text: str) -> str:
 
 @dataclass(frozen=True)
 class Checkout:
-    """One fetched revision: the spec directory to load and the revision to record."""
+    """One fetched revision: the spec directory to load and the revision to record.
+
+    `root` is the checkout (or the source directory): spec files are read only from inside it, so
+    a committed symbolic link to /etc, to a mounted Secret or to another repository is refused by
+    the loader (`load(..., root=checkout.root)`) rather than followed."""
 
     revision: str
     spec_dir: Path
     source: str  # redacted source URL or directory, for status and logs
+    root: Path
 
 
 def is_git_source(source: str) -> bool:
@@ -144,9 +149,10 @@ class GitSource:
         self._git("checkout", "--quiet", "--force", "--detach", commit, cwd=repo)
         self._git("clean", "-ffdxq", cwd=repo)
         spec_dir = repo / self.path
+        _inside_checkout(spec_dir, repo, f"--path {self.path} in {self.display} at {commit[:12]}")
         if not spec_dir.exists():
             raise SourceError(f"--path {self.path} does not exist in {self.display} at {commit[:12]}")
-        return Checkout(revision=commit, spec_dir=spec_dir, source=self.display)
+        return Checkout(revision=commit, spec_dir=spec_dir, source=self.display, root=repo)
 
 
 class DirectorySource:
@@ -159,18 +165,31 @@ class DirectorySource:
 
     def fetch(self) -> Checkout:
         spec_dir = self.root / self.path
+        _inside_checkout(spec_dir, self.root, str(spec_dir))
         if not spec_dir.exists():
             raise SourceError(f"{spec_dir} does not exist")
         digest = hashlib.sha256()
-        files = [spec_dir] if spec_dir.is_file() else sorted(p for p in spec_dir.rglob("*") if p.is_file())
+        files = (
+            [spec_dir]
+            if spec_dir.is_file()
+            else sorted(p for p in spec_dir.rglob("*") if p.is_symlink() or p.is_file())
+        )
         for file in files:
             if any(part.startswith(".") for part in file.relative_to(self.root).parts):
                 continue
             try:
-                digest.update(str(file.relative_to(self.root)).encode() + b"\0" + file.read_bytes() + b"\0")
+                # a link counts by where it points, never by the content it reaches: the loader
+                # refuses one that leaves the directory, and its target must not be read here either
+                content = str(file.readlink()).encode() if file.is_symlink() else file.read_bytes()
+                digest.update(str(file.relative_to(self.root)).encode() + b"\0" + content + b"\0")
             except OSError as exc:
                 raise SourceError(f"cannot read {file}: {exc.strerror or exc}") from None
-        return Checkout(revision="sha256:" + digest.hexdigest()[:40], spec_dir=spec_dir, source=self.display)
+        return Checkout(
+            revision="sha256:" + digest.hexdigest()[:40],
+            spec_dir=spec_dir,
+            source=self.display,
+            root=self.root,
+        )
 
 
 Source = GitSource | DirectorySource
@@ -199,6 +218,16 @@ def open_source(source: str, *, ref: str, path: str, workdir: Path) -> Source:
     if Path(source).is_dir():
         return DirectorySource(source, path=path)
     raise SourceError(f"--source {redact(source)!r} is neither a git URL nor a directory")
+
+
+def _inside_checkout(spec_dir: Path, root: Path, shown: str) -> None:
+    """`--path` may not leave the checkout through a committed symbolic link (e.g. specs -> /etc)."""
+    try:
+        inside = spec_dir.resolve().is_relative_to(root.resolve())
+    except RuntimeError:  # a link loop
+        inside = False
+    if not inside:
+        raise SourceError(f"{shown} is a symbolic link to a place outside the repository: refused")
 
 
 def _safe_relative(path: str) -> str:
