@@ -5,24 +5,32 @@ can decide retry / re-observe / give up from the type alone:
 
     controller.errors.AzureError
     ├── Transient(retry_after)   429, 408, 5xx, connection refused/reset/timeout before a response
-    ├── Busy                     409 "link or unlink in process" (rule W5),
-    │                            400 "async operation in progress" (rule C6)
-    ├── RuleViolation(rule_id)   a 400/409 the service gives for one of the rules in docs/rules.md (C1..B2)
+    ├── Busy                     409 "link or unlink operation in process" (rule W5),
+    │                            400 "Operation can't be executed now" (rule C6)
+    ├── RuleViolation(rule_id)   a 400/409 the service gives for one of the rules in docs/rules.md (C1..B2);
+    │                            permanent: never retried (C4 carries the date it lifts, `not_before`)
     ├── NotFound                 404 (a cluster may be soft-deleted, rule C11)
     ├── Forbidden                401/403 (credentials, RBAC, Key Vault access policy)
     ├── OutcomeUnknown           the request was sent but the response was lost: re-observe,
     │                            never re-send (a second link would burn the W3 budget)
     └── Terminal                 anything else: a bug or an unexpected answer; do not retry
 
+Refusals are classified by HTTP status and Azure's message (the REFUSALS table), never by `code`:
+today's codes are generic (BadRequest, InvalidInput, InvalidParameter, Conflict, ...) and the rule is in
+the words. An operation that ends `Failed` surfaces from the SDK's poller as an HttpResponseError on the
+final status response (HTTP 200, body `{"status": "Failed", "error": {...}}`); it is classified by the
+same table, so a key that fails validation asynchronously is the same C7 as a synchronous refusal.
+
 Azure's `code` and `message` are kept verbatim (`err.code`, `err.azure_message`).
 """
 
 from __future__ import annotations
 
-import copy
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any, Self
 
 from azure.core.exceptions import (
@@ -56,7 +64,9 @@ class AzureError(_Base):
 
     def context(self, what: str) -> Self:
         """The same error, its message prefixed with what we were doing."""
-        clone = copy.copy(self)
+        # not copy.copy: it rebuilds from `args` and loses keyword-only fields (RuleViolation.rule_id)
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
         clone.args = (f"{what}: {self}",)
         clone.operation = self.operation or what
         return clone
@@ -79,11 +89,34 @@ class Busy(AzureError):
 
 
 class RuleViolation(AzureError):
-    """The service refused because of a domain rule; `rule_id` is the docs/rules.md id."""
+    """The service refused because of a domain rule; `rule_id` is the docs/rules.md id.
 
-    def __init__(self, message: str, *, rule_id: Rule, **kw: Any) -> None:
+    `not_before`: when the refusal lifts by the calendar (rule C4), if known; else None."""
+
+    def __init__(
+        self, message: str, *, rule_id: Rule, not_before: datetime | None = None, **kw: Any
+    ) -> None:
         self.rule_id = rule_id
+        self.not_before = not_before
         super().__init__(message, **kw)
+
+    def lifting(self, not_before: datetime) -> RuleViolation:
+        """The same refusal, saying from when the request will be accepted (rule C4)."""
+        return RuleViolation(
+            f"{self} (allowed from {not_before.strftime('%Y-%m-%d %H:%M UTC')})",
+            rule_id=self.rule_id,
+            not_before=not_before,
+            status=self.status,
+            code=self.code,
+            azure_message=self.azure_message,
+            operation=self.operation,
+        )
+
+
+def lock_days(message: str | None) -> int | None:
+    """The lock length Azure states in a C4 refusal ("Capacity is locked for 30 days. ...")."""
+    m = re.search(r"locked for (\d+) days", message or "", re.I)
+    return int(m.group(1)) if m else None
 
 
 class NotFound(AzureError):
@@ -109,54 +142,106 @@ class StillRunning(AzureError):
     token and never sends it again (rules C6, W3)."""
 
 
-# Azure error codes that name the rule outright (real codes where known, else the emulator's;
-# docs/azure-wire.md). `None`: a known code that is not a rule refusal (stays Terminal).
-_CODE_RULES: dict[str, Rule | None] = {
-    "invalidclustername": Rule.C1,
-    "clusterlimitexceeded": Rule.C2,
-    "invalidsku": Rule.C3,
-    "invalidcapacity": Rule.C3,
-    "capacitylocked": Rule.C4,
-    "keyvaultpropertiesoncreation": Rule.C5,
-    "invalididentity": Rule.C5,
-    "invalidkeyvaultproperties": Rule.C7,
-    "doubleencryptionnotsupported": Rule.C9,
-    "clusterworkspacelimitexceeded": Rule.W1,
-    "workspacealreadylinked": Rule.W2,
-    "workspacelinkoperationslimitexceeded": Rule.W3,
-    "clusternotfound": None,
-    "storageaccountnotfound": None,
-    **{r.value.lower(): r for r in Rule},
-}
-_BUSY_CODES: dict[str, Rule] = {
-    "asyncoperationinprogress": Rule.C6,
-    "clusterdeleting": Rule.C6,
-}
-# Service messages -> rule ids, checked in order (docs/rules.md error catalogue, docs/azure-wire.md).
-_BUSY_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
-    (re.compile(r"link or unlink operation in process", re.I), Rule.W5),
-    (re.compile(r"async operation is in (a )?(state other than succeeded|progress)", re.I), Rule.C6),
-    (re.compile(r"wait for the async operation to complete", re.I), Rule.C6),
-    (re.compile(r"can'?t delete a cluster while in provisioning", re.I), Rule.C6),
-    (re.compile(r"cluster is in deleting state", re.I), Rule.C6),
-)
-_RULE_PATTERNS: tuple[tuple[re.Pattern[str], Rule], ...] = (
-    (re.compile(r"cluster name (isn'?t|is not) valid", re.I), Rule.C1),
-    (re.compile(r"capacity is locked", re.I), Rule.C4),
-    (re.compile(r"keyvaultproperties.{0,40}on creation", re.I), Rule.C5),
-    (re.compile(r"identity is null or empty", re.I), Rule.C5),
-    (re.compile(r"failed to validate key|key isn'?t recoverable|keyvaultproperties.{0,30}bad format", re.I),
-     Rule.C7),
-    (re.compile(r"storage account.{0,200}(same region)|one storage account", re.I), Rule.B1),
-    (re.compile(r"same region and tenant|must be in the same region", re.I), Rule.C8),
-    (re.compile(r"double encryption|isdoubleencryptionenabled", re.I), Rule.C9),
-    (re.compile(r"(move|moving).{0,40}(resource group|subscription)", re.I), Rule.C10),
-    (re.compile(r"soft-?delete.{0,40}(14 days|reserved)|name is reserved", re.I), Rule.C11),
-    (re.compile(r"clusters in region|clusters per region", re.I), Rule.C2),
-    (re.compile(r"maximum.{0,40}linked workspaces|linked workspaces; the maximum", re.I), Rule.W1),
-    (re.compile(r"already linked to (another )?cluster", re.I), Rule.W2),
-    (re.compile(r"link or unlink operations in the last", re.I), Rule.W3),
-    (re.compile(r"capacity|capacityreservation|sku name", re.I), Rule.C3),
+class Kind(StrEnum):
+    """What a refusal means for the caller."""
+
+    BUSY = "busy"  # another operation runs on the target: wait and re-observe (retryable)
+    RULE = "rule"  # a docs/rules.md rule: permanent until the request or the calendar changes
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One row of the refusal table: Azure's words for one rule, and the statuses it comes with.
+
+    `statuses` is where the message is documented; an operation that ends `Failed` carries the same
+    words in its final status body (HTTP 200), so a pattern that matches there counts as well."""
+
+    rule: Rule
+    kind: Kind
+    statuses: frozenset[int]
+    pattern: re.Pattern[str]
+    source: str  # where the wording comes from (docs/azure-wire.md lists them)
+
+
+def _row(rule: Rule, kind: Kind, statuses: tuple[int, ...], pattern: str, source: str) -> Refusal:
+    return Refusal(rule, kind, frozenset(statuses), re.compile(pattern, re.I | re.S), source)
+
+
+# Azure's refusals, classified by status and message text. Today's codes are generic (BadRequest,
+# InvalidInput, InvalidParameter, Conflict, ...): the rule is in the message. Texts are Azure's own
+# where they are published (docs/azure-wire.md, error catalogue); where Azure publishes no text (C2,
+# W1, W2, W3, C8, C10) the pattern keys on the words the documented limit itself uses. Checked in
+# order: busy rows first, then the specific rules before the broad ones.
+REFUSALS: tuple[Refusal, ...] = (
+    # -- busy: wait for the running operation, then re-observe (rules W5, C6)
+    _row(Rule.W5, Kind.BUSY, (409,), r"link or unlink operation in process",
+         'doc, link/unlink 409: "Workspace link or unlink operation in process."'),
+    _row(Rule.C6, Kind.BUSY, (409,), r"can'?t delete a cluster while in provisioning state",
+         "doc, cluster delete 409: \"Can't delete a cluster while in provisioning state. ...\""),
+    _row(Rule.C6, Kind.BUSY, (400,), r"cluster is in deleting state",
+         'doc, cluster update 400: "Cluster is in deleting state. ..."'),
+    _row(Rule.C6, Kind.BUSY, (400,),
+         r"operation can(no|'?)t be executed now|wait for the async operation to complete"
+         r"|async operation is in a state other than succeeded",
+         "doc, cluster create/update 400: \"Operation can't be executed now. ...\""),
+    _row(Rule.C6, Kind.BUSY, (400, 409),
+         r"another operation (on this or dependent resource )?is (in progress|currently in progress)",
+         'ARM 409 AnotherOperationInProgress: "Another operation on this or dependent resource is in '
+         'progress."'),
+    # -- rules: permanent refusals
+    _row(Rule.C4, Kind.RULE, (400,), r"capacity is locked for \d+ days",
+         'doc, 400: "Capacity is locked for 30 days. Decreasing capacity is permitted 30 days after '
+         'update."'),
+    _row(Rule.C1, Kind.RULE, (400,), r"cluster name (is not|isn'?t) valid",
+         "doc, cluster create 400: \"Cluster name isn't valid. ...\""),
+    _row(Rule.C3, Kind.RULE, (400,),
+         r"capacityreservationlevel must be|sku name is invalid|sku (is not|isn'?t) capacityreservation"
+         r"|missing capacity in sku|capacity in sku is not in range|no sku was set",
+         'real 400 InvalidInput "CapacityReservationLevel must be an allowed value: [...]" (target '
+         'sku.capacity); real 400 BadRequest "CapacityReservationLevel must be in the range of ..."; '
+         "doc, the four SKU texts of cluster create"),
+    _row(Rule.C5, Kind.RULE, (400,),
+         r"identity is null or empty|keyvaultproperties are set on creation",
+         'doc, cluster create 400: "Identity is null or empty. ..." / "KeyVaultProperties are set on '
+         'creation. ..."'),
+    _row(Rule.C7, Kind.RULE, (400,),
+         r"keyvaultproperties (is not|isn'?t) empty but has a bad format"
+         r"|failed to validate key in key vault|key (is not|isn'?t) recoverable",
+         'doc, cluster update 400: "KeyVaultProperties isn\'t empty but has a bad format." / "Failed to '
+         'validate key in Key Vault. ..." / "Key isn\'t recoverable. ..."'),
+    _row(Rule.C9, Kind.RULE, (400,),
+         r"support double encryption|isdoubleencryptionenabled",
+         "doc, cluster create 400: \"<region> doesn't support Double Encryption for clusters.\""),
+    _row(Rule.C10, Kind.RULE, (400, 409),
+         r"\bmov(e|ed|ing)\b.{0,200}(resource group|subscription)",
+         "doc: \"Moving a cluster to another resource group or subscription isn't currently supported.\""),
+    _row(Rule.C11, Kind.RULE, (409,),
+         r"soft-?delete|deletion process|deleted in the (past|last)|name (is|remains) reserved",
+         "doc: a create with the name of a cluster deleted in the past 14 days gets a conflict (409); "
+         "the name stays reserved"),
+    _row(Rule.W3, Kind.RULE, (400, 409),
+         r"link (or unlink )?operations?\b.{0,200}(\b30\b|limit|maximum|exceed|allowed)"
+         r"|(limit|maximum|exceed)\w*\b.{0,200}link (or unlink )?operations?",
+         'doc limit: "A maximum of two workspace link operations on particular workspace is allowed in '
+         '30 day period." (no published refusal text)'),
+    _row(Rule.W2, Kind.RULE, (400, 409), r"already linked",
+         "doc: linking a workspace that's already linked to another cluster fails (no published text)"),
+    _row(Rule.W1, Kind.RULE, (400, 409),
+         r"(workspaces?\b.{0,200}(limit|maximum|exceed)|(limit|maximum|exceed)\w*\b.{0,200}workspaces)"
+         r".{0,200}cluster|1,?000 (log analytics )?workspaces",
+         'doc limit: "A maximum of 1,000 Log Analytics workspaces can be linked to a cluster." (no '
+         "published refusal text)"),
+    _row(Rule.C2, Kind.RULE, (400, 409),
+         r"clusters?\b.{0,200}(limit|maximum|exceed|quota)|(limit|maximum|exceed|quota)\w*\b.{0,200}clusters",
+         'doc limit: "A maximum of five active clusters can be created in each region and subscription." '
+         "(no published refusal text)"),
+    _row(Rule.B1, Kind.RULE, (400,),
+         r"storage account.{0,200}(same region|only one|one storage account)"
+         r"|(only one|one) storage account",
+         "doc: one storage account per data source type, in the workspace's region (no published text)"),
+    _row(Rule.C8, Kind.RULE, (400,), r"same region|same (azure ad |entra )?tenant",
+         'doc: "Your Azure Key Vault, cluster and workspaces must be in the same region and in the same '
+         'tenant" (no published refusal text)'),
 )
 
 
@@ -217,28 +302,23 @@ def _retry_after(exc: Exception) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def rule_for(code: str | None, message: str | None) -> Rule | None:
-    """The docs/rules.md rule a service refusal is about, if we recognise it (by code, then message)."""
-    if code and code.lower() in _CODE_RULES:
-        return _CODE_RULES[code.lower()]
+def classify(status: int | None, message: str | None) -> Refusal | None:
+    """The row of REFUSALS a refusal matches, by HTTP status and Azure's message (never by code).
+
+    A status below 400 (or none) is an operation that ended `Failed`: its final status body carries
+    the same words as the synchronous refusal would, so every row may match it."""
     text = message or ""
-    for pattern, rule in _RULE_PATTERNS:
-        if pattern.search(text):
-            return rule
+    failed_operation = status is None or status < 400
+    for row in REFUSALS:
+        if (failed_operation or status in row.statuses) and row.pattern.search(text):
+            return row
     return None
 
 
-def _busy_rule(status: int | None, code: str | None, message: str | None) -> Rule | None:
-    if code and code.lower() in _BUSY_CODES:
-        return _BUSY_CODES[code.lower()]
-    text = f"{code or ''} {message or ''}"
-    for pattern, rule in _BUSY_PATTERNS:
-        if pattern.search(text):
-            return rule
-    in_progress_codes = ("conflict", "anotheroperationinprogress", "operationinprogress")
-    if status == 409 and (code or "").lower() in in_progress_codes and "link" in (message or "").lower():
-        return Rule.W5
-    return None
+def rule_for(status: int | None, message: str | None) -> Rule | None:
+    """The docs/rules.md rule a service refusal is about, if we recognise it."""
+    row = classify(status, message)
+    return row.rule if row else None
 
 
 def map_error(exc: BaseException, *, operation: str | None = None) -> AzureError:
@@ -269,7 +349,11 @@ def map_error(exc: BaseException, *, operation: str | None = None) -> AzureError
         kw: dict[str, Any] = {
             "status": status, "code": code, "azure_message": message, "operation": operation,
         }
-        said = f"{where}Azure said {status}" + (f" {code}" if code else "")
+        failed_operation = status is not None and status < 400  # raised by the poller: ended Failed
+        if failed_operation:
+            said = f"{where}Azure's operation failed" + (f": {code}" if code else "")
+        else:
+            said = f"{where}Azure said {status}" + (f" {code}" if code else "")
         said += f": {message}" if message else ""
         if status in (408, 429) or (status is not None and status >= 500):
             wait = _retry_after(exc)
@@ -280,15 +364,13 @@ def map_error(exc: BaseException, *, operation: str | None = None) -> AzureError
             return Forbidden(said, **kw)
         if status == 404:
             return NotFound(said, **kw)
-        busy = _busy_rule(status, code, message)
-        if busy is not None:
-            return Busy(f"{said} (rule {busy.value})", rule_id=busy, **kw)
-        if status in (400, 409):
-            rule = rule_for(code, message)
-            if rule is None and status == 409 and (code or "").lower() == "conflict":
-                rule = Rule.C11  # a create whose name is still reserved by a soft-deleted cluster
-            if rule is not None:
-                return RuleViolation(f"{said} (rule {rule.value})", rule_id=rule, **kw)
+        row = classify(status, message)
+        if row is not None and row.kind is Kind.BUSY:
+            return Busy(f"{said} (rule {row.rule.value})", rule_id=row.rule, **kw)
+        if row is not None:
+            return RuleViolation(f"{said} (rule {row.rule.value})", rule_id=row.rule, **kw)
+        # Anything else (400 invalid input we do not recognise, an operation that failed for a
+        # reason Azure did not explain) is permanent: Terminal, never retried.
         return Terminal(said, **kw)
     return Terminal(f"{where}unexpected error from the Azure SDK: {type(exc).__name__}: {_short(exc)}",
                     operation=operation)

@@ -20,12 +20,15 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from controller.azure import errors
 from controller.azure.clients import AzureClients
+from controller.azure.observe import parse_time
 from controller.model import ids
+from controller.model.rules import Rule
 from controller.planning.plan import Action, Change
 
 _LINKED_SERVICE = "cluster"
@@ -291,7 +294,12 @@ class Operations:
 
     def start(self, change: Change, on_sent: OnSent) -> Handle:
         """Send the change; `on_sent` journals the LRO handle before anyone waits on it."""
-        poller = self._call(f"{change.action} {change.address}", lambda: self._begin(change))
+        try:
+            poller = self._call(f"{change.action} {change.address}", lambda: self._begin(change))
+        except errors.RuleViolation as exc:
+            if exc.rule_id is Rule.C4:
+                raise self._with_unlock_date(change, exc) from exc
+            raise
         token: str | None = None
         url: str | None = None
         if poller is not None and hasattr(poller, "continuation_token"):
@@ -302,6 +310,22 @@ class Operations:
                 token = None
         on_sent(url, token)
         return Handle(change.action, change.resource_id, poller, token, url)
+
+    def _with_unlock_date(self, change: Change, exc: errors.RuleViolation) -> errors.RuleViolation:
+        """Rule C4: the refusal states the lock's length, the cluster its last SKU update; together they
+        say from when the decrease is accepted. Without either the refusal stands as Azure worded it."""
+        days = errors.lock_days(exc.azure_message)
+        try:
+            cluster = self.read_cluster(change.resource_id)
+        except errors.AzureError:
+            return exc
+        if days is None or cluster is None:
+            return exc
+        props = _props(cluster)
+        sku = cluster.get("sku") or {}
+        crp = props.get("capacityReservationProperties") or {}
+        last = parse_time(sku.get("lastSkuUpdate") or crp.get("lastSkuUpdate"))
+        return exc.lifting(last + timedelta(days=days)) if last is not None else exc
 
     def wait(self, handle: Handle) -> None:
         if handle.poller is None or not hasattr(handle.poller, "result"):

@@ -300,3 +300,21 @@ def test_failed_create_skips_its_links(
     assert "skipped because of it: workspace.law1, workspace.law2" in out
     assert _writes(emulator, "PUT", LINK_PATH) == []
     assert emulator.events() == []
+
+
+def test_a_permanent_refusal_is_sent_once_and_not_retried(
+    emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: Azure refuses a link with a 409 that is not "link or unlink operation in process" (W5);
+    it will say the same in an hour, so the apply reports it after one request instead of retrying."""
+    seed_estate(emulator, workspaces=("law1",))
+    spec, state = write_spec(tmp_path / "spec", workspaces=("law1",)), tmp_path / "state"
+    text = (
+        "The link cannot be updated or deleted because it is linked to Update Management and/or "
+        "ChangeTracking Solutions"
+    )
+    emulator.fault(method="PUT", path=LINK_PATH, status=409, code="Conflict", message=text)
+
+    assert _apply(spec, state) == 1
+    assert text in capsys.readouterr().out  # Azure's words, verbatim
+    assert len(_writes(emulator, "PUT", LINK_PATH)) == 1

@@ -258,3 +258,37 @@ def test_unlink_leaves_a_link_to_another_cluster_alone(emulator: Any, ops: Opera
         update={"parameters": {"workspace_id": workspace_id("law1"), "cluster_id": cluster_id("other01")}}
     )
     assert ops.precheck(ours) is Precheck.NEEDED
+
+
+def test_capacity_lock_refusal_says_from_when_the_decrease_is_allowed_c4(
+    emulator: Any, ops: Operations
+) -> None:
+    """Scenario: Azure refuses a capacity decrease inside the lock (its message states the lock's length,
+    not its end); the error names the date: the cluster's last SKU update plus that length."""
+    from datetime import UTC, datetime
+
+    from controller.azure.errors import RuleViolation
+    from controller.model.rules import Rule
+
+    seed_estate(emulator)
+    emulator.seed(
+        {
+            "clusters": [
+                {
+                    "subscription": SUB,
+                    "resource_group": RG,
+                    "name": CLUSTER,
+                    "location": "westeurope",
+                    "capacity": 2000,
+                    "last_sku_update": "2026-11-20T00:00:00Z",
+                }
+            ]
+        }
+    )
+    with pytest.raises(RuleViolation) as caught:
+        ops.start(_cluster_change(Action.UPDATE, capacity=1000), lambda url, token: None)
+    err = caught.value
+    assert err.rule_id is Rule.C4
+    assert err.azure_message is not None and "Capacity is locked for 30 days" in err.azure_message
+    assert err.not_before == datetime(2026, 12, 20, tzinfo=UTC)
+    assert "allowed from 2026-12-20" in str(err)
