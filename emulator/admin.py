@@ -109,6 +109,7 @@ def make_fault(body: dict[str, Any]) -> Fault:
         ),
         message=str(body.get("message", "Injected fault.")),
         after_accept=bool(body.get("after_accept", False)),
+        message_given="message" in body,
     )
 
 

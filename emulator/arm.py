@@ -67,9 +67,8 @@ MSG_DELETING = (
 )
 MSG_KVP_FORMAT = "KeyVaultProperties is not empty but has a bad format."
 MSG_CLUSTER_404 = (
-    "Cluster not found, the cluster may have been deleted. If you try to create a cluster with that name and "
-    "get conflict, the cluster is in soft-delete for 14 days. You can contact support to recover it, or use "
-    "another name to create a new cluster."
+    "Cluster not found, the cluster might have been deleted. If you try to create a cluster with that name "
+    "and get a conflict, the cluster is in deletion process."
 )
 MSG_DELETE_PROVISIONING = (
     "Can't delete a cluster while in provisioning state. "
@@ -77,10 +76,11 @@ MSG_DELETE_PROVISIONING = (
 )
 MSG_WS_404 = "Workspace not found. The workspace you specified doesn't exist or was deleted."
 MSG_LINK_IN_PROCESS = "Workspace link or unlink operation in process."
-MSG_LINK_CLUSTER_404 = (
-    "Cluster not found, the cluster you specified doesn't exist or was deleted. "
-    "If you try to create a cluster with that name and get conflict, "
-    "the cluster is in soft-delete for 14 days. You can contact support to recover it."
+MSG_LINK_CLUSTER_404 = "Cluster not found, the cluster you specified doesn't exist or was deleted."
+MSG_READ_ONLY_ASSOCIATED = (
+    "'properties.associatedWorkspaces' is a read only property and cannot be set. Please refer to "
+    "https://docs.microsoft.com/en-us/azure/azure-monitor/log-query/logs-dedicated-clusters"
+    "#link-a-workspace-to-the-cluster for more information on how to associate a workspace to the cluster."
 )
 
 
@@ -486,7 +486,7 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
     c = em.clusters.get(key)
     if req.method == "GET":
         if c is None:
-            return arm_error(404, "ResourceNotFound", MSG_CLUSTER_404)  # rule C11: soft-deleted = 404
+            return _cluster_404(em, sub, rg, name)  # rule C11: soft-deleted = 404
         return Response(200, _cluster_body(em, c))
     if req.method == "PUT":
         if not _rg_exists(em, sub, rg):
@@ -498,7 +498,7 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
         return _update_cluster(em, req, c, put=True)
     if req.method == "PATCH":
         if c is None:
-            return arm_error(404, "ResourceNotFound", MSG_CLUSTER_404)
+            return _cluster_404(em, sub, rg, name)
         return _update_cluster(em, req, c, put=False)
     if req.method == "DELETE":
         if c is None:
@@ -507,24 +507,45 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
     return _no_route(req)
 
 
+def _cluster_404(em: Emulator, sub: str, rg: str, name: str) -> Response:
+    """A cluster in its 14-day deletion period (rule C11) gets the service's own text; a name never
+    used gets ARM's generic 404 (the same gateway answer as for a missing workspace)."""
+    key = f"{sub}/{rg}/{name}".lower()
+    if any(d.key_id == key for d in em.soft_deleted):
+        return arm_error(404, "ResourceNotFound", MSG_CLUSTER_404)
+    return arm_error(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{CLUSTER_TYPE}/{name}' under resource group '{rg}' was not found. For more "
+        "details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
 def _check_sku(em: Emulator, sku: Any) -> Response | None:
     """Rule C3 with the seed's four distinct messages."""
     if not isinstance(sku, dict) or not sku:
-        return arm_error(400, "InvalidSku", MSG_NO_SKU)
+        return arm_error(400, "BadRequest", MSG_NO_SKU)
     sku_name = str(sku.get("name") or "")
     cap = sku.get("capacity")
     if sku_name.lower() != "capacityreservation":
         if cap is not None:
-            return arm_error(400, "InvalidSku", MSG_SKU_CAP_NOT_CR)
-        return arm_error(400, "InvalidSku", MSG_SKU_NAME)
+            return arm_error(400, "BadRequest", MSG_SKU_CAP_NOT_CR)
+        return arm_error(400, "BadRequest", MSG_SKU_NAME)
     if cap is None:
-        return arm_error(400, "InvalidCapacity", MSG_SKU_NO_CAP)
+        return arm_error(400, "BadRequest", MSG_SKU_NO_CAP)
     if isinstance(cap, bool) or not isinstance(cap, int) or not em.limits.capacity_ok(cap):
-        msg = MSG_SKU_RANGE
         if em.limits.capacity_tiers is not None:
-            msg += " Allowed values: " + ", ".join(str(t) for t in em.limits.capacity_tiers) + "."
-        return arm_error(400, "InvalidCapacity", msg, target="sku.capacity")
+            # today's refusal of a capacity outside the commitment tiers (real text, target sku.capacity)
+            tiers = ",".join(str(t) for t in em.limits.capacity_tiers)
+            msg = f"CapacityReservationLevel must be an allowed value: [{tiers}]. Operation Id: '{_op_id()}'"
+            return arm_error(400, "InvalidInput", msg, target="sku.capacity")
+        return arm_error(400, "BadRequest", MSG_SKU_RANGE)
     return None
+
+
+def _op_id() -> str:
+    """The 32-hex "Operation Id" Log Analytics quotes in its refusals."""
+    return uuid.uuid4().hex
 
 
 def _kvp_format_ok(kvp: Any) -> bool:
@@ -604,18 +625,18 @@ def _clean_kvp(kvp: Any) -> dict[str, Any]:
 
 def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
     if not CLUSTER_NAME.match(name):
-        return arm_error(400, "InvalidClusterName", MSG_NAME)  # rule C1
+        return arm_error(400, "BadRequest", MSG_NAME)  # rule C1
     body = _json(req)
     if not isinstance(body, dict) or not body.get("location"):
-        return arm_error(400, "InvalidBody", MSG_BODY)
+        return arm_error(400, "BadRequest", MSG_BODY)
     props = body.get("properties") or {}
     if not isinstance(props, dict):
-        return arm_error(400, "InvalidBody", MSG_BODY)
+        return arm_error(400, "BadRequest", MSG_BODY)
     if props.get("associatedWorkspaces"):
         return arm_error(
             400,
             "InvalidParameter",
-            "'properties.associatedWorkspaces' is a read only property and cannot be set.",
+            MSG_READ_ONLY_ASSOCIATED,
         )
     location = str(body["location"])
     region = norm_loc(location)
@@ -629,23 +650,23 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
             return arm_error(
                 409,
                 "Conflict",
-                f"Cluster '{name}' was deleted on {rfc1123(d.deleted_at or now)} and "
-                "is in soft-delete for 14 days; its name is reserved. Use another name or contact "
-                "support to recover it.",
+                f"Cluster '{name}' was deleted on {rfc1123(d.deleted_at or now)} and is still in deletion "
+                "process. A cluster's name remains reserved two weeks after deletion, and can't be used "
+                "for creating a new cluster.",
             )
     bad = _check_sku(em, body.get("sku"))
     if bad:
         return bad
     ident = body.get("identity")
     if not isinstance(ident, dict) or str(ident.get("type") or "").lower() in ("", "none"):
-        return arm_error(400, "InvalidIdentity", MSG_NO_IDENTITY)  # rule C5
+        return arm_error(400, "BadRequest", MSG_NO_IDENTITY)  # rule C5
     itype, uais = _resolve_identity(em, ident)
     if "userassigned" in itype.lower() and not uais:
-        return arm_error(400, "InvalidIdentity", MSG_NO_IDENTITY)
+        return arm_error(400, "BadRequest", MSG_NO_IDENTITY)
     double = props.get("isDoubleEncryptionEnabled", True)
     if double is not False and region in em.no_double_encryption_regions:  # rule C9
         return arm_error(
-            400, "DoubleEncryptionNotSupported", f"{location} doesn't support Double Encryption for clusters."
+            400, "BadRequest", f"{location} doesn't support Double Encryption for clusters."
         )
     # rule C2 (per limits profile)
     active = [
@@ -656,9 +677,9 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
     if len(active) >= em.limits.clusters_per_region:
         return arm_error(
             400,
-            "ClusterLimitExceeded",
-            f"Subscription '{sub}' already has {len(active)} clusters in region '{region}'; the "
-            f"maximum is {em.limits.clusters_per_region} clusters per region per subscription.",
+            "BadRequest",
+            f"A maximum of {em.limits.clusters_per_region} active clusters can be created in each region "
+            f"and subscription. Subscription '{sub}' has {len(active)} active clusters in '{region}'.",
         )
     if em.limits.reserved_per_region is not None:
         reserved = len(active) + sum(
@@ -669,10 +690,10 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
         if reserved >= em.limits.reserved_per_region:
             return arm_error(
                 400,
-                "ClusterLimitExceeded",
-                f"Subscription '{sub}' has {reserved} active and soft-deleted clusters in region "
-                f"'{region}'; the maximum is {em.limits.reserved_per_region} including clusters "
-                "deleted in the last 14 days.",
+                "BadRequest",
+                f"A maximum of {em.limits.reserved_per_region} clusters is allowed per subscription and "
+                f"region, active plus deleted in the past two weeks. Subscription '{sub}' has {reserved} "
+                f"in '{region}'.",
             )
     c = Cluster(
         subscription=sub,
@@ -698,9 +719,9 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
     kvp = props.get("keyVaultProperties")
     if not _kvp_empty(kvp):
         if itype == "SystemAssigned":
-            return arm_error(400, "KeyVaultPropertiesOnCreation", MSG_KVP_ON_CREATE)  # rule C5
+            return arm_error(400, "BadRequest", MSG_KVP_ON_CREATE)  # rule C5
         if not _kvp_format_ok(kvp):
-            return arm_error(400, "InvalidKeyVaultProperties", MSG_KVP_FORMAT)
+            return arm_error(400, "BadRequest", MSG_KVP_FORMAT)
         bad = _key_check(em, c, kvp, c.effective_principal())  # rules C5/C7/C8 (UserAssigned may set key)
         if bad:
             return bad
@@ -734,10 +755,10 @@ def _busy(c: Cluster) -> Response | None:
     if op is None:
         return None
     if op.kind == "cluster_delete":
-        return arm_error(400, "ClusterDeleting", MSG_DELETING)
+        return arm_error(400, "BadRequest", MSG_DELETING)
     if op.kind == "cluster_create":
-        return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC_CREATE)
-    return arm_error(400, "AsyncOperationInProgress", MSG_ASYNC)
+        return arm_error(400, "BadRequest", MSG_ASYNC_CREATE)
+    return arm_error(400, "BadRequest", MSG_ASYNC)
 
 
 def _reprovision_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
@@ -748,7 +769,7 @@ def _reprovision_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
     """
     body = _json(req)
     if not isinstance(body, dict):
-        return arm_error(400, "InvalidBody", MSG_BODY)
+        return arm_error(400, "BadRequest", MSG_BODY)
     bad = _check_sku(em, body.get("sku"))
     if bad:
         return bad
@@ -766,21 +787,27 @@ def _reprovision_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
 def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Response:
     body = _json(req)
     if not isinstance(body, dict):
-        return arm_error(400, "InvalidBody", MSG_BODY)
+        return arm_error(400, "BadRequest", MSG_BODY)
     busy = _busy(c)
     if busy:
         return busy
     props = body.get("properties") or {}
     if not isinstance(props, dict):
-        return arm_error(400, "InvalidBody", MSG_BODY)
+        return arm_error(400, "BadRequest", MSG_BODY)
     if put and props.get("associatedWorkspaces"):
         return arm_error(
             400,
             "InvalidParameter",
-            "'properties.associatedWorkspaces' is a read only property and cannot be set.",
+            MSG_READ_ONLY_ASSOCIATED,
         )
     if put and body.get("location") and norm_loc(str(body["location"])) != norm_loc(c.location):
-        return arm_error(400, "InvalidLocation", "The cluster's location cannot be changed.")
+        return arm_error(
+            400,
+            "InvalidResourceLocation",
+            f"The resource '{c.name}' already exists in location '{norm_loc(c.location)}' in resource group "
+            f"'{c.resource_group}'. A resource with the same name cannot be created in location "
+            f"'{norm_loc(str(body['location']))}'. Please select a new resource name.",
+        )
     bad_billing = _bad_billing(props)
     if bad_billing:
         return bad_billing
@@ -811,9 +838,9 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         new_cap = int(body["sku"]["capacity"])
         lock = timedelta(days=em.limits.capacity_lock_days)
         if new_cap < c.capacity and now < c.last_sku_update + lock:  # rule C4
-            return arm_error(400, "CapacityLocked", MSG_SKU_LOCKED)
+            return arm_error(400, "BadRequest", MSG_SKU_LOCKED)
     elif put:
-        return arm_error(400, "InvalidSku", MSG_NO_SKU)
+        return arm_error(400, "BadRequest", MSG_NO_SKU)
     ident = body.get("identity")
     kvp = props.get("keyVaultProperties")
     removal = _kvp_removal(kvp) and c.key is not None  # rule C13
@@ -843,7 +870,7 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
             "Update the identity first, then the key.",
         )
     if kvp is not None and not _kvp_empty(kvp) and not _kvp_format_ok(kvp):
-        return arm_error(400, "InvalidKeyVaultProperties", MSG_KVP_FORMAT)
+        return arm_error(400, "BadRequest", MSG_KVP_FORMAT)
     if key_change and not removal:
         bad = _key_check(em, c, kvp, c.effective_principal())  # rules C7/C8
         if bad:
@@ -913,6 +940,8 @@ def _apply_faults_to_op(em: Emulator, req: Request, op: Operation) -> None:
             continue
         if f.fail_operation:
             op.fail = True
+            if f.message_given:  # the test chose Azure's words for the failure (e.g. a C7 text)
+                op.error = {"code": f.code, "message": f.message}
         if f.stick_operation:
             op.end = op.end + timedelta(seconds=f.stick_operation)
 
@@ -995,14 +1024,14 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
             return _rg_404(rg)
         body = _json(req)
         if not isinstance(body, dict) or not body.get("location"):
-            return arm_error(400, "InvalidParameter", MSG_BODY.replace("request", "request"))
+            return arm_error(400, "InvalidParameter", MSG_BODY)
         props = body.get("properties") or {}
         feats = props.get("features") or {}
         sku_name = str((props.get("sku") or {}).get("name") or "PerGB2018")
         now = em.now()
         if w is None:
             if not WORKSPACE_NAME.match(name):
-                return arm_error(400, "InvalidWorkspaceName", f"Workspace name '{name}' is not valid.")
+                return arm_error(400, "InvalidParameter", f"Workspace name '{name}' is not valid.")
             if isinstance(feats, dict) and feats.get("clusterResourceId"):
                 return arm_error(
                     400,
@@ -1115,7 +1144,7 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
     w = em.workspaces.get(f"{sub}/{rg}/{ws_name}".lower())
     if ls_name.lower() != "cluster":
         if w is None:
-            return arm_error(404, "ResourceNotFound", MSG_WS_404)
+            return _ws_404(rg, ws_name)
         return arm_error(404, "NotFound", None)
     if req.method == "GET":
         if w is None:
@@ -1125,7 +1154,7 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
             return arm_error(404, "NotFound", None)  # real: no message (facts §1.6)
         return Response(200, b)
     if w is None:
-        return arm_error(404, "WorkspaceNotFound", MSG_WS_404)
+        return arm_error(404, "ResourceNotFound", MSG_WS_404)
     now = em.now()
     if req.method == "PUT":
         body = _json(req)
@@ -1141,15 +1170,15 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
             return arm_error(409, "Conflict", MSG_LINK_IN_PROCESS)  # rule W5
         c = _find_cluster(em, target)
         if c is None:
-            return arm_error(400, "ClusterNotFound", MSG_LINK_CLUSTER_404)
+            return arm_error(400, "BadRequest", MSG_LINK_CLUSTER_404)
         if c.running_op() is not None and c.running_op().kind == "cluster_delete":  # type: ignore[union-attr]
-            return arm_error(400, "ClusterNotFound", MSG_LINK_CLUSTER_404)
+            return arm_error(400, "BadRequest", MSG_LINK_CLUSTER_404)
         if w.cluster is not None:
             if w.cluster.lower() == c.arm_id.lower():
                 return Response(200, _ls_body(em, w))  # already linked there: nothing to do
             return arm_error(
                 400,
-                "WorkspaceAlreadyLinked",  # rule W2
+                "BadRequest",  # rule W2
                 f"Workspace '{w.name}' is already linked to cluster '{w.cluster}'. Unlink it "
                 "before linking it to another cluster.",
             )
@@ -1172,9 +1201,9 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         if linked + pending >= em.limits.workspaces_per_cluster:  # rule W1
             return arm_error(
                 400,
-                "ClusterWorkspaceLimitExceeded",
-                f"Cluster '{c.name}' already has {linked + pending} linked workspaces; the maximum "
-                f"is {em.limits.workspaces_per_cluster}.",
+                "BadRequest",
+                f"A maximum of {em.limits.workspaces_per_cluster} Log Analytics workspaces can be linked to "
+                f"a cluster. Cluster '{c.name}' has {linked + pending}.",
             )
         bad = _w3(em, w, now)
         if bad:
@@ -1219,18 +1248,16 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
 
 def _w3(em: Emulator, w: Workspace, now: datetime) -> Response | None:
     """Rule W3. 400 (not 409): a quota refusal is final for weeks, and 409 is what clients treat as
-    'busy, retry soon' (W5); no Azure text is documented, so the message states the rule and date."""
+    'busy, retry soon' (W5). Azure publishes no text for it; the message states the documented limit
+    ("A maximum of two workspace link operations on particular workspace is allowed in 30 day period")."""
     recent = _link_window_count(em, w, now)
     if len(recent) >= em.limits.link_ops_per_window:
-        next_ok = recent[len(recent) - em.limits.link_ops_per_window] + timedelta(
-            days=em.limits.link_window_days
-        )
         return arm_error(
             400,
-            "WorkspaceLinkOperationsLimitExceeded",
-            f"Workspace '{w.name}' had {len(recent)} link or unlink operations in the last "
-            f"{em.limits.link_window_days} days; at most {em.limits.link_ops_per_window} are allowed "
-            f"in any {em.limits.link_window_days} days. Try again after {iso7(next_ok)}.",
+            "BadRequest",
+            f"A maximum of {em.limits.link_ops_per_window} workspace link operations on particular "
+            f"workspace is allowed in {em.limits.link_window_days} day period. Workspace '{w.name}' had "
+            f"{len(recent)} since {iso7(recent[0])}.",
         )
     return None
 
@@ -1300,7 +1327,7 @@ def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         for sid in ids:
             acct = em.storage_accounts.get(sid.lower())
             if acct is None:
-                return arm_error(400, "StorageAccountNotFound", f"Storage account '{sid}' was not found.")
+                return arm_error(400, "BadRequest", f"Storage account '{sid}' was not found.")
             if norm_loc(acct["location"]) != w.location:  # rule B1
                 return arm_error(
                     400,

@@ -161,6 +161,7 @@ class Fault:
     code: str = "InternalServerError"
     message: str = "Injected fault."
     after_accept: bool = False  # serve the request first (its effect happens), then answer status/reset
+    message_given: bool = False  # `message` was set by the caller, not defaulted
 
     @property
     def shapes_operation(self) -> bool:
@@ -309,7 +310,7 @@ class Emulator:
     def _complete(self, op: Operation) -> None:
         op.done = True
         op.failed = op.fail
-        if op.fail:
+        if op.fail and op.error is None:
             op.error = {"code": "InternalServerError", "message": "The operation failed (injected fault)."}
         handler: Callable[[Operation], None] = getattr(self, f"_finish_{op.kind}")
         handler(op)

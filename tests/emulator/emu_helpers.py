@@ -95,13 +95,28 @@ def storage(ids: list[str]) -> LinkedStorageAccountsResource:
     return LinkedStorageAccountsResource(storage_account_ids=ids)
 
 
+# The codes today's Azure sends for the refusals the emulator plays: generic ARM / Log Analytics codes
+# (the rule is in the message) and ARM's own framework codes. A code outside this set is invented.
+GENERIC_CODES = frozenset({
+    "BadRequest", "InvalidInput", "InvalidParameter", "Conflict", "NotFound", "ResourceNotFound",
+    "ResourceGroupNotFound", "InvalidResourceLocation", "ResourceMoveNotSupported",
+    "InvalidApiVersionParameter", "MissingApiVersionParameter", "InvalidResourceType",
+    "AuthenticationFailed", "LocationRequired", "InvalidSubscriptionId",
+})  # fmt: skip
+
+
 def refused(call: Callable[[], Any]) -> tuple[int, str, str]:
-    """Run an SDK call that must fail; return (status, error code, message)."""
+    """Run an SDK call that must fail; return (status, error code, message). The code must be one
+    Azure really sends (GENERIC_CODES): nothing may depend on an invented one."""
     try:
         call()
     except HttpResponseError as exc:
         err = exc.error
         code = getattr(err, "code", None) or ""
         message = getattr(err, "message", None) or ""
+        if not code and exc.response is not None:  # the Activity Log's own {"Code", "Message"} shape
+            body = exc.response.json()
+            code, message = body.get("Code", ""), body.get("Message", "")
+        assert code in GENERIC_CODES, f"invented error code {code!r} ({message})"
         return int(exc.status_code or 0), str(code), str(message)
     raise AssertionError("the call was accepted but the service must refuse it")

@@ -75,7 +75,7 @@ def test_c2_third_cluster_in_a_region_is_refused_under_seed_limits(la: Any) -> N
     create_cluster(la, name="clu1")
     create_cluster(la, name="clu2")
     status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu3", cluster_model()))
-    assert status == 400 and "maximum is 2 clusters per region" in message
+    assert status == 400 and "A maximum of 2 active clusters can be created in each region" in message
     create_cluster(la, name="clu4", location="westeurope")  # another region is fine
 
 
@@ -86,7 +86,7 @@ def test_c2_current_limits_count_soft_deleted_clusters(emulator: Any, la: Any) -
     status, _, message = refused(
         lambda: la.clusters.begin_create_or_update("rg1", "clu5", cluster_model(capacity=100))
     )
-    assert status == 400 and "maximum is 5" in message
+    assert status == 400 and "A maximum of 5 active clusters" in message
     la.clusters.begin_delete("rg1", "clu0").result()
     la.clusters.begin_delete("rg1", "clu1").result()
     create_cluster(la, name="clu6", capacity=100)
@@ -95,7 +95,7 @@ def test_c2_current_limits_count_soft_deleted_clusters(emulator: Any, la: Any) -
     status, _, message = refused(
         lambda: la.clusters.begin_create_or_update("rg1", "clu8", cluster_model(capacity=100))
     )
-    assert status == 400 and "including clusters deleted in the last 14 days" in message
+    assert status == 400 and "A maximum of 7 clusters is allowed per subscription and region" in message
 
 
 @pytest.mark.parametrize(
