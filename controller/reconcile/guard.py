@@ -10,6 +10,7 @@ transient/busy -> retry soon), and (3) how many operations are in flight, for /m
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 from controller.azure import errors
@@ -105,6 +106,11 @@ class GuardedGateway:
 
     def read_link(self, workspace_id: str) -> dict[str, Any] | None:
         return self.inner.read_link(workspace_id)
+
+    def lifts_at(self, change_id: str) -> datetime | None:
+        """When the step's refusal lifts by the calendar (rule C4: the lock's end), if it does."""
+        exc = self.errors.get(change_id)
+        return exc.not_before if isinstance(exc, errors.RuleViolation) else None
 
     def retryable(self, change_id: str) -> bool:
         """True when the step's last error is worth retrying soon (not a rule or a terminal refusal)."""

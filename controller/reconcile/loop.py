@@ -11,7 +11,9 @@ When to run again (`PassOutcome.requeue_after`): the earliest of the jittered in
 and a short busy retry after a retryable failure (lock held, Azure busy/throttled, source down).
 
 Terminal errors (an invalid spec, a rule the service refused, a blocked change) stall: the
-controller keeps observing and reporting drift, but makes no write until the revision changes.
+controller keeps observing and reporting drift, but makes no write until the revision changes. A
+refusal that lifts by the calendar (rule C4: Azure's capacity lock, which can outlast the profile's)
+stalls only until its date (`stalledUntil`); a refusal is never re-sent pass after pass.
 
 Drift: every difference between live and spec is reported (JSON log line + /status). It is corrected
 only in `apply` mode and only through the plan, so a correction obeys every rule any plan obeys
@@ -240,6 +242,10 @@ class Reconciler:
         self.status.last_attempted_revision = checkout.revision
         if self.status.stalled_revision not in (None, checkout.revision):
             self.status.stalled_revision = None  # a new commit: try again (Flux semantics)
+        if self.status.stalled_until is not None and self.now() >= self.status.stalled_until:
+            self.status.stalled_revision = None  # the refusal's date has come (rule C4): try again
+        if self.status.stalled_revision is None:
+            self.status.stalled_until = None
         # 2. spec
         try:
             desired = load([checkout.spec_dir], cloud=self.clients.cloud, root=checkout.root)
@@ -311,6 +317,9 @@ class Reconciler:
                     Reason(cond.reason) if cond else Reason.FAILED,
                     cond.message if cond else "stalled",
                 )
+                if self.status.stalled_until is not None:  # wake when the refusal lifts (C4)
+                    wait = (self.status.stalled_until - now).total_seconds()
+                    outcome.requeue_after = min(outcome.requeue_after, max(1.0, wait))
                 return
             changes = self._selected(plan, desired, at_applied=at_applied)
             self._apply(outcome, checkout, store, plan, changes, desired)
@@ -403,6 +412,14 @@ class Reconciler:
                 )
             else:
                 self._stall(outcome, checkout, Reason.FAILED, msg)
+                lifts = [gateway.lifts_at(s.id) for s in result.failed if not gateway.retryable(s.id)]
+                if lifts and all(d is not None for d in lifts):
+                    # every permanent refusal lifts by the calendar (C4): stalled until the last one
+                    # lifts, not for good; the next pass then tries once more
+                    until = max(d for d in lifts if d is not None)
+                    self.status.stalled_until = until
+                    wait = (until - self.now()).total_seconds()
+                    outcome.requeue_after = min(outcome.requeue_after, max(1.0, wait))
             return
         if plan.blocked:
             b = plan.blocked[0]

@@ -90,6 +90,7 @@ class Status:
     last_applied_revision: str | None = None
     last_attempted_revision: str | None = None
     stalled_revision: str | None = None  # a terminal error at this revision: no writes until it changes
+    stalled_until: datetime | None = None  # ... or until this date, when Azure's refusal lifts by it (C4)
     drift: list[dict[str, Any]] = field(default_factory=list)
     last_converged: dict[str, Any] | None = None  # revision and time of the last pass where live == spec
     changed_since_converged: list[str] = field(default_factory=list)  # resource ids changed since then
@@ -142,6 +143,7 @@ class Status:
                 "lastAppliedRevision": self.last_applied_revision,
                 "lastAttemptedRevision": self.last_attempted_revision,
                 "stalledRevision": self.stalled_revision,
+                "stalledUntil": self.stalled_until.isoformat() if self.stalled_until else None,
                 "drift": copy.deepcopy(self.drift),
                 "lastConverged": copy.deepcopy(self.last_converged),
                 "changedSinceConverged": list(self.changed_since_converged),

@@ -246,6 +246,39 @@ def test_service_refusal_stalls_until_the_commit_changes(
     assert rec.run_pass().record.result == "applied"
 
 
+def test_capacity_lock_refusal_stalls_until_azure_lifts_it_c4(
+    emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
+) -> None:
+    """Azure's lock can outlast the profile's: the planner allows the decrease, Azure refuses it (rule
+    C4, stating its own lock length). The controller stalls without re-sending until the date that
+    refusal implies, then applies the same commit once."""
+    seed(emulator)
+    repo.commit_spec(spec_docs(capacity=2000), "cluster")
+    rec = make_reconciler(repo.url)
+    assert rec.run_pass().record.result == "applied"
+    emulator.advance(31 * 86400)  # past the profile's lock: the plan decreases now
+    emulator.fault(
+        method="PATCH",
+        path="/clusters/cmkgitops01$",
+        status=400,
+        code="BadRequest",
+        message="Capacity is locked for 45 days. Decreasing capacity is permitted 45 days after update.",
+    )
+    repo.commit_spec(spec_docs(capacity=1000), "decrease")
+    out = rec.run_pass()
+    assert out.record.result == "stalled", out.record.message
+    assert "rule C4" in out.record.message
+    until = datetime.fromisoformat(rec.status.snapshot()["stalledUntil"])
+    assert round((until - datetime.fromisoformat(emulator.now())).total_seconds() / 86400) == 14
+    emulator.clear_faults()
+    emulator.clear_requests()
+    assert rec.run_pass().record.result == "stalled"  # before the date: nothing is sent
+    assert _writes(emulator) == []
+    emulator.advance(14 * 86400 + 60)
+    assert rec.run_pass().record.result == "applied"
+    assert _cluster(emulator)["sku"]["capacity"] == 1000
+
+
 def test_transient_service_failure_retries_soon(
     emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
 ) -> None:
