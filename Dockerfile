@@ -5,8 +5,13 @@
 #   docker build -t cmk-controller:0.1.0 .
 #   docker run --rm cmk-controller:0.1.0 controller --source https://git.example/org/specs.git --path specs
 #
-# Versions are pinned: the base image tag, the Debian packages, and every Python dependency
-# (docker/requirements.lock, regenerate with `make docker-lock`).
+# Versions are pinned: the base image tag, the Debian packages, and every Python dependency with the
+# sha256 of each file pip may fetch (docker/requirements.lock and docker/build-requirements.lock,
+# regenerate with `make docker-lock`; pip installs them with --require-hashes).
+#
+# The emulator (`emulator/`, `cmkctl emulator`) is not in the image: it is a test double that serves an
+# unauthenticated admin API, with no place in a pod that holds Azure credentials. In the image,
+# `cmkctl emulator` says it is not available.
 
 FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -14,17 +19,18 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/cmkctl
-COPY docker/requirements.lock ./
-# --require-hashes is not used: the lock pins versions; wheels come from the registry over TLS
-RUN /opt/cmkctl/bin/pip install --no-deps -r requirements.lock
+COPY docker/requirements.lock docker/build-requirements.lock ./
+# every file pip fetches must match a sha256 in the lock
+RUN /opt/cmkctl/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
+# the product only: without emulator/ the package finder installs `controller` alone
 COPY controller ./controller
-COPY emulator ./emulator
-# build backend pinned too (no build isolation: nothing is fetched unpinned behind our back)
-RUN /opt/cmkctl/bin/pip install setuptools==80.9.0 wheel==0.45.1 \
+# build backend pinned and hashed too (no build isolation: nothing is fetched unpinned behind our back)
+RUN /opt/cmkctl/bin/pip install --require-hashes --no-deps -r build-requirements.lock \
     && /opt/cmkctl/bin/pip install --no-deps --no-build-isolation . \
     && /opt/cmkctl/bin/pip uninstall -y setuptools wheel \
-    && /opt/cmkctl/bin/python -c "import controller.cli.app"
+    && /opt/cmkctl/bin/python -c "import controller.cli.app" \
+    && if /opt/cmkctl/bin/python -c "import emulator" 2>/dev/null; then echo "emulator in the image" >&2; exit 1; fi
 
 FROM python:3.11.11-slim-bookworm
 LABEL org.opencontainers.image.title="cmk-controller" \

@@ -2,14 +2,24 @@
 
 The product must not import the emulator (import-linter: emulator-independent), so this starts it as
 a separate process with the same interpreter and passes every argument through unchanged.
+
+The container image ships without the emulator (an unauthenticated admin API has no place next to
+Azure credentials): there, this command says so instead of failing with a Python import error.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
 import typer
+
+NOT_INSTALLED = (
+    "error: the emulator is not available in this installation. The container image leaves it out on"
+    " purpose (it serves an unauthenticated admin API); run `cmkctl emulator` from a source checkout"
+    " or a `pip install` of cmk-controller instead."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +32,9 @@ def register(app: typer.Typer) -> None:
 
 def emulator(ctx: typer.Context) -> None:
     """Run the local Azure emulator; arguments go to `python -m emulator` (try `--help`)."""
+    if importlib.util.find_spec("emulator") is None:
+        print(NOT_INSTALLED, file=sys.stderr)
+        raise typer.Exit(1)
     argv = [sys.executable, "-m", "emulator", *ctx.args]
     try:
         code = subprocess.call(argv)  # noqa: S603 - our own interpreter and module, args passed as a list
