@@ -212,6 +212,10 @@ WITH_ID = (*SOURCE, "--set", "azure.workloadIdentity.clientId=00000000-0000-0000
         ((*WITH_ID, "--set", "replicas=3"), "replicas"),
         ((*WITH_ID, "--set", "networkPolicy.egressCIDRs[0]=everything"), "egressCIDRs"),
         ((*WITH_ID, "--set", "networkPolicy.egressPorts[0]=70000"), "egressPorts"),
+        (
+            ("--set", "controller.source=https://bot:tok@x/y.git", *WITH_ID[2:]),
+            "controller.source carries credentials",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_a_message(

@@ -1,5 +1,8 @@
 {{/* One scope's ConfigMap (also hashed into its pod template's checksum/config annotation). */}}
 {{- define "cmk-controller.configmap" -}}
+{{- if regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*:[^/@]*@" (toString .Values.controller.source) }}
+{{- fail (printf "controller.source carries credentials%s: a ConfigMap is not secret; put them in the Secret named by git.credentialsSecret" (include "cmk-controller.where" .)) }}
+{{- end }}
 apiVersion: v1
 kind: ConfigMap
 metadata:
