@@ -47,7 +47,7 @@ reliability: $(STAMP)
 	$(PY) -m bench.reliability
 
 clean:
-	rm -rf $(VENV) .venv-sdk12 .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-sdk-floor .mypy_cache .ruff_cache build *.egg-info
 
 # -- packaging: Dockerfile + Helm chart checks with the real tools ------------------------
 .PHONY: packaging-tools packaging hadolint helm-lint docker-lock

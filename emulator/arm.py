@@ -907,13 +907,13 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
     c.last_modified = now
     em.list_cache.clear()
     if key_change:
-        # Key update (or removal, rule C13) is async; while Updating GET shows the old key (facts §12.10).
-        # 200 + AAO works with SDK 12 (PATCH accepts only 200) and 14 (facts §12.11).
+        # rule C6: a key update (or removal, C13) is asynchronous: 202, empty body, Azure-AsyncOperation
+        # + Location, like a create (docs/azure-wire.md); while Updating a GET shows the old key.
         new_key = None if removal else _clean_kvp(kvp)
         op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=new_key)
         _apply_faults_to_op(em, req, op)
         c.op = op
-        return Response(200, _cluster_body(em, c), _op_headers(em, req, op))
+        return Response(202, None, _op_headers(em, req, op, c.arm_id))
     return Response(200, _cluster_body(em, c))
 
 
@@ -991,7 +991,7 @@ def _ws_bytes(em: Emulator, w: Workspace) -> bytes:
 
 
 def _list_workspaces(em: Emulator, sub: str, rg: str | None) -> Response:
-    """One page, no nextLink: SDK 12 ignores nextLink for workspaces (facts §1.5)."""
+    """One page, no nextLink, as Azure answers workspace lists (docs/azure-wire.md)."""
     ck = f"ws|{sub}|{rg}".lower()
     cached = em.list_cache.get(ck)
     if cached is None:
@@ -1309,7 +1309,7 @@ def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         return Response(200, _lsa_body(w, dst, path_name=dst_raw))
     if req.method == "DELETE":
         w.storage.pop(dst, None)
-        return Response(200)  # 204 would break SDK 12 (facts §1.4)
+        return Response(200)  # as Azure answers (docs/azure-wire.md)
     if req.method == "PUT":
         body = _json(req)
         props = body.get("properties") if isinstance(body, dict) else None

@@ -97,7 +97,7 @@ def _raw(model: Any) -> dict[str, Any]:
     if isinstance(model, Mapping):  # TypeSpec-generated models (SDK 14, keyvault-mgmt 14)
         as_dict = getattr(model, "as_dict", None)
         return dict(as_dict()) if callable(as_dict) else dict(model)
-    serialize = getattr(model, "serialize", None)  # msrest models (SDK 12, monitor)
+    serialize = getattr(model, "serialize", None)  # msrest models (azure-mgmt-monitor)
     if callable(serialize):
         out = serialize(keep_readonly=True)
         return out if isinstance(out, dict) else {}

@@ -89,22 +89,13 @@ def _norm_key(value: Any) -> dict[str, str] | None:
 
 
 def _as_dict(model: Any) -> dict[str, Any]:
-    """An SDK model as its wire JSON (camelCase keys), whichever SDK generation built it.
-
-    SDK 14 models are Mappings over the wire JSON. SDK 12 models are msrest Models: their `as_dict()`
-    uses Python attribute names (provisioning_state), which this module never reads
-    (every field would look missing); `serialize(keep_readonly=True)` gives the wire shape instead.
-    """
+    """An SDK model as its wire JSON (camelCase keys): azure-mgmt-loganalytics 14 models are Mappings
+    over the wire JSON."""
     if model is None:
         return {}
     if isinstance(model, Mapping):
         return dict(model)
-    serialize = getattr(model, "serialize", None)
-    if callable(serialize):
-        result = serialize(keep_readonly=True)
-        if isinstance(result, dict):
-            return result
-    return dict(model.items())
+    raise TypeError(f"not an azure-mgmt-loganalytics 14 model: {type(model).__name__}")
 
 
 def _props(resource: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Helpers for emulator tests that work with azure-mgmt-loganalytics 12.0.0 and 14.0.0 alike
-(models, not dicts; no version-specific keyword arguments)."""
+"""Helpers for emulator tests that work with every supported azure-mgmt-loganalytics alike (models, not
+dicts; no version-specific keyword arguments): the fidelity job runs them on the floor version too."""
 
 from __future__ import annotations
 

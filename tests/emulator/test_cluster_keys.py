@@ -51,7 +51,7 @@ def _grant(emulator: Any, cluster: Any) -> str:
     return principal
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_c7_key_update_needs_access_then_runs_async_showing_old_key_while_updating(
     emulator: Any, la: Any
 ) -> None:
@@ -77,7 +77,7 @@ def test_c7_key_update_needs_access_then_runs_async_showing_old_key_while_updati
     assert emulator.events() == []
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_c7_missing_key_bad_format_and_unrecoverable_vault(emulator: Any, la: Any) -> None:
     cluster = create_cluster(la)
     _grant(emulator, cluster)
@@ -130,7 +130,7 @@ def test_c8_vault_in_another_region_is_refused(emulator: Any, la: Any) -> None:
     assert status == 400 and "same region" in message
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_c5_user_assigned_identity_with_access_may_set_key_at_creation(la: Any) -> None:
     key = {"uri": KV, "name": "k1", "version": V1}
     created = create_cluster(la, identity="UserAssigned", user_identity=UAI, key=key)
@@ -298,6 +298,25 @@ def _with_key(emulator: Any, la: Any) -> Any:
     return cluster
 
 
+@pytest.mark.sdk_floor
+def test_c6_key_patch_answers_202_with_an_async_operation(emulator: Any, la: Any) -> None:
+    """Today a key PATCH answers 202, no body, Azure-AsyncOperation + Location (docs/azure-wire.md):
+    only SDKs whose update accepts 202 can set keys; a PATCH without a key stays a synchronous 200."""
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    body = {"properties": {"keyVaultProperties": {"keyVaultUri": KV, "keyName": "k1", "keyVersion": V1}}}
+    r = emulator.arm("PATCH", _cluster_path(), body)
+    assert r.status_code == 202, r.text
+    assert r.content == b""
+    assert "/operationStatuses/" in r.headers["Azure-AsyncOperation"]
+    assert r.headers["Location"].split("?")[0].endswith("/operationresults/" + r.headers[
+        "Azure-AsyncOperation"].split("?")[0].rsplit("/", 1)[-1])
+    assert la.clusters.get("rg1", "clu1").key_vault_properties.key_version == V1
+    r = emulator.arm("PATCH", _cluster_path(), {"properties": {"billingType": "Workspaces"}})
+    assert r.status_code == 200 and r.json()["properties"]["billingType"] == "Workspaces"
+
+
+@pytest.mark.sdk_floor
 def test_c13_an_empty_key_object_is_ignored_and_empty_strings_remove_the_key(
     emulator: Any, la: Any
 ) -> None:

@@ -15,7 +15,7 @@ from emu_helpers import (
     sku_patch,
 )
 
-pytestmark = pytest.mark.sdk12
+pytestmark = pytest.mark.sdk_floor
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def _storage_id(name: str) -> str:
     return f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/{name}"
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_link_shows_on_workspace_and_cluster_and_unlink_removes_it(emulator: Any, la: Any) -> None:
     create_cluster(la)
     workspace(la)
@@ -55,7 +55,7 @@ def test_link_shows_on_workspace_and_cluster_and_unlink_removes_it(emulator: Any
     assert emulator.events() == []  # a correct link after provisioning harms nothing
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_link_is_async_and_w5_refuses_a_second_operation_meanwhile(emulator: Any, la: Any) -> None:
     create_cluster(la)
     workspace(la)
@@ -74,7 +74,7 @@ def test_link_is_async_and_w5_refuses_a_second_operation_meanwhile(emulator: Any
     assert la.linked_services.get("rg1", "wsp1", "cluster").provisioning_state == "Succeeded"
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_w2_workspace_linked_elsewhere_must_be_unlinked_first(emulator: Any, la: Any) -> None:
     create_cluster(la, name="clu1")
     create_cluster(la, name="clu2")
@@ -84,7 +84,7 @@ def test_w2_workspace_linked_elsewhere_must_be_unlinked_first(emulator: Any, la:
     assert status == 400 and "already linked" in message
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_w3_third_link_operation_in_30_days_is_refused(emulator: Any, la: Any) -> None:
     create_cluster(la)
     workspace(la)
@@ -151,7 +151,7 @@ def test_w1_at_most_1000_workspaces_per_cluster(emulator: Any, la: Any) -> None:
     assert status == 400 and "A maximum of 1000 Log Analytics workspaces can be linked" in message
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_w4_link_before_provisioning_succeeded_is_accepted_but_drops_data(emulator: Any, la: Any) -> None:
     emulator.configure(durations={"cluster_create": 7200})
     from emu_helpers import cluster_model
@@ -165,7 +165,7 @@ def test_w4_link_before_provisioning_succeeded_is_accepted_but_drops_data(emulat
     assert events[0]["resource_id"].lower().endswith("/workspaces/wsp1")
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_link_errors_for_missing_workspace_cluster_or_region_mismatch(emulator: Any, la: Any) -> None:
     create_cluster(la)
     status, _, message = refused(lambda: link(la, "rg1", "nows", "clu1"))
@@ -179,14 +179,14 @@ def test_link_errors_for_missing_workspace_cluster_or_region_mismatch(emulator: 
     assert emulator.events() == []
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_linked_service_get_before_link_is_404_without_message(la: Any) -> None:
     workspace(la)
     status, code, _ = refused(lambda: la.linked_services.get("rg1", "wsp1", "cluster"))
     assert (status, code) == (404, "NotFound")
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_b1_one_storage_account_in_the_workspace_region(emulator: Any, la: Any) -> None:
     emulator.seed(
         {
@@ -216,7 +216,7 @@ def test_b1_one_storage_account_in_the_workspace_region(emulator: Any, la: Any) 
     assert list(lsa.list_by_workspace("rg1", "wsp1")) == []
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_b2_query_storage_drops_saved_searches_only_when_there_are_some(emulator: Any, la: Any) -> None:
     emulator.seed(
         {
@@ -325,7 +325,7 @@ def test_deleting_a_cluster_unlinks_its_workspaces(emulator: Any, la: Any) -> No
     assert ws.features is None or not ws.features.cluster_resource_id
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_workspace_list_is_one_page(emulator: Any, la: Any) -> None:
     emulator.seed(
         {
@@ -393,7 +393,7 @@ def test_activity_log_pages_with_next_link(emulator: Any, sdk: Any) -> None:
     assert len(pages) == 3
 
 
-@pytest.mark.sdk12
+@pytest.mark.sdk_floor
 def test_workspace_update_delete_and_the_sku_of_a_linked_workspace(emulator: Any, la: Any) -> None:
     from azure.mgmt.loganalytics.models import Workspace, WorkspacePatch, WorkspaceSku
 

@@ -1,7 +1,7 @@
 """Link/unlink writes are never silently re-sent (rule W3), and a small apply converges on every SDK we
-support. Marked `sdk12`: tests/fidelity/run.sh also runs this module under azure-mgmt-loganalytics 12.0.0,
-whose msrest models read differently from SDK 14's (a past bug: every cluster field looked missing, so
-each create "failed after 0s" with an inconsistent-result error)."""
+support. Marked `sdk_floor`: tests/fidelity/run.sh also runs this module under the oldest supported
+azure-mgmt-loganalytics (an SDK whose models the product reads wrongly makes every cluster field look
+missing, and each create "fails after 0s" with an inconsistent-result error)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from controller.azure.operations import Operations, Precheck
 from controller.cli import apply_cmd
 from controller.planning.plan import Action, Change
 
-pytestmark = pytest.mark.sdk12
+pytestmark = pytest.mark.sdk_floor
 LINK_PATH = r"/workspaces/law1/linkedServices/cluster$"
 
 
