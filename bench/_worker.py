@@ -35,13 +35,14 @@ def _usage() -> dict[str, float]:
 
 def _plan(spec: str, dag: str | None) -> dict[str, Any]:
     from controller.azure.clients import AzureClients
-    from controller.cli import plan_cmd
+    from controller.service.snapshot import snapshot
 
     clients = AzureClients()
     t0 = time.perf_counter()
     cpu0 = _usage()["cpu_s"]
     try:
-        plan, observed = plan_cmd.build_plan([spec], state=os.devnull + ".none", clients=clients)
+        snap = snapshot([spec], state=os.devnull + ".none", clients=clients)
+        plan, observed = snap.artefact([spec]), snap.observed
     finally:
         clients.close()
     wall = time.perf_counter() - t0

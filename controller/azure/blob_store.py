@@ -45,6 +45,7 @@ from controller.model.history import (
     Revision,
     WriterLock,
 )
+from controller.model.settings import Settings
 
 FORMAT = 1
 KEEP = timedelta(days=90)  # older link operations can no longer matter for a 30-day window
@@ -475,6 +476,12 @@ class BlobWriterLock:
         return self._lease.current_holder()
 
 
+def _storage_key() -> str | None:
+    """AZURE_STORAGE_KEY, through the one settings object (handed to the SDK only, never printed)."""
+    secret = Settings.read().storage_key
+    return secret.get_secret_value() if secret is not None else None
+
+
 def open_state(
     url: str, *, command: str, cloud: clouds.Cloud | None = None
 ) -> tuple[WriterLock, Callable[[], HistoryStore]]:
@@ -488,7 +495,7 @@ def open_state(
 
     clients = AzureClients(cloud=cloud)
     where = parse_state_url(url, clients.cloud)
-    key = os.environ.get(ACCOUNT_KEY_ENV) or None
+    key = _storage_key()
     credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
     container = container_client(clients, where.account_url, where.container, credential)
     holder = (
@@ -514,7 +521,7 @@ def read_history(url: str, *, cloud: clouds.Cloud | None = None) -> History:
 
     clients = AzureClients(cloud=cloud)
     where = parse_state_url(url, clients.cloud)
-    key = os.environ.get(ACCOUNT_KEY_ENV) or None
+    key = _storage_key()
     credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
     try:
         container = container_client(clients, where.account_url, where.container, credential)
@@ -533,7 +540,7 @@ class BlobState:
         self._clients = AzureClients(cloud=cloud)
         self._where = parse_state_url(url, self._clients.cloud)
         self._command = command
-        key = os.environ.get(ACCOUNT_KEY_ENV) or None
+        key = _storage_key()
         credential: Any = {"account_name": self._where.account_name, "account_key": key} if key else None
         self._container = container_client(
             self._clients, self._where.account_url, self._where.container, credential

@@ -44,6 +44,7 @@ from requests.adapters import HTTPAdapter
 
 from controller.azure import credentials
 from controller.model import clouds, ids
+from controller.model.settings import Settings
 
 _EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, only ever sent to the emulator
 
@@ -147,16 +148,6 @@ class RequestCounter:
             self._counts.clear()
 
 
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        return default
-
-
 class AzureClients:
     """Builds and caches (per key, thread-safe) the SDK clients every other Azure module uses."""
 
@@ -171,24 +162,23 @@ class AzureClients:
     ) -> None:
         """`transport`: one azure-core transport for every SDK client (the tests play recorded Azure
         sessions back through it); None = the SDKs' own, or the emulator redirect."""
-        self._env = dict(os.environ if env is None else env)
+        self.settings = Settings.read(env)  # a bad knob is an error naming the variable
         self._transport = transport
+        self._env = dict(os.environ if env is None else env)  # azure-identity's own variables
         # the one cloud setting: the caller's (--cloud), else $AZURE_CLOUD, else public Azure
         self.cloud: clouds.Cloud = cloud or clouds.select(None, self._env)
-        self.emulator: str | None = self._env.get("CMKCTL_EMULATOR") or None
-        self._ca_bundle: str | None = self._env.get("CMKCTL_CA_BUNDLE") or None
+        self.emulator: str | None = self.settings.emulator
+        self._ca_bundle: str | None = self.settings.ca_bundle
         self._lock = threading.RLock()
         self._cache: dict[tuple[str, str], Any] = {}
         self.counter = RequestCounter()
         self._credential: Any = credential
         default_poll = 0.0 if self.emulator else 30.0
-        self.polling_interval: float = (
-            polling_interval
-            if polling_interval is not None
-            else _env_float(self._env, "CMKCTL_POLLING_INTERVAL", default_poll)
-        )
-        self._retry_total = int(_env_float(self._env, "CMKCTL_AZURE_RETRY_TOTAL", 3 if self.emulator else 6))
-        self._timeout = _env_float(self._env, "CMKCTL_AZURE_TIMEOUT", 60.0)
+        chosen_poll = polling_interval if polling_interval is not None else self.settings.polling_interval
+        self.polling_interval: float = default_poll if chosen_poll is None else chosen_poll
+        retries = self.settings.azure_retry_total
+        self._retry_total = (3 if self.emulator else 6) if retries is None else retries
+        self._timeout = self.settings.azure_timeout
 
     # -- shared pieces ---------------------------------------------------------------------------
     def credential(self) -> Any:

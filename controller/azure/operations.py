@@ -16,7 +16,6 @@ associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by con
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,17 +56,6 @@ class Handle:
 
 
 OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
-
-
-OPERATION_TIMEOUT_ENV = "CMKCTL_OPERATION_TIMEOUT"
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        return default
 
 
 def _norm_key(value: Any) -> dict[str, str] | None:
@@ -150,7 +138,7 @@ class Operations:
         self._poll = clients.polling_interval if poll_interval is None else poll_interval
         # An operation stuck past this stops its branch instead of hanging the apply forever (fault
         # matrix cell "op-stuck"). Creates usually take ~2 h, links up to 90 min.
-        default = _env_seconds(OPERATION_TIMEOUT_ENV, 6 * 3600)
+        default = clients.settings.operation_timeout  # CMKCTL_OPERATION_TIMEOUT
         self._op_timeout = operation_timeout if operation_timeout is not None else default
 
     # -- reading -----------------------------------------------------------------------------------
@@ -329,7 +317,7 @@ class Operations:
         if not poller.done():
             raise errors.StillRunning(
                 f"{what}: Azure is still running it after {self._op_timeout:g}s "
-                f"({OPERATION_TIMEOUT_ENV}); it was not sent again: run apply later to resume it"
+                "(CMKCTL_OPERATION_TIMEOUT); it was not sent again: run apply later to resume it"
             )
 
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:

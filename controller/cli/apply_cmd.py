@@ -19,35 +19,26 @@ stops, the operation stays journaled and the next apply resumes it without re-se
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from controller.azure import blob_store
 from controller.azure.clients import AzureClients
-from controller.azure.operations import Operations
 from controller.cli import plan_cmd
 from controller.cli.cloud_option import CloudOption, selected_cloud
-from controller.cli.guard import guarded
-from controller.errors import CmkError, StalePlanError
-from controller.execution.executor import ApplyResult, Executor, StepStatus, summarise
+from controller.cli.guard import guarded, quiet_sdk_logging
+from controller.errors import CmkError
+from controller.execution.executor import summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
-from controller.model import clouds
-from controller.model.history import HistoryStore, Revision, WriterLock
-from controller.model.observed import ObservedState
+from controller.model.settings import Settings
 from controller.planning import fingerprint as fp
-from controller.planning.plan import Plan
-from controller.render import json_plan
-from controller.state import paths
-from controller.state.file_lock import FileLock
-from controller.state.sqlite_store import SqliteHistoryStore
+from controller.service.apply_session import ApplySession, step_counts
+from controller.service.saved_plan import check_saved, load_plan_file
+from controller.service.state import parse_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -64,71 +55,8 @@ def parse_duration(text: str) -> float:
     return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-
-
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def load_plan_file(path: str) -> Plan:
-    """The saved artefact, read by the same code that wrote it (controller.render.json_plan)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CmkError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    try:
-        return json_plan.from_json(text)
-    except CmkError as exc:
-        raise CmkError(f"{path}: {exc} (expected the JSON from `cmkctl plan --out`)") from None
-
-
-def stale_reason(saved: Plan, current: Plan, digests_now: dict[str, str]) -> list[str]:
-    """What changed between the saved plan's observation and now, in resource terms when we can."""
-    if saved.resource_digests:
-        changed = fp.changed_resources(saved.resource_digests, digests_now)
-        if changed:
-            return [
-                f"{name} changed"
-                if name in saved.resource_digests and name in digests_now
-                else (f"{name} appeared" if name in digests_now else f"{name} disappeared")
-                for name in changed
-            ]
-    before = {(c.action, c.address) for c in saved.changes}
-    after = {(c.action, c.address) for c in current.changes}
-    lines = [f"no longer needed: {a} {addr}" for a, addr in sorted(before - after)]
-    lines += [f"now also needed: {a} {addr}" for a, addr in sorted(after - before)]
-    return lines or ["the observed state differs (fingerprint changed)"]
-
-
-AZUREBLOB = "azureblob://"
-
-
-def open_state(
-    state: str | None, *, command: str, cloud: clouds.Cloud | None = None
-) -> tuple[WriterLock, Callable[[], HistoryStore]]:
-    """The writer lock and (opened once the lock is held) the history store for `--state`.
-
-    A directory (default $CMKCTL_STATE or ./.cmkctl) gives the local SQLite journal + flock;
-    `azureblob://ACCOUNT/CONTAINER[/BLOB]` the ETag-guarded journal blob + blob lease.
-    """
-    chosen = state or os.environ.get(paths.ENV_VAR)
-    if chosen and chosen.startswith(AZUREBLOB):
-        return blob_store.open_state(chosen, command=command, cloud=cloud)
-    directory = paths.state_dir(chosen)
-    return FileLock(directory, command=command), lambda: SqliteHistoryStore(directory)
-
-
-def build_plan(
-    spec_paths: Sequence[str], *, store: HistoryStore, clients: AzureClients
-) -> tuple[Plan, ObservedState]:
-    """Load, observe, merge our journal with live history (rule W3 budget, C11 names), plan."""
-    snap = plan_cmd.snapshot(spec_paths, clients=clients, journal=store.load())
-    return snap.plan, snap.observed
 
 
 def confirm(plan_text: str) -> bool:
@@ -158,35 +86,30 @@ def run(
     cloud: str | None = None,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
-    lock: WriterLock | None = None
-    store: HistoryStore | None = None
     own = clients is None
     azure: AzureClients | None = clients
+    session: ApplySession | None = None
 
     def body() -> int:
-        nonlocal lock, store, azure
+        nonlocal azure, session
         if planfile is None and not files:
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
-        plan_cmd.quiet_sdk_logging()
-        chosen_cloud = azure.cloud if azure is not None else selected_cloud(cloud)
+        quiet_sdk_logging()
+        settings = Settings.read()
         saved = load_plan_file(planfile) if planfile else None
+        chosen_cloud = azure.cloud if azure is not None else selected_cloud(cloud)
+        ref = parse_state(state, settings, cloud=chosen_cloud)
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])
-        lock, make_store = open_state(state, command=command, cloud=chosen_cloud)
-        lock.acquire(timeout=lock_timeout)  # one writer: a CI apply and the controller never race
-        store = make_store()
+        lock, open_store = ref.open_writer(command=command, cloud=chosen_cloud)
         azure = azure or AzureClients(cloud=chosen_cloud)
         progress = _progress()
-        executor = Executor(
-            gateway=Operations(azure),
-            store=store,
-            parallelism=parallelism,
-            busy_timeout=_env_float("CMKCTL_BUSY_TIMEOUT", 3 * 3600),
-            backoff=_env_float("CMKCTL_RETRY_BACKOFF", 2.0),
-            progress=progress,
-            now=lambda: datetime.now(UTC),
+        session = ApplySession(
+            lock, open_store, clients=azure, settings=settings, parallelism=parallelism, progress=progress
         )
-        with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-            resumed = executor.resume_in_flight()
+        session.open(timeout=lock_timeout)  # one writer: a CI apply and the controller never race
+        live = progress if isinstance(progress, LiveProgress) else contextlib.nullcontext()
+        with live:
+            resumed = session.resume()
         for step in resumed:
             _err(f"resumed: {step.address}: {step.status}" + (f": {step.message}" if step.message else ""))
 
@@ -196,19 +119,18 @@ def run(
                 f"{planfile} does not record its spec paths; give them with -f so the plan can be checked "
                 "against the live state before applying"
             )
-        plan, observed = build_plan(spec_paths, store=store, clients=azure)
-        digests = fp.resource_digests(observed)
-        plan = plan.model_copy(update={"spec_paths": tuple(spec_paths), "resource_digests": digests})
-        for warning in observed.warnings:
+        snap = session.look(spec_paths)
+        plan = snap.artefact(spec_paths)
+        for warning in snap.observed.warnings:
             _err(f"warning: {warning}")
         if saved is not None:
-            if saved.fingerprint != fp.fingerprint(observed):
-                raise StalePlanError(
-                    f"saved plan {planfile} is stale: the live state changed since it was made:\n  "
-                    + "\n  ".join(stale_reason(saved, plan, digests))
-                    + "\nrun `cmkctl plan` again and review the new plan"
-                )
-            plan = saved  # apply exactly what was reviewed
+            plan = check_saved(  # apply exactly what was reviewed, and only what the spec allows
+                saved,
+                plan,
+                planfile=str(planfile),
+                fingerprint_now=fp.fingerprint(snap.observed),
+                digests_now=plan.resource_digests,
+            )
         elif plan.has_work and not auto_approve:
             if not confirm(plan_cmd.render(plan, plan_cmd.Format.TEXT)):
                 _err("Apply cancelled; nothing was changed.")
@@ -220,35 +142,22 @@ def run(
         if not plan.changes and not plan.deferred and not plan.blocked and not resumed:
             print("No changes. Azure matches the spec.")
             return EXIT_OK
-        with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-            result = executor.apply(plan)
+        with live:
+            result = session.execute(plan)
         result.resumed = resumed
         for line in summarise(result):
             print(line)
-        store.record_revision(
-            Revision(
-                revision=plan.spec_digest or plan.fingerprint,
-                applied_at=datetime.now(UTC),
-                summary=_counts(result),
-            )
-        )
+        session.record(plan.spec_digest or plan.fingerprint, step_counts(result))
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
         return EXIT_OK if result.ok and not result.blocked else EXIT_ERROR
 
     try:
         return guarded(body, interrupted="interrupted; run apply again to resume what was started")
     finally:
-        closer = getattr(store, "close", None)
-        if callable(closer):
-            closer()
+        if session is not None and session.store is not None:
+            session.close()
         if own and azure is not None:
             azure.close()
-        if lock is not None:
-            lock.release()
-
-
-def _counts(result: ApplyResult) -> dict[str, int]:
-    return {str(s): result.count(s) for s in StepStatus if result.count(s)}
 
 
 def apply_command(

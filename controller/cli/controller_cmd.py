@@ -13,43 +13,21 @@ by the next start), the process exits 0.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 
-from controller.azure import blob_store
 from controller.azure.clients import AzureClients
-from controller.cli import plan_cmd
 from controller.cli.apply_cmd import parse_duration
 from controller.cli.cloud_option import CloudOption, selected_cloud
+from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
 from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
 from controller.reconcile.server import StatusServer, parse_listen
-from controller.state import paths
-
-WORKDIR_ENV = "CMKCTL_WORKDIR"  # the controller's local directory when the journal is in a blob
-
-
-def parse_state(text: str | None) -> tuple[Path, str | None]:
-    """(local directory, azureblob URL or None) from `local:DIR`, `DIR` or `azureblob://ACCOUNT/CONTAINER`.
-
-    `--state`, else $CMKCTL_STATE. With azureblob the journal and the lock live in the blob (shared
-    with CI applies); the local directory ($CMKCTL_WORKDIR, else .cmkctl) still holds the git clone
-    and the controller's local bookkeeping. So $CMKCTL_STATE may be the blob URL in a pod, and a
-    `cmkctl apply` run there takes the same blob lease as the controller.
-    """
-    chosen = text or os.environ.get(paths.ENV_VAR)
-    if chosen and chosen.startswith("azureblob:"):
-        blob_store.parse_state_url(chosen)  # a malformed URL is one clear error, before anything starts
-        return paths.state_dir(os.environ.get(WORKDIR_ENV) or paths.DEFAULT_DIR), chosen
-    chosen = chosen[len("local:") :] if chosen and chosen.startswith("local:") else chosen
-    return paths.state_dir(chosen or None), None
+from controller.service.state import parse_state
 
 
 def _duration(flag: str, text: str) -> float:
@@ -127,8 +105,11 @@ def run(
     own = clients is None
     azure = clients
     server: StatusServer | None = None
-    try:
-        state_dir, state_url = parse_state(state)
+
+    def body() -> int:
+        nonlocal azure, server
+        chosen_cloud = azure.cloud if azure is not None else selected_cloud(cloud)
+        where = parse_state(state, cloud=chosen_cloud)
         config = ControllerConfig(
             source=source,
             ref=ref,
@@ -136,13 +117,13 @@ def run(
             interval=_duration("--interval", interval),
             mode=mode,
             suspend=suspend,
-            state_dir=state_dir,
-            state_url=state_url,
+            state_dir=where.local_dir(),
+            state_url=where.url,
         )
         if not once:
             parse_listen(listen)
-        plan_cmd.quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
-        azure = azure or AzureClients(cloud=selected_cloud(cloud))
+        quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
+        azure = azure or AzureClients(cloud=chosen_cloud)
         reconciler = Reconciler(config, clients=azure)
         if once:
             outcome = reconciler.run_pass()
@@ -153,12 +134,9 @@ def run(
         _on_signals(reconciler)
         reconciler.run()
         return 0
-    except CmkError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:  # e.g. the listen port is taken
-        print(f"error: {err.strerror or err}", file=sys.stderr)
-        return 1
+
+    try:
+        return guarded(body)
     finally:
         if server is not None:
             server.stop()

@@ -17,11 +17,11 @@ from typing import Annotated
 import typer
 
 from controller.azure.clients import AzureClients
-from controller.cli import plan_cmd
 from controller.cli.cloud_option import CloudOption, selected_cloud
-from controller.cli.guard import guarded
+from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
 from controller.reconcile.drift import drift_items, drifted_resources, render_text
+from controller.service.snapshot import snapshot
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -44,8 +44,9 @@ def run(
     def body() -> int:
         if not files:
             raise CmkError("give spec files or directories with -f PATH")
-        plan_cmd.quiet_sdk_logging()
-        plan, observed = plan_cmd.build_plan(files, state=state, clients=clients, cloud=selected_cloud(cloud))
+        quiet_sdk_logging()
+        snap = snapshot(files, state=state, clients=clients, cloud=selected_cloud(cloud))
+        plan, observed = snap.plan, snap.observed
         for warning in observed.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         items = drift_items(plan)

@@ -21,11 +21,11 @@ import typer
 
 from controller.azure.clients import AzureClients
 from controller.cli.cloud_option import CloudOption, selected_cloud
-from controller.cli.guard import guarded
-from controller.cli.plan_cmd import quiet_sdk_logging, snapshot
+from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
 from controller.model import clouds
 from controller.reporting import Report, build_report, to_html, to_json, to_markdown, to_text
+from controller.service.snapshot import snapshot
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -48,22 +48,23 @@ from controller.azure.errors import AzureError
 from controller.azure.observe import observe
 from controller.azure.operations import Operations
 from controller.errors import LockHeldError, SpecError
-from controller.execution.executor import ApplyResult, Executor, Gateway, StepStatus
+from controller.execution.executor import ApplyResult, Gateway, StepStatus
 from controller.loading import load
 from controller.model import ids
 from controller.model.history import Revision
-from controller.model.limits import for_profile
+from controller.model.settings import Settings
 from controller.model.spec import DesiredState, DriftMode
 from controller.planning.fingerprint import changed_resources, resource_digests
 from controller.planning.plan import Change, Plan
-from controller.planning.planner import make_plan
 from controller.reconcile.drift import drift_items, drifted_resources
 from controller.reconcile.guard import GuardedGateway, ShuttingDown
 from controller.reconcile.logs import JsonLog
 from controller.reconcile.metrics import Metrics
 from controller.reconcile.source import Checkout, SourceError, open_source, redact
-from controller.reconcile.state_backend import JournalStore, StateBackend, open_backend
 from controller.reconcile.status import PassRecord, Reason, Status
+from controller.service.apply_session import ApplySession
+from controller.service.snapshot import look
+from controller.service.state import JournalStore, StateBackend, StateRef
 
 INTENT_FILE = "controller-intent.json"
 BASELINE_FILE = "controller-baseline.json"  # digests of the live state the last time it matched the spec
@@ -129,17 +130,15 @@ class Reconciler:
         self.config = config
         self.clients = clients
         self.now = now or (lambda: datetime.now(UTC))
-        self.backend: StateBackend = open_backend(
-            config.state_dir,
-            config.state_url,
-            command=f"cmkctl controller {config.scope}",
-            now=self.now,
-            cloud=clients.cloud,
+        ref = StateRef(url=config.state_url) if config.state_url else StateRef(directory=config.state_dir)
+        self.backend: StateBackend = ref.backend(
+            command=f"cmkctl controller {config.scope}", now=self.now, cloud=clients.cloud
         )
         self.log = log or JsonLog(now=self.now)
         self.metrics = metrics or Metrics(clients.counter.snapshot)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._gateway = gateway or Operations
+        self.settings = Settings.read()
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.passes_done = 0
@@ -265,7 +264,7 @@ class Reconciler:
         try:
             now = self.now()
             try:
-                observed, live_history = observe(desired, self.clients, now=now)
+                snap = look(desired, self.clients, journal=store.load(), now=now)
             except AzureError as exc:
                 self._finish(
                     outcome,
@@ -276,13 +275,7 @@ class Reconciler:
                     retry=True,
                 )
                 return
-            plan = make_plan(
-                desired=desired,
-                observed=observed,
-                now=now,
-                history=store.load().merged(live_history),
-                limits=for_profile(desired.settings.limits_profile),
-            )
+            plan, observed = snap.plan, snap.observed
             outcome.plan = plan
             for warning in observed.warnings:
                 self.log.emit("observe.warning", level="warning", message=warning)
@@ -354,31 +347,34 @@ class Reconciler:
         desired: DesiredState,
     ) -> None:
         record = outcome.record
-        lock = self.backend.lock()
+        gateway = GuardedGateway(self._gateway(self.clients), self.stop, self.metrics.in_flight)
+        session = ApplySession(
+            self.backend.lock(),
+            lambda: store,
+            clients=self.clients,
+            settings=self.settings,
+            gateway=gateway,
+            parallelism=self.config.parallelism,
+            busy_timeout=self.config.busy_timeout,
+            backoff=self.config.backoff,
+            now=self.now,
+            plan_id=f"controller:{checkout.revision[:12]}",
+            close_store=False,  # the pass opened the journal and closes it
+        )
         try:
-            lock.acquire(timeout=0.0)  # one writer per scope: a CI apply or a second replica waits its turn
+            session.open(timeout=0.0)  # one writer per scope: a CI apply or a second replica waits its turn
         except LockHeldError as exc:
             self._finish(outcome, ok=False, result="busy", reason=Reason.LOCKED, message=str(exc), retry=True)
             return
         self.metrics.lock_held.set(1)
         try:
-            gateway = GuardedGateway(self._gateway(self.clients), self.stop, self.metrics.in_flight)
-            executor = Executor(
-                gateway=gateway,
-                store=store,
-                parallelism=self.config.parallelism,
-                busy_timeout=self.config.busy_timeout,
-                backoff=self.config.backoff,
-                now=self.now,
-                plan_id=f"controller:{checkout.revision[:12]}",
-            )
-            resumed = executor.resume_in_flight()
+            resumed = session.resume()
             work = plan.model_copy(update={"changes": tuple(changes)})
-            result = executor.apply(work) if (changes or plan.deferred) else ApplyResult()
+            result = session.execute(work) if (changes or plan.deferred) else ApplyResult()
             result.resumed = resumed
             outcome.apply = result
         finally:
-            lock.release()
+            session.close()
             self.metrics.lock_held.set(0)
         done = result.count(StepStatus.DONE) + len([s for s in resumed if s.status is StepStatus.RESUMED])
         record.applied = done

@@ -21,6 +21,7 @@ from controller.azure.clients import AzureClients
 from controller.cli import apply_cmd, plan_cmd
 from controller.errors import CmkError
 from controller.model.history import InFlightOperation
+from controller.service.state import parse_state
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "execution"))
@@ -78,7 +79,7 @@ def test_apply_journals_in_the_blob_and_plan_reads_it(
     seed_estate(emulator)
     spec = write_spec(tmp_path / "spec")
     assert _apply(spec, state_url) == 0, capsys.readouterr()
-    history = plan_cmd.local_history(state_url)
+    history = parse_state(state_url).read_history()
     assert sorted(op.kind for op in history.link_operations) == ["link", "link"]
     assert history.in_flight == ()
     assert plan_cmd.run([str(spec)], state=state_url, detailed_exitcode=True) == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import pytest
 from tests_azure_support import SUB
 
 from controller.azure.clients import AzureClients
+from controller.model.settings import SettingsError
 
 EMU = {"CMKCTL_EMULATOR": "https://127.0.0.1:1", "CMKCTL_CA_BUNDLE": "/nonexistent/ca.pem"}
 
@@ -16,7 +18,12 @@ def test_polling_interval_is_zero_under_the_emulator_30s_for_real_and_overridabl
     assert AzureClients(env=EMU).polling_interval == 0
     assert AzureClients(env={}).polling_interval == 30
     assert AzureClients(env={**EMU, "CMKCTL_POLLING_INTERVAL": "2.5"}).polling_interval == 2.5
-    assert AzureClients(env={"CMKCTL_POLLING_INTERVAL": "junk"}).polling_interval == 30
+
+
+
+def test_a_bad_knob_is_an_error_naming_the_variable_not_a_silent_default() -> None:
+    with pytest.raises(SettingsError, match="CMKCTL_POLLING_INTERVAL='junk'"):
+        AzureClients(env={"CMKCTL_POLLING_INTERVAL": "junk"})
 
 
 def test_clients_are_built_once_per_key_and_shared_between_threads() -> None:

@@ -18,6 +18,8 @@ from estate import CLUSTER, cluster_id, seed_estate, workspace_id, write_spec
 
 from controller.azure.clients import AzureClients
 from controller.cli import apply_cmd
+from controller.planning.plan import Action
+from controller.service.snapshot import snapshot
 from controller.state.sqlite_store import SqliteHistoryStore
 
 CLUSTER_PATH = f"/clusters/{CLUSTER}$"
@@ -220,7 +222,8 @@ def test_stale_saved_plan_is_refused_naming_what_changed(
     )
     clients = AzureClients()
     store = SqliteHistoryStore(state)
-    plan, observed = apply_cmd.build_plan([str(spec)], store=store, clients=clients)
+    snap = snapshot([str(spec)], clients=clients, journal=store.load())
+    plan, observed = snap.plan, snap.observed
     from controller.planning import fingerprint as fp
 
     planfile = tmp_path / "plan.json"
@@ -252,7 +255,7 @@ def test_saved_plan_applies_when_nothing_changed(emulator: Any, env: dict[str, s
     seed_estate(emulator)
     spec, state = write_spec(tmp_path / "spec"), tmp_path / "state"
     clients = AzureClients()
-    plan, _ = apply_cmd.build_plan([str(spec)], store=SqliteHistoryStore(state), clients=clients)
+    plan = snapshot([str(spec)], clients=clients, journal=SqliteHistoryStore(state).load()).plan
     planfile = tmp_path / "plan.json"
     planfile.write_text(plan.model_copy(update={"spec_paths": (str(spec),)}).model_dump_json())
     assert _apply(None, state, planfile=planfile) == 0
@@ -318,3 +321,29 @@ def test_a_permanent_refusal_is_sent_once_and_not_retried(
     assert _apply(spec, state) == 1
     assert text in capsys.readouterr().out  # Azure's words, verbatim
     assert len(_writes(emulator, "PUT", LINK_PATH)) == 1
+
+
+def test_an_edited_saved_plan_is_refused_and_nothing_runs(
+    emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scenario: someone edits a reviewed plan file, turning a link into a cluster delete. The live
+    state is unchanged (the fingerprint still matches), but a fresh plan of the spec does not contain
+    that delete: apply refuses, naming it, and sends nothing (the prune opt-in is never bypassed)."""
+    seed_estate(emulator)
+    spec, state = write_spec(tmp_path / "spec"), tmp_path / "state"
+    clients = AzureClients()
+    snap = snapshot([str(spec)], clients=clients, journal=SqliteHistoryStore(state).load())
+    plan = snap.artefact([str(spec)])
+    first = plan.changes[0]
+    tampered = first.model_copy(
+        update={"action": Action.DELETE, "address": f"cluster.{CLUSTER}", "resource_id": cluster_id(CLUSTER)}
+    )
+    edited = plan.model_copy(update={"changes": (tampered, *plan.changes[1:])})
+    planfile = tmp_path / "plan.json"
+    planfile.write_text(edited.model_dump_json())
+    emulator.clear_requests()
+
+    assert _apply(None, state, planfile=planfile) == 1
+    err = capsys.readouterr().err
+    assert "fresh plan" in err and f"delete cluster.{CLUSTER}" in err
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == []

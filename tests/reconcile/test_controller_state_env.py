@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.controller_cmd import parse_state
 from controller.errors import CmkError
+from controller.service.state import parse_state as parse
 
 URL = "azureblob://cmkstate/journal/prod/history.json"
+
+
+def parse_state(text: str | None) -> tuple[Path, str | None]:
+    """(the controller's local directory, the blob URL or None), as `cmkctl controller` opens them."""
+    ref = parse(text)
+    return ref.local_dir(), ref.url
 
 
 def test_a_blob_url_in_the_environment_is_the_journal_and_the_workdir_holds_the_clone(

@@ -23,7 +23,7 @@ import requests
 from reliability_support import apply, estate_for, record, write_spec
 
 from controller.azure.clients import AzureClients
-from controller.cli import apply_cmd
+from controller.service.snapshot import snapshot
 
 ARM_SENTINEL = "SENTINEL-ARM-TOKEN-5b0c9e"  # a marker to search for, not a secret
 GIT_SENTINEL = "SENTINEL-GIT-PAT-91d2aa"
@@ -69,7 +69,7 @@ def test_azure_token_never_leaves_the_credential(
     clients = AzureClients(credential=cred)
     try:
         store = _store(state)
-        plan, _ = apply_cmd.build_plan([str(spec)], store=store, clients=clients)
+        plan = snapshot([str(spec)], clients=clients, journal=store.load()).plan
         store.close()
         planfile = tmp_path / "plan.json"
         planfile.write_text(plan.model_dump_json(), encoding="utf-8")

@@ -1,0 +1,107 @@
+"""Every environment knob of cmkctl in one validated object (pydantic-settings).
+
+Why one object: a knob read in five places with five fallbacks turns a typo into a silent default
+(`CMKCTL_AZURE_TIMEOUT=1O` meant the 60 s default). Here a bad value is an error that names the
+variable and what it expects, raised before anything talks to Azure. Empty values count as unset.
+
+`Settings()` reads the process environment; `Settings.read(env)` validates a given mapping only
+(tests and the emulator wrapper pass their own), with exactly the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from controller.errors import CmkError
+
+
+class SettingsError(CmkError):
+    """An environment variable holds a value cmkctl cannot use."""
+
+
+def _env(name: str) -> Any:
+    return Field(default=None, validation_alias=name)
+
+
+class Settings(BaseSettings):
+    """The knobs, by their environment variable names (see `cmkctl --help` and README)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    # where the journal and lock live: DIR, local:DIR or azureblob://ACCOUNT/CONTAINER[/BLOB]
+    state: str | None = _env("CMKCTL_STATE")
+    # the controller's local directory (git clone) when the journal is in a blob
+    workdir: str | None = _env("CMKCTL_WORKDIR")
+    # what-if clock for planning only ("plan as of"): ISO-8601
+    now: datetime | None = _env("CMKCTL_NOW")
+    debug: bool = Field(default=False, validation_alias="CMKCTL_DEBUG")
+    # the local Azure emulator (tests, demo, trying it by hand)
+    emulator: str | None = _env("CMKCTL_EMULATOR")
+    ca_bundle: str | None = _env("CMKCTL_CA_BUNDLE")
+    # SDK transport: seconds between LRO polls, retries of one request, read timeout
+    polling_interval: float | None = Field(default=None, ge=0, validation_alias="CMKCTL_POLLING_INTERVAL")
+    azure_retry_total: int | None = Field(
+        default=None, ge=0, le=20, validation_alias="CMKCTL_AZURE_RETRY_TOTAL"
+    )
+    azure_timeout: float = Field(default=60.0, gt=0, validation_alias="CMKCTL_AZURE_TIMEOUT")
+    # executor: wait for our own operation, for someone else's running one (C6/W5), first retry wait
+    operation_timeout: float = Field(default=6 * 3600.0, gt=0, validation_alias="CMKCTL_OPERATION_TIMEOUT")
+    busy_timeout: float = Field(default=3 * 3600.0, ge=0, validation_alias="CMKCTL_BUSY_TIMEOUT")
+    retry_backoff: float = Field(default=2.0, ge=0, validation_alias="CMKCTL_RETRY_BACKOFF")
+    # the git source's credentials file (controller mode), and the azureblob state's shared key
+    git_credentials_file: str | None = _env("CMKCTL_GIT_CREDENTIALS_FILE")
+    storage_key: SecretStr | None = _env("AZURE_STORAGE_KEY")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
+        return data
+
+    @field_validator("now")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @classmethod
+    def read(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Validated knobs from `env` (the process environment when None); SettingsError if bad."""
+        try:
+            if env is None:
+                return cls()
+            names = _variable_names()
+            return cls.model_validate({k: v for k, v in env.items() if k in names})
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+
+def _variable_names() -> set[str]:
+    return {str(info.validation_alias) for info in Settings.model_fields.values()}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(x) for x in err.get("loc", ())) or "environment"
+        value = err.get("input")
+        shown = "(hidden)" if name == "AZURE_STORAGE_KEY" else repr(value)[:60]
+        parts.append(f"{name}={shown}: {err.get('msg', 'invalid value')}")
+    return "invalid environment: " + "; ".join(parts)
+
+
+ENVIRONMENT_HELP = (
+    "Environment: CMKCTL_STATE (journal and lock), CMKCTL_WORKDIR (controller clone with a blob state), "
+    "CMKCTL_NOW (what-if planning clock, ISO-8601), "
+    "CMKCTL_DEBUG=1 (tracebacks), CMKCTL_EMULATOR / CMKCTL_CA_BUNDLE (talk to the local emulator), "
+    "CMKCTL_POLLING_INTERVAL, CMKCTL_AZURE_RETRY_TOTAL, CMKCTL_AZURE_TIMEOUT (seconds), "
+    "CMKCTL_OPERATION_TIMEOUT, CMKCTL_BUSY_TIMEOUT, CMKCTL_RETRY_BACKOFF (seconds), "
+    "CMKCTL_GIT_CREDENTIALS_FILE, AZURE_STORAGE_KEY. A bad value is an error naming the variable."
+)

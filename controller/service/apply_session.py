@@ -1,0 +1,132 @@
+"""lock -> resume in-flight -> apply -> record: the writing half of the pipeline, written once.
+
+`cmkctl apply` and each controller pass that writes open an `ApplySession`; everything that must
+happen under the one-writer lock (resuming journaled operations, executing, recording the revision)
+happens between `open()` and `close()`, which never leave a lock or a store behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+
+from controller.azure.clients import AzureClients
+from controller.azure.operations import Operations
+from controller.execution.executor import ApplyResult, Executor, Gateway, StepResult, StepStatus
+from controller.execution.progress import Progress
+from controller.loading import load
+from controller.model.history import History, HistoryStore, Revision, WriterLock
+from controller.model.settings import Settings
+from controller.planning.plan import Plan
+from controller.service.snapshot import Snapshot, look
+
+
+class ApplySession:
+    """One writer's session on a state location: the lock is held from `open()` to `close()`."""
+
+    def __init__(
+        self,
+        lock: WriterLock,
+        open_store: Callable[[], HistoryStore],
+        *,
+        clients: AzureClients,
+        settings: Settings | None = None,
+        gateway: Gateway | None = None,
+        parallelism: int = 10,
+        busy_timeout: float | None = None,
+        backoff: float | None = None,
+        progress: Progress | None = None,
+        now: Callable[[], datetime] | None = None,
+        plan_id: str | None = None,
+        close_store: bool = True,
+    ) -> None:
+        knobs = settings or Settings.read()
+        self.lock = lock
+        self._open_store = open_store
+        self.clients = clients
+        self.now = now or (lambda: datetime.now(UTC))
+        self.gateway: Gateway = gateway or Operations(clients, operation_timeout=knobs.operation_timeout)
+        self._parallelism = parallelism
+        self._busy_timeout = knobs.busy_timeout if busy_timeout is None else busy_timeout
+        self._backoff = knobs.retry_backoff if backoff is None else backoff
+        self._progress = progress
+        self._plan_id = plan_id
+        self._close_store = close_store
+        self.store: HistoryStore | None = None
+        self._executor: Executor | None = None
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def open(self, *, timeout: float = 0.0) -> ApplySession:
+        """Take the writer lock (LockHeldError naming the holder after `timeout`), open the journal."""
+        self.lock.acquire(timeout=timeout)
+        try:
+            self.store = self._open_store()
+        except BaseException:
+            self.lock.release()
+            raise
+        self._executor = Executor(
+            gateway=self.gateway,
+            store=self.store,
+            now=self.now,
+            parallelism=self._parallelism,
+            busy_timeout=self._busy_timeout,
+            backoff=self._backoff,
+            progress=self._progress,
+            plan_id=self._plan_id,
+        )
+        return self
+
+    def close(self) -> None:
+        closer = getattr(self.store, "close", None) if self._close_store else None
+        try:
+            if callable(closer):
+                closer()
+        finally:
+            self.store = None
+            self.lock.release()
+
+    def __enter__(self) -> ApplySession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.store is not None:
+            self.close()
+
+    # -- the steps --------------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            raise RuntimeError("ApplySession.open() first")
+        return self._executor
+
+    def _held(self) -> HistoryStore:
+        if self.store is None:
+            raise RuntimeError("ApplySession.open() first")
+        return self.store
+
+    def journal(self) -> History:
+        return self._held().load()
+
+    def resume(self) -> list[StepResult]:
+        """Finish what an interrupted writer left running (journaled LRO tokens; never re-sent)."""
+        return self.executor.resume_in_flight()
+
+    def look(self, spec_paths: Sequence[str], *, now: datetime | None = None) -> Snapshot:
+        """Load and plan under the lock, with the journal this session holds (W3 budget, C11 names)."""
+        desired = load(list(spec_paths), cloud=self.clients.cloud)
+        return look(desired, self.clients, journal=self.journal(), now=now or self.now())
+
+    def execute(self, plan: Plan) -> ApplyResult:
+        """Run what the plan says is ready now (deferred and blocked items stay in the result)."""
+        return self.executor.apply(plan)
+
+    def record(self, revision: str, summary: dict[str, int]) -> None:
+        self._held().record_revision(Revision(revision=revision, applied_at=self.now(), summary=summary))
+
+
+def step_counts(result: ApplyResult) -> dict[str, int]:
+    """How many steps ended in each status (the journal's revision summary)."""
+    return {str(s): result.count(s) for s in StepStatus if result.count(s)}
