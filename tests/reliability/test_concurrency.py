@@ -131,7 +131,9 @@ def test_apply_vs_controller_one_writer(
     else:
         apply_state, controller_state = str(state), f"local:{state}"
     emulator.fault(method="PUT", path=CLUSTER_PATH, stick_operation=3600, count=1)
-    holder = _apply(spec, apply_state, env)
+    # the holder waits for its create until the test releases it (not a short timeout: on a loaded
+    # machine the controller's start alone can take longer than a few seconds)
+    holder = _apply(spec, apply_state, {**env, "CMKCTL_OPERATION_TIMEOUT": "120"})
     deadline = time.monotonic() + 60
     while not writes(emulator.requests(), "PUT", CLUSTER_PATH):
         assert time.monotonic() < deadline and holder.poll() is None, "the apply never sent its create"
@@ -161,13 +163,13 @@ def test_apply_vs_controller_one_writer(
 
     busy = controller()
     writes_while_held = len([r for r in emulator.requests() if r["method"] != "GET"])
+    emulator.advance(3700)  # the stuck create finishes, and with it the holder's apply
     holder.communicate(timeout=120)
     assert busy.returncode == 1, busy.stdout + busy.stderr
     assert "LockHeld" in busy.stdout and f"pid {holder.pid}" in busy.stdout, busy.stdout + busy.stderr
     assert "Traceback" not in busy.stderr
     assert writes_while_held == 1  # only the apply's create
 
-    emulator.advance(3700)  # the stuck create finishes
     for _ in range(3):  # a pass that resumes the create leaves the W4-deferred link to the next pass
         done = controller()
         assert done.returncode == 0, done.stdout + done.stderr
