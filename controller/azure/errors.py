@@ -210,8 +210,11 @@ REFUSALS: tuple[Refusal, ...] = (
          'doc, cluster update 400: "KeyVaultProperties isn\'t empty but has a bad format." / "Failed to '
          'validate key in Key Vault. ..." / "Key isn\'t recoverable. ..."'),
     _row(Rule.C9, Kind.RULE, (400,),
-         r"support double encryption|isdoubleencryptionenabled",
-         "doc, cluster create 400: \"<region> doesn't support Double Encryption for clusters.\""),
+         r"support double encryption|isdoubleencryptionenabled"
+         r"|support availability zones|isavailabilityzonesenabled",
+         "doc, cluster create 400: \"<region> doesn't support Double Encryption for clusters.\"; "
+         "doc: double encryption and availability zones are fixed at creation, zones only in some "
+         "regions (the refusal names the property)"),
     _row(Rule.C10, Kind.RULE, (400, 409),
          r"\bmov(e|ed|ing)\b.{0,200}(resource group|subscription)",
          "doc: \"Moving a cluster to another resource group or subscription isn't currently supported.\""),

@@ -99,6 +99,14 @@ RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]
         Rule.C5,
     ),
     (
+        "C9 availability zones changed after creation",
+        {"clusters": [_seed_cluster("cla13")]},
+        lambda c: c.loganalytics(SUB).clusters.begin_update(
+            RG, "cla13", {"properties": {"isAvailabilityZonesEnabled": False}}
+        ),
+        Rule.C9,
+    ),
+    (
         "C11 name of a soft-deleted cluster",
         {"clusters": [_seed_cluster("cla05", deleted="2026-11-25T00:00:00Z")]},
         lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "cla05", _cluster_body()),
