@@ -28,6 +28,8 @@ Everything it raises is `YamlProblem` (the loader turns it into a SpecProblem).
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +237,8 @@ def read_documents(raw: bytes, limits: ReadLimits | None = None, *, pure: bool =
     `pure=True` forces the pure-Python parser (what a PyYAML without libyaml does)."""
     limits = limits or ReadLimits()
     text = decode(raw, limits)
+    if not LIBYAML:
+        _warn_pure_python()
     if LIBYAML and not pure:
         try:
             return _read(_CLoader(text, limits.max_depth), limits)
@@ -243,6 +247,15 @@ def read_documents(raw: bytes, limits: ReadLimits | None = None, *, pure: bool =
                 raise
             # fall through: the pure-Python parser words the error (or accepts what libyaml refused)
     return _read(_PyLoader(text, limits.max_depth), limits)
+
+
+@functools.cache
+def _warn_pure_python() -> None:
+    """Once per process: same results, but a large tree reads about 13x slower, and users should know."""
+    logging.getLogger(__name__).warning(
+        "PyYAML was built without libyaml: spec files are read by the slower pure-Python parser "
+        "(install a PyYAML wheel, or build it with libyaml-dev present)"
+    )
 
 
 def _read(loader: _Loader, limits: ReadLimits) -> list[RawDocument]:

@@ -340,5 +340,6 @@ class DesiredState(BaseModel):
     def subscriptions(self) -> set[str]:
         subs = {c.spec.subscription for c in self.clusters}
         for e in self.workspace_entries().values():
-            subs.add(ids.ResourceId.parse(e.id).subscription)
+            # the same arguments as validation used, so the parse is a memo hit, not a second parse
+            subs.add(ids.ResourceId.parse(e.id, expected_type=ids.WORKSPACE_TYPE).subscription)
         return subs

@@ -121,3 +121,19 @@ def test_a_syntax_error_in_a_large_file_keeps_its_line_and_is_not_reread_slowly(
     assert fast[1] == slow[1] == 7 + 30_000 + 2
     assert "invalid YAML" in fast[0]
     assert fast_seconds < 1.0
+
+
+def test_without_libyaml_specs_read_the_same_and_a_warning_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PyYAML built without libyaml (an sdist without libyaml-dev) still reads every spec the
+    same way, and says once that it is the slow parser."""
+    raw = (SPEC + "    - a\n    - {id: b, byos: {query: s}}\n").encode()
+    with_libyaml = _outcome(raw, pure=False)
+    yamlsafe._warn_pure_python.cache_clear()
+    monkeypatch.setattr(yamlsafe, "LIBYAML", False)
+
+    assert _outcome(raw, pure=False) == with_libyaml
+    _outcome(raw, pure=False)
+    warnings = [r.getMessage() for r in caplog.records if "without libyaml" in r.getMessage()]
+    assert len(warnings) == 1 and "pure-Python parser" in warnings[0]
