@@ -10,16 +10,18 @@ a pod that holds Azure credentials. Nothing here can change state; there are no 
 
 Why a bounded loop rather than `ThreadingHTTPServer` (one thread per connection, no timeout): a
 connection that never sends its request would hold a thread forever, so 1000 idle sockets meant
-1000 threads. Here one thread accepts and waits, with a selector, until a connection has sent
-something; only then does a worker thread (at most `max_workers` at once) read and answer it, with
-`read_timeout` on every read and write. A connection idle for `read_timeout` is closed without
-costing a thread; at most `max_idle` wait at once (the oldest is closed to admit a new one, so a
-probe still gets in); a request that finds every worker busy gets 503 and is closed.
+1000 threads. Here one thread accepts connections and reads each request head (the four endpoints
+are GETs without a body) with a selector, so a silent or trickling client costs no thread, only a
+buffer of at most `MAX_HEAD` bytes. A connection whose head is not complete `read_timeout` after it
+was accepted is closed; at most `max_idle` wait at once (the oldest is closed to admit a new one, so
+a probe still gets in). A complete request goes to a worker thread (at most `max_workers` at once,
+each write bounded by `read_timeout`); a request that finds every worker busy gets 503 and is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import selectors
 import socket
@@ -35,7 +37,8 @@ from controller.reconcile.metrics import CONTENT_TYPE
 
 READ_TIMEOUT = 10.0  # seconds a connection may stay silent (kubelet probes time out after 5 s)
 MAX_WORKERS = 8  # requests answered at once: four cheap read-only endpoints
-MAX_IDLE = 128  # connections accepted but not yet sending, held without a thread
+MAX_IDLE = 128  # connections whose request is not complete yet, held without a thread
+MAX_HEAD = 16 * 1024  # bytes of request line + headers; a GET needs a few hundred
 BUSY = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n"
@@ -113,9 +116,9 @@ class StatusServer:
             return False, "shutting down"
         return True, "ok"
 
-    # -- the accept loop: idle connections wait in the selector, not in threads ----------------------
+    # -- the accept loop: unfinished requests wait in the selector, not in threads -------------------
     def _serve(self) -> None:
-        idle: OrderedDict[socket.socket, float] = OrderedDict()  # connection -> when it is closed
+        pending: OrderedDict[socket.socket, _Pending] = OrderedDict()  # oldest first
         with selectors.DefaultSelector() as sel:
             sel.register(self._listener, selectors.EVENT_READ)
             try:
@@ -123,35 +126,55 @@ class StatusServer:
                     for key, _ in sel.select(timeout=0.2):
                         conn: socket.socket | None = key.data
                         if conn is None:
-                            self._accept(sel, idle)
+                            self._accept(sel, pending)
                         else:
-                            sel.unregister(conn)
-                            del idle[conn]
-                            self._dispatch(conn)
+                            self._read(sel, pending, conn)
                     now = time.monotonic()
-                    while idle and next(iter(idle.values())) <= now:
-                        expired, _ = idle.popitem(last=False)
+                    while pending and next(iter(pending.values())).deadline <= now:
+                        expired, _ = pending.popitem(last=False)
                         sel.unregister(expired)
                         _close(expired)
             finally:
-                for conn in idle:
+                for conn in pending:
                     _close(conn)
 
-    def _accept(self, sel: selectors.BaseSelector, idle: OrderedDict[socket.socket, float]) -> None:
+    def _accept(self, sel: selectors.BaseSelector, pending: OrderedDict[socket.socket, _Pending]) -> None:
         try:
             conn, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
-        if len(idle) >= self.max_idle:  # the oldest silent connection makes room for the new one
-            oldest, _ = idle.popitem(last=False)
+        if len(pending) >= self.max_idle:  # the oldest unfinished connection makes room for the new one
+            oldest, _ = pending.popitem(last=False)
             sel.unregister(oldest)
             _close(oldest)
         conn.setblocking(False)
-        idle[conn] = time.monotonic() + self.read_timeout
+        pending[conn] = _Pending(deadline=time.monotonic() + self.read_timeout)
         sel.register(conn, selectors.EVENT_READ, data=conn)
 
-    def _dispatch(self, conn: socket.socket) -> None:
-        """A connection sent its first bytes: a worker answers it, or 503 when all are busy."""
+    def _read(
+        self, sel: selectors.BaseSelector, pending: OrderedDict[socket.socket, _Pending], conn: socket.socket
+    ) -> None:
+        """Take what the client sent; once the head is complete, hand the request to a worker."""
+        waiting = pending[conn]
+        try:
+            data = conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        waiting.head += data
+        complete = b"\r\n\r\n" in waiting.head or b"\n\n" in waiting.head
+        if data and not complete and len(waiting.head) <= MAX_HEAD:
+            return
+        sel.unregister(conn)
+        del pending[conn]
+        if complete:
+            self._dispatch(conn, bytes(waiting.head))
+        else:  # the client closed early, or sent a head larger than any GET needs
+            _close(conn)
+
+    def _dispatch(self, conn: socket.socket, head: bytes) -> None:
+        """A complete request: a worker answers it, or 503 when all are busy."""
         if not self._workers.acquire(blocking=False):
             with contextlib.suppress(OSError):
                 conn.send(BUSY)  # fits the socket buffer: never blocks the accept loop
@@ -159,20 +182,55 @@ class StatusServer:
             return
         conn.setblocking(True)
         try:
-            worker = threading.Thread(target=self._answer, args=(conn,), name="cmkctl-http-w", daemon=True)
+            worker = threading.Thread(
+                target=self._answer, args=(conn, head), name="cmkctl-http-w", daemon=True
+            )
             worker.start()
         except RuntimeError:  # no thread could be started: answer nothing rather than hang
             self._workers.release()
             _close(conn)
 
-    def _answer(self, conn: socket.socket) -> None:
+    def _answer(self, conn: socket.socket, head: bytes) -> None:
         try:
-            self._handler(conn, conn.getpeername(), cast(Any, self))  # the handlers never use .server
+            conn.settimeout(self.read_timeout)  # bounds each write to a client that stops reading
+            request = cast(Any, _Request(conn, head))  # duck-types the socket the handler uses
+            self._handler(request, conn.getpeername(), cast(Any, self))  # .server is never used
         except OSError:
-            pass  # the client went away or stalled past read_timeout
+            pass  # the client went away or stopped reading
         finally:
             _close(conn)
             self._workers.release()
+
+
+class _Pending:
+    """A connection whose request head is still arriving, and when it is given up."""
+
+    __slots__ = ("deadline", "head")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.head = bytearray()
+
+
+class _Request:
+    """What the handler reads and writes: the head already read, then the socket for the answer."""
+
+    def __init__(self, conn: socket.socket, head: bytes) -> None:
+        self.conn = conn
+        self.head = head
+
+    def makefile(self, mode: str, buffering: int | None = None) -> io.BytesIO:
+        """The handler's rfile: the head already read (its wfile writes through sendall)."""
+        return io.BytesIO(self.head)
+
+    def sendall(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+    def settimeout(self, value: float | None) -> None:
+        self.conn.settimeout(value)
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
 
 
 def _close(conn: socket.socket) -> None:
@@ -185,7 +243,7 @@ def _handler_for(server: StatusServer, read_timeout: float) -> type[BaseHTTPRequ
     class Handler(BaseHTTPRequestHandler):
         server_version = "cmkctl"
         sys_version = ""
-        timeout = read_timeout  # every read and write of the request and the answer
+        timeout = read_timeout  # each write of the answer (the head was read by the accept loop)
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

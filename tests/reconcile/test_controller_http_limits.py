@@ -49,6 +49,10 @@ def _connect(port: int, stack: ExitStack) -> socket.socket:
     return sock
 
 
+def _workers() -> int:
+    return sum(t.name == "cmkctl-http-w" for t in threading.enumerate())
+
+
 def _closed_by_server(sock: socket.socket, within: float) -> bool:
     """True when the server closes `sock` (EOF or reset) before `within` seconds pass."""
     sock.settimeout(within)
@@ -66,7 +70,7 @@ def test_many_idle_connections_cost_no_thread_and_healthz_still_answers(make_ser
     with ExitStack() as stack:
         idle = [_connect(srv.port, stack) for _ in range(3 * http.MAX_IDLE)]
         time.sleep(0.5)  # let the accept loop take them all
-        assert threading.active_count() <= baseline + 1
+        assert threading.active_count() <= baseline + 1 and _workers() == 0
         started = time.monotonic()
         r = _healthz(srv.port)
         assert r.status_code == 200 and r.text == "ok\n"
@@ -83,27 +87,57 @@ def test_an_idle_connection_is_closed_after_the_read_timeout(make_server: MakeSe
         silent = _connect(srv.port, stack)
         assert not _closed_by_server(silent, within=0.5)
         assert _closed_by_server(silent, within=2.0)
-        # a request that starts but never ends is cut off too, freeing its worker
+        # a request that starts but never ends is cut off too
         slow = _connect(srv.port, stack)
         slow.sendall(b"GET /healthz HTTP/1.0\r\n")
         assert _closed_by_server(slow, within=3.0)
     assert _healthz(srv.port).status_code == 200
 
 
-def test_a_request_that_finds_every_worker_busy_gets_503_and_threads_stay_bounded(
-    make_server: MakeServer,
-) -> None:
-    srv = make_server(read_timeout=2.0, max_workers=3)
-    baseline = threading.active_count()
+def test_a_client_trickling_its_request_is_cut_off_at_the_deadline(make_server: MakeServer) -> None:
+    """The deadline runs from accept, not from the last byte: sending slowly buys no time."""
+    srv = make_server(read_timeout=1.0)
     with ExitStack() as stack:
-        for _ in range(10):  # slow senders: each takes a worker until its read times out
-            _connect(srv.port, stack).sendall(b"GET /healthz HTTP/1.0\r\n")
-        time.sleep(0.5)
-        assert threading.active_count() <= baseline + 3
+        trickle = _connect(srv.port, stack)
+        started = time.monotonic()
+        closed = False
+        for byte in b"GET /healthz HTTP/1.0\r\nX-Padding: " + b"a" * 40:
+            try:
+                trickle.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            if _closed_by_server(trickle, within=0.1):
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 2.5
+
+
+def test_a_request_that_finds_every_worker_busy_gets_503_and_threads_stay_bounded(
+    make_server: MakeServer, repo: GitRepo
+) -> None:
+    srv = make_server(max_workers=3)
+    baseline = threading.active_count()
+    status_lock = srv.reconciler.status._lock  # held: every /status answer waits, as behind a long write
+    results: list[int] = []
+
+    def get_status() -> None:
+        s = requests.Session()
+        s.trust_env = False
+        results.append(s.get(f"http://127.0.0.1:{srv.port}/status", timeout=10).status_code)
+
+    with status_lock:
+        clients = [threading.Thread(target=get_status) for _ in range(3)]
+        for c in clients:
+            c.start()
+        deadline = time.monotonic() + 5
+        while _workers() < 3:  # every worker is answering a /status that waits
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         busy = _healthz(srv.port)
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
-    deadline = time.monotonic() + 5
-    while _healthz(srv.port).status_code != 200:  # the slow ones timed out: workers are free again
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert threading.active_count() <= baseline + 3
+        assert _workers() == 3 and threading.active_count() <= baseline + 3 + 3  # + the 3 client threads
+    for c in clients:
+        c.join(timeout=10)
+    assert results == [200, 200, 200]  # the held requests were answered once the status was free
+    assert _healthz(srv.port).status_code == 200
