@@ -141,8 +141,10 @@ def configure(em: Emulator, body: dict[str, Any]) -> None:
         em.clock.set_time_scale(float(body["time_scale"]))
 
 
-def _ensure_rg(em: Emulator, sub: str, rg: str, location: str) -> None:
-    em.resource_groups.setdefault(f"{sub}/{rg}".lower(), {"name": rg, "location": norm_loc(location)})
+def _ensure_rg(em: Emulator, sub: str, rg: str, location: str, tags: dict[str, str] | None = None) -> None:
+    g = em.resource_groups.setdefault(f"{sub}/{rg}".lower(), {"name": rg, "location": norm_loc(location)})
+    if tags:
+        g["tags"] = {str(k): str(v) for k, v in tags.items()}
 
 
 def seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
@@ -158,7 +160,7 @@ def _seed(em: Emulator, estate: dict[str, Any]) -> dict[str, int]:
     clusters, workspaces. Times are ISO-8601; missing times mean "now"."""
     now = em.now()
     for g in estate.get("resource_groups", []):
-        _ensure_rg(em, g["subscription"], g["name"], g.get("location", "eastus"))
+        _ensure_rg(em, g["subscription"], g["name"], g.get("location", "eastus"), g.get("tags"))
     for i in estate.get("identities", []):
         em.identities[i["id"].lower()] = {
             "principalId": i.get("principal_id") or str(uuid.uuid4()),

@@ -16,7 +16,23 @@ from emulator.clock import iso7, parse_time, rfc1123
 from emulator.http import Request, Response, arm_error
 from emulator.state import Cluster, Emulator, Operation, Workspace, norm_loc
 
-API_VERSIONS = ("2020-08-01", "2021-06-01", "2022-10-01", "2023-09-01", "2025-02-01", "2025-07-01")
+# The 2025 `api-supported-versions` header, today's 2025-07-01, and the previews the recordings use.
+API_VERSIONS = (
+    "2020-03-01-preview",
+    "2020-08-01",
+    "2020-10-01",
+    "2021-06-01",
+    "2021-12-01-preview",
+    "2022-10-01",
+    "2023-09-01",
+    "2025-02-01",
+    "2025-04-01",
+    "2025-07-01",
+)
+# api-version 2020-03-01-preview answers an older resource shape (docs/azure-wire.md, recorded 2020):
+# clusters with `lastSkuUpdate` under `sku`, `clusterType`, the vault as `https://host:443`, a PATCH
+# wrapped in {"message", "status", "cluster"}; workspaces without dates or `sku.lastSkuUpdate`.
+PREVIEW_2020 = "2020-03-01-preview"
 OPSTATUS_VERSIONS = (*API_VERSIONS, "2015-11-01-preview")
 ACTIVITY_VERSIONS = ("2015-04-01",)
 OPSTATUS_API = "2015-11-01-preview"  # real AAO URLs use it whatever the request's version (facts §6)
@@ -32,7 +48,9 @@ DATA_SOURCE_TYPES = {
     "alerts": "Alerts",
     "ingestion": "Ingestion",
 }
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]{3,63}$")  # rule C1 (seed: a-z, A-Z, 0-9, 3-63)
+# rule C1: 3-63 characters a-z A-Z 0-9, and inner hyphens: Azure created `clitest-cluster-000002` in 2022
+# and 2025 (recorded), as the REST spec's pattern allows.
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9]$")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$")
 
 # Seed texts (docs/rules.md error catalogue / seed "Error messages").
@@ -138,6 +156,8 @@ def handle(em: Emulator, req: Request) -> Response:
             if ns == "microsoft.keyvault" and rest == ["vaults"]:
                 return em.vaults.handle_arm(req, sub, "", None)  # vaults.list_by_subscription
             return _no_route(req)
+        if len(low) == 4 and low[2] == "operationresults" and req.method == "GET":
+            return Response(200)  # a resource group deletion (the only such operation) is done at once
         if low[2:] == ["resources"] and req.method == "GET":
             return _generic_resources(em, req, sub)
         if len(low) >= 4 and low[2] == "resourcegroups":
@@ -261,15 +281,21 @@ def _rg_404(rg: str) -> Response:
     return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
 
 
-def _rg_body(sub: str, g: dict[str, str]) -> dict[str, Any]:
-    return {
+def _rg_body(sub: str, g: dict[str, Any], api: str | None) -> dict[str, Any]:
+    """Recorded: `type` is absent in api-versions 2016-09-01 and 2019-07-01, present from 2021-04-01;
+    `tags` only when the group has tags."""
+    body: dict[str, Any] = {
         "id": f"/subscriptions/{sub}/resourceGroups/{g['name']}",
         "name": g["name"],
         "type": "Microsoft.Resources/resourceGroups",
         "location": g["location"],
-        "tags": {},
-        "properties": {"provisioningState": "Succeeded"},
     }
+    if (api or "") < "2021-04-01":
+        del body["type"]
+    if g.get("tags"):
+        body["tags"] = dict(g["tags"])
+    body["properties"] = {"provisioningState": "Succeeded"}
+    return body
 
 
 def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
@@ -284,13 +310,16 @@ def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
             )
         existed = key in em.resource_groups
         g = em.resource_groups.setdefault(key, {"name": rg, "location": norm_loc(str(body["location"]))})
-        return Response(200 if existed else 201, _rg_body(sub, g))
+        if isinstance(body.get("tags"), dict):
+            g["tags"] = {str(k): str(v) for k, v in body["tags"].items()}
+        return Response(200 if existed else 201, _rg_body(sub, g, req.q("api-version")))
     g2 = em.resource_groups.get(key)
     if req.method in ("GET", "HEAD"):
         if g2 is None:
             return _rg_404(rg)
         return Response(
-            200 if req.method == "GET" else 204, _rg_body(sub, g2) if req.method == "GET" else None
+            200 if req.method == "GET" else 204,
+            _rg_body(sub, g2, req.q("api-version")) if req.method == "GET" else None,
         )
     if req.method == "DELETE":
         if g2 is None:
@@ -301,7 +330,11 @@ def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
             del em.workspaces[w.key_id]
         em.list_cache.clear()
         del em.resource_groups[key]
-        return Response(200)
+        # Recorded: 202 + Location to the subscription's operationresults (done at once here).
+        token = uuid.uuid4().hex
+        api = req.q("api-version")
+        location = f"https://{em.cloud.arm_host}/subscriptions/{sub}/operationresults/{token}?api-version={api}"
+        return Response(202, None, {"Location": location})
     return _no_route(req)
 
 
@@ -458,6 +491,43 @@ def _cluster_body(
     }
 
 
+def _vault_with_port(uri: Any) -> Any:
+    """`https://x.vault.azure.net/` as api-version 2020-03-01-preview echoes it: port 443, no slash."""
+    if not isinstance(uri, str) or not uri:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port or 443}" if host else uri
+
+
+def _cluster_shape(
+    em: Emulator, c: Cluster, api: str | None, index: dict[str, list[Workspace]] | None = None
+) -> dict[str, Any]:
+    """The cluster as the request's api-version shows it (today's shape unless 2020-03-01-preview)."""
+    body = _cluster_body(em, c, index)
+    if api != PREVIEW_2020:
+        return body
+    props = body["properties"]
+    old: dict[str, Any] = {}
+    if "keyVaultProperties" in props:
+        kvp = props["keyVaultProperties"]
+        old["keyVaultProperties"] = {
+            "keyVaultUri": _vault_with_port(kvp.get("keyVaultUri")),
+            "keyName": kvp.get("keyName"),
+            "keyVersion": kvp.get("keyVersion"),
+        }
+    old["provisioningState"] = props["provisioningState"]
+    old["clusterId"] = props["clusterId"]
+    old["clusterType"] = "LogAnalytics"
+    body["properties"] = old
+    body["sku"] = {
+        "name": c.sku_name.lower(),
+        "capacity": c.capacity,
+        "lastSkuUpdate": rfc1123(c.last_sku_update),
+    }
+    return body
+
+
 def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Response:
     items = [
         c
@@ -471,7 +541,8 @@ def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Resp
         skip = int(token)
     page = items[skip : skip + em.cluster_page_size]
     index = _linked_index(em)
-    body: dict[str, Any] = {"value": [_cluster_body(em, c, index) for c in page]}
+    api = req.q("api-version")
+    body: dict[str, Any] = {"value": [_cluster_shape(em, c, api, index) for c in page]}
     if skip + em.cluster_page_size < len(items):
         scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{rg}" if rg else "")
         body["nextLink"] = (
@@ -487,7 +558,7 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
     if req.method == "GET":
         if c is None:
             return _cluster_404(em, sub, rg, name)  # rule C11: soft-deleted = 404
-        return Response(200, _cluster_body(em, c))
+        return Response(200, _cluster_shape(em, c, req.q("api-version")))
     if req.method == "PUT":
         if not _rg_exists(em, sub, rg):
             return _rg_404(rg)
@@ -913,8 +984,21 @@ def _update_cluster(em: Emulator, req: Request, c: Cluster, *, put: bool) -> Res
         op = em.new_operation("cluster_update", c.subscription, c.location, c.key_id, key=new_key)
         _apply_faults_to_op(em, req, op)
         c.op = op
+        if req.q("api-version") == PREVIEW_2020:
+            return _updated(em, req, c, _op_headers(em, req, op))  # recorded 2020: 200 + the wrapper + AAO
         return Response(202, None, _op_headers(em, req, op, c.arm_id))
-    return Response(200, _cluster_body(em, c))
+    return _updated(em, req, c, {})
+
+
+def _updated(em: Emulator, req: Request, c: Cluster, headers: dict[str, str]) -> Response:
+    """The answer to an accepted cluster update; api-version 2020-03-01-preview wraps a PATCH's cluster
+    in `{"message": "The cluster upsert was successful", "status": 0, "cluster": {...}}` (recorded)."""
+    api = req.q("api-version")
+    body = _cluster_shape(em, c, api)
+    if api == PREVIEW_2020 and req.method == "PATCH":
+        wrapped = {"message": "The cluster upsert was successful", "status": 0, "cluster": body}
+        return Response(200, wrapped, headers)
+    return Response(200, body, headers)
 
 
 def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
@@ -947,8 +1031,11 @@ def _apply_faults_to_op(em: Emulator, req: Request, op: Operation) -> None:
 
 
 # ---- workspaces ------------------------------------------------------------------------------------
-def _ws_body(em: Emulator, w: Workspace) -> dict[str, Any]:
-    state = "Creating" if em.now() < w.ready_at else "Succeeded"
+def _ws_body(em: Emulator, w: Workspace, api: str | None = None) -> dict[str, Any]:
+    """A workspace as Azure answers it: the id all lower-case while `name` keeps its casing, `tags`
+    only when they were set, and the api-version's own fields (recorded 2020-2023)."""
+    now = em.now()
+    state = "Creating" if now < w.ready_at else "Succeeded"
     features: dict[str, Any] = {
         "legacy": 0,
         "searchVersion": 1,
@@ -960,27 +1047,38 @@ def _ws_body(em: Emulator, w: Workspace) -> dict[str, Any]:
     }
     if w.cluster is not None:
         features["clusterResourceId"] = w.cluster
-    return {
-        "properties": {
-            "customerId": w.customer_id,
-            "provisioningState": state,
-            "sku": sku,
-            "retentionInDays": w.retention,
-            "features": features,
-            "workspaceCapping": {"dailyQuotaGb": -1.0, "dataIngestionStatus": "RespectQuota"},
-            "publicNetworkAccessForIngestion": "Enabled",
-            "publicNetworkAccessForQuery": "Enabled",
-            "createdDate": rfc1123(w.created),
-            "modifiedDate": rfc1123(w.modified),
-            "source": "Azure",
+    if api == "2020-08-01":
+        sku["maxCapacityReservationLevel"] = 3000
+    reset = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # the daily cap's next reset
+    props: dict[str, Any] = {
+        "source": "Azure",
+        "customerId": w.customer_id,
+        "provisioningState": state,
+        "sku": sku,
+        "retentionInDays": w.retention,
+        "features": features,
+        "workspaceCapping": {
+            "dailyQuotaGb": -1.0,
+            "quotaNextResetTime": rfc1123(reset),
+            "dataIngestionStatus": "RespectQuota",
         },
-        "id": w.arm_id,
+        "publicNetworkAccessForIngestion": "Enabled",
+        "publicNetworkAccessForQuery": "Enabled",
+        "createdDate": rfc1123(w.created),
+        "modifiedDate": rfc1123(w.modified),
+    }
+    if api == PREVIEW_2020:
+        del props["createdDate"], props["modifiedDate"], sku["lastSkuUpdate"]
+    body: dict[str, Any] = {
+        "properties": props,
+        "id": w.arm_id.lower(),
         "name": w.name,
         "type": WORKSPACE_TYPE,
         "location": w.location,
-        "tags": dict(w.tags),
-        "etag": f'"{uuid.uuid5(uuid.NAMESPACE_URL, w.arm_id + rfc1123(w.modified))}"',
     }
+    if w.tags_set:
+        body["tags"] = dict(w.tags)
+    return body
 
 
 def _ws_bytes(em: Emulator, w: Workspace) -> bytes:
@@ -1018,7 +1116,7 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
     if req.method == "GET":
         if w is None:
             return _ws_404(rg, name)
-        return Response(200, _ws_body(em, w))
+        return Response(200, _ws_body(em, w, req.q("api-version")))
     if req.method == "PUT":
         if not _rg_exists(em, sub, rg):
             return _rg_404(rg)
@@ -1044,6 +1142,7 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
                 name=name,
                 location=norm_loc(str(body["location"])),
                 tags=dict(body.get("tags") or {}),
+                tags_set="tags" in body,
                 sku=sku_name,
                 retention=int(props.get("retentionInDays") or 30),
                 customer_id=str(uuid.uuid4()),
@@ -1053,15 +1152,17 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
             )
             em.workspaces[key] = w
             em.list_cache.clear()
-            return Response(201, _ws_body(em, w))  # real: 201 Creating, body polling (facts §3.1)
-        return _update_workspace(em, w, body, now)
+            # real: 201 Creating, no async header; the python SDK's recording adds a Location to itself
+            location = f"https://{em.cloud.arm_host}{req.path}?api-version={req.q('api-version')}"
+            return Response(201, _ws_body(em, w, req.q("api-version")), {"Location": location})
+        return _update_workspace(em, w, body, now, req.q("api-version"))
     if req.method == "PATCH":  # plain call, not an LRO (facts §1.4)
         if w is None:
             return _ws_404(rg, name)
         body = _json(req)
         if not isinstance(body, dict):
             return arm_error(400, "InvalidParameter", MSG_BODY)
-        return _update_workspace(em, w, body, em.now())
+        return _update_workspace(em, w, body, em.now(), req.q("api-version"))
     if req.method == "DELETE":
         if w is None:
             return Response(204)
@@ -1071,7 +1172,9 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
     return _no_route(req)
 
 
-def _update_workspace(em: Emulator, w: Workspace, body: dict[str, Any], now: datetime) -> Response:
+def _update_workspace(
+    em: Emulator, w: Workspace, body: dict[str, Any], now: datetime, api: str | None = None
+) -> Response:
     """PUT on an existing workspace and PATCH: the link is not the user's to set here (it is a
     linkedServices/cluster mirror), and a linked workspace keeps its LACluster SKU."""
     props = body.get("properties") or {}
@@ -1092,11 +1195,12 @@ def _update_workspace(em: Emulator, w: Workspace, body: dict[str, Any], now: dat
         w.sku = sku_name
     if "tags" in body and isinstance(body["tags"], dict):
         w.tags = {str(k): str(v) for k, v in body["tags"].items()}
+        w.tags_set = True
     if props.get("retentionInDays"):
         w.retention = int(props["retentionInDays"])
     w.modified = now
     _invalidate(em, w)
-    return Response(200, _ws_body(em, w))
+    return Response(200, _ws_body(em, w, api))
 
 
 def _ws_404(rg: str, name: str) -> Response:
@@ -1351,7 +1455,8 @@ def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
 
 
 # ---- Activity Log ----------------------------------------------------------------------------------
-_FILTER_TIME = re.compile(r"eventTimestamp\s+(ge|le)\s+'([^']+)'", re.IGNORECASE)
+# Times quoted or not: azure-cli sends `eventTimestamp ge 2018-01-01T00:00:00+00:00` (recorded 2019).
+_FILTER_TIME = re.compile(r"eventTimestamp\s+(ge|le)\s+(?:'([^']+)'|([^'\s]+))", re.IGNORECASE)
 _FILTER_EQ = re.compile(
     r"(resourceGroupName|resourceUri|resourceProvider|correlationId)\s+eq\s+'([^']*)'", re.IGNORECASE
 )
@@ -1373,10 +1478,11 @@ def _activity(em: Emulator, req: Request, sub: str) -> Response:
     for cl in clauses:
         m = _FILTER_TIME.fullmatch(cl)
         if m:
+            when = m.group(2) or m.group(3)
             try:
-                t = parse_time(m.group(2))
+                t = parse_time(when)
             except ValueError:
-                return _activity_error(f"The time '{m.group(2)}' is not valid.")
+                return _activity_error(f"The time '{when}' is not valid.")
             if m.group(1).lower() == "ge":
                 start = t
             else:

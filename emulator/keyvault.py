@@ -60,7 +60,7 @@ DEFAULT_LOCATION = "westeurope"
 # Data-plane api-versions azure-keyvault-keys can send (§9.2); anything else is rejected like the
 # service does, so a client pinned to a bogus version is noticed in tests.
 DATAPLANE_API_VERSIONS = frozenset(
-    {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01"}
+    {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5-preview.1", "7.5", "7.6", "2025-07-01"}
 )
 LATEST_DATAPLANE_API = "2025-07-01"
 # Microsoft.KeyVault/vaults api-versions (azure-mgmt-keyvault 14.1.0 default is 2026-05-15, §10).
@@ -158,6 +158,7 @@ class Key:
     name: str
     versions: list[KeyVersion] = field(default_factory=list)  # oldest first; last = current
     deleted_at: datetime | None = None
+    rotation_policy: dict[str, Any] | None = None  # as PUT (lifetimeActions, attributes.expiryTime)
 
     @property
     def current(self) -> KeyVersion:
@@ -214,6 +215,8 @@ class Vault:
     tags: dict[str, str] = field(default_factory=dict)
     keys: dict[str, Key] = field(default_factory=dict)  # lower-case name -> key (live or soft-deleted)
     extra_props: dict[str, Any] = field(default_factory=dict)  # other ARM properties, echoed back
+    created_at: datetime | None = None  # ARM systemData
+    modified_at: datetime | None = None
 
     cloud: CloudHosts = PUBLIC  # the Azure the vault lives in: its DNS suffixes and authority
 
@@ -274,6 +277,40 @@ class Vault:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+
+
+# Data-plane api-versions in release order (dates and numbers do not sort as strings).
+_API_RANK = {v: i for i, v in enumerate(("2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4"), start=1)}
+_API_RANK.update({"7.5-preview.1": 7, "7.5": 7, "7.6": 8, "2025-07-01": 9})
+
+
+def _add_75_attributes(body: Any) -> None:
+    """api 7.5 and later: a key bundle's attributes say `exportable` and, for a software-protected key,
+    `hsmPlatform` "0" (recorded 2023)."""
+    if not isinstance(body, dict) or not isinstance(body.get("key"), dict):
+        return
+    attrs = body.get("attributes")
+    if isinstance(attrs, dict):
+        attrs.setdefault("exportable", False)
+        if not str(body["key"].get("kty", "")).endswith("-HSM"):
+            attrs.setdefault("hsmPlatform", "0")
+
+
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
+
+
+def _duration(text: Any) -> timedelta | None:
+    """A rotation policy's ISO-8601 duration (`P30D`, `P1Y`); months as 30 days, years as 365."""
+    m = _DURATION.match(str(text or ""))
+    if not m or not any(m.groups()):
+        return None
+    years, months, days = (int(g or 0) for g in m.groups())
+    return timedelta(days=365 * years + 30 * months + days)
+
+
+def _iso(dt: datetime) -> str:
+    """ARM systemData times: ISO-8601 with milliseconds and Z."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _b64url(raw: bytes) -> str:
@@ -726,6 +763,8 @@ class VaultRegistry:
             resp = self._route_dataplane(vault, req, api)
         except (ValueError, TypeError) as exc:  # a body field of the wrong type, as the service says
             resp = _kv_error(400, "BadParameter", f"The request is malformed: {exc}")
+        if _API_RANK.get(api, 0) >= _API_RANK["7.5-preview.1"]:
+            _add_75_attributes(resp.body)
         resp.headers.setdefault("Content-Type", "application/json; charset=utf-8")
         resp.headers["x-ms-keyvault-region"] = vault.location
         resp.headers["x-ms-keyvault-service-version"] = "1.9.2000.1"
@@ -749,12 +788,18 @@ class VaultRegistry:
                 return self._guard(vault, "list") or self._list_keys(vault, req, api)
             if m == "GET" and len(rest) == 2 and rest[1].lower() == "versions":
                 return self._guard(vault, "list") or self._list_versions(vault, req, api, rest[0])
-            if m == "GET" and len(rest) in (1, 2):
+            if m == "GET" and len(rest) in (1, 2) and rest[-1].lower() != "rotationpolicy":
                 return self._guard(vault, "get") or self._get_key(
                     vault, rest[0], rest[1] if len(rest) == 2 else ""
                 )
             if m == "POST" and len(rest) == 2 and rest[1].lower() == "create":
                 return self._guard(vault, "create") or self._create_key(vault, rest[0], req)
+            if m == "POST" and len(rest) == 2 and rest[1].lower() == "rotate":
+                return self._guard(vault, "rotate") or self._rotate(vault, rest[0])
+            if len(rest) == 2 and rest[1].lower() == "rotationpolicy" and m in ("GET", "PUT"):
+                if m == "GET":
+                    return self._guard(vault, "getrotationpolicy") or self._get_policy(vault, rest[0])
+                return self._guard(vault, "setrotationpolicy") or self._set_policy(vault, rest[0], req)
             if m == "PATCH" and len(rest) in (1, 2):
                 return self._guard(vault, "update") or self._update_key(
                     vault, rest[0], rest[1] if len(rest) == 2 else "", req
@@ -810,7 +855,8 @@ class VaultRegistry:
         attrs["created"] = _ts(ver.created)
         attrs["updated"] = _ts(ver.updated)
         attrs["recoveryLevel"] = vault.recovery_level()
-        attrs["recoverableDays"] = vault.retention_days if vault.soft_delete else 0
+        if vault.soft_delete:  # recorded: absent on a vault without soft delete ("Purgeable")
+            attrs["recoverableDays"] = vault.retention_days
         return attrs
 
     def _bundle(self, vault: Vault, key: Key, ver: KeyVersion) -> dict[str, Any]:
@@ -873,7 +919,8 @@ class VaultRegistry:
         if key is None:
             return self._not_found(name)
         items = []
-        for ver in key.versions:
+        # recorded: versions come sorted by version id, not by creation time
+        for ver in sorted(key.versions, key=lambda v: v.version.lower()):
             item: dict[str, Any] = {
                 "kid": f"https://{vault.host}/keys/{key.name}/{ver.version}",
                 "attributes": self._attributes(vault, ver),
@@ -944,6 +991,65 @@ class VaultRegistry:
         key.versions.append(ver)
         vault.keys[name.lower()] = key
         self._changed = True  # a new current version can revive a versionless cluster
+        return Response(200, self._bundle(vault, key, ver))
+
+    def _policy_json(self, vault: Vault, key: Key) -> dict[str, Any]:
+        policy = dict(key.rotation_policy or {"lifetimeActions": [], "attributes": {}})
+        return {"id": f"https://{vault.host}/keys/{key.name}/rotationpolicy", **policy}
+
+    def _get_policy(self, vault: Vault, name: str) -> Response:
+        key = self._live_key(vault, name)
+        if key is None:
+            return self._not_found(name)
+        return Response(200, self._policy_json(vault, key))
+
+    def _set_policy(self, vault: Vault, name: str, req: Request) -> Response:
+        """PUT rotationpolicy (recorded 2023): the policy echoed with its id and created/updated times."""
+        key = self._live_key(vault, name)
+        if key is None:
+            return self._not_found(name)
+        try:
+            body = req.json() or {}
+        except ValueError:
+            return _kv_error(400, "BadParameter", "The request body is not valid JSON.")
+        actions = body.get("lifetimeActions") if isinstance(body, dict) else None
+        attrs = body.get("attributes") if isinstance(body, dict) else None
+        if not isinstance(actions, list) or (attrs is not None and not isinstance(attrs, dict)):
+            return _kv_error(400, "BadParameter", "A rotation policy needs a 'lifetimeActions' list.")
+        expiry = (attrs or {}).get("expiryTime")
+        if expiry is not None and _duration(expiry) is None:
+            return _kv_error(400, "BadParameter", f"Property 'expiryTime' has an invalid value: '{expiry}'.")
+        now = _ts(self._clock())
+        created = (key.rotation_policy or {}).get("attributes", {}).get("created", now)
+        key.rotation_policy = {
+            "lifetimeActions": actions,
+            "attributes": {**({"expiryTime": expiry} if expiry else {}), "created": created, "updated": now},
+        }
+        return Response(200, self._policy_json(vault, key))
+
+    def _rotate(self, vault: Vault, name: str) -> Response:
+        """POST rotate (recorded 2023): a new current version like the last one; with a policy
+        `expiryTime` it expires that long after its creation."""
+        key = self._live_key(vault, name)
+        if key is None:
+            return self._not_found(name)
+        last = key.current
+        now = self._clock()
+        expiry = _duration(((key.rotation_policy or {}).get("attributes") or {}).get("expiryTime"))
+        size = len(base64.urlsafe_b64decode(last.material["n"] + "==")) * 8 if "n" in last.material else 2048
+        ver = KeyVersion(
+            version=_new_version_id(),
+            kty=last.kty,
+            key_ops=list(last.key_ops),
+            material=_fake_material(last.kty, size, last.material.get("crv", "P-256")),
+            enabled=True,
+            created=now,
+            updated=now,
+            expires=now + expiry if expiry is not None else None,
+            tags=dict(last.tags),
+        )
+        key.versions.append(ver)
+        self._changed = True  # a new current version: versionless clusters follow it (rule K1)
         return Response(200, self._bundle(vault, key, ver))
 
     def _update_key(self, vault: Vault, name: str, version: str, req: Request) -> Response:
@@ -1053,7 +1159,7 @@ class VaultRegistry:
                     405, "MethodNotAllowed", f"{req.method} is not allowed on the vaults collection."
                 )
             vaults = [
-                self._vault_json(v)
+                self._vault_json(v, api)
                 for v in self._vaults.values()
                 if v.subscription.lower() == subscription.lower()
                 and (not resource_group or v.resource_group.lower() == resource_group.lower())
@@ -1078,7 +1184,7 @@ class VaultRegistry:
             return arm_error(404, "NotFound", f"The emulator does not serve {req.path}.")
         if req.method == "GET":
             return (
-                Response(200, self._vault_json(mine))
+                Response(200, self._vault_json(mine, api))
                 if mine
                 else self._arm_not_found(vault_name, resource_group)
             )
@@ -1122,32 +1228,50 @@ class VaultRegistry:
             "not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
         )
 
-    def _vault_json(self, v: Vault) -> dict[str, Any]:
+    def _vault_json(self, v: Vault, api: str | None = None, *, creating: bool = False) -> dict[str, Any]:
+        """The vault as the api-version shows it. Recorded (2020, api 2019-09-01; 2023, api 2023-02-01):
+        switches never set are absent, the retention only with soft delete; `systemData` and
+        `publicNetworkAccess` appear in the newer api-version (the emulator switches at 2021-04-01-preview,
+        the next one it accepts); a create answers `RegisteringDns` and a vaultUri without the slash."""
         props: dict[str, Any] = {
             "sku": {"family": "A", "name": v.sku},
             "tenantId": v.tenant_id,
             "accessPolicies": [p.to_json() for p in v.access_policies],
             "enabledForDeployment": False,
-            "enabledForDiskEncryption": False,
-            "enabledForTemplateDeployment": False,
             "enableSoftDelete": v.soft_delete,
-            "softDeleteRetentionInDays": v.retention_days,
-            "enableRbacAuthorization": v.rbac,
-            "vaultUri": v.uri,
-            "provisioningState": "Succeeded",
-            "publicNetworkAccess": "Enabled",
         }
+        if v.soft_delete:
+            props["softDeleteRetentionInDays"] = v.retention_days
+        if v.rbac:
+            props["enableRbacAuthorization"] = True
+        props["vaultUri"] = v.uri.rstrip("/") if creating else v.uri
+        props["provisioningState"] = "RegisteringDns" if creating else "Succeeded"
+        newer = (api or ARM_API_VERSIONS[-1]) >= "2021-04-01-preview"
+        if newer:
+            props["publicNetworkAccess"] = "Enabled"
         props.update(v.extra_props)
         if v.purge_protection is not None:  # absent when never set (§10)
             props["enablePurgeProtection"] = v.purge_protection
-        return {
+        out: dict[str, Any] = {
             "id": v.arm_id,
             "name": v.name,
             "type": "Microsoft.KeyVault/vaults",
             "location": v.location,
             "tags": dict(v.tags),
-            "properties": props,
         }
+        if newer:
+            created = v.created_at or self._clock()
+            modified = v.modified_at or created
+            out["systemData"] = {
+                "createdBy": "user@example.com",
+                "createdByType": "User",
+                "createdAt": _iso(created),
+                "lastModifiedBy": "user@example.com",
+                "lastModifiedByType": "User",
+                "lastModifiedAt": _iso(modified),
+            }
+        out["properties"] = props
+        return out
 
     def _body(self, req: Request) -> dict[str, Any] | Response:
         try:
@@ -1268,9 +1392,13 @@ class VaultRegistry:
         if err is not None:
             return err
         work.tags = dict(body.get("tags") or {})
+        now = self._clock()
+        work.created_at = existing.created_at if existing is not None else now
+        work.modified_at = now
         self._vaults[name.lower()] = work
         self._changed = True
-        return Response(201 if existing is None else 200, self._vault_json(work))
+        # recorded: 200 on create too, while DNS registers (an LRO the SDK polls to Succeeded)
+        return Response(200, self._vault_json(work, req.q("api-version"), creating=existing is None))
 
     def _arm_patch(self, req: Request, v: Vault) -> Response:
         body = self._body(req)
@@ -1290,7 +1418,8 @@ class VaultRegistry:
             trial.tags = dict(body["tags"])
         self._vaults[v.name.lower()] = trial
         self._changed = True
-        return Response(200, self._vault_json(trial))
+        trial.modified_at = self._clock()
+        return Response(200, self._vault_json(trial, req.q("api-version")))
 
     def _arm_access_policy(self, v: Vault, kind: str, req: Request) -> Response:
         """PUT .../accessPolicies/{add|replace|remove} (rule K2: removal revokes a cluster)."""

@@ -130,6 +130,7 @@ class Workspace:
     saved_searches: int = 0
     storage: dict[str, list[str]] = field(default_factory=dict)  # data source type (lower) → ids
     cache: bytes | None = None
+    tags_set: bool = True  # Azure answers `tags` only for a workspace whose tags were ever set
 
     @property
     def key_id(self) -> str:
@@ -226,7 +227,7 @@ class Emulator:
         self.vaults = _make_vault_registry(self.clock, self._recheck_revocations, cloud)
 
     def _init_collections(self) -> None:
-        self.resource_groups: dict[str, dict[str, str]] = {}  # "sub/rg" lower → {name, location}
+        self.resource_groups: dict[str, dict[str, Any]] = {}  # "sub/rg" lower → {name, location, tags?}
         self.clusters: dict[str, Cluster] = {}  # active (incl. being deleted) by key_id
         self.soft_deleted: list[Cluster] = []  # rule C11
         self.workspaces: dict[str, Workspace] = {}

@@ -288,7 +288,7 @@ class Tally:
             )
             for name, t in sorted(self.replay.items()):
                 for d in t.documented:
-                    yield f"  documented difference {name}{d}"
+                    yield f"  on purpose: {Path(name).name[:48]}{d}"[:118]
             for m in total.mismatched:
                 yield f"  MISMATCH {m}"
         if self.product_bodies:

@@ -40,7 +40,10 @@ def test_resource_group_lifecycle(emulator: Any) -> None:
     make_rg(emulator, "rgx")
     got = emulator.arm("GET", path, api_version="2021-04-01").json()
     assert got["name"] == "rgx" and got["location"] == "eastus"
-    assert emulator.arm("DELETE", path, api_version="2021-04-01").status_code == 200
+    deleted = emulator.arm("DELETE", path, api_version="2021-04-01")
+    assert deleted.status_code == 202  # recorded: 202 + Location to the subscription's operationresults
+    done = deleted.headers["Location"].removeprefix("https://management.azure.com")
+    assert emulator.arm("GET", done, api_version="").status_code == 200
     assert (
         emulator.arm("GET", path, api_version="2021-04-01").json()["error"]["code"] == "ResourceGroupNotFound"
     )

@@ -64,11 +64,17 @@ def test_create_answers_202_with_async_operation_header(emulator: Any) -> None:
     assert status["status"] == "Succeeded" and status["endTime"]
 
 
-@pytest.mark.parametrize("name", ["ab", "a" * 64, "bad-name", "bad_name"])
+@pytest.mark.parametrize("name", ["ab", "a" * 64, "-badname", "badname-", "bad_name"])
 def test_c1_invalid_names_are_refused(la: Any, name: str) -> None:
     status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", name, cluster_model()))
     assert status == 400
     assert message.startswith("Cluster name is not valid.")
+
+
+def test_c1_inner_hyphens_are_valid_as_azure_created_them(la: Any) -> None:
+    """Rule C1 today: Azure created `clitest-cluster-000002` (tests/conformance/recordings)."""
+    la.clusters.begin_create_or_update("rg1", "clitest-cluster-000002", cluster_model()).result()
+    assert la.clusters.get("rg1", "clitest-cluster-000002").name == "clitest-cluster-000002"
 
 
 def test_c2_third_cluster_in_a_region_is_refused_under_seed_limits(la: Any) -> None:
