@@ -95,6 +95,32 @@ def test_2020_key_update_bodies_give_the_cluster_azure_reports() -> None:
     assert states == [("Updating", True, False)] * 5 + [("Succeeded", False, True)] * 2
 
 
+def test_recorded_key_update_is_running_then_done_with_the_443_vault() -> None:
+    """Operations re-reads the cluster through the real SDK: while the recorded GETs say Updating a key
+    change is in progress (rule C6); once they show key2 at `https://yu-vault-1.vault.azure.net:443`, the
+    change the PATCH asked for (vault with a slash, no port) is done and verifies."""
+    recorded = load(UPDATE_KEY)
+    patch = recorded[0]
+    sent = patch.request_body["properties"]["keyVaultProperties"]
+    rid = ids.ResourceId.parse(patch.path)
+    change = Change(
+        id="k1",
+        action=Action.SET_KEY,
+        address=f"cluster.{rid.name}",
+        resource_id=str(rid),
+        parameters={
+            "subscription": rid.subscription,
+            "resource_group": rid.resource_group,
+            "name": rid.name,
+            "key": {"vault_uri": sent["keyVaultUri"], "name": sent["keyName"], "version": sent["keyVersion"]},
+        },
+    )
+    assert Operations(_clients(recorded[1])).precheck(change) is Precheck.IN_PROGRESS
+    assert Operations(_clients(recorded[5])).precheck(change) is Precheck.DONE
+    Operations(_clients(recorded[6])).verify(change)  # raises InconsistentResult on a mismatch
+    TALLY.parsed(UPDATE_KEY, 3)
+
+
 def test_todays_cluster_example_reads_iso_dates_and_linked_workspaces() -> None:
     body = example("2025-07-01/ClustersGet.json")["responses"]["200"]["body"]
     c = cluster_from_arm(body)
