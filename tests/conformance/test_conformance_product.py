@@ -261,6 +261,31 @@ def test_observe_reads_byos_from_the_recorded_list_through_the_sdk() -> None:
     assert acc.workspaces[key].byos == puts  # {"customlogs": ..., "azurewatson": ...}
 
 
+def test_byos_link_and_unlink_take_the_recorded_synchronous_answers() -> None:
+    """Linked storage PUT answers 200 at once (no async header) and DELETE 200 with an empty body: the
+    product's BYOS link and unlink go through the real SDK on those answers, and the link verifies."""
+    recorded = load(LINKED_STORAGE)
+    put, get, delete = recorded[3], recorded[4], recorded[14]
+    ws_id = put.path.rsplit("/linkedStorageAccounts", 1)[0]
+    account = put.request_body["properties"]["storageAccountIds"][0]
+    link = Change(
+        id="b1",
+        action=Action.BYOS_LINK,
+        address="workspace.clitest000006.byos",
+        resource_id=ws_id,
+        parameters={"workspace_id": ws_id, "data_source_type": "CustomLogs", "storage_account_id": account},
+        after={"storage_account_id": account},
+    )
+    journal: list[Any] = []
+    handle = Operations(_clients(put)).start(link, lambda url, token: journal.append((url, token)))
+    assert handle.poller is None and journal == [(None, None)]  # synchronous: nothing to resume
+    Operations(_clients(get)).verify(link)  # raises InconsistentResult on a mismatch
+    params = {**link.parameters, "data_source_type": "AzureWatson"}
+    unlink = link.model_copy(update={"action": Action.BYOS_UNLINK, "parameters": params})
+    assert Operations(_clients(delete)).start(unlink, lambda url, token: None).poller is None
+    TALLY.parsed(LINKED_STORAGE, 3)
+
+
 def test_linked_storage_example_lists_every_data_source_type() -> None:
     body = example("2025-07-01/LinkedStorageAccountsListByWorkspace.json")["responses"]["200"]["body"]
     byos = byos_from_arm(body["value"])
