@@ -13,6 +13,7 @@ import sysconfig
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging_tools import ROOT, Tools
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -92,7 +93,11 @@ def test_the_lock_pins_and_hashes_every_runtime_dependency() -> None:
     pinned = _pins(LOCK)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     wanted = {_norm(re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0]) for dep in project}
-    assert wanted <= set(pinned), sorted(wanted - set(pinned))
+    missing = sorted(wanted - set(pinned))
+    assert not missing, f"not in docker/requirements.lock: {missing}; run `make docker-lock`"
+    for dep in map(Requirement, project):  # a raised floor or a new cap is in the image too
+        version = pinned[_norm(dep.name)][0]
+        assert dep.specifier.contains(version), f"lock has {dep.name}=={version}, pyproject wants {dep}"
     for name, (_, hashes) in {**pinned, **_pins(BUILD_LOCK)}.items():
         assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
     assert {"setuptools", "wheel"} <= set(_pins(BUILD_LOCK))
