@@ -446,9 +446,7 @@ class Executor:
                 ClusterDeletion(
                     cluster_key=ids.id_key(target),
                     subscription=rid.subscription,
-                    location=str(
-                        p.get("location") or (change.before or {}).get("location", "") if change else ""
-                    ),
+                    location=ids.normalise_location(str(p.get("location") or "")),
                     name=rid.name,
                     at=at,
                 )

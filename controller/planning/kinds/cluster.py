@@ -110,7 +110,10 @@ def _plan_unmanaged(wb: Workbench, managed: dict[str, Cluster]) -> None:
                     f"{address} is in a managed resource group but not in the spec; set "
                     "settings.prune.clusters to delete it", address=address)
             continue
-        params = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name}
+        # the location goes into the journal with the deletion: the name and its region slot stay
+        # reserved for the retention period (rules C2, C11)
+        params = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name,
+                  "location": obs.location}
         if _busy(wb, obs):
             wb.defer(id=step, action=Action.DELETE, address=address, resource_id=obs.id, rule="C6",
                      reason=f"{obs.name} is {obs.provisioning_state}; a cluster can't be deleted while an "
