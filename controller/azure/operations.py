@@ -26,7 +26,7 @@ from typing import Any
 from controller.azure import errors
 from controller.azure.clients import AzureClients
 from controller.azure.observe import parse_time
-from controller.model import ids
+from controller.model import compare, ids
 from controller.model.rules import Rule
 from controller.planning.plan import Action, Change
 
@@ -204,7 +204,7 @@ class Operations:
                 "identity_type": identity.get("type"),
                 "identity": {
                     "type": identity.get("type"),
-                    "user_assigned_identity": next(iter(identity.get("userAssignedIdentities") or {}), None),
+                    "user_assigned_identities": tuple(identity.get("userAssignedIdentities") or {}),
                 },
                 "double_encryption": props.get("isDoubleEncryptionEnabled"),
                 "availability_zones": props.get("isAvailabilityZonesEnabled"),
@@ -423,8 +423,12 @@ class Operations:
                 want, have = ids.id_key(str(want)), ids.id_key(str(have or ""))
             elif field == "identity" and isinstance(want, dict):
                 have_d = have or {}
-                if str(want.get("type", "")).lower() != str(have_d.get("type") or "").lower():
-                    out.append(f"identity.type: expected {want.get('type')}, found {have_d.get('type')}")
+                live_uais = have_d.get("user_assigned_identities") or ()
+                if not compare.same_identity(str(want.get("type") or ""), want.get("user_assigned_identity"),
+                                             str(have_d.get("type") or ""), live_uais):
+                    wanted = f"{want.get('type')} {want.get('user_assigned_identity') or ''}".strip()
+                    found = f"{have_d.get('type')} {', '.join(live_uais)}".strip()
+                    out.append(f"identity: expected {wanted}, found {found}")
                 continue
             elif field == "location" and want is not None:
                 want = ids.normalise_location(str(want))
@@ -439,11 +443,14 @@ def _update_fields(p: dict[str, Any]) -> dict[str, Any]:
     return {k: p[k] for k in ("capacity", "billing_type", "tags", "identity") if k in p}
 
 
-def _identity_body(identity: dict[str, Any]) -> dict[str, Any]:
+def _identity_body(identity: dict[str, Any], unassign: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     body: dict[str, Any] = {"type": identity.get("type")}
+    uais: dict[str, Any] = dict.fromkeys(unassign)  # ARM PATCH merges: `null` removes an identity
     uai = identity.get("user_assigned_identity")
     if uai:
-        body["userAssignedIdentities"] = {uai: {}}
+        uais[uai] = {}
+    if uais:
+        body["userAssignedIdentities"] = uais
     return body
 
 
@@ -491,5 +498,5 @@ def patch_body(action: Action, p: dict[str, Any]) -> dict[str, Any]:
     if "tags" in p:
         body["tags"] = dict(p["tags"] or {})
     if "identity" in p:
-        body["identity"] = _identity_body(p["identity"] or {})
+        body["identity"] = _identity_body(p["identity"] or {}, p.get("unassign_identities") or ())
     return body

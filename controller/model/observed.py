@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from controller.model import compare
 from controller.model.ids import KeyRef
 
 
@@ -37,7 +38,7 @@ class ObservedCluster:
     @property
     def busy(self) -> bool:
         """Rule C6: an asynchronous operation is running."""
-        return self.provisioning_state not in ("Succeeded", "Failed", "Canceled")
+        return compare.busy(self.provisioning_state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,3 +123,43 @@ def test_user_assigned_to_system_assigned_runs_end_to_end(
     link = emulator.arm("GET", workspace_id("law1") + "/linkedServices/cluster").json()
     assert link["properties"]["writeAccessResourceId"].lower() == cluster_id().lower()  # never unlinked
     assert emulator.events() == []
+
+
+UAI2 = UAI.rsplit("/", 1)[0] + "/id-cmk-2"
+UAI2_PRINCIPAL = "22222222-3333-4444-8555-666666666666"
+
+
+def test_switch_to_another_user_assigned_identity_is_sent_and_converges(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rule C5: a cluster on one user-assigned identity declared on another one ends on that one alone,
+    and the next plan is empty (precheck must not take the same identity type for "already done")."""
+    seed_estate(emulator, workspaces=())
+    emulator.seed({
+        "identities": [{"id": UAI2, "principal_id": UAI2_PRINCIPAL}],
+        "clusters": [{
+            "subscription": SUB, "resource_group": RG, "name": CLUSTER, "location": "westeurope",
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}},
+            "principal_id": UAI_PRINCIPAL,
+        }],
+    })
+    spec = tmp_path / "spec" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "cmk.azure.io/v1", "kind": "Cluster", "metadata": {"name": CLUSTER},
+        "spec": {"subscription": SUB, "resourceGroup": RG, "location": "westeurope", "capacity": 1000,
+                 "identity": {"type": "UserAssigned", "userAssignedIdentity": UAI2}}}), encoding="utf-8")
+    state = tmp_path / "state"
+
+    code, plan = _plan(spec, state, capsys)
+    assert code == 2 and [c["action"] for c in plan["changes"]] == ["update"]
+
+    emulator.clear_requests()
+    assert _apply(spec, state) == 0, capsys.readouterr()
+    assert len(_patches(emulator)) == 1  # the switch was sent, not skipped as "already done"
+    identity = _live(emulator)["identity"]
+    assert identity["type"] == "UserAssigned"
+    assert [k.lower() for k in identity["userAssignedIdentities"]] == [UAI2.lower()]  # the old one went
+
+    code, plan = _plan(spec, state, capsys)
+    assert code == 0 and plan["changes"] == [] and plan["drift"] == [], plan

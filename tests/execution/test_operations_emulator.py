@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, write_spec
+from estate import CLUSTER, RG, SUB, UAI, cluster_id, seed_estate, workspace_id, write_spec
 
 from controller.azure.clients import AzureClients
 from controller.azure.operations import InconsistentResult, Operations, Precheck, cluster_body, patch_body
@@ -204,7 +204,7 @@ def test_throttled_patch_is_retried_by_the_executor(
                     "name": CLUSTER,
                     "location": "westeurope",
                     "capacity": 1000,
-                    "identity": {"type": "UserAssigned"},
+                    "identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}},
                 }
             ]
         }

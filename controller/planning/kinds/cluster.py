@@ -36,11 +36,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from controller.model import ids
+from controller.model import compare, ids
 from controller.model.observed import ObservedCluster
 from controller.model.spec import Cluster, IdentityType
 from controller.planning.context import Workbench, cluster_path
-from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health, same_key
+from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health
 from controller.planning.plan import Action, Change, Severity
 
 _LINKABLE = "Succeeded"
@@ -60,18 +60,16 @@ def _live_identity(obs: ObservedCluster) -> dict[str, Any]:
     return {"type": obs.identity_type, "user_assigned_identity": uai}
 
 
-def _same_identity(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return str(a["type"]).lower() == str(b["type"]).lower() and ids.id_key(
-        a["user_assigned_identity"] or "") == ids.id_key(b["user_assigned_identity"] or "")
-
-
-def _tags_equal(a: dict[str, str], b: dict[str, str]) -> bool:
-    return {k.lower(): v for k, v in a.items()} == {k.lower(): v for k, v in b.items()}
+def _identity_matches(cluster: Cluster, obs: ObservedCluster) -> bool:
+    ident = cluster.spec.identity
+    return compare.same_identity(str(ident.type), ident.user_assigned_identity, obs.identity_type,
+                                 obs.user_assigned_identities)
 
 
 def _busy(wb: Workbench, obs: ObservedCluster) -> bool:
     key = ids.id_key(obs.id)
-    return obs.busy or any(ids.id_key(op.target) == key for op in wb.history.in_flight)
+    return compare.busy(obs.provisioning_state) or any(
+        ids.id_key(op.target) == key for op in wb.history.in_flight)
 
 
 def plan_clusters(wb: Workbench) -> None:
@@ -411,10 +409,10 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     live_key = obs.key
     if live_key is not None:
         live_key_health(wb, live_key, address=address, resource_id=obs.id)
-    identity_changes = not _same_identity(live_ident, want_ident)
+    identity_changes = not _identity_matches(cluster, obs)
     if identity_changes:
         drift("identity", want_ident, live_ident, Severity.WARNING)
-    key_changes = want_key is not None and not same_key(want_key, live_key)
+    key_changes = want_key is not None and not compare.same_key(want_key, live_key)
     if want_key is None and live_key is not None:
         drift("key", None, key_params(live_key))
         wb.warn("key-removal-unsupported", f"{address}: the spec has no key but the cluster uses "
@@ -534,8 +532,14 @@ def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: 
                     reason="step 1 of UserAssigned → SystemAssigned: clear the key (identity and key never "
                            "change together)", rules=("C5", "C13"),
                     warnings=("new data uses Microsoft keys until step 4 sets the key again (W6)",)))
+    # ARM PATCH merges user-assigned identities: the ones to leave are named, each sent as null
+    wanted = ids.id_key(want["user_assigned_identity"] or "")
+    unassign = [u for u in obs.user_assigned_identities if ids.id_key(u) != wanted] \
+        if str(want["type"]) == "UserAssigned" else []
     emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
-                parameters={**base, "identity": want}, before={"identity": live}, after={"identity": want},
+                parameters={**base, "identity": want,
+                            **({"unassign_identities": unassign} if unassign else {})},
+                before={"identity": live}, after={"identity": want},
                 reason="the declared identity differs", rules=("C5",)))
     return True
 
@@ -551,7 +555,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
     if spec.billing_type.lower() != obs.billing_type.lower():
         drift("billing_type", str(spec.billing_type), obs.billing_type)
         changed["billing_type"], before["billing_type"] = str(spec.billing_type), obs.billing_type
-    if not _tags_equal(spec.tags, obs.tags):
+    if not compare.same_tags(spec.tags, obs.tags):
         drift("tags", dict(spec.tags), dict(obs.tags))
         changed["tags"], before["tags"] = dict(sorted(spec.tags.items())), dict(sorted(obs.tags.items()))
     if spec.capacity != obs.capacity:

@@ -29,11 +29,6 @@ class KeyProblem:
     remedy: str
 
 
-def same_key(a: KeyRef, b: KeyRef | None) -> bool:
-    """Vault host, key name and version compared case-insensitively; versionless "" == None."""
-    return b is not None and a.key() == b.key() and (a.version or "").lower() == (b.version or "").lower()
-
-
 def key_params(ref: KeyRef | None) -> dict[str, Any] | None:
     if ref is None:
         return None
