@@ -14,6 +14,7 @@ Cross-document checks (duplicates, W1 over-subscription, unknown cluster referen
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -239,9 +240,16 @@ class WorkspaceSetSpec(_Strict):
         return v
 
     def entries(self) -> list[WorkspaceEntry]:
-        """Every item as an entry. Bare ids were validated with the set, so they are wrapped as they
-        are (model_construct) rather than validated again: the checks and the planner ask many times."""
-        return [WorkspaceEntry.model_construct(id=w) if isinstance(w, str) else w for w in self.workspaces]
+        """Every item as an entry (a fresh list; the entries themselves are frozen)."""
+        return list(self.entry_tuple)
+
+    @functools.cached_property
+    def entry_tuple(self) -> tuple[WorkspaceEntry, ...]:
+        """Built once per (frozen) spec: the checks and the planner ask many times. Bare ids were
+        validated with the set, so they are wrapped as they are rather than validated again."""
+        return tuple(
+            WorkspaceEntry.model_construct(id=w) if isinstance(w, str) else w for w in self.workspaces
+        )
 
 
 class WorkspaceSet(_Strict):
@@ -321,7 +329,12 @@ class DesiredState(BaseModel):
         return next((c for c in self.clusters if c.metadata.name == name), None)
 
     def desired_links(self) -> dict[str, Cluster]:
-        """workspace id key -> the cluster it must be linked to."""
+        """workspace id key -> the cluster it must be linked to (a fresh dict)."""
+        return dict(self._links)
+
+    @functools.cached_property
+    def _links(self) -> dict[str, Cluster]:
+        # computed once: the state is frozen, and the planner, observe and the CLI each ask for it
         out: dict[str, Cluster] = {}
         for ws_set in self.workspace_sets:
             if ws_set.spec.cluster is None:
@@ -334,8 +347,12 @@ class DesiredState(BaseModel):
         return out
 
     def workspace_entries(self) -> dict[str, WorkspaceEntry]:
-        """workspace id key -> its entry (id as written, BYOS)."""
-        return {ids.id_key(e.id): e for s in self.workspace_sets for e in s.spec.entries()}
+        """workspace id key -> its entry (id as written, BYOS); a fresh dict."""
+        return dict(self._entries)
+
+    @functools.cached_property
+    def _entries(self) -> dict[str, WorkspaceEntry]:
+        return {ids.id_key(e.id): e for s in self.workspace_sets for e in s.spec.entry_tuple}
 
     def subscriptions(self) -> set[str]:
         subs = {c.spec.subscription for c in self.clusters}
