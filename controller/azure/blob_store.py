@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from controller.azure.errors import map_error
 from controller.errors import CmkError, LockHeldError
 from controller.model import clouds
 from controller.model.history import (
+    AppliedResource,
     ClusterDeletion,
     History,
     HistoryStore,
@@ -68,6 +69,7 @@ def _empty() -> dict[str, Any]:
         "in_flight": {},
         "finished": [],
         "revisions": [],
+        "applied": {},
     }
 
 
@@ -159,6 +161,16 @@ class BlobHistoryStore:
                     phase=o.get("phase", "begin"),
                 )
                 for op_id, o in sorted(doc["in_flight"].items())
+            ),
+            applied=tuple(
+                AppliedResource(
+                    key=key,
+                    revision=a["revision"],
+                    at=_dt(a["at"]),
+                    intent=dict(a.get("intent", {})),
+                    baseline=dict(a.get("baseline", {})),
+                )
+                for key, a in sorted(doc["applied"].items())
             ),
         )
 
@@ -281,6 +293,19 @@ class BlobHistoryStore:
             "summary": dict(revision.summary),
         }
         self._mutate(lambda doc: doc["revisions"].append(entry))
+
+    def record_applied(self, resources: Sequence[AppliedResource]) -> None:
+        entries = {
+            r.key: json.loads(
+                json.dumps(
+                    {"revision": r.revision, "at": _ts(r.at), "intent": r.intent, "baseline": r.baseline},
+                    default=str,
+                )
+            )
+            for r in resources
+        }
+        if entries:
+            self._mutate(lambda doc: doc["applied"].update(entries))
 
 
 class BlobLease:

@@ -119,6 +119,12 @@ def lock_days(message: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def window_days(message: str | None) -> int | None:
+    """The window a W3 refusal states, in the documented limit's words ("... allowed in 30 day period")."""
+    m = re.search(r"in (\d+)[ -]day period", message or "", re.I)
+    return int(m.group(1)) if m else None
+
+
 class NotFound(AzureError):
     """404: the resource does not exist (or is soft-deleted, rule C11)."""
 

@@ -36,7 +36,7 @@ from controller.execution.executor import summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
 from controller.model.settings import Settings
 from controller.planning import fingerprint as fp
-from controller.service.apply_session import ApplySession, step_counts
+from controller.service.apply_session import ApplySession, record_applied, step_counts
 from controller.service.saved_plan import check_saved, load_plan_file
 from controller.service.state import parse_state
 
@@ -84,6 +84,7 @@ def run(
     state: str | None = None,
     clients: AzureClients | None = None,
     cloud: str | None = None,
+    correct_drift: bool = False,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     own = clients is None
@@ -119,7 +120,8 @@ def run(
                 f"{planfile} does not record its spec paths; give them with -f so the plan can be checked "
                 "against the live state before applying"
             )
-        snap = session.look(spec_paths)
+        # a saved plan made with --correct-drift was reviewed with its reverts: checked against the same
+        snap = session.look(spec_paths, correct_drift=correct_drift or bool(saved and saved.correct_drift))
         plan = snap.artefact(spec_paths)
         for warning in snap.observed.warnings:
             _err(f"warning: {warning}")
@@ -140,14 +142,25 @@ def run(
             sys.stdout.flush()
 
         if not plan.changes and not plan.deferred and not plan.blocked and not resumed:
-            print("No changes. Azure matches the spec.")
+            # the first look at an estate that already matches: it is the baseline drift compares with
+            record_applied(
+                session.journal_store(),
+                snap,
+                None,
+                revision=plan.spec_digest,
+                now=session.now(),
+                only_missing=True,
+            )
+            print("No changes. Azure matches the spec." if not snap.held else
+                  "No changes. Differences made outside cmkctl are reported above, not reverted "
+                  "(settings.drift: report; --correct-drift reverts them).")
             return EXIT_OK
         with live:
             result = session.execute(plan)
         result.resumed = resumed
         for line in summarise(result):
             print(line)
-        session.record(plan.spec_digest or plan.fingerprint, step_counts(result))
+        session.record(plan.spec_digest or plan.fingerprint, step_counts(result), snap)
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
         return EXIT_OK if result.ok and not result.blocked else EXIT_ERROR
 
@@ -190,6 +203,14 @@ def apply_command(
         ),
     ] = None,
     cloud: CloudOption = None,
+    correct_drift: Annotated[
+        bool,
+        typer.Option(
+            "--correct-drift",
+            help="Also revert what was changed outside cmkctl since the last apply (settings.drift: report "
+            "otherwise only reports it)",
+        ),
+    ] = False,
 ) -> None:
     """Apply the spec (or a saved plan): resumable, idempotent, one writer at a time."""
     try:
@@ -206,6 +227,7 @@ def apply_command(
             lock_timeout=timeout,
             state=state,
             cloud=cloud,
+            correct_drift=correct_drift,
         )
     )
 

@@ -4,7 +4,10 @@
 
 Exit codes: 0 = Azure matches the spec, 2 = drift found, 1 = error (never a traceback). Nothing is
 changed. Drift is every field where live differs from the spec, plus resources the spec wants that
-are missing (the same definition the controller logs and serves at /status).
+are missing (the same definition the controller logs and serves at /status); a difference made
+outside cmkctl that `settings.drift: report` leaves in place is marked `held`. Below it, every field
+of a declared resource that changed since the last apply (from the journal), managed by the spec or
+not: `changedOutside` in JSON.
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ def run(
         for warning in observed.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         items = drift_items(plan)
+        outside = [o.to_json() for o in snap.outside]
         if fmt is DriftFormat.JSON:
-            print(json.dumps({"drifted": drifted_resources(items), "drift": items}, indent=2, default=str))
+            body = {"drifted": drifted_resources(items), "drift": items, "changedOutside": outside}
+            print(json.dumps(body, indent=2, default=str))
         else:
-            sys.stdout.write(render_text(items))
+            sys.stdout.write(render_text(items, outside))
         return EXIT_DRIFT if items else EXIT_OK
 
     return guarded(body)

@@ -67,12 +67,15 @@ def run(
     state: str | None = None,
     clients: AzureClients | None = None,
     cloud: str | None = None,
+    correct_drift: bool = False,
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
 
     def body() -> int:
-        snap = snapshot(paths, state=state, clients=clients, cloud=selected_cloud(cloud))
+        snap = snapshot(
+            paths, state=state, clients=clients, cloud=selected_cloud(cloud), correct_drift=correct_drift
+        )
         plan, observed = snap.artefact(paths), snap.observed
         if fmt is Format.JSON:  # text and markdown show them in the plan; JSON keeps stdout clean
             for warning in observed.warnings:
@@ -106,10 +109,26 @@ def plan_command(
         ),
     ] = None,
     cloud: CloudOption = None,
+    correct_drift: Annotated[
+        bool,
+        typer.Option(
+            "--correct-drift",
+            help="Also plan reverting what was changed outside cmkctl since the last apply "
+            "(settings.drift: report otherwise only reports it)",
+        ),
+    ] = False,
 ) -> None:
     """Show what apply would do now, what must wait (until when) and what can never run as declared."""
     raise typer.Exit(
-        run(files, out=out, fmt=fmt, detailed_exitcode=detailed_exitcode, state=state, cloud=cloud)
+        run(
+            files,
+            out=out,
+            fmt=fmt,
+            detailed_exitcode=detailed_exitcode,
+            state=state,
+            cloud=cloud,
+            correct_drift=correct_drift,
+        )
     )
 
 

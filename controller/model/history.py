@@ -6,9 +6,10 @@ the store that persists it lives in controller.state (SQLite) or controller.azur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +50,31 @@ class InFlightOperation:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedResource:
+    """What the last apply left on one resource, so `drift: report` can tell hand-made from intended.
+
+    `intent`: the fields the spec manages, as the applied spec declared them (a field whose spec value
+    differs now was changed in git, and is planned). `baseline`: the whole live resource read right
+    after that apply (canonical JSON, unmanaged fields too): a field that differs from it now was
+    changed outside cmkctl. Written by every apply (CI and the controller) to the shared journal.
+    """
+
+    key: str  # "cluster:<id key>" | "workspace:<id key>"
+    revision: str
+    at: datetime
+    intent: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class History:
     link_operations: tuple[LinkOperation, ...] = ()
     cluster_deletions: tuple[ClusterDeletion, ...] = ()
     in_flight: tuple[InFlightOperation, ...] = ()
+    applied: tuple[AppliedResource, ...] = ()  # our journal only; never from Azure
+
+    def applied_by_key(self) -> dict[str, AppliedResource]:
+        return {a.key: a for a in self.applied}
 
     def link_ops_since(self, workspace_key: str, since: datetime) -> list[LinkOperation]:
         """Rule W3: distinct operations on one workspace since a time (deduplicated by kind+minute)."""
@@ -68,6 +90,7 @@ class History:
             cluster_deletions=tuple({(d.cluster_key, d.at): d for d in
                                      self.cluster_deletions + other.cluster_deletions}.values()),
             in_flight=self.in_flight + other.in_flight,
+            applied=self.applied + other.applied,
         )
 
 
@@ -115,6 +138,10 @@ class HistoryStore(Protocol):
     def end_operation(self, op_id: str, outcome: str, detail: str = "") -> None: ...
 
     def record_revision(self, revision: Revision) -> None: ...
+
+    def record_applied(self, resources: Sequence[AppliedResource]) -> None:
+        """Replace the intent and baseline of these resources (one entry per key: the latest apply)."""
+        ...
 
     def record_operation_sent(
         self, op_id: str, *, status_url: str | None, continuation_token: str | None

@@ -44,6 +44,12 @@ def _canon(value: Any) -> Any:
     return value
 
 
+def canonical(value: Any) -> Any:
+    """An observed value as plain JSON (dataclasses as dicts, dates ISO, sets sorted): what the journal
+    keeps as an apply's live baseline, and what the "changed outside cmkctl" report compares."""
+    return _canon(value)
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(_canon(value), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

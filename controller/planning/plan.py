@@ -99,6 +99,8 @@ class Drift(_Frozen):
     live: Any = None
     severity: Severity = Severity.WARNING
     rule: str | None = None
+    # changed outside cmkctl since the last apply, spec unchanged: reported, not reverted (drift: report)
+    held: bool = False
 
 
 class Summary(_Frozen):
@@ -137,6 +139,8 @@ class Plan(_Frozen):
     # added for `cmkctl apply PLANFILE`: what to re-observe and how to say what went stale
     spec_paths: tuple[str, ...] = ()  # the -f paths the plan was made from
     resource_digests: dict[str, str] = Field(default_factory=dict)  # planning.fingerprint.resource_digests
+    # made with --correct-drift (or settings.drift: correct): applying it reviewed the reverts too
+    correct_drift: bool = False
 
     @property
     def complete(self) -> bool:

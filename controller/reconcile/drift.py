@@ -26,6 +26,7 @@ def drift_items(plan: Plan, *, cause: str = "") -> list[dict[str, Any]]:
                 "severity": str(d.severity),
                 "rule": d.rule,
                 "cause": cause,
+                "held": d.held,
             }
         )
     with_fields = {d.address for d in plan.drift}
@@ -41,6 +42,7 @@ def drift_items(plan: Plan, *, cause: str = "") -> list[dict[str, Any]]:
                     "severity": "warning",
                     "rule": None,
                     "cause": cause,
+                    "held": False,
                     "reason": c.reason,
                 }
             )
@@ -51,15 +53,31 @@ def drifted_resources(items: list[dict[str, Any]]) -> int:
     return len({i["address"] for i in items})
 
 
-def render_text(items: list[dict[str, Any]]) -> str:
-    if not items:
-        return "No drift: Azure matches the spec.\n"
-    lines = [f"Drift: {drifted_resources(items)} resource(s) differ from the spec."]
+HELD_NOTE = "changed outside cmkctl; reported, not reverted (settings.drift: report)"
+
+
+def render_text(items: list[dict[str, Any]], outside: list[dict[str, Any]] | None = None) -> str:
+    """Drift against the spec, then every field changed outside cmkctl since the last apply."""
+    lines = (
+        [f"Drift: {drifted_resources(items)} resource(s) differ from the spec."]
+        if items
+        else ["No drift: Azure matches the spec."]
+    )
     for i in items:
         rule = f" (rule {i['rule']})" if i.get("rule") else ""
+        held = f" [{HELD_NOTE}]" if i.get("held") else ""
         lines.append(
-            f"  ~ {i['address']} {i['field']}: spec {_show(i['desired'])}, live {_show(i['live'])}{rule}"
+            f"  ~ {i['address']} {i['field']}: spec {_show(i['desired'])}, live {_show(i['live'])}"
+            f"{rule}{held}"
         )
+    if outside:
+        lines.append("")
+        lines.append("Changed outside cmkctl since the last apply:")
+        for o in outside:
+            lines.append(
+                f"  ~ {o['address']} {o['path']}: {_show(o['before'])} -> {_show(o['after'])}"
+                f" (applied revision {str(o['appliedRevision'])[:19]})"
+            )
     return "\n".join(lines) + "\n"
 
 

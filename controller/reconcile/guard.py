@@ -10,7 +10,7 @@ transient/busy -> retry soon), and (3) how many operations are in flight, for /m
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from controller.azure import errors
@@ -18,7 +18,9 @@ from controller.azure.operations import Handle, OnSent, Precheck
 from controller.execution.executor import Gateway
 from controller.planning.plan import Change
 
-RETRYABLE = (errors.Transient, errors.Busy, errors.OutcomeUnknown)
+# Forbidden: a 403 is often a role or access policy granted minutes later (RBAC propagation); retried
+# with the controller's backoff rather than stalling until a commit
+RETRYABLE = (errors.Transient, errors.Busy, errors.OutcomeUnknown, errors.Forbidden)
 
 
 class ShuttingDown(Exception):
@@ -107,10 +109,20 @@ class GuardedGateway:
     def read_link(self, workspace_id: str) -> dict[str, Any] | None:
         return self.inner.read_link(workspace_id)
 
-    def lifts_at(self, change_id: str) -> datetime | None:
-        """When the step's refusal lifts by the calendar (rule C4: the lock's end), if it does."""
+    def lifts_at(self, change_id: str, *, now: datetime, window: timedelta) -> datetime | None:
+        """When the step's refusal lifts by the calendar, if it does: rule C4's lock end (the refusal
+        states the lock, the cluster its last SKU update), or rule W3's window from now (the
+        refusal means the workspace's link budget is spent; it is whole again one window later at
+        the latest: the window Azure's text states, else the profile's). None: not by the calendar."""
         exc = self.errors.get(change_id)
-        return exc.not_before if isinstance(exc, errors.RuleViolation) else None
+        if not isinstance(exc, errors.RuleViolation):
+            return None
+        if exc.not_before is not None:
+            return exc.not_before
+        if exc.rule_id.value == "W3":
+            days = errors.window_days(exc.azure_message)
+            return now + (timedelta(days=days) if days is not None else window)
+        return None
 
     def retryable(self, change_id: str) -> bool:
         """True when the step's last error is worth retrying soon (not a rule or a terminal refusal)."""

@@ -45,3 +45,77 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+class LogProgress:
+    """The executor's progress as JSON lines: `step.started`, a `step.heartbeat` every `heartbeat`
+    seconds while a step runs (operations take minutes to hours: a silent log looks like a hang), and
+    `step.finished`. Implements controller.execution.progress.Progress."""
+
+    def __init__(
+        self,
+        log: JsonLog,
+        *,
+        heartbeat: float = 60.0,
+        monotonic: Callable[[], float] | None = None,
+        revision: str | None = None,
+    ) -> None:
+        import time
+
+        self._log = log
+        self._every = heartbeat
+        self._clock = monotonic or time.monotonic
+        self._revision = revision
+        self._running: dict[str, tuple[str, float, str]] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def step_started(self, step_id: str, label: str, typical_seconds: float, typical_text: str) -> None:
+        with self._guard:
+            self._running[step_id] = (label, self._clock(), typical_text)
+            if self._beat is None and self._every > 0:
+                self._beat = threading.Thread(target=self._heartbeats, name="cmkctl-heartbeat", daemon=True)
+                self._beat.start()
+        self._log.emit("step.started", step=label, typical=typical_text or None, revision=self._revision)
+
+    def note(self, step_id: str, text: str) -> None:
+        label = self._running.get(step_id, (step_id, 0.0, ""))[0]
+        self._log.emit("step.note", step=label, message=text, revision=self._revision)
+
+    def step_finished(self, step_id: str, status: str, detail: str = "") -> None:
+        with self._guard:
+            label, since, _ = self._running.pop(step_id, (step_id, self._clock(), ""))
+        self._log.emit(
+            "step.finished",
+            level="error" if status == "failed" else "info",
+            step=label,
+            status=status,
+            seconds=round(self._clock() - since, 1),
+            message=detail or None,
+            revision=self._revision,
+        )
+
+    def heartbeat_now(self) -> None:
+        """One heartbeat line per running step (the background thread calls this every period)."""
+        with self._guard:
+            running = list(self._running.values())
+        now = self._clock()
+        for label, since, typical in running:
+            self._log.emit(
+                "step.heartbeat",
+                step=label,
+                running_seconds=round(now - since, 1),
+                typical=typical or None,
+                revision=self._revision,
+            )
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(self._every):
+            self.heartbeat_now()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+            self._beat = None

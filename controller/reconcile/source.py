@@ -42,6 +42,7 @@ _ENV_HELPER = (
 )
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _REF_OK = re.compile(r"^[A-Za-z0-9._/-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class SourceError(CmkError):
@@ -153,6 +154,25 @@ class GitSource:
         if not spec_dir.exists():
             raise SourceError(f"--path {self.path} does not exist in {self.display} at {commit[:12]}")
         return Checkout(revision=commit, spec_dir=spec_dir, source=self.display, root=repo)
+
+    def checkout_at(self, revision: str) -> Checkout:
+        """An earlier commit of the clone, checked out beside it (`good/`): the last good revision
+        a restarted controller reports drift against while the head does not validate."""
+        repo = self.workdir / "repo"
+        if not _COMMIT.match(revision) or not (repo / ".git").is_dir():
+            raise SourceError(f"{revision[:12]} is not a commit of {self.display}")
+        self._git("cat-file", "-e", f"{revision}^{{commit}}", cwd=repo)
+        good = self.workdir / "good"
+        if good.exists():
+            shutil.rmtree(good)
+        good.mkdir(parents=True)
+        self._git("--work-tree", str(good), "checkout", "--quiet", "--force", revision, "--", ".", cwd=repo)
+        self._git("checkout", "--quiet", "--force", "--detach", "HEAD", cwd=repo)  # the index back to head
+        spec_dir = good / self.path
+        _inside_checkout(spec_dir, good, f"--path {self.path} in {self.display} at {revision[:12]}")
+        if not spec_dir.exists():
+            raise SourceError(f"--path {self.path} does not exist in {self.display} at {revision[:12]}")
+        return Checkout(revision=revision, spec_dir=spec_dir, source=self.display, root=good)
 
 
 class DirectorySource:

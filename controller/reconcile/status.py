@@ -62,6 +62,7 @@ class PassRecord:
     revision: str | None = None
     seconds: float = 0.0
     result: str = "running"  # applied | in-sync | reported | deferred | failed | stalled | ...
+    outcome: str = ""  # the typed outcome: succeeded | deferred | drift | retry | stalled
     reason: str = ""
     message: str = ""
     applied: int = 0
@@ -89,11 +90,11 @@ class Status:
     conditions: dict[str, Condition] = field(default_factory=dict)
     last_applied_revision: str | None = None
     last_attempted_revision: str | None = None
-    stalled_revision: str | None = None  # a terminal error at this revision: no writes until it changes
-    stalled_until: datetime | None = None  # ... or until this date, when Azure's refusal lifts by it (C4)
     drift: list[dict[str, Any]] = field(default_factory=list)
-    last_converged: dict[str, Any] | None = None  # revision and time of the last pass where live == spec
-    changed_since_converged: list[str] = field(default_factory=list)  # resource ids changed since then
+    # every field of a declared resource changed outside cmkctl since the last apply (the journal's
+    # baseline vs this pass's reading, unmanaged fields included)
+    changed_outside: list[dict[str, Any]] = field(default_factory=list)
+    consecutive_failures: int = 0  # retry outcomes in a row: the backoff's exponent
     deferred: list[dict[str, Any]] = field(default_factory=list)
     next_not_before: datetime | None = None
     next_pass_at: datetime | None = None
@@ -142,11 +143,9 @@ class Status:
                 "conditions": [c.to_json() for c in self.conditions.values()],
                 "lastAppliedRevision": self.last_applied_revision,
                 "lastAttemptedRevision": self.last_attempted_revision,
-                "stalledRevision": self.stalled_revision,
-                "stalledUntil": self.stalled_until.isoformat() if self.stalled_until else None,
                 "drift": copy.deepcopy(self.drift),
-                "lastConverged": copy.deepcopy(self.last_converged),
-                "changedSinceConverged": list(self.changed_since_converged),
+                "changedOutside": copy.deepcopy(self.changed_outside),
+                "consecutiveFailures": self.consecutive_failures,
                 "deferred": copy.deepcopy(self.deferred),
                 "nextNotBefore": self.next_not_before.isoformat() if self.next_not_before else None,
                 "nextPassAt": self.next_pass_at.isoformat() if self.next_pass_at else None,

@@ -55,7 +55,12 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
         out.append("Drift (live differs from the spec):")
         for dr in plan.drift:
             label = "CRITICAL " if dr.severity == Severity.CRITICAL else ""
-            out.append(f"  {label}{dr.address} {dr.field}: live {short(dr.live)} -> spec {short(dr.desired)}")
+            kept = (
+                " (changed outside cmkctl; reported, not reverted: settings.drift report)" if dr.held else ""
+            )
+            out.append(
+                f"  {label}{dr.address} {dr.field}: live {short(dr.live)} -> spec {short(dr.desired)}{kept}"
+            )
     out.append("")
     out.append(f"Observed state {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}.")
     return redact("\n".join(out)) + "\n"

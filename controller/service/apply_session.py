@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from controller.azure.clients import AzureClients
+from controller.azure.errors import AzureError
+from controller.azure.observe import observe
 from controller.azure.operations import Operations
 from controller.execution.executor import ApplyResult, Executor, Gateway, StepResult, StepStatus
 from controller.execution.progress import Progress
@@ -107,6 +109,10 @@ class ApplySession:
             raise RuntimeError("ApplySession.open() first")
         return self.store
 
+    def journal_store(self) -> HistoryStore:
+        """The journal this session holds (under the lock)."""
+        return self._held()
+
     def journal(self) -> History:
         return self._held().load()
 
@@ -114,17 +120,53 @@ class ApplySession:
         """Finish what an interrupted writer left running (journaled LRO tokens; never re-sent)."""
         return self.executor.resume_in_flight()
 
-    def look(self, spec_paths: Sequence[str], *, now: datetime | None = None) -> Snapshot:
+    def look(
+        self, spec_paths: Sequence[str], *, now: datetime | None = None, correct_drift: bool = False
+    ) -> Snapshot:
         """Load and plan under the lock, with the journal this session holds (W3 budget, C11 names)."""
         desired = load(list(spec_paths), cloud=self.clients.cloud)
-        return look(desired, self.clients, journal=self.journal(), now=now or self.now())
+        return look(
+            desired, self.clients, journal=self.journal(), now=now or self.now(), correct_drift=correct_drift
+        )
 
     def execute(self, plan: Plan) -> ApplyResult:
         """Run what the plan says is ready now (deferred and blocked items stay in the result)."""
         return self.executor.apply(plan)
 
-    def record(self, revision: str, summary: dict[str, int]) -> None:
-        self._held().record_revision(Revision(revision=revision, applied_at=self.now(), summary=summary))
+    def record(self, revision: str, summary: dict[str, int], snap: Snapshot | None = None) -> None:
+        """Journal the applied revision and, with the snapshot it applied, what it left per resource."""
+        store = self._held()
+        if snap is not None:
+            record_applied(store, snap, self.clients, revision=revision, now=self.now())
+        store.record_revision(Revision(revision=revision, applied_at=self.now(), summary=summary))
+
+
+def record_applied(
+    store: HistoryStore,
+    snap: Snapshot,
+    clients: AzureClients | None,
+    *,
+    revision: str,
+    now: datetime,
+    only_missing: bool = False,
+) -> bool:
+    """Journal, per declared resource, the spec's intent and the live state the apply left: what
+    `drift: report` and the "changed outside cmkctl" report compare with from now on.
+
+    With `clients`, the state is read again (no Activity Log); without, the snapshot's own reading is
+    used (nothing was written since). `only_missing`: record only resources the journal has no entry
+    for yet (a first in-sync pass). False when Azure cannot be read now (the next apply records)."""
+    after = snap.observed
+    if clients is not None:
+        try:
+            after, _ = observe(snap.desired, clients, now=now, activity_log=False)
+        except AzureError:
+            return False
+    entries = snap.records(after, revision=revision, now=now)
+    if only_missing:
+        entries = [e for e in entries if e.key not in snap.applied]
+    store.record_applied(entries)
+    return True
 
 
 def step_counts(result: ApplyResult) -> dict[str, int]:

@@ -2,28 +2,61 @@
 
 `cmkctl plan`, `drift`, `report`, `apply` and each controller pass start from a `Snapshot`; the
 benchmarks call the same function, so what they measure is what users run.
+
+`settings.drift: report` is decided here, once (controller.planning.held): a field changed outside
+cmkctl since the last apply, whose spec value did not change, is reported and not planned, unless
+drift is corrected (`settings.drift: correct`, `--correct-drift`). Every apply records, per resource,
+the spec's intent and the live state it left (the journal's `AppliedResource`); `changed_outside`
+diffs that live state against now, unmanaged fields included (deepdiff).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from deepdiff import DeepDiff
 
 from controller.azure.clients import AzureClients
 from controller.azure.observe import observe
 from controller.loading import load
-from controller.model import clouds
-from controller.model.history import History
+from controller.model import clouds, ids
+from controller.model.history import AppliedResource, History
 from controller.model.limits import for_profile
 from controller.model.observed import ObservedState
 from controller.model.settings import Settings
-from controller.model.spec import DesiredState
-from controller.planning.fingerprint import resource_digests
-from controller.planning.plan import Plan
+from controller.model.spec import DesiredState, DriftMode
+from controller.planning import held as holding
+from controller.planning.fingerprint import canonical, fingerprint, resource_digests
+from controller.planning.plan import Drift, Plan
 from controller.planning.planner import make_plan
 from controller.service.state import StateRef, parse_state
+
+
+@dataclass(frozen=True)
+class OutsideChange:
+    """One field of a resource that changed outside cmkctl since the last apply (Terraform's
+    "objects have changed outside"): `path` in the observed resource, before = what that apply left."""
+
+    address: str
+    resource_id: str
+    path: str
+    before: Any
+    after: Any
+    applied_revision: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "resourceId": self.resource_id,
+            "path": self.path,
+            "before": self.before,
+            "after": self.after,
+            "appliedRevision": self.applied_revision,
+        }
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,25 @@ class Snapshot:
     history: History
     plan: Plan
     now: datetime
+    # differences made outside cmkctl that the plan leaves as they are (drift: report); also in plan.drift
+    held: tuple[Drift, ...] = ()
+    # field-level changes since the last apply's live state, managed or not (deepdiff)
+    outside: tuple[OutsideChange, ...] = ()
+    correct_drift: bool = False
+    applied: dict[str, AppliedResource] = field(default_factory=dict)
+
+    def records(
+        self, observed_after: ObservedState, *, revision: str, now: datetime
+    ) -> list[AppliedResource]:
+        """What an apply of this snapshot leaves in the journal (intent, and the live state after it)."""
+        return holding.records(
+            self.desired,
+            observed_after,
+            previous=self.applied,
+            held=self.held,
+            revision=revision,
+            now=now,
+        )
 
     def artefact(self, spec_paths: Sequence[str]) -> Plan:
         """The plan as `plan --out` writes it: with what `apply PLANFILE` needs to check it again."""
@@ -42,6 +94,7 @@ class Snapshot:
             update={
                 "spec_paths": tuple(str(Path(p).resolve()) for p in spec_paths),
                 "resource_digests": resource_digests(self.observed),
+                "correct_drift": self.correct_drift,
             }
         )
 
@@ -59,18 +112,86 @@ def look(
     journal: History,
     now: datetime,
     activity_log: bool = True,
+    correct_drift: bool = False,
 ) -> Snapshot:
-    """Observe what `desired` touches, merge our journal with the live history, plan (pure)."""
+    """Observe what `desired` touches, merge our journal with the live history, plan (pure).
+
+    `correct_drift`: plan hand-made differences back to the spec even under `settings.drift: report`.
+    """
     observed, live_history = observe(desired, clients, now=now, activity_log=activity_log)
     history = journal.merged(live_history)
+    correct = correct_drift or desired.settings.drift is DriftMode.CORRECT
+    applied = journal.applied_by_key()
+    planned_from, held = holding.hold(desired, observed, applied, correct=correct)
     plan = make_plan(
         desired=desired,
-        observed=observed,
+        observed=planned_from,
         now=now,
         history=history,
         limits=for_profile(desired.settings.limits_profile),
     )
-    return Snapshot(desired=desired, observed=observed, history=history, plan=plan, now=now)
+    if held:  # the plan is of the live state as it is (stale-plan check), the held fields reported
+        drift = tuple(sorted(held + plan.drift, key=lambda d: (d.address, d.field)))
+        plan = plan.model_copy(
+            update={
+                "fingerprint": fingerprint(observed),
+                "drift": drift,
+                "summary": plan.summary.model_copy(update={"drift": len(drift)}),
+            }
+        )
+    return Snapshot(
+        desired=desired,
+        observed=observed,
+        history=history,
+        plan=plan,
+        now=now,
+        held=held,
+        outside=changed_outside(desired, observed, applied),
+        correct_drift=correct,
+        applied=applied,
+    )
+
+
+def changed_outside(
+    desired: DesiredState, observed: ObservedState, applied: dict[str, AppliedResource]
+) -> tuple[OutsideChange, ...]:
+    """Every field that differs between what the last apply left and now, per declared resource."""
+    if not applied:
+        return ()
+    out: list[OutsideChange] = []
+    resources: list[tuple[str, str, str, Any]] = []
+    for cluster in desired.clusters:
+        obs = observed.clusters.get(ids.id_key(cluster.arm_id))
+        key = holding.cluster_record_key(cluster.arm_id)
+        resources.append((key, f"cluster.{cluster.metadata.name}", obs.id if obs else cluster.arm_id, obs))
+    for ws_key, entry in desired.workspace_entries().items():
+        ws = observed.workspaces.get(ws_key)
+        name = ids.ResourceId.parse(entry.id).name
+        resources.append((holding.workspace_record_key(entry.id), f"workspace.{name}", entry.id, ws))
+    for key, address, rid, live in resources:
+        record = applied.get(key)
+        if record is None:
+            continue
+        now = canonical(live) if live is not None else None
+        if now is None:
+            out.append(OutsideChange(address, rid, "(resource)", "exists", None, record.revision))
+            continue
+        diff = DeepDiff(record.baseline, now, ignore_order=True, view="tree")
+        for levels in diff.values():
+            for level in levels:
+                before = None if _absent(level.t1) else level.t1
+                after = None if _absent(level.t2) else level.t2
+                out.append(OutsideChange(address, rid, _path(level.path(output_format="list")), before, after,
+                                         record.revision))
+    return tuple(sorted(out, key=lambda c: (c.address, c.path)))
+
+
+def _absent(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+def _path(parts: list[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "(resource)"
 
 
 def snapshot(
@@ -82,6 +203,7 @@ def snapshot(
     journal: History | None = None,
     settings: Settings | None = None,
     cloud: clouds.Cloud | None = None,
+    correct_drift: bool = False,
 ) -> Snapshot:
     """Load the spec, then `look`. Raises CmkError subclasses only.
 
@@ -98,7 +220,7 @@ def snapshot(
         if journal is None:
             ref = state if isinstance(state, StateRef) else parse_state(state, knobs, cloud=azure.cloud)
             journal = ref.read_history(cloud=azure.cloud)
-        return look(desired, azure, journal=journal, now=when)
+        return look(desired, azure, journal=journal, now=when, correct_drift=correct_drift)
     finally:
         if own:
             azure.close()

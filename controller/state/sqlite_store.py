@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.model.history import (
+    AppliedResource,
     ClusterDeletion,
     History,
     InFlightOperation,
@@ -55,6 +56,13 @@ CREATE TABLE IF NOT EXISTS cluster_deletions (
     location TEXT NOT NULL,
     name TEXT NOT NULL,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied_resources (
+    key TEXT PRIMARY KEY,             -- cluster:<id key> | workspace:<id key>
+    revision TEXT NOT NULL,
+    at TEXT NOT NULL,
+    intent TEXT NOT NULL,             -- JSON: the spec's managed fields at that apply
+    baseline TEXT NOT NULL            -- JSON: the live resource read right after it
 );
 CREATE TABLE IF NOT EXISTS revisions (
     revision TEXT NOT NULL,
@@ -118,6 +126,9 @@ class SqliteHistoryStore:
                 "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase "
                 "FROM operations WHERE phase != 'ended' ORDER BY seq"
             ).fetchall()
+            applied = self._db.execute(
+                "SELECT key, revision, at, intent, baseline FROM applied_resources ORDER BY key"
+            ).fetchall()
         return History(
             link_operations=tuple(
                 LinkOperation(workspace_key=w, kind=k, at=_dt(a), cluster_key=c, source=s)
@@ -139,6 +150,10 @@ class SqliteHistoryStore:
                     phase=ph,
                 )
                 for o, act, t, u, st, p, tok, ph in open_ops
+            ),
+            applied=tuple(
+                AppliedResource(key=k, revision=r, at=_dt(a), intent=json.loads(i), baseline=json.loads(b))
+                for k, r, a, i, b in applied
             ),
         )
 
@@ -192,6 +207,28 @@ class SqliteHistoryStore:
             "INSERT INTO revisions VALUES (?, ?, ?)",
             (revision.revision, _ts(revision.applied_at), json.dumps(revision.summary, sort_keys=True)),
         )
+
+    def record_applied(self, resources: Sequence[AppliedResource]) -> None:
+        rows = [
+            (
+                r.key,
+                r.revision,
+                _ts(r.at),
+                json.dumps(r.intent, sort_keys=True, default=str),
+                json.dumps(r.baseline, sort_keys=True, default=str),
+            )
+            for r in resources
+        ]
+        if not rows:
+            return
+        with self._mutex:  # one transaction: a crash leaves the previous apply's records or these
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO applied_resources VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     # -- reading the journal (status, tests) ----------------------------------------------------
 

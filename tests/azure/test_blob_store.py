@@ -112,3 +112,16 @@ def test_waiting_for_the_lock_succeeds_once_it_is_released(container: Any) -> No
     waiter = BlobLease(container, "apply #2", duration=15).acquire(timeout=10, poll=0.1)
     assert waiter.held
     waiter.release()
+
+
+def test_intent_and_baseline_of_an_apply_are_kept_in_the_blob_journal(container: Any) -> None:
+    """The blob journal keeps what `drift: report` compares with, exactly as the SQLite one does."""
+    from controller.model.history import AppliedResource
+
+    store = BlobHistoryStore(container, now=lambda: NOW)
+    store.record_applied([AppliedResource("cluster:c1", "rev1", NOW, {"capacity": 1200}, {"capacity": 1200})])
+    store.record_applied([AppliedResource("cluster:c1", "rev2", NOW, {"capacity": 1300}, {"tags": {"a": "b"}})])
+    got = BlobHistoryStore(container, now=lambda: NOW).load().applied_by_key()
+    assert list(got) == ["cluster:c1"]
+    assert got["cluster:c1"].revision == "rev2" and got["cluster:c1"].intent == {"capacity": 1300}
+    assert got["cluster:c1"].baseline == {"tags": {"a": "b"}} and got["cluster:c1"].at == NOW

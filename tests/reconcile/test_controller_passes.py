@@ -94,11 +94,13 @@ def test_out_of_band_change_is_reported_in_report_mode_and_nothing_is_written(
     assert _writes(emulator) == []
     tags = [d for d in out.drift if d["field"] == "tags"]
     assert tags and tags[0]["desired"] == {"team": "obs"} and tags[0]["live"] == {"team": "someone-else"}
-    assert tags[0]["cause"].startswith("live changed")
+    assert tags[0]["cause"].startswith("changed outside cmkctl") and tags[0]["held"] is True
     status = reporter.status.snapshot()
     assert status["drift"] == out.drift
-    assert status["changedSinceConverged"] == [CLUSTER_PATH.lower()]  # vs. what the last apply left
-    assert status["lastConverged"]["revision"] == repo.git("rev-parse", "HEAD")
+    outside = {(o["address"], o["path"]): o for o in status["changedOutside"]}  # vs. what the apply left
+    team = outside[("cluster.cmkgitops01", "tags.team")]
+    assert (team["before"], team["after"]) == ("obs", "someone-else")
+    assert team["appliedRevision"] == repo.git("rev-parse", "HEAD")
     ready = _condition(reporter, "Ready")
     assert ready["status"] == "False" and ready["reason"] == "DriftDetected"
     logged = [r for r in reporter.log.records if r["event"] == "drift"]
@@ -136,11 +138,19 @@ def test_hand_made_change_is_only_reported_when_the_spec_keeps_the_default_drift
     assert _writes(emulator) == []
     assert _cluster(emulator)["tags"] == {"team": "someone-else"}
 
-    # a new commit is an explicit intent: it converges the scope, the hand-made tag included
+    # an unrelated commit applies what it changed and still leaves the hand-made tag alone
     repo.commit_spec(spec_docs(tags={"team": "obs"}, workspaces=("law1", "law2")), "add law2")
+    emulator.clear_requests()
+    out = rec.run_pass()
+    assert out.record.result == "drift", out.record.message
+    assert [p for m, p in _writes(emulator)] and all(LINK_PUT.search(p) for m, p in _writes(emulator))
+    assert _cluster(emulator)["tags"] == {"team": "someone-else"}
+
+    # a commit that changes the tags themselves is intent for that field: it converges
+    repo.commit_spec(spec_docs(tags={"team": "platform"}, workspaces=("law1", "law2")), "new owner")
     out = rec.run_pass()
     assert out.record.result == "applied", out.record.message
-    assert _cluster(emulator)["tags"] == {"team": "obs"}
+    assert _cluster(emulator)["tags"] == {"team": "platform"}
 
 
 def test_deferred_decrease_is_applied_once_the_simulated_clock_passes_not_before(
@@ -246,12 +256,12 @@ def test_service_refusal_stalls_until_the_commit_changes(
     assert rec.run_pass().record.result == "applied"
 
 
-def test_capacity_lock_refusal_stalls_until_azure_lifts_it_c4(
+def test_capacity_lock_refusal_is_a_deferral_to_the_date_azure_lifts_it_c4(
     emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
 ) -> None:
     """Azure's lock can outlast the profile's: the planner allows the decrease, Azure refuses it (rule
-    C4, stating its own lock length). The controller stalls without re-sending until the date that
-    refusal implies, then applies the same commit once."""
+    C4, stating its own lock length). The controller defers it, without re-sending, to the date that
+    refusal implies (not stalled until a commit), wakes then and applies the same commit once."""
     seed(emulator)
     repo.commit_spec(spec_docs(capacity=2000), "cluster")
     rec = make_reconciler(repo.url)
@@ -266,13 +276,15 @@ def test_capacity_lock_refusal_stalls_until_azure_lifts_it_c4(
     )
     repo.commit_spec(spec_docs(capacity=1000), "decrease")
     out = rec.run_pass()
-    assert out.record.result == "stalled", out.record.message
+    assert out.record.result == "deferred", out.record.message
     assert "rule C4" in out.record.message
-    until = datetime.fromisoformat(rec.status.snapshot()["stalledUntil"])
+    assert _condition(rec, "Stalled")["status"] == "False" and _condition(rec, "Reconciling")["status"] == "True"
+    until = datetime.fromisoformat(rec.status.snapshot()["nextNotBefore"])
     assert round((until - datetime.fromisoformat(emulator.now())).total_seconds() / 86400) == 14
+    assert [d["notBefore"] for d in rec.status.snapshot()["deferred"]] == [until.isoformat()]
     emulator.clear_faults()
     emulator.clear_requests()
-    assert rec.run_pass().record.result == "stalled"  # before the date: nothing is sent
+    assert rec.run_pass().record.result == "deferred"  # before the date: nothing is sent
     assert _writes(emulator) == []
     emulator.advance(14 * 86400 + 60)
     assert rec.run_pass().record.result == "applied"

@@ -107,3 +107,21 @@ def test_state_dir_flag_beats_env_beats_cwd(tmp_path: Path, monkeypatch: object)
     assert paths.state_dir(cwd=tmp_path) == tmp_path / "env"
     assert paths.state_dir(tmp_path / "flag", cwd=tmp_path) == tmp_path / "flag"
     assert (tmp_path / "flag").is_dir()
+
+
+def test_intent_and_baseline_of_an_apply_survive_a_new_process_latest_apply_wins(tmp_path: Path) -> None:
+    """What `drift: report` compares with (the spec's intent and the live state an apply left) is in the
+    journal, not in a side file: a rescheduled controller or a CI runner reads the same."""
+    from controller.model.history import AppliedResource
+
+    store = SqliteHistoryStore(tmp_path)
+    first = AppliedResource("cluster:c1", "rev1", T0, {"capacity": 1200}, {"capacity": 1200, "tags": {}})
+    store.record_applied([first])
+    store.record_applied([AppliedResource("cluster:c1", "rev2", T0, {"capacity": 1300}, {"capacity": 1300})])
+    store.record_applied([AppliedResource("workspace:w1", "rev2", T0, {"cluster_id": "c1"}, {"name": "w1"})])
+    store.close()
+
+    again = SqliteHistoryStore(tmp_path).load().applied_by_key()
+    assert set(again) == {"cluster:c1", "workspace:w1"}
+    assert again["cluster:c1"].revision == "rev2" and again["cluster:c1"].intent == {"capacity": 1300}
+    assert again["workspace:w1"].baseline == {"name": "w1"}
