@@ -120,7 +120,9 @@ def test_intent_and_baseline_of_an_apply_are_kept_in_the_blob_journal(container:
 
     store = BlobHistoryStore(container, now=lambda: NOW)
     store.record_applied([AppliedResource("cluster:c1", "rev1", NOW, {"capacity": 1200}, {"capacity": 1200})])
-    store.record_applied([AppliedResource("cluster:c1", "rev2", NOW, {"capacity": 1300}, {"tags": {"a": "b"}})])
+    store.record_applied(
+        [AppliedResource("cluster:c1", "rev2", NOW, {"capacity": 1300}, {"tags": {"a": "b"}})]
+    )
     got = BlobHistoryStore(container, now=lambda: NOW).load().applied_by_key()
     assert list(got) == ["cluster:c1"]
     assert got["cluster:c1"].revision == "rev2" and got["cluster:c1"].intent == {"capacity": 1300}

@@ -278,7 +278,8 @@ def test_capacity_lock_refusal_is_a_deferral_to_the_date_azure_lifts_it_c4(
     out = rec.run_pass()
     assert out.record.result == "deferred", out.record.message
     assert "rule C4" in out.record.message
-    assert _condition(rec, "Stalled")["status"] == "False" and _condition(rec, "Reconciling")["status"] == "True"
+    assert _condition(rec, "Stalled")["status"] == "False"
+    assert _condition(rec, "Reconciling")["status"] == "True"
     until = datetime.fromisoformat(rec.status.snapshot()["nextNotBefore"])
     assert round((until - datetime.fromisoformat(emulator.now())).total_seconds() / 86400) == 14
     assert [d["notBefore"] for d in rec.status.snapshot()["deferred"]] == [until.isoformat()]

@@ -36,8 +36,9 @@ def _lower_by_hand(emulator: Any, capacity: int) -> None:
 
 def _plan(spec: Path, state: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, Any]:
     capsys.readouterr()
-    code = main(["plan", "-f", str(spec), "--state", str(state), "--format", "json", "--detailed-exitcode",
-                 *extra])
+    code = main(
+        ["plan", "-f", str(spec), "--state", str(state), "--format", "json", "--detailed-exitcode", *extra]
+    )
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -66,7 +67,9 @@ def test_hand_lowered_capacity_is_reported_not_planned_nor_reverted_until_the_sp
     assert _capacity(emulator) == 1000
 
     code, plan = _plan(spec, state, capsys, "--correct-drift")  # the user's explicit opt-in
-    assert code == 2 and [(c["action"], c["after"]) for c in plan["changes"]] == [("update", {"capacity": 1200})]
+    assert code == 2 and [(c["action"], c["after"]) for c in plan["changes"]] == [
+        ("update", {"capacity": 1200})
+    ]
 
     changed = _write(tmp_path / "spec", spec_docs(capacity=1300))  # the spec changes the field itself
     code, plan = _plan(changed, state, capsys)
