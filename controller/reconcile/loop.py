@@ -329,16 +329,23 @@ class Reconciler:
         )
 
     def _journal_good(self) -> tuple[str, DesiredState] | None:
-        """The spec at the revision the journal last recorded, when the source can still show it."""
-        revision = self.status.last_applied_revision
+        """The spec at the newest revision the journal recorded that the source can still show (a CI
+        apply records a spec digest, not a commit: skipped)."""
         loader = getattr(self.source, "checkout_at", None)
-        if revision is None or loader is None:
+        if loader is None or not self.backend.has_journal():
             return None
+        store = self.backend.store()
         try:
-            checkout = loader(revision)
-            return revision, load([checkout.spec_dir], cloud=self.clients.cloud, root=checkout.root)
-        except (SourceError, SpecError):
-            return None
+            revisions = [r.revision for r in store.revisions()]
+        finally:
+            store.close()
+        for revision in list(dict.fromkeys(reversed(revisions)))[:5]:
+            try:
+                checkout = loader(revision)
+                return revision, load([checkout.spec_dir], cloud=self.clients.cloud, root=checkout.root)
+            except (SourceError, SpecError):
+                continue
+        return None
 
     # -- what was seen -------------------------------------------------------------------------------
 
