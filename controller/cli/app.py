@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "controller.cli.drift_cmd",
     "controller.cli.controller_cmd",
     "controller.cli.report_cmd",
+    "controller.cli.explain_cmd",
 )
 
 app = typer.Typer(
