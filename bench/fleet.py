@@ -161,7 +161,7 @@ def write_spec(fleet: Fleet, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "settings.yaml").write_text(
         "apiVersion: cmk.azure.io/v1\nkind: Settings\nmetadata:\n  name: bench\n"
-        "spec:\n  limitsProfile: seed\n  drift: report\n",
+        "spec:\n  limitsProfile: current\n  drift: report\n",
         encoding="utf-8",
     )
     by_cluster: dict[str, list[Workspace]] = {}

@@ -37,6 +37,7 @@ from controller.azure.clients import AzureClients
 from controller.errors import CmkError
 from controller.loading import load
 from controller.model import ids
+from controller.model.limits import for_profile
 from controller.model.spec import DesiredState, IdentityType
 from demo.estate import CRYPTO_ROLE, KEY_RESOURCE_GROUP, fleet_estate
 from emulator.server import RunningEmulator, start
@@ -308,7 +309,7 @@ def step_out_of_band(ctx: DemoContext) -> None:
     cluster = linked[first]
     spec = cluster.spec
     workspace = ids.ResourceId.parse(desired.workspace_entries()[first].id)
-    raised = spec.capacity + 100
+    raised = _next_capacity(desired, spec.capacity)
     clients = azure(ctx)
     try:
         la = clients.loganalytics(spec.subscription)
@@ -330,6 +331,14 @@ def step_out_of_band(ctx: DemoContext) -> None:
         clients.close()
     ctx.outcomes["changed_by_hand"] = {"cluster": cluster.metadata.name, "workspace": workspace.name}
     ctx.outcomes["capacity_by_hand"] = {"spec": spec.capacity, "live": raised}
+
+
+def _next_capacity(desired: DesiredState, capacity: int) -> int:
+    """The smallest capacity above `capacity` that the spec's limits profile allows (rule C3)."""
+    limits = for_profile(desired.settings.limits_profile)
+    if limits.capacity_tiers is not None:
+        return min(t for t in limits.capacity_tiers if t > capacity)
+    return capacity + (limits.capacity_step or 1)
 
 
 def step_drift(ctx: DemoContext) -> None:

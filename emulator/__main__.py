@@ -11,6 +11,7 @@ from pathlib import Path
 
 from emulator.clock import parse_time
 from emulator.clouds import CLOUDS
+from emulator.limits import DEFAULT_PROFILE, PROFILES
 from emulator.server import load_estate, start
 from emulator.state import DEFAULT_DURATIONS
 
@@ -37,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", help="simulated start time, ISO-8601")
     p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
     p.add_argument("--seed", help="estate file (JSON or YAML) to load at start")
-    p.add_argument("--limits", choices=["seed", "current"], default="seed")
+    p.add_argument(
+        "--limits",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
+        help="current: what Azure enforces today (default); seed: the 2021 documented limits",
+    )
     p.add_argument(
         "--cloud",
         choices=list(CLOUDS),

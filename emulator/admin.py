@@ -11,6 +11,7 @@ from typing import Any
 from emulator.clock import iso7, parse_time
 from emulator.http import Request, Response
 from emulator.limits import PROFILES
+from emulator.regions import has_zones
 from emulator.state import Cluster, Emulator, Fault, Workspace, norm_loc
 
 
@@ -230,7 +231,11 @@ def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
         sku_name="CapacityReservation",
         billing_type=c.get("billing_type", "Cluster"),
         double_encryption=bool(c.get("double_encryption", True)),
-        availability_zones=bool(c.get("availability_zones", True)),
+        availability_zones=(  # rule C9: unset, the region decides
+            has_zones(norm_loc(str(location)))
+            if c.get("availability_zones") is None
+            else bool(c["availability_zones"])
+        ),
         key=dict(c["key"]) if c.get("key") else None,
         cluster_id=c.get("cluster_id") or str(uuid.uuid4()),
         created=created,

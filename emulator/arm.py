@@ -14,6 +14,7 @@ from typing import Any
 
 from emulator.clock import iso7, parse_time, rfc1123
 from emulator.http import Request, Response, arm_error
+from emulator.regions import has_zones
 from emulator.state import Cluster, Emulator, Operation, Workspace, norm_loc
 
 # The 2025 `api-supported-versions` header, today's 2025-07-01, and the previews the recordings use.
@@ -48,13 +49,16 @@ DATA_SOURCE_TYPES = {
     "alerts": "Alerts",
     "ingestion": "Ingestion",
 }
-# rule C1: 3-63 characters a-z A-Z 0-9, and inner hyphens: Azure created `clitest-cluster-000002` in 2022
-# and 2025 (recorded), as the REST spec's pattern allows.
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9]$")
+# rule C1: the REST spec's pattern, 4-63 characters, hyphens not at either end (Azure created
+# `clitest-cluster-000002` in 2022 and 2025, recorded)
+CLUSTER_NAME = re.compile(r"^(?=.{4,63}$)[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$")
 
 # Seed texts (docs/rules.md error catalogue / seed "Error messages").
-MSG_NAME = "Cluster name is not valid. Cluster name can contain characters a-z, A-Z, 0-9 and length of 3-63."
+MSG_NAME = (
+    "Cluster name is not valid. Cluster name can contain characters a-z, A-Z, 0-9 and '-' (not at the "
+    "start or end) and length of 4-63."
+)
 MSG_BODY = "The body of the request is null or in bad format."
 MSG_SKU_NAME = "SKU name is invalid. Set SKU name to capacityReservation."
 MSG_SKU_CAP_NOT_CR = (
@@ -739,6 +743,15 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
         return arm_error(
             400, "BadRequest", f"{location} doesn't support Double Encryption for clusters."
         )
+    zones = props.get("isAvailabilityZonesEnabled")
+    if zones is True and not has_zones(region):  # rule C9: zones only where the region has them
+        return arm_error(
+            400,
+            "InvalidParameter",
+            f"{location} doesn't support Availability Zones for clusters. Remove "
+            "'isAvailabilityZonesEnabled' or set it to false.",
+            target="properties.isAvailabilityZonesEnabled",
+        )
     # rule C2 (per limits profile)
     active = [
         c
@@ -780,7 +793,8 @@ def _create_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) ->
         sku_name="CapacityReservation",
         billing_type=str(props.get("billingType") or "Cluster"),  # validated above
         double_encryption=double is not False,
-        availability_zones=props.get("isAvailabilityZonesEnabled", True) is not False,
+        # rule C9: left out, the region decides
+        availability_zones=has_zones(region) if zones is None else zones is not False,
         key=None,
         cluster_id=str(uuid.uuid4()),
         created=now,

@@ -1,5 +1,6 @@
 """Service limits per profile. The emulator keeps its own copy (it shares no code with the product):
-`seed` is the documentation page the project was created from (docs/rules.md), `current` today's docs."""
+`current` (the default) is what Azure enforces today, `seed` the 2021 documentation the project was
+created from (docs/rules.md, "Limits profiles")."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ class Limits:
 
 SEED = Limits("seed", 2, None, 1000, 50000, 100, None)
 CURRENT = Limits(
-    "current", 5, 7, 100, 50000, None, (100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 25000, 50000)
+    "current",
+    5,
+    7,
+    100,
+    50000,
+    None,
+    (100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 25000, 50000),
+    capacity_lock_days=31,  # rule C4: today's documentation speaks of a 31-day commitment period
 )
 PROFILES = {"seed": SEED, "current": CURRENT}
+DEFAULT_PROFILE = "current"

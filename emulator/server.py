@@ -25,6 +25,7 @@ from emulator import admin, arm
 from emulator.clock import SimClock
 from emulator.clouds import PUBLIC, by_name
 from emulator.http import Request, Response, arm_error
+from emulator.limits import DEFAULT_PROFILE
 from emulator.state import Bucket, Emulator
 
 
@@ -283,7 +284,7 @@ def start(
     port: int = 0,
     clock: datetime | None = None,
     time_scale: float = 1.0,
-    limits: str = "seed",
+    limits: str = DEFAULT_PROFILE,
     durations: dict[str, float] | None = None,
     seed_estate: dict[str, Any] | None = None,
     cloud: str = PUBLIC.name,

@@ -17,7 +17,7 @@ from typing import Any
 from emulator.clock import SimClock, iso7
 from emulator.clouds import PUBLIC, CloudHosts
 from emulator.keyvault import VaultRegistry
-from emulator.limits import PROFILES, SEED, Limits
+from emulator.limits import DEFAULT_PROFILE, PROFILES, Limits
 
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -199,7 +199,7 @@ class Emulator:
         self,
         *,
         clock: SimClock | None = None,
-        limits: str = "seed",
+        limits: str = DEFAULT_PROFILE,
         tenant_id: str = DEFAULT_TENANT,
         durations: dict[str, float] | None = None,
         cloud: CloudHosts = PUBLIC,
@@ -208,7 +208,7 @@ class Emulator:
         self.cloud = cloud  # which Azure this instance plays: its ARM, Key Vault and Managed HSM hosts
         self.clock = clock or SimClock()
         self.tenant_id = tenant_id
-        self.limits: Limits = PROFILES.get(limits, SEED)
+        self.limits: Limits = PROFILES.get(limits, PROFILES[DEFAULT_PROFILE])
         self.durations = dict(DEFAULT_DURATIONS)
         if durations:
             self.durations.update(durations)

@@ -170,7 +170,7 @@ class EmulatorHandle:
         self.admin("DELETE", "faults")
         self.configure(
             durations=TEST_DURATIONS,
-            limits="seed",
+            limits="current",
             throttling=False,
             throttle_limits={"reads": [250, 25], "writes": [200, 10]},
             no_double_encryption_regions=[],

@@ -470,8 +470,10 @@ def cluster_body(p: dict[str, Any]) -> dict[str, Any]:
     props: dict[str, Any] = {
         "billingType": p.get("billing_type", "Cluster"),
         "isDoubleEncryptionEnabled": bool(p.get("double_encryption", True)),
-        "isAvailabilityZonesEnabled": bool(p.get("availability_zones", True)),
     }
+    if p.get("availability_zones") is not None:
+        # rule C9: sent only when the spec sets it; left out, Azure decides by region
+        props["isAvailabilityZonesEnabled"] = bool(p["availability_zones"])
     if p.get("key"):
         # rule C5: only a granted UserAssigned identity may carry the key at creation (the planner decides)
         props["keyVaultProperties"] = _key_body(p["key"])

@@ -94,14 +94,13 @@ def _check_clusters(clusters: list[LoadedDocument], profile: limits.Limits) -> l
         cluster = doc.model
         assert isinstance(cluster, Cluster)  # noqa: S101 - narrowing for mypy
         name_path: Path_ = ("spec", "name") if cluster.spec.name else ("metadata", "name")
-        # rule C1: the Azure name (spec.name, else metadata.name) is 3-63 letters and digits
+        # rule C1: the Azure name (spec.name, else metadata.name) matches the REST spec's pattern
         if not ids.CLUSTER_NAME.match(cluster.azure_name):
             problems.append(
                 doc.problem(
                     name_path,
-                    f"cluster name '{cluster.azure_name}' is not allowed in Azure: 3-63 characters, "
-                    "letters and digits only (rule C1)"
-                    + ("; set spec.name to the Azure name" if not cluster.spec.name else ""),
+                    f"cluster name '{cluster.azure_name}' is not allowed in Azure: {ids.CLUSTER_NAME_RULE} "
+                    "(rule C1)" + ("; set spec.name to the Azure name" if not cluster.spec.name else ""),
                 )
             )
         # rule C3: capacity per the limits profile in Settings

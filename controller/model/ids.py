@@ -20,8 +20,9 @@ _ARM = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/(?P<ns>[^/]+)/(?P<rest>.+)$",
     re.IGNORECASE,
 )
-# rule C1: a-z A-Z 0-9, 3-63 characters (the seed's wording; the REST spec also allows inner '-')
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]{3,63}$")
+# rule C1: the REST spec's pattern, 4-63 characters; letters, digits and hyphens, not at either end
+CLUSTER_NAME = re.compile(r"^(?=.{4,63}$)[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
+CLUSTER_NAME_RULE = "4-63 characters: letters, digits and hyphens, starting and ending with a letter or digit"
 
 
 class InvalidId(ValueError):

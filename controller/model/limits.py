@@ -1,6 +1,7 @@
 """Service limits as data, not code: the numbers changed between Microsoft doc revisions.
 
-`seed` is docs/rules.md (the default); `current` is today's documentation (docs/rules.md).
+`current` (the default) is what Azure enforces today; `seed` is the 2021 documentation the project
+started from. docs/rules.md ("Limits profiles") has the table.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ CURRENT = Limits(
     workspaces_per_cluster=1000,
     link_ops_per_window=2,
     link_window=timedelta(days=30),
-    capacity_lock=timedelta(days=30),
+    capacity_lock=timedelta(days=31),  # today's 31-day commitment period; never decrease on day 30
     soft_delete_retention=timedelta(days=14),
 )
 
 
 def for_profile(profile: LimitsProfile | str) -> Limits:
-    return CURRENT if str(profile) == "current" else SEED
+    """The limits of a profile name; only `seed` picks the 2021 numbers, anything else is today's."""
+    return SEED if str(profile) == LimitsProfile.SEED.value else CURRENT

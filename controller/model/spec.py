@@ -121,7 +121,11 @@ class ClusterSpec(_Strict):
     resource_group: str = Field(alias="resourceGroup", min_length=1, max_length=90)
     location: str = Field(min_length=1, description="Azure region, e.g. westeurope")
     name: str | None = Field(
-        default=None, description="Cluster name in Azure (rule C1); defaults to metadata.name"
+        default=None,
+        description=(
+            "Cluster name in Azure (rule C1: 4-63 letters, digits and hyphens, not at either end); "
+            "defaults to metadata.name"
+        ),
     )
     identity: Identity
     capacity: int = Field(description="Commitment tier in GB/day (rule C3, per the limits profile)")
@@ -129,7 +133,14 @@ class ClusterSpec(_Strict):
     double_encryption: bool = Field(
         default=True, alias="doubleEncryption", description="Fixed at creation (rule C9)"
     )
-    availability_zones: bool = Field(default=True, alias="availabilityZones", description="Fixed at creation")
+    availability_zones: bool | None = Field(
+        default=None,
+        alias="availabilityZones",
+        description=(
+            "Fixed at creation (rule C9); true only in regions with zone support. Omit to let Azure "
+            "decide by region"
+        ),
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     key: Key | None = Field(default=None, description="The customer-managed key; omit for Microsoft keys")
     allow_access_revocation: bool = Field(
@@ -260,6 +271,8 @@ class WorkspaceSet(_Strict):
 
 
 class LimitsProfile(StrEnum):
+    """Which service limits apply: `current` is Azure today, `seed` the 2021 documentation (docs/rules.md)."""
+
     SEED = "seed"
     CURRENT = "current"
 
@@ -289,7 +302,11 @@ class Prune(_Strict):
 
 
 class SettingsSpec(_Strict):
-    limits_profile: LimitsProfile = Field(default=LimitsProfile.SEED, alias="limitsProfile")
+    limits_profile: LimitsProfile = Field(
+        default=LimitsProfile.CURRENT,
+        alias="limitsProfile",
+        description="current: what Azure enforces today (default); seed: the 2021 documented limits",
+    )
     drift: DriftMode = DriftMode.REPORT
     prune: Prune = Field(default_factory=Prune)
     key_expiry_warning_days: int = Field(default=30, alias="keyExpiryWarningDays", ge=0, le=3650)

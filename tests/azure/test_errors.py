@@ -75,9 +75,9 @@ RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]
         Rule.C1,
     ),
     (
-        "C2 third cluster in a region",
-        {"clusters": [_seed_cluster("cla01"), _seed_cluster("cla02")]},
-        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "cla03", _cluster_body()),
+        "C2 sixth active cluster in a region",
+        {"clusters": [_seed_cluster(f"cla0{i}") for i in range(1, 6)]},
+        lambda c: c.loganalytics(SUB).clusters.begin_create_or_update(RG, "cla06", _cluster_body()),
         Rule.C2,
     ),
     (

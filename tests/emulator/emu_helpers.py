@@ -37,6 +37,7 @@ def cluster_model(
     key: dict[str, str] | None = None,
     double: bool | None = None,
     user_identity: str | None = None,
+    zones: bool | None = None,
 ) -> Cluster:
     ident = None
     if identity is not None:
@@ -56,6 +57,7 @@ def cluster_model(
         sku=sku,
         key_vault_properties=kvp,
         is_double_encryption_enabled=double,
+        is_availability_zones_enabled=zones,
     )
 
 

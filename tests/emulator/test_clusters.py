@@ -64,20 +64,21 @@ def test_create_answers_202_with_async_operation_header(emulator: Any) -> None:
     assert status["status"] == "Succeeded" and status["endTime"]
 
 
-@pytest.mark.parametrize("name", ["ab", "a" * 64, "-badname", "badname-", "bad_name"])
+@pytest.mark.parametrize("name", ["ab", "abc", "a" * 64, "-badname", "badname-", "bad_name"])
 def test_c1_invalid_names_are_refused(la: Any, name: str) -> None:
     status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", name, cluster_model()))
     assert status == 400
     assert message.startswith("Cluster name is not valid.")
 
 
-def test_c1_inner_hyphens_are_valid_as_azure_created_them(la: Any) -> None:
-    """Rule C1 today: Azure created `clitest-cluster-000002` (tests/conformance/recordings)."""
-    la.clusters.begin_create_or_update("rg1", "clitest-cluster-000002", cluster_model()).result()
-    assert la.clusters.get("rg1", "clitest-cluster-000002").name == "clitest-cluster-000002"
+@pytest.mark.parametrize("name", ["clitest-cluster-000002", "abcd", "a" * 63, "A-1-b"])
+def test_c1_names_with_inner_hyphens_and_4_to_63_characters_are_created(la: Any, name: str) -> None:
+    """Rule C1 as the REST spec has it; a recorded 2025 create used `clitest-cluster-000002`."""
+    assert create_cluster(la, name=name).name == name
 
 
-def test_c2_third_cluster_in_a_region_is_refused_under_seed_limits(la: Any) -> None:
+def test_c2_third_cluster_in_a_region_is_refused_under_seed_limits(emulator: Any, la: Any) -> None:
+    emulator.configure(limits="seed")
     create_cluster(la, name="clu1")
     create_cluster(la, name="clu2")
     status, _, message = refused(lambda: la.clusters.begin_create_or_update("rg1", "clu3", cluster_model()))
@@ -85,8 +86,8 @@ def test_c2_third_cluster_in_a_region_is_refused_under_seed_limits(la: Any) -> N
     create_cluster(la, name="clu4", location="westeurope")  # another region is fine
 
 
-def test_c2_current_limits_count_soft_deleted_clusters(emulator: Any, la: Any) -> None:
-    emulator.configure(limits="current")
+def test_c2_default_limits_count_soft_deleted_clusters(la: Any) -> None:
+    """Rule C2 today (the emulator's default profile): 5 active, 7 counting the soft-deleted."""
     for i in range(5):
         create_cluster(la, name=f"clu{i}", capacity=100)
     status, _, message = refused(
@@ -209,6 +210,51 @@ def test_c6_update_and_delete_while_an_operation_runs_are_refused(emulator: Any,
     assert la.clusters.get("rg1", "clu1").provisioning_state == "Deleting"
     status, _, message = refused(lambda: la.clusters.begin_update("rg1", "clu1", sku_patch(2000)).result())
     assert status == 400 and message.startswith("Cluster is in deleting state.")
+
+
+def test_c3_default_limits_take_commitment_tiers_only(la: Any) -> None:
+    """Rule C3 today: 100 is a tier, 1100 (fine in 2021's steps of 100) is not; the answer lists the tiers."""
+    assert create_cluster(la, name="clu100", capacity=100).sku.capacity == 100
+    status, _, message = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1100", cluster_model(capacity=1100))
+    )
+    assert status == 400 and "100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 25000, 50000" in message
+
+
+def test_c3_seed_limits_take_steps_of_100_from_1000(emulator: Any, la: Any) -> None:
+    emulator.configure(limits="seed")
+    assert create_cluster(la, name="clu1100", capacity=1100).sku.capacity == 1100
+    status, _, _ = refused(
+        lambda: la.clusters.begin_create_or_update("rg1", "clu1", cluster_model(capacity=100))
+    )
+    assert status == 400
+
+
+def test_c9_availability_zones_true_in_a_region_without_zones_is_refused(la: Any) -> None:
+    status, code, message = refused(
+        lambda: la.clusters.begin_create_or_update(
+            "rg1", "clu1", cluster_model(location="westus", zones=True)
+        )
+    )
+    assert (status, code) == (400, "InvalidParameter")
+    assert message.startswith("westus doesn't support Availability Zones for clusters.")
+
+
+@pytest.mark.parametrize(
+    ("location", "zones", "expected"),
+    [
+        ("westus", None, False),  # left out: the region decides (no zones there)
+        ("eastus", None, True),  # left out: the region has zones
+        ("eastus", False, False),  # asked off where zones exist
+        ("westeurope", True, True),
+    ],
+)
+def test_c9_availability_zones_follow_the_region_unless_set(
+    la: Any, location: str, zones: bool | None, expected: bool
+) -> None:
+    created = create_cluster(la, location=location, zones=zones)
+    assert created.is_availability_zones_enabled is expected
+    assert la.clusters.get("rg1", "clu1").is_availability_zones_enabled is expected
 
 
 def test_c9_double_encryption_region_and_immutability(emulator: Any, la: Any) -> None:

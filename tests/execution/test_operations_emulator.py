@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from estate import CLUSTER, RG, SUB, UAI, cluster_id, seed_estate, workspace_id, write_spec
 
+from controller.azure import errors
 from controller.azure.clients import AzureClients
 from controller.azure.operations import InconsistentResult, Operations, Precheck, cluster_body, patch_body
 from controller.cli import apply_cmd
@@ -87,6 +88,50 @@ def test_bodies_carry_writable_fields_only() -> None:
     assert patch_body(Action.SET_KEY, {"key": None}) == {
         "properties": {"keyVaultProperties": {"keyVaultUri": "", "keyName": "", "keyVersion": ""}}
     }
+
+
+def test_create_body_carries_availability_zones_only_when_the_spec_sets_them() -> None:
+    """Rule C9: left out of the spec, the field is left out of the PUT and Azure decides by region."""
+    base = {"location": "westus", "capacity": 100, "identity": {"type": "SystemAssigned"}}
+    unset = cluster_body({**base, "availability_zones": None})
+    assert "isAvailabilityZonesEnabled" not in unset["properties"]
+    assert "isAvailabilityZonesEnabled" not in cluster_body(base)["properties"]
+    for zones in (True, False):
+        body = cluster_body({**base, "availability_zones": zones})
+        assert body["properties"]["isAvailabilityZonesEnabled"] is zones
+
+
+@pytest.mark.parametrize(("zones", "expected"), [(None, False), (False, False)])
+def test_create_in_a_region_without_zones_lets_azure_decide(
+    emulator: Any, ops: Operations, zones: bool | None, expected: bool
+) -> None:
+    """Rule C9: a cluster in a region without zones is created, with zones off, unless the spec asks."""
+    seed_estate(emulator)
+    change = _cluster_change(
+        Action.CREATE,
+        location="westus",
+        capacity=100,
+        identity={"type": "SystemAssigned"},
+        availability_zones=zones,
+    )
+    ops.wait(ops.start(change, lambda url, token: None))
+    assert ops.view(change)["availability_zones"] is expected  # type: ignore[index]
+
+
+def test_create_asking_for_zones_where_there_are_none_is_refused_as_rule_c9(
+    emulator: Any, ops: Operations
+) -> None:
+    seed_estate(emulator)
+    change = _cluster_change(
+        Action.CREATE,
+        location="westus",
+        capacity=100,
+        identity={"type": "SystemAssigned"},
+        availability_zones=True,
+    )
+    with pytest.raises(errors.RuleViolation) as refused:
+        ops.start(change, lambda url, token: None)
+    assert refused.value.rule_id == "C9" and "Availability Zones" in str(refused.value)
 
 
 def test_precheck_reads_the_target(emulator: Any, ops: Operations) -> None:
@@ -209,7 +254,7 @@ def test_throttled_patch_is_retried_by_the_executor(
             ]
         }
     )
-    spec = write_spec(tmp_path / "spec", workspaces=(), capacity=1100)
+    spec = write_spec(tmp_path / "spec", workspaces=(), capacity=2000)
     emulator.fault(
         method="PATCH",
         path=f"/clusters/{CLUSTER}$",

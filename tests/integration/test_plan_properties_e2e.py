@@ -13,29 +13,30 @@ from plan_runner import PlanRunner
 from tests_azure_support import LOCATION, SUB, cluster_doc, vault, workspace_id, workspace_set_doc
 
 from controller.model import ids
+from controller.model.limits import CURRENT  # no Settings document: the default profile applies
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
-NAMES = ["cla", "clb", "clc"]
+NAMES = [f"cl-{c}01" for c in "abcdefg"]  # more than the region holds (rule C2)
 WORKSPACES = [f"w{i}" for i in range(5)]
 
 
 @st.composite
 def worlds(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    live = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=2))
+    live = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=CURRENT.clusters_per_region))
     clusters = [
         {
             "subscription": SUB,
             "resource_group": "rg",
             "name": n,
             "location": LOCATION,
-            "capacity": draw(st.sampled_from([1000, 2000, 3000])),
+            "capacity": draw(st.sampled_from([1000, 2000, 5000])),
             "last_sku_update": (NOW - timedelta(days=draw(st.integers(0, 60)))).isoformat(),
             "provisioning_state": draw(st.sampled_from(["Succeeded", "Succeeded", "Creating"])),
             "remaining_seconds": 3600,
         }
         for n in live
     ]
-    desired = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=2))
+    desired = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=3))
     workspaces = []
     for w in WORKSPACES:
         on = draw(st.sampled_from([None, *live]))
@@ -56,7 +57,7 @@ def worlds(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         workspaces.append(doc)
     docs: list[dict[str, Any]] = []
     for n in desired:
-        d = cluster_doc(resourceGroup="rg", capacity=draw(st.sampled_from([1000, 2000, 3000])), key=None)
+        d = cluster_doc(resourceGroup="rg", capacity=draw(st.sampled_from([1000, 2000, 5000])), key=None)
         d["metadata"]["name"] = n
         docs.append(d)
     for i, n in enumerate(desired):
@@ -104,7 +105,7 @@ def test_no_step_that_runs_now_breaks_a_rule(emulator: Any, plan: PlanRunner, wo
         name = c["address"].split(".", 1)[1]
         if c["action"] == "update" and name in live and "capacity" in str(c["parameters"]):
             new = c["parameters"].get("capacity") or c["parameters"].get("sku", {}).get("capacity")
-            lock_ends = datetime.fromisoformat(live[name]["last_sku_update"]) + timedelta(days=30)
+            lock_ends = datetime.fromisoformat(live[name]["last_sku_update"]) + CURRENT.capacity_lock
             if new is not None and new < live[name]["capacity"]:
                 assert lock_ends <= NOW, f"C4: decrease before {lock_ends}"
         if c["action"] in ("update", "set_key") and name in live:
@@ -129,7 +130,7 @@ def test_no_step_that_runs_now_breaks_a_rule(emulator: Any, plan: PlanRunner, wo
     regional = {c["name"] for c in estate["clusters"]}
     regional |= {c["address"].split(".", 1)[1] for c in changes.values() if c["action"] == "create"}
     regional -= {c["address"].split(".", 1)[1] for c in changes.values() if c["action"] == "delete"}
-    assert len(regional) <= 2, "C2"
+    assert len(regional) <= CURRENT.clusters_per_region, "C2"
 
 
 def _ancestors(step: str, changes: dict[str, dict[str, Any]]) -> set[str]:

@@ -117,7 +117,7 @@ def test_capacity_decrease_waits_for_the_lock_and_says_until_when(emulator: Any,
     assert run.exit_code == 2  # deferred work counts
     deferred = run.one("deferred", "update", CLUSTER)
     assert deferred["rule"] == "C4"
-    assert _iso(deferred["not_before"]) == datetime(2026, 12, 15, tzinfo=UTC)  # lastSkuUpdate + 30 days
+    assert _iso(deferred["not_before"]) == datetime(2026, 12, 16, tzinfo=UTC)  # lastSkuUpdate + 31 days
     assert run.items("changes", "update") == []
 
 
@@ -136,13 +136,14 @@ def run_has_update(run: PlanRun) -> bool:
 # ---- region limits and names (C2, C11) ------------------------------------------------------------
 
 
-def test_third_cluster_in_a_region_is_not_planned(emulator: Any, plan: PlanRunner) -> None:
+def test_sixth_active_cluster_in_a_region_is_not_planned(emulator: Any, plan: PlanRunner) -> None:
+    """Rule C2 today: 5 active clusters per region and subscription."""
     emulator.seed(
         {
             "vaults": [vault()],
             "clusters": [
-                {"subscription": SUB, "resource_group": "rg-other", "name": n, "location": LOCATION}
-                for n in ("othera", "otherb")
+                {"subscription": SUB, "resource_group": "rg-other", "name": f"other{n}", "location": LOCATION}
+                for n in "abcde"
             ],
         }
     )
@@ -374,7 +375,7 @@ def test_human_formats_render_the_same_plan(emulator: Any, plan: PlanRunner, fmt
     emulator.seed(seeded)
     run = plan(_matching_spec(capacity=1000), fmt=fmt)
     assert run.exit_code == 2
-    assert "C4" in run.stdout and "2026-12-15" in run.stdout
+    assert "C4" in run.stdout and "2026-12-16" in run.stdout
 
 
 def test_out_writes_the_json_artefact_whatever_is_printed(emulator: Any, plan: PlanRunner) -> None:
@@ -488,7 +489,7 @@ def test_a_pruned_cluster_is_deleted_before_the_create_that_needs_its_slot(
         "apiVersion": "cmk.azure.io/v1",
         "kind": "Settings",
         "metadata": {"name": "fleet"},
-        "spec": {"prune": {"clusters": True}},
+        "spec": {"limitsProfile": "seed", "prune": {"clusters": True}},
     }
     new = cluster_doc(key=None)
     new["metadata"]["name"] = "new03"

@@ -74,6 +74,9 @@ def wset(name: str, cluster_name: str | None, items: list[str]) -> str:
 SETTINGS_CURRENT = (
     "apiVersion: cmk.azure.io/v1\nkind: Settings\nmetadata:\n  name: s\nspec:\n  limitsProfile: current\n"
 )
+SETTINGS_SEED = (
+    "apiVersion: cmk.azure.io/v1\nkind: Settings\nmetadata:\n  name: s\nspec:\n  limitsProfile: seed\n"
+)
 
 
 @dataclass
@@ -103,10 +106,21 @@ CASES = [
         ],
     ),
     Case("C1-name-too-short", {"c.yaml": cluster("ab")}, [("c.yaml", 4, "metadata.name", "rule C1")]),
+    Case("C1-three-characters", {"c.yaml": cluster("abc")}, [("c.yaml", 4, "metadata.name", "rule C1")]),
     Case(
-        "C1-hyphen-suggests-spec-name",
-        {"c.yaml": cluster("prod-weu")},
+        "C1-name-too-long-suggests-spec-name",
+        {"c.yaml": cluster("p" * 64)},
+        [("c.yaml", 4, "metadata.name", "4-63 characters: letters, digits and hyphens")],
+    ),
+    Case(
+        "C1-leading-hyphen",
+        {"c.yaml": cluster("-prodweu")},
         [("c.yaml", 4, "metadata.name", "set spec.name to the Azure name")],
+    ),
+    Case(
+        "C1-trailing-hyphen-in-spec-name",
+        {"c.yaml": cluster("prod-weu", extra_spec="  name: cmkprod-\n")},
+        [("c.yaml", 15, "spec.name", "rule C1")],
     ),
     Case(
         "C1-spec-name",
@@ -115,7 +129,7 @@ CASES = [
     ),
     Case(
         "C3-seed-step-of-100",
-        {"c.yaml": cluster(capacity="1050")},
+        {"c.yaml": cluster(capacity="1050"), "settings.yaml": SETTINGS_SEED},
         [
             (
                 "c.yaml",
@@ -126,12 +140,27 @@ CASES = [
         ],
     ),
     Case(
-        "C3-seed-below-min", {"c.yaml": cluster(capacity="500")}, [("c.yaml", 11, "spec.capacity", "rule C3")]
+        "C3-seed-below-min",
+        {"c.yaml": cluster(capacity="500"), "settings.yaml": SETTINGS_SEED},
+        [("c.yaml", 11, "spec.capacity", "rule C3")],
     ),
     Case(
         "C3-current-tiers",
         {"c.yaml": cluster(capacity="1500"), "settings.yaml": SETTINGS_CURRENT},
         [("c.yaml", 11, "spec.capacity", "'current' limits profile: one of 100, 200")],
+    ),
+    Case(
+        "C3-default-profile-refuses-1100",
+        {"c.yaml": cluster(capacity="1100")},
+        [
+            (
+                "c.yaml",
+                11,
+                "spec.capacity",
+                "capacity 1100 GB/day is not allowed by the 'current' limits profile: one of 100, 200, 300, "
+                "400, 500, 1000, 2000, 5000, 10000, 25000, 50000 GB/day (rule C3)",
+            )
+        ],
     ),
     Case(
         "capacity-not-a-number",

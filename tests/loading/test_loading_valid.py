@@ -51,7 +51,7 @@ def test_fleet_example_is_the_estate_later_work_relies_on() -> None:
     assert any(k.ref().is_managed_hsm for k in keys)
     byos = [e.byos for e in desired.workspace_entries().values() if e.byos is not None]
     assert any(b.query for b in byos) and any(b.alerts for b in byos)
-    assert desired.settings.limits_profile is LimitsProfile.SEED
+    assert desired.settings.limits_profile is LimitsProfile.CURRENT
     assert desired.settings.drift is DriftMode.REPORT
 
 
@@ -87,7 +87,7 @@ def test_minimal_example_loads_with_default_settings() -> None:
 
     assert len(desired.clusters) == 1
     assert len(desired.desired_links()) == 2
-    assert desired.settings.limits_profile is LimitsProfile.SEED
+    assert desired.settings.limits_profile is LimitsProfile.CURRENT  # today's Azure unless Settings says seed
     assert desired.settings.prune.clusters is False
 
 
@@ -100,16 +100,29 @@ def test_location_and_casing_are_normalised(tmp_path: Path) -> None:
     assert desired.clusters[0].arm_id == ids.cluster_id(SUB, "rg", "cmkone")
 
 
-def test_current_profile_accepts_small_tiers_the_seed_profile_refuses(tmp_path: Path) -> None:
+def test_default_profile_accepts_small_tiers_the_seed_profile_refuses(tmp_path: Path) -> None:
+    """Rule C3: with no Settings, today's tiers apply (100 is one); the seed profile wants 1000+."""
     (tmp_path / "c.yaml").write_text(cluster_doc("cmkone", capacity=100))
-    with pytest.raises(SpecError) as err:
-        load([tmp_path])
-    assert any("spec.capacity" in p and "rule C3" in p for p in problems_of(err))
+    assert load([tmp_path]).clusters[0].spec.capacity == 100
 
     (tmp_path / "settings.yaml").write_text(
-        "apiVersion: cmk.azure.io/v1\nkind: Settings\nmetadata: {name: s}\nspec: {limitsProfile: current}\n"
+        "apiVersion: cmk.azure.io/v1\nkind: Settings\nmetadata: {name: s}\nspec: {limitsProfile: seed}\n"
     )
-    assert load([tmp_path]).clusters[0].spec.capacity == 100
+    with pytest.raises(SpecError) as err:
+        load([tmp_path])
+    problems = problems_of(err)
+    assert any("spec.capacity" in p and "'seed' limits profile" in p and "rule C3" in p for p in problems)
+
+
+def test_hyphenated_cluster_name_with_capacity_100_loads_under_the_default_profile(tmp_path: Path) -> None:
+    """Rules C1 and C3 as Azure enforces them today: inner hyphens are valid, 100 GB/day is a tier."""
+    (tmp_path / "c.yaml").write_text(cluster_doc("cmk-prod-weu-01", capacity=100))
+
+    desired = load([tmp_path])
+
+    assert desired.clusters[0].azure_name == "cmk-prod-weu-01"
+    assert desired.clusters[0].spec.capacity == 100
+    assert desired.settings.limits_profile is LimitsProfile.CURRENT
 
 
 def test_file_size_cap_is_configurable(tmp_path: Path) -> None:

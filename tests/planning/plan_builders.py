@@ -8,7 +8,7 @@ from typing import Any
 
 from controller.model import ids
 from controller.model.history import History
-from controller.model.limits import SEED, Limits
+from controller.model.limits import Limits, for_profile
 from controller.model.observed import (
     AccessPolicy,
     KeyVersion,
@@ -86,7 +86,9 @@ def obs_cluster(c: Cluster, **over: Any) -> ObservedCluster:
         user_assigned_identities=(s.identity.user_assigned_identity,) if s.identity.user_assigned_identity
         else (), principal_id=PRINCIPAL, tenant_id=TENANT, capacity=s.capacity,
         billing_type=str(s.billing_type), double_encryption=s.double_encryption,
-        availability_zones=s.availability_zones, key=s.key.ref() if s.key else None,
+        # an unset spec lets Azure decide; the builders' region has zones
+        availability_zones=True if s.availability_zones is None else s.availability_zones,
+        key=s.key.ref() if s.key else None,
         last_sku_update=NOW - timedelta(days=90), created=NOW - timedelta(days=90), tags=dict(s.tags),
     )
     return replace(base, **over)
@@ -131,8 +133,10 @@ def observed(clusters: list[ObservedCluster] = (), workspaces: list[ObservedWork
 
 
 def plan(d: DesiredState, o: ObservedState, *, history: History | None = None, now: datetime = NOW,
-         limits: Limits = SEED) -> Plan:
-    return make_plan(desired=d, observed=o, now=now, history=history or History(), limits=limits)
+         limits: Limits | None = None) -> Plan:
+    """Plan with the limits the spec's Settings choose (the default profile unless it says otherwise)."""
+    lim = limits or for_profile(d.settings.limits_profile)
+    return make_plan(desired=d, observed=o, now=now, history=history or History(), limits=lim)
 
 
 def ids_of(items: Any) -> list[str]:

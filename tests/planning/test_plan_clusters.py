@@ -30,7 +30,7 @@ from plan_builders import (
 
 from controller.model import ids
 from controller.model.history import ClusterDeletion, History, InFlightOperation
-from controller.model.limits import CURRENT
+from controller.model.limits import CURRENT, SEED
 from controller.planning.plan import Action, Severity
 
 
@@ -60,11 +60,12 @@ def test_granted_user_assigned_identity_sets_key_at_creation() -> None:
 
 
 def test_create_parameters_follow_the_executor_convention() -> None:
-    p = plan(desired([cluster(capacity=1200, tags={"env": "prod"})]), observed())
+    p = plan(desired([cluster(capacity=2000, tags={"env": "prod"})]), observed())
     params = p.changes[0].parameters
     assert set(params) == {"subscription", "resource_group", "name", "location", "identity", "capacity",
                            "billing_type", "double_encryption", "availability_zones", "tags", "key"}
-    assert params["capacity"] == 1200 and params["tags"] == {"env": "prod"} and params["location"] == LOC
+    assert params["capacity"] == 2000 and params["tags"] == {"env": "prod"} and params["location"] == LOC
+    assert params["availability_zones"] is None  # rule C9: unset in the spec, Azure decides by region
 
 
 def test_matching_cluster_is_adopted_without_changes() -> None:
@@ -81,13 +82,13 @@ def test_matching_cluster_is_adopted_without_changes() -> None:
     ("live_capacity", "last_update_days_ago", "expect"),
     [
         (1000, 90, "update"),      # increase: always now
-        (1500, 40, "update"),      # decrease after the lock: now
-        (1500, 10, "deferred"),    # decrease inside the lock: deferred to lastSkuUpdate + 30d (C4)
+        (2000, 40, "update"),      # decrease after the lock: now
+        (2000, 10, "deferred"),    # decrease inside the lock: deferred to lastSkuUpdate + 31d (C4)
     ],
 )
-def test_capacity_change_respects_the_30_day_lock(live_capacity: int, last_update_days_ago: int,
-                                                 expect: str) -> None:
-    c = cluster(capacity=1000 if live_capacity == 1500 else 2000)
+def test_capacity_change_respects_the_lock(live_capacity: int, last_update_days_ago: int,
+                                          expect: str) -> None:
+    c = cluster(capacity=1000 if live_capacity == 2000 else 2000)
     last = NOW - timedelta(days=last_update_days_ago)
     p = plan(desired([c]), observed([obs_cluster(c, capacity=live_capacity, last_sku_update=last)]))
     step = f"update:cluster:{cpath(c)}:capacity"
@@ -99,8 +100,18 @@ def test_capacity_change_respects_the_30_day_lock(live_capacity: int, last_updat
         assert p.changes == ()
         (d,) = p.deferred
         assert d.id == step  # the same id once it is due: the executor and reports can follow it
-        assert d.rule == "C4" and d.not_before == last + timedelta(days=30)
+        assert d.rule == "C4" and d.not_before == last + timedelta(days=31)
         assert d.parameters["capacity"] == 1000
+
+
+@pytest.mark.parametrize(("limits", "expect"), [(CURRENT, "deferred"), (SEED, "update")])
+def test_decrease_on_day_30_waits_for_todays_31_day_lock_c4(limits: object, expect: str) -> None:
+    """Rule C4: Azure's commitment period is 31 days today; the seed profile keeps the 2021 30 days."""
+    c = cluster(capacity=1000)
+    live = obs_cluster(c, capacity=2000, last_sku_update=NOW - timedelta(days=30, hours=1))
+    p = plan(desired([c]), observed([live]), limits=limits)  # type: ignore[arg-type]
+    got = "deferred" if p.deferred else "update"
+    assert got == expect and [x.rule for x in p.deferred] == (["C4"] if expect == "deferred" else [])
 
 
 def test_capacity_decrease_deferred_but_tags_change_now() -> None:
@@ -123,24 +134,57 @@ def test_capacity_not_allowed_by_profile_is_blocked() -> None:
     assert [(b.action, b.rule) for b in p.blocked] == [(Action.CREATE, "C3")]
 
 
-def test_invalid_cluster_name_is_blocked_c1() -> None:
+@pytest.mark.parametrize("name", ["bad-name-", "-badname", "abc", "bad_name", "x" * 64])
+def test_invalid_cluster_name_is_blocked_c1(name: str) -> None:
     c = cluster()
-    c = c.model_copy(update={"spec": c.spec.model_copy(update={"name": "bad-name"})})
+    c = c.model_copy(update={"spec": c.spec.model_copy(update={"name": name})})
     p = plan(desired([c]), observed())
     assert [(b.action, b.rule) for b in p.blocked] == [(Action.CREATE, "C1")]
     assert p.changes == () and [d.action for d in p.deferred] == []
+
+
+def test_hyphenated_name_and_capacity_100_plan_a_create_under_the_default_profile() -> None:
+    """Rules C1 and C3 as Azure enforces them today: the create is planned, nothing is blocked."""
+    c = cluster(capacity=100)
+    c = c.model_copy(update={"spec": c.spec.model_copy(update={"name": "cmk-prod-weu-01"})})
+    p = plan(desired([c]), observed())
+    assert p.blocked == ()
+    create = p.changes[0]
+    assert create.action is Action.CREATE and create.parameters["name"] == "cmk-prod-weu-01"
+    assert create.parameters["capacity"] == 100
+
+
+def test_capacity_1100_is_blocked_under_the_default_profile_c3() -> None:
+    c = cluster(capacity=1000)
+    c = c.model_copy(update={"spec": c.spec.model_copy(update={"capacity": 1100})})
+    p = plan(desired([c]), observed())
+    (b,) = p.blocked
+    assert (b.action, b.rule) == (Action.CREATE, "C3") and "one of 100, 200" in b.reason
 
 
 def _other(name: str, location: str = LOC, state: str = "Succeeded") -> object:
     return obs_cluster(cluster(name), provisioning_state=state, location=location)
 
 
-def test_third_cluster_in_a_region_is_blocked_c2() -> None:
+def test_third_cluster_in_a_region_is_blocked_under_the_seed_profile_c2() -> None:
     live = [_other("a1"), _other("a2")]
-    p = plan(desired([cluster("new1"), cluster("a1"), cluster("a2")]), observed(live))  # type: ignore[list-item]
+    p = plan(desired([cluster("new1"), cluster("a1"), cluster("a2")]), observed(live),  # type: ignore[list-item]
+             limits=SEED)
     (b,) = p.blocked
     assert b.rule == "C2" and b.action == Action.CREATE and "new1" in b.address
     assert "2 of 2" in b.reason
+
+
+def test_sixth_active_cluster_in_a_region_is_blocked_c2() -> None:
+    """Rule C2 today: 5 active clusters per region and subscription (a third one is fine)."""
+    names = [f"a{i}" for i in range(5)]
+    live = [_other(n) for n in names]
+    third = plan(desired([cluster("new1"), *(cluster(n) for n in names[:2])]), observed(live[:2]))  # type: ignore[list-item]
+    assert third.blocked == () and Action.CREATE in [c.action for c in third.changes]
+
+    p = plan(desired([cluster("new1"), *(cluster(n) for n in names)]), observed(live))  # type: ignore[list-item]
+    (b,) = p.blocked
+    assert b.rule == "C2" and "new1" in b.address and "5 of 5" in b.reason
 
 
 def test_other_region_does_not_count_for_c2() -> None:
@@ -153,7 +197,7 @@ def test_other_region_does_not_count_for_c2() -> None:
 def test_delete_is_ordered_before_the_create_that_needs_its_slot() -> None:
     live = [_other("old1"), _other("keep1")]
     p = plan(desired([cluster("new1"), cluster("keep1")], prune={"clusters": True}),
-             observed(live))  # type: ignore[arg-type]
+             observed(live), limits=SEED)  # type: ignore[arg-type]
     delete = by_id(p, f"delete:cluster:{SUB}/rg-cmk/old1")
     create = by_id(p, f"create:cluster:{SUB}/rg-cmk/new1")
     assert delete.destructive and delete.action == Action.DELETE
@@ -164,7 +208,7 @@ def test_delete_is_ordered_before_the_create_that_needs_its_slot() -> None:
 def test_create_waits_for_a_deferred_delete_that_frees_its_slot() -> None:
     live = [_other("old1", state="Updating"), _other("keep1")]
     p = plan(desired([cluster("new1"), cluster("keep1")], prune={"clusters": True}),
-             observed(live))  # type: ignore[arg-type]
+             observed(live), limits=SEED)  # type: ignore[arg-type]
     delete = by_id(p, f"delete:cluster:{SUB}/rg-cmk/old1")
     create = by_id(p, f"create:cluster:{SUB}/rg-cmk/new1")
     assert delete in p.deferred and delete.rule == "C6"

@@ -17,7 +17,7 @@ from controller.reconcile.server import StatusServer, parse_listen
 @pytest.fixture
 def served(emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler) -> Iterator[tuple[Reconciler, str]]:
     seed(emulator)
-    repo.commit_spec(spec_docs(capacity=1100), "cluster")
+    repo.commit_spec(spec_docs(capacity=2000), "cluster")
     rec = make_reconciler(repo.url)
     server = StatusServer(rec, "127.0.0.1:0")
     server.start()

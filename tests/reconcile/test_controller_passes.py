@@ -156,10 +156,10 @@ def test_hand_made_change_is_only_reported_when_the_spec_keeps_the_default_drift
 def test_deferred_decrease_is_applied_once_the_simulated_clock_passes_not_before(
     emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
 ) -> None:
-    """Rule C4: a capacity decrease waits 30 days after the last SKU update; the controller requeues
+    """Rule C4: a capacity decrease waits out the lock after the last SKU update; the controller requeues
     at that date rather than after its 10-minute interval, and applies it then."""
     seed(emulator)
-    repo.commit_spec(spec_docs(capacity=1100), "cluster at 1100")
+    repo.commit_spec(spec_docs(capacity=2000), "cluster at 2000")
     rec = make_reconciler(repo.url, interval=600.0, jitter=0.0)
     assert rec.run_pass().record.result == "applied"
     repo.commit_spec(spec_docs(capacity=1000), "shrink to 1000")
@@ -174,7 +174,7 @@ def test_deferred_decrease_is_applied_once_the_simulated_clock_passes_not_before
     assert datetime.fromisoformat(status["nextNotBefore"]) == not_before
     assert _condition(rec, "Reconciling")["status"] == "True"
     assert out.requeue_after == 600.0  # the interval is sooner than 30 days
-    assert _cluster(emulator)["sku"]["capacity"] == 1100
+    assert _cluster(emulator)["sku"]["capacity"] == 2000
 
     now = datetime.fromisoformat(emulator.now())
     emulator.advance((not_before - now).total_seconds() - 60)  # one minute before: still deferred
@@ -355,7 +355,7 @@ def test_a_restarted_controller_still_applies_a_deferred_change_when_its_date_co
     """With the default settings.drift: report, the pending C4 decrease is spec intent, not hand-made
     drift: a new controller process (same state volume) must still apply it at not_before."""
     seed(emulator)
-    repo.commit_spec(spec_docs(capacity=1100), "cluster at 1100")
+    repo.commit_spec(spec_docs(capacity=2000), "cluster at 2000")
     assert make_reconciler(repo.url).run_pass().record.result == "applied"
     repo.commit_spec(spec_docs(capacity=1000), "shrink to 1000")
     out = make_reconciler(repo.url).run_pass()

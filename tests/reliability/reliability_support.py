@@ -127,7 +127,7 @@ def estate_for(kind: str) -> Estate:
                 "clusters": [_existing_cluster(key=True)],
                 "workspaces": [_workspace("law1", linked=True)],
             },
-            capacity=1100,
+            capacity=2000,
             with_key=True,
         )
     if kind in ("set_key", "key_read"):

@@ -31,7 +31,7 @@ def test_json_round_trips_and_has_the_fields_tools_rely_on() -> None:
     for item in data["deferred"]:
         assert {"id", "action", "address", "rule", "reason", "not_before"} <= set(item)
     c4 = next(d for d in data["deferred"] if d["rule"] == "C4")
-    assert c4["not_before"].endswith("Z") and c4["not_before"].startswith("2026-12-28T06:00:00")
+    assert c4["not_before"].endswith("Z") and c4["not_before"].startswith("2026-12-29T06:00:00")
     assert {b["rule"] for b in data["blocked"]} == {"B2", "C8"}  # Query BYOS; vault region
     assert data["summary"]["changes"] == len(data["changes"])
 
@@ -69,7 +69,7 @@ def test_text_reads_like_terraform() -> None:
     assert "Plan: 2 to add, 0 to change, 0 to destroy, 3 links, 2 deferred, 2 blocked." in lines
     assert any(ln.lstrip().startswith("+") and "create" in ln and "cluster.new1" in ln for ln in lines)
     assert any(ln.lstrip().startswith("-") and "unlink" in ln and "workspace.ws1" in ln for ln in lines)
-    assert "[C4] not before 2026-12-28T06:00Z" in out
+    assert "[C4] not before 2026-12-29T06:00Z" in out
     assert "[B2]" in out and "remedy: export the saved searches" in out
     assert "CRITICAL [B2]" in out  # opted-in Query BYOS still shouts
     assert "[DESTRUCTIVE]" in out

@@ -17,7 +17,7 @@ def test_markdown_goes_to_stdout_with_findings_and_calendar(emulator: Any, repor
     assert run.exit_code == 0, run.stderr
     assert run.stdout.startswith("## Encryption coverage, 2026-11-30")
     assert "| WARNING | ws2 | expected on cluster clu01 but not linked" in run.stdout
-    assert "| 2026-12-15 | capacity-lock-ends | clu01 |" in run.stdout
+    assert "| 2026-12-16 | capacity-lock-ends | clu01 |" in run.stdout
 
 
 def test_out_writes_the_file_and_nothing_to_stdout(

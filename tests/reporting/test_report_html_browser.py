@@ -58,7 +58,7 @@ def test_html_report_renders_offline_in_chromium_and_shows_the_calendar(
     assert 'id="calendar"' in shown.dom and '<svg id="timeline"' in shown.dom
     # the timeline has one row per dated event: key expiry, C4 lock end, two W3 budget dates
     assert shown.dom.count('class="event"') == 4
-    for date in ("2026-12-10", "2026-12-15", "2026-12-20"):
+    for date in ("2026-12-10", "2026-12-16", "2026-12-20"):
         assert date in shown.dom
     assert "ws2" in shown.dom and "NOT protected" in shown.dom
 

@@ -87,9 +87,9 @@ def test_link_budget_and_capacity_lock_dates_come_from_history(emulator: Any, re
     assert exhausted["severity"] == "info"  # ws1 is where the spec wants it: nothing waits on the budget
 
     assert [_day(e["date"]) for e in run.events("link-budget-frees", "ws1")] == ["2026-12-10", "2026-12-20"]
-    assert _day(run.cluster(CLUSTER)["capacity_decrease_from"]) == "2026-12-15"
+    assert _day(run.cluster(CLUSTER)["capacity_decrease_from"]) == "2026-12-16"
     [lock] = run.events("capacity-lock-ends", CLUSTER)
-    assert _day(lock["date"]) == "2026-12-15" and lock["rule"] == "C4"
+    assert _day(lock["date"]) == "2026-12-16" and lock["rule"] == "C4"
     dates = [e["date"] for e in run.report["calendar"]]
     assert dates == sorted(dates)
 
@@ -144,7 +144,7 @@ def test_capacity_decrease_waiting_on_the_lock_is_a_dated_deferred_change(
     run = report([cluster_doc(capacity=1000), workspace_set_doc(["ws1"])])
 
     deferred = run.events("deferred-change-possible", CLUSTER)
-    assert [(_day(e["date"]), e["rule"]) for e in deferred] == [("2026-12-15", "C4")]
+    assert [(_day(e["date"]), e["rule"]) for e in deferred] == [("2026-12-16", "C4")]
     assert run.cluster(CLUSTER)["capacity"] == 1500
 
 

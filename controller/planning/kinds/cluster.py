@@ -21,7 +21,8 @@ Decisions where docs/rules.md is silent:
 * A busy cluster (Creating, Updating, Deleting...) or one with an operation of ours in flight:
   its steps are deferred (C6) with no date; its links too (W4).
 * Fields fixed at creation (double encryption, C9) differ → blocked: a new cluster is needed.
-  Availability zones are also fixed: reported as drift and a warning, not blocked.
+  Availability zones are also fixed: reported as drift and a warning, not blocked; a spec that
+  leaves them out lets Azure decide by region, so any live value matches it.
 * A spec without a key never removes a live key (C13 allows it, but new data would fall back to
   Microsoft keys, W6): drift + warning, no step. The key is cleared only as step 1 of the identity
   switch below, and set again in step 4.
@@ -226,7 +227,7 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
         return
     if not ids.CLUSTER_NAME.match(cluster.azure_name):  # rule C1 (the loader checks it too)
         wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C1",
-                 reason=f"'{cluster.azure_name}' is not a valid cluster name (3-63 characters, a-z A-Z 0-9)",
+                 reason=f"'{cluster.azure_name}' is not a valid cluster name ({ids.CLUSTER_NAME_RULE})",
                  remedy="set spec.name to a valid Azure name")
         gate.wait("C1", "its cluster is blocked (C1)", None, step)
         return
@@ -384,7 +385,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                  reason=f"double encryption is {obs.double_encryption} and fixed at creation",
                  remedy=f"set doubleEncryption: {str(obs.double_encryption).lower()}, or declare a new "
                         "cluster and move the workspaces")
-    if obs.availability_zones != spec.availability_zones:
+    if spec.availability_zones is not None and obs.availability_zones != spec.availability_zones:  # rule C9
         drift("availability_zones", spec.availability_zones, obs.availability_zones)
         wb.warn("fixed-at-creation", f"{address}: availability zones are fixed at creation "
                 f"(live {obs.availability_zones})", address=address)
