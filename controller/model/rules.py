@@ -286,8 +286,15 @@ _RULES: tuple[RuleInfo, ...] = (
         "An empty `keyVaultProperties` object is ignored.",
         seed=None,
         cmkctl="The identity switch is planned as four steps (clear the key, change the identity, grant "
-        "the new principal, set the key again); identity and key never change in one call.",
-        enforced_in=(),
+        "the new principal, set the key again); identity and key never change in one call. The clear "
+        "step sends the three fields as empty strings. A spec that merely leaves out the key never "
+        "removes a live one (new data would fall back to Microsoft keys, W6): drift and a warning. "
+        "The emulator ignores `{}` and removes the key only on empty strings.",
+        enforced_in=(
+            "controller/planning/kinds/cluster.py",
+            "controller/azure/operations.py",
+            "emulator/arm.py",
+        ),
         sources=(_DC_DOC + ', "Change managed identity type"',),
     ),
     RuleInfo(
