@@ -62,11 +62,11 @@ def test_controller_clones_and_fetches_with_url_credentials_that_never_reach_dis
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     seed(emulator)
-    first = repo.commit_spec(spec_docs(capacity=1100), "cluster")
+    first = repo.commit_spec(spec_docs(capacity=2000), "cluster")
     state = tmp_path / "state"
     argv = {"source": _url(git_server), "path": "specs", "mode": Mode.REPORT, "state": f"local:{state}"}
     assert controller_cmd.run(**argv, once=True, clients=clients) == 0  # type: ignore[arg-type]
-    second = repo.commit_spec(spec_docs(capacity=1200), "bigger")
+    second = repo.commit_spec(spec_docs(capacity=5000), "bigger")
     assert controller_cmd.run(**argv, once=True, clients=clients) == 0  # type: ignore[arg-type]
     out = capfd.readouterr()
 
