@@ -46,7 +46,7 @@ def test_hand_lowered_capacity_is_reported_not_planned_nor_reverted_until_the_sp
     emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed(emulator)
-    spec = _write(tmp_path / "spec", spec_docs(capacity=1200))
+    spec = _write(tmp_path / "spec", spec_docs(capacity=2000))
     state = tmp_path / "state"
     assert main(["apply", "-f", str(spec), "--auto-approve", "--state", str(state)]) == 0
     _lower_by_hand(emulator, 1000)
@@ -54,11 +54,11 @@ def test_hand_lowered_capacity_is_reported_not_planned_nor_reverted_until_the_sp
     code, plan = _plan(spec, state, capsys)
     assert code == 0 and plan["changes"] == []  # nothing to apply: the spec did not change capacity
     (held,) = [d for d in plan["drift"] if d["field"] == "capacity"]
-    assert held["held"] is True and held["live"] == 1000 and held["desired"] == 1200
+    assert held["held"] is True and held["live"] == 1000 and held["desired"] == 2000
 
     assert main(["drift", "-f", str(spec), "--state", str(state)]) == 2
     text = capsys.readouterr().out
-    assert "capacity: spec 1200, live 1000" in text and "not reverted" in text
+    assert "capacity: spec 2000, live 1000" in text and "not reverted" in text
     assert "Changed outside cmkctl since the last apply:" in text
 
     emulator.clear_requests()  # a CI apply of the same spec leaves the hand-made capacity alone
@@ -68,14 +68,14 @@ def test_hand_lowered_capacity_is_reported_not_planned_nor_reverted_until_the_sp
 
     code, plan = _plan(spec, state, capsys, "--correct-drift")  # the user's explicit opt-in
     assert code == 2 and [(c["action"], c["after"]) for c in plan["changes"]] == [
-        ("update", {"capacity": 1200})
+        ("update", {"capacity": 2000})
     ]
 
-    changed = _write(tmp_path / "spec", spec_docs(capacity=1300))  # the spec changes the field itself
+    changed = _write(tmp_path / "spec", spec_docs(capacity=5000))  # the spec changes the field itself
     code, plan = _plan(changed, state, capsys)
-    assert code == 2 and [c["after"] for c in plan["changes"]] == [{"capacity": 1300}]
+    assert code == 2 and [c["after"] for c in plan["changes"]] == [{"capacity": 5000}]
     assert main(["apply", "-f", str(changed), "--auto-approve", "--state", str(state)]) == 0
-    assert _capacity(emulator) == 1300
+    assert _capacity(emulator) == 5000
     code, plan = _plan(changed, state, capsys)
     assert code == 0 and plan["drift"] == []
 
@@ -84,14 +84,14 @@ def test_drift_correct_in_the_spec_plans_the_revert_for_every_command(
     emulator: Any, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed(emulator)
-    spec = _write(tmp_path / "spec", spec_docs(capacity=1200, drift="correct"))
+    spec = _write(tmp_path / "spec", spec_docs(capacity=2000, drift="correct"))
     state = tmp_path / "state"
     assert main(["apply", "-f", str(spec), "--auto-approve", "--state", str(state)]) == 0
     _lower_by_hand(emulator, 1000)
     code, plan = _plan(spec, state, capsys)
-    assert code == 2 and [c["after"] for c in plan["changes"]] == [{"capacity": 1200}]
+    assert code == 2 and [c["after"] for c in plan["changes"]] == [{"capacity": 2000}]
     assert main(["apply", "-f", str(spec), "--auto-approve", "--state", str(state)]) == 0
-    assert _capacity(emulator) == 1200
+    assert _capacity(emulator) == 2000
 
 
 def test_drift_lists_every_field_changed_outside_cmkctl_managed_or_not(
