@@ -92,6 +92,10 @@ class BlobHistoryStore:
         """`create=False`: a reader that must not create anything (a missing container = empty journal)."""
         self._container = container
         self._blob = container.get_blob_client(blob_name)
+        # what each apply left per resource (intent, baseline) in a blob of its own: it is large (one
+        # entry per workspace) and written once per apply, so the journal's frequent writes (every
+        # link operation) never re-upload it
+        self._applied = container.get_blob_client(f"{blob_name}.applied")
         self._now = now or (lambda: datetime.now(UTC))
         self._max_attempts = max_attempts
         self._mutex = threading.Lock()
@@ -105,10 +109,11 @@ class BlobHistoryStore:
             raise map_error(exc, operation="create the history container") from None
 
     # -- reading ------------------------------------------------------------------------------------
-    def _read(self) -> tuple[dict[str, Any], str | None]:
+    def _read(self, blob: Any = None) -> tuple[dict[str, Any], str | None]:
         """(document, etag); a missing blob is an empty journal with no etag."""
+        blob = blob or self._blob
         try:
-            downloader = self._blob.download_blob()
+            downloader = blob.download_blob()
             raw = downloader.readall()
             etag = downloader.properties.etag
         except ResourceNotFoundError:
@@ -118,16 +123,17 @@ class BlobHistoryStore:
         try:
             doc = json.loads(raw or b"{}")
         except ValueError as exc:
-            name = self._blob.blob_name
+            name = blob.blob_name
             raise CmkError(f"the history blob {name} is not JSON ({exc}); refusing to overwrite") from None
         if not isinstance(doc, dict) or doc.get("format", FORMAT) != FORMAT:
-            raise CmkError(f"the history blob {self._blob.blob_name} has an unknown format")
+            raise CmkError(f"the history blob {blob.blob_name} has an unknown format")
         base = _empty()
         base.update(doc)
         return base, etag
 
     def load(self) -> History:
         doc, _ = self._read()
+        applied, _ = self._read(self._applied)
         return History(
             link_operations=tuple(
                 LinkOperation(
@@ -170,7 +176,7 @@ class BlobHistoryStore:
                     intent=dict(a.get("intent", {})),
                     baseline=dict(a.get("baseline", {})),
                 )
-                for key, a in sorted(doc["applied"].items())
+                for key, a in sorted(applied["applied"].items())
             ),
         )
 
@@ -187,19 +193,20 @@ class BlobHistoryStore:
         ]
 
     # -- writing --------------------------------------------------------------------------------------
-    def _mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
+    def _mutate(self, change: Callable[[dict[str, Any]], None], blob: Any = None) -> None:
         """Read, change, write back only if nobody wrote in between (If-Match); else retry."""
+        blob = blob or self._blob
         with self._mutex:
             for attempt in range(self._max_attempts):
-                doc, etag = self._read()
+                doc, etag = self._read(blob)
                 change(doc)
                 self._trim(doc)
                 body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
                 try:
                     if etag is None:  # first write: only if the blob still does not exist
-                        self._blob.upload_blob(body, overwrite=False)
+                        blob.upload_blob(body, overwrite=False)
                     else:
-                        self._blob.upload_blob(
+                        blob.upload_blob(
                             body, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
                         )
                     return
@@ -213,7 +220,7 @@ class BlobHistoryStore:
                 except AzureCoreError as exc:  # unreachable: the caller sees one line, never a traceback
                     raise map_error(exc, operation="write the history blob") from None
             raise ConcurrentWriteError(
-                f"the history blob {self._blob.blob_name} kept changing under us "
+                f"the history blob {blob.blob_name} kept changing under us "
                 f"({self._max_attempts} attempts); try again"
             )
 
@@ -305,7 +312,7 @@ class BlobHistoryStore:
             for r in resources
         }
         if entries:
-            self._mutate(lambda doc: doc["applied"].update(entries))
+            self._mutate(lambda doc: doc["applied"].update(entries), self._applied)
 
 
 class BlobLease:

@@ -41,6 +41,16 @@ def workspace_record_key(arm_id: str) -> str:
     return f"workspace:{ids.id_key(arm_id)}"
 
 
+_NAMING = ("id", "subscription", "resource_group", "name")  # in the record's key already
+
+
+def baseline_of(resource: Any) -> dict[str, Any]:
+    """A live resource as the journal keeps it: canonical JSON without what names it (a fleet has tens
+    of thousands of workspaces; their names are in the record's key)."""
+    body = canonical(resource)
+    return {k: v for k, v in body.items() if k not in _NAMING} if isinstance(body, dict) else {}
+
+
 def cluster_intent(cluster: Cluster) -> dict[str, Any]:
     """The fields of a cluster the spec manages, as JSON (what the journal records as intent)."""
     spec = cluster.spec
@@ -152,7 +162,7 @@ def records(
         if obs is None:
             continue
         key = cluster_record_key(cluster.arm_id)
-        baseline = canonical(obs)
+        baseline = baseline_of(obs)
         before = previous.get(key)
         for name in kept.get(ids.id_key(obs.id), set()):
             if before is not None and name in before.baseline:
@@ -174,7 +184,7 @@ def records(
                 revision=revision,
                 at=now,
                 intent={"cluster_id": ids.id_key(target.arm_id) if target is not None else None},
-                baseline=canonical(ws),
+                baseline=baseline_of(ws),
             )
         )
     return out

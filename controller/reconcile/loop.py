@@ -660,6 +660,7 @@ class Reconciler:
         self.status.record_pass(record)
         self.metrics.ready.set(1 if ready else 0)
         self.metrics.stalled.set(1 if outcome.result is Result.STALLED else 0)
+        self.metrics.failures.set(self.failures)
         self.metrics.drifted.set(record.drifted)
         self.metrics.pass_seconds.observe(record.seconds)
         self.metrics.passes.labels(result=record.result).inc()

@@ -82,7 +82,13 @@ class Metrics:
         )
         self.suspended = Gauge("cmkctl_suspended", "1 while reconciliation is suspended", registry=r)
         self.stalled = Gauge(
-            "cmkctl_stalled", "1 while a terminal error waits for a new revision", registry=r
+            "cmkctl_stalled", "1 while the last pass stalled (the user must act; re-evaluated each pass)",
+            registry=r,
+        )
+        self.failures = Gauge(
+            "cmkctl_consecutive_failures",
+            "Passes in a row that ended in a retryable failure (the backoff doubles with each)",
+            registry=r,
         )
         self.ready = Gauge("cmkctl_ready", "1 when the last pass left Azure matching the spec", registry=r)
         if azure_requests is not None:

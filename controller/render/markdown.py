@@ -67,7 +67,8 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
          [f"| {w.severity.value} | {w.rule or ''} | {_cell(w.message)} |" for w in plan.warnings]),
         ("Drift", "| severity | address | field | live | spec |\n|---|---|---|---|---|",
          [f"| {r.severity.value} | `{_cell(r.address)}` | {r.field} | {_cell(short(r.live))} | "
-          f"{_cell(short(r.desired))} |" for r in plan.drift]),
+          f"{_cell(short(r.desired))}"
+          f"{' (changed outside cmkctl: reported, not reverted)' if r.held else ''} |" for r in plan.drift]),
     ]
     footer = f"\n<sub>observed {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}</sub>\n"
     remaining = limit - len(text) - len(footer)

@@ -30,7 +30,7 @@ from controller.model.observed import ObservedState
 from controller.model.settings import Settings
 from controller.model.spec import DesiredState, DriftMode
 from controller.planning import held as holding
-from controller.planning.fingerprint import canonical, fingerprint, resource_digests
+from controller.planning.fingerprint import fingerprint, resource_digests
 from controller.planning.plan import Drift, Plan
 from controller.planning.planner import make_plan
 from controller.service.state import StateRef, parse_state
@@ -172,7 +172,7 @@ def changed_outside(
         record = applied.get(key)
         if record is None:
             continue
-        now = canonical(live) if live is not None else None
+        now = holding.baseline_of(live) if live is not None else None
         if now is None:
             out.append(OutsideChange(address, rid, "(resource)", "exists", None, record.revision))
             continue

@@ -12,8 +12,7 @@ from plan_builders import NOW, cluster, desired, obs_cluster, observed, plan
 
 from controller.model.history import AppliedResource
 from controller.model.spec import Cluster
-from controller.planning.fingerprint import canonical
-from controller.planning.held import cluster_intent, cluster_record_key, hold
+from controller.planning.held import baseline_of, cluster_intent, cluster_record_key, hold
 
 CAPACITIES = st.sampled_from([1000, 1100, 1200, 2000])
 BILLING = st.sampled_from(["Cluster", "Workspaces"])
@@ -40,7 +39,7 @@ def test_only_fields_changed_outside_and_unchanged_in_the_spec_are_held(
         revision="r1",
         at=NOW,
         intent=cluster_intent(before),
-        baseline=canonical(obs_cluster(before)),
+        baseline=baseline_of(obs_cluster(before)),
     )
     now_spec = declared(spec)
     d = desired([now_spec])
