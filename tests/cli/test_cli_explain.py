@@ -129,3 +129,13 @@ def test_every_wire_section_citation_resolves() -> None:
 def test_readme_links_both_references() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "](docs/rules.md)" in readme and "](docs/azure-wire.md)" in readme
+
+
+def test_docs_limits_table_shows_todays_default_next_to_the_seed() -> None:
+    """Rules C2, C3, C4 as a reader of docs/rules.md sees them: `current` is the default column."""
+    text = (DOCS / "rules.md").read_text(encoding="utf-8")
+    assert "| `current` (default: Azure today) | `seed` (2021 documentation) |" in text
+    assert "| C2 | 5 active, 7 reserved (active or deleted in the last 14 days) | 2 active |" in text
+    tiers = "100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 25000, 50000"
+    assert f"| C3 | {tiers} | 1000 to 50000 in steps of 100 |" in text
+    assert "| capacity decrease lock | C4 | 31 days | 30 days |" in text
