@@ -5,6 +5,7 @@ handler runs, because that is where Azure's front door applies them."""
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import socket
 import ssl
@@ -123,6 +124,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the request log is at /_emulator/requests
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header on every answer, from the simulated clock: Azure's front door stamps
+        its own time, and a client that takes "now" from the service must see the emulated one."""
+        when = self.emulator.now().timestamp() if timestamp is None else timestamp
+        return email.utils.formatdate(when, usegmt=True)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -19,6 +19,10 @@ the caller to back off. Link and unlink writes are the exception: never re-sent 
 reached Azure (rule W3, `_SendOnceRetryPolicy`). Every HTTP try is counted per (host, method, status)
 for metrics and the request-count test.
 
+Time: every ARM response's `Date` header feeds `clock` (`service_now()`), the "now" the planner counts
+Azure's windows with (rule W3's 30 days, C4, C11), so a skewed local clock or a time-scaled emulator
+cannot make the plan disagree with Azure's own count.
+
 Knobs (environment): CMKCTL_POLLING_INTERVAL (seconds between LRO polls; real default 30, emulator 0),
 CMKCTL_AZURE_RETRY_TOTAL (default 3 under the emulator, 6 otherwise), CMKCTL_AZURE_TIMEOUT (read
 timeout seconds, default 60).
@@ -26,12 +30,14 @@ timeout seconds, default 60).
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -148,6 +154,58 @@ class RequestCounter:
             self._counts.clear()
 
 
+class ServiceClock:
+    """The service's "now": the latest `Date` header Resource Manager sent, advanced by the local
+    monotonic time since it arrived; the local clock until ARM has answered once.
+
+    Rule arithmetic (the 30-day link budget W3, capacity lock C4, the 14-day name reservation C11)
+    is Azure's, counted on Azure's clock: a local clock that is skewed, or a time-scaled emulator
+    running ahead, would plan a link that Azure then refuses. `Date` has one-second resolution,
+    which is far finer than any window counted in days.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: datetime | None = None
+        self._seen_at = 0.0
+
+    def hook(self, response: PipelineResponse[Any, Any]) -> None:
+        """Record the `Date` of an ARM response (a vault's or a storage account's clock is not ARM's)."""
+        if not clouds.is_arm_host(urlsplit(response.http_request.url).hostname or ""):
+            return
+        self.observe(response.http_response.headers.get("Date"))
+
+    def observe(self, header: str | None) -> None:
+        """Take one `Date` value; the latest wins (responses of parallel requests arrive out of order)."""
+        if not header:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        with self._lock:
+            if self._latest is None or when >= self.now_locked():
+                self._latest, self._seen_at = when.astimezone(UTC), time.monotonic()
+
+    def now_locked(self) -> datetime:
+        if self._latest is None:
+            return datetime.now(UTC)
+        return self._latest + timedelta(seconds=time.monotonic() - self._seen_at)
+
+    @property
+    def seen(self) -> bool:
+        """True once ARM has answered with a `Date`."""
+        with self._lock:
+            return self._latest is not None
+
+    def now(self) -> datetime:
+        """The service's time now (the local clock before any ARM answer)."""
+        with self._lock:
+            return self.now_locked()
+
+
 class AzureClients:
     """Builds and caches (per key, thread-safe) the SDK clients every other Azure module uses."""
 
@@ -172,6 +230,7 @@ class AzureClients:
         self._lock = threading.RLock()
         self._cache: dict[tuple[str, str], Any] = {}
         self.counter = RequestCounter()
+        self.clock = ServiceClock()
         self._credential: Any = credential
         default_poll = 0.0 if self.emulator else 30.0
         chosen_poll = polling_interval if polling_interval is not None else self.settings.polling_interval
@@ -207,7 +266,7 @@ class AzureClients:
             "retry_backoff_factor": 0.0 if self.emulator else 0.8,
             "retry_backoff_max": 60,
             "polling_interval": self.polling_interval,
-            "raw_response_hook": self.counter.hook,
+            "raw_response_hook": self.hook,
             "connection_timeout": 10,
             "read_timeout": self._timeout,
         }
@@ -217,6 +276,15 @@ class AzureClients:
             verify: str | bool = self._ca_bundle or True
             kw["transport"] = RequestsTransport(session=self._session(), connection_verify=verify)
         return kw
+
+    def hook(self, response: PipelineResponse[Any, Any]) -> None:
+        """Every HTTP try: counted, and ARM's `Date` taken as the service clock."""
+        self.counter.hook(response)
+        self.clock.hook(response)
+
+    def service_now(self) -> datetime:
+        """Azure's time now (ARM's `Date`), the local clock until ARM has answered once."""
+        return self.clock.now()
 
     def _arm_kwargs(self) -> dict[str, Any]:
         """`_kwargs` plus the selected cloud's Resource Manager endpoint and token scope.

@@ -414,7 +414,7 @@ def _read_subscription(
     clients: AzureClients,
     acc: _Acc,
     *,
-    now: datetime,
+    now: Callable[[], datetime],
     window: timedelta,
     activity_log: bool,
     lists: threading.Semaphore | None = None,
@@ -422,7 +422,7 @@ def _read_subscription(
     with lists or contextlib.nullcontext():
         _read_lists(sub, clients, acc)
     if activity_log:
-        _read_activity(sub, clients, acc, now=now, window=window)
+        _read_activity(sub, clients, acc, now=now(), window=window)
 
 
 def _read_lists(sub: str, clients: AzureClients, acc: _Acc) -> None:
@@ -562,15 +562,19 @@ def observe(
     desired: DesiredState,
     clients: AzureClients,
     *,
-    now: datetime,
+    now: datetime | Callable[[], datetime],
     activity_log: bool = True,
     max_workers: int = 8,
 ) -> tuple[ObservedState, History]:
     """Read everything the spec touches.
 
+    `now` is a time, or a clock read once the lists have answered (the service's clock needs one
+    ARM response first): the Activity Log window and `read_at` use it.
+
     Raises an `AzureError` only when a subscription's cluster or workspace list is unreadable (a plan
     from an empty view would be dangerous); any other unreadable part becomes a warning.
     """
+    clock: Callable[[], datetime] = now if callable(now) else (lambda: now)
     subs = sorted(desired.subscriptions())
     window = for_profile(desired.settings.limits_profile).link_window
     acc = _Acc()
@@ -579,7 +583,7 @@ def observe(
         _map_parallel(
             pool,
             lambda s: _read_subscription(
-                s, clients, acc, now=now, window=window, activity_log=activity_log, lists=lists
+                s, clients, acc, now=clock, window=window, activity_log=activity_log, lists=lists
             ),
             subs,
         )
@@ -649,7 +653,7 @@ def observe(
         workspaces=dict(sorted(acc.workspaces.items())),
         keys=dict(sorted(acc.keys.items())),
         vaults=dict(sorted(acc.vaults.items())),
-        read_at=now,
+        read_at=clock(),
         warnings=tuple(sorted(set(acc.warnings))),
     )
     return state, History().merged(history)

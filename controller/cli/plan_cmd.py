@@ -6,8 +6,8 @@ The JSON plan is the artefact (`--out` always writes JSON, whatever `--format` p
 1 on any error (never a traceback); with --detailed-exitcode 0 = nothing to do, 2 = changes or
 deferred work (so CI can tell "in sync" from "needs apply"), otherwise 0 on success.
 
-`now` is the wall clock unless CMKCTL_NOW (ISO-8601) is set: a what-if knob ("plan as of date") that
-the emulator-backed tests use to follow the emulator's simulated clock.
+`now` is Azure's clock (the `Date` of Resource Manager's answers), so the 30-day and 14-day windows
+are counted as Azure counts them, unless CMKCTL_NOW (ISO-8601) is set: a what-if knob ("plan as of").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ happens between `open()` and `close()`, which never leave a lock or a store behi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 
 from controller.azure.clients import AzureClients
@@ -47,7 +47,9 @@ class ApplySession:
         self.lock = lock
         self._open_store = open_store
         self.clients = clients
-        self.now = now or (lambda: datetime.now(UTC))
+        # journal times on the planning clock: Azure's (ARM's `Date`), the local one before it answers
+        self.now = now or clients.service_now
+        self._given_now = now
         self.gateway: Gateway = gateway or Operations(clients, operation_timeout=knobs.operation_timeout)
         self._parallelism = parallelism
         self._busy_timeout = knobs.busy_timeout if busy_timeout is None else busy_timeout
@@ -125,9 +127,8 @@ class ApplySession:
     ) -> Snapshot:
         """Load and plan under the lock, with the journal this session holds (W3 budget, C11 names)."""
         desired = load(list(spec_paths), cloud=self.clients.cloud)
-        return look(
-            desired, self.clients, journal=self.journal(), now=now or self.now(), correct_drift=correct_drift
-        )
+        when = now or (self._given_now() if self._given_now is not None else None)
+        return look(desired, self.clients, journal=self.journal(), now=when, correct_drift=correct_drift)
 
     def execute(self, plan: Plan) -> ApplyResult:
         """Run what the plan says is ready now (deferred and blocked items stay in the result)."""

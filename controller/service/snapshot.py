@@ -99,10 +99,14 @@ class Snapshot:
         )
 
 
-def plan_now(settings: Settings | None = None) -> datetime:
-    """The planning clock: CMKCTL_NOW if set (what-if: "plan as of"), else the wall clock."""
+def plan_now(settings: Settings | None = None, clients: AzureClients | None = None) -> datetime:
+    """The planning clock: CMKCTL_NOW if set (what-if: "plan as of"), else the service's clock (ARM's
+    latest `Date`, so Azure's 30-day and 14-day windows are counted as Azure counts them), else,
+    before any answer from Azure, the local clock."""
     chosen = (settings or Settings.read()).now
-    return chosen if chosen is not None else datetime.now(UTC)
+    if chosen is not None:
+        return chosen
+    return clients.service_now() if clients is not None else datetime.now(UTC)
 
 
 def look(
@@ -110,15 +114,19 @@ def look(
     clients: AzureClients,
     *,
     journal: History,
-    now: datetime,
+    now: datetime | None = None,
     activity_log: bool = True,
     correct_drift: bool = False,
 ) -> Snapshot:
     """Observe what `desired` touches, merge our journal with the live history, plan (pure).
 
     `correct_drift`: plan hand-made differences back to the spec even under `settings.drift: report`.
+    `now` None: `plan_now` with the clients' knobs, read once the first lists have answered, so the
+    service's clock is known; the plan counts from the time the observation finished.
     """
-    observed, live_history = observe(desired, clients, now=now, activity_log=activity_log)
+    clock = now if now is not None else (lambda: plan_now(clients.settings, clients))
+    observed, live_history = observe(desired, clients, now=clock, activity_log=activity_log)
+    now = observed.read_at
     history = journal.merged(live_history)
     correct = correct_drift or desired.settings.drift is DriftMode.CORRECT
     applied = journal.applied_by_key()
@@ -216,7 +224,7 @@ def snapshot(
     azure = clients or AzureClients(cloud=cloud)
     try:
         desired = load(list(paths), cloud=azure.cloud)
-        when = now or plan_now(knobs)
+        when = now or knobs.now  # None: the service's clock (plan_now), once Azure has answered
         if journal is None:
             ref = state if isinstance(state, StateRef) else parse_state(state, knobs, cloud=azure.cloud)
             journal = ref.read_history(cloud=azure.cloud)
