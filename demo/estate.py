@@ -2,116 +2,30 @@
 storage accounts, user-assigned identities and the vaults/HSMs with their keys (purge protection on,
 rule C7). Clusters and links are what `cmkctl apply` must build.
 
-One builder for the demo and the tests that apply the fleet from empty (tests/execution), so the story
-`make demo` tells and the one the tests check cannot drift apart.
+The builder is the product's own (`controller.service.emulator_estate`, behind
+`cmkctl emulator --seed-from-spec`), so the story `make demo` tells, the tests that apply the fleet
+from empty, and what a user seeds by hand cannot drift apart.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from controller.model import ids
-from controller.model.spec import DesiredState, IdentityType
+from controller.model.spec import DesiredState
+from controller.service.emulator_estate import (
+    HSM_CRYPTO_ROLE,
+    KEY_RESOURCE_GROUP,
+    estate_for,
+    principal_for,
+    vault_docs,
+)
 
-CRYPTO_ROLE = "Key Vault Crypto Service Encryption User"
-KEY_RESOURCE_GROUP = "rg-keys"
+CRYPTO_ROLE = HSM_CRYPTO_ROLE
+fleet_estate = estate_for
 
-
-def principal_for(resource_id: str) -> str:
-    """A stable object id for a user-assigned identity (the same across runs, so output is stable)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, resource_id.lower()))
-
-
-def _version(vault_host: str, key: str) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{vault_host}/{key}").hex
-
-
-def vault_docs(desired: DesiredState, grants: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-    """One vault (or HSM) per key host; `grants` adds principals (vault host -> object ids)."""
-    vaults: dict[str, dict[str, Any]] = {}
-    for cluster in desired.clusters:
-        spec = cluster.spec
-        if spec.key is None:
-            continue
-        ref = spec.key.ref()
-        doc = vaults.setdefault(
-            ref.vault_host,
-            {
-                "name": ref.vault_name,
-                "subscription": spec.subscription,
-                "resourceGroup": KEY_RESOURCE_GROUP,
-                "location": spec.location,
-                "managedHsm": ref.is_managed_hsm,
-                "softDelete": True,
-                "purgeProtection": True,  # rule C7: a CMK vault must be recoverable
-                "rbac": ref.is_managed_hsm,
-                "accessPolicies": [],
-                "roleAssignments": [],
-                "keys": [],
-            },
-        )
-        if not any(k["name"] == ref.name for k in doc["keys"]):
-            versions = [{"version": _version(ref.vault_host, ref.name)}]
-            if ref.version:
-                versions.append({"version": ref.version})
-            doc["keys"].append({"name": ref.name, "versions": versions})
-        principals = (
-            [principal_for(spec.identity.user_assigned_identity)]
-            if spec.identity.user_assigned_identity
-            else []
-        )
-        principals += (grants or {}).get(ref.vault_host, [])
-        for oid in principals:
-            if ref.is_managed_hsm:
-                doc["roleAssignments"].append({"principalId": oid, "role": CRYPTO_ROLE})
-            else:
-                doc["accessPolicies"].append({"objectId": oid, "keys": ["get", "wrapKey", "unwrapKey"]})
-    return list(vaults.values())
-
-
-def fleet_estate(desired: DesiredState) -> dict[str, Any]:
-    """The seed document (POST /_emulator/seed) for an empty start: everything but clusters and links."""
-    links = desired.desired_links()
-    estate: dict[str, Any] = {
-        "resource_groups": [],
-        "identities": [],
-        "storage_accounts": [],
-        "workspaces": [],
-    }
-    for cluster in desired.clusters:
-        s = cluster.spec
-        estate["resource_groups"].append(
-            {"subscription": s.subscription, "name": s.resource_group, "location": s.location}
-        )
-        if s.identity.type is IdentityType.USER_ASSIGNED and s.identity.user_assigned_identity:
-            uai = s.identity.user_assigned_identity
-            estate["identities"].append({"id": uai, "principal_id": principal_for(uai)})
-    for key, entry in desired.workspace_entries().items():
-        rid = ids.ResourceId.parse(entry.id)
-        target = links.get(key)
-        location = target.spec.location if target else "westeurope"
-        estate["workspaces"].append(
-            {
-                "subscription": rid.subscription,
-                "resource_group": rid.resource_group,
-                "name": rid.name,
-                "location": location,
-            }
-        )
-        for account in (entry.byos.query, entry.byos.alerts) if entry.byos else ():
-            if account:
-                estate["storage_accounts"].append({"id": account, "location": location})
-    estate["vaults"] = vault_docs(desired)
-    for vault in estate["vaults"]:  # the vaults' own group, so their ARM resources can be read and updated
-        estate["resource_groups"].append(
-            {"subscription": vault["subscription"], "name": KEY_RESOURCE_GROUP, "location": vault["location"]}
-        )
-    unique = {(g["subscription"].lower(), g["name"].lower()): g for g in estate["resource_groups"]}
-    estate["resource_groups"] = list(unique.values())
-    return estate
+__all__ = ["CRYPTO_ROLE", "KEY_RESOURCE_GROUP", "fleet_estate", "principal_for", "seed_fleet", "vault_docs"]
 
 
 def seed_fleet(emulator: Any, desired: DesiredState) -> None:
     """Seed through any handle with `seed(dict)` (the tests' fixture, the demo's admin client)."""
-    emulator.seed(fleet_estate(desired))
+    emulator.seed(estate_for(desired))

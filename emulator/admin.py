@@ -73,6 +73,8 @@ def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
                 )
         if what == "seed" and method == "POST":
             return Response(200, seed(em, body))
+        if what == "role-assignments" and method == "POST":
+            return role_assignment(em, body)
         if what == "reset" and method == "POST":
             em.reset()
             return Response(200, {"reset": True})
@@ -91,6 +93,19 @@ def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
                     },
                 )
     return _err(404, f"Unknown admin endpoint {method} /_emulator/{what}")
+
+
+def role_assignment(em: Emulator, body: dict[str, Any]) -> Response:
+    """A data-plane role assignment on a Managed HSM (or an RBAC vault), as
+    `az keyvault role assignment create --hsm-name H --role R --assignee-object-id P --scope /keys`
+    makes it. The HSM's own role-assignment API (`/providers/Microsoft.Authorization/...` on the HSM
+    host) is not emulated; this is its effect. Body: {"vault": URI, "principal_id", "role"}."""
+    vault, principal, role = str(body["vault"]), str(body["principal_id"]), str(body["role"])
+    try:
+        em.vaults.role_grant(vault, principal, role)
+    except KeyError:
+        return Response(404, {"error": {"code": "NotFound", "message": f"No vault or HSM at '{vault}'."}})
+    return Response(200, {"vault": vault, "principal_id": principal, "role": role})
 
 
 def make_fault(body: dict[str, Any]) -> Fault:

@@ -93,6 +93,8 @@ CLUSTER_KEY_PERMISSIONS = ("get", "wrapkey", "unwrapkey")
 CLUSTER_KEY_ROLES = frozenset(
     {
         "key vault crypto service encryption user",
+        "managed hsm crypto service encryption user",  # the Managed HSM local RBAC built-in role
+        "managed hsm crypto user",
         "key vault crypto user",
         "key vault crypto officer",
         "key vault administrator",
