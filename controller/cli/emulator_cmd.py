@@ -143,7 +143,7 @@ def serve(argv: Sequence[str]) -> int:
     if opts.help:
         parser.print_help()
         print("\n`python -m emulator` options:", flush=True)
-        return subprocess.call([sys.executable, "-m", "emulator", "--help"])
+        return subprocess.call([*command, "--help"])  # noqa: S603 - our interpreter and module, a list
     estate: dict[str, Any] | None = None
     if opts.seed_from_spec:
         cloud = clouds.select(opts.cloud, os.environ)
