@@ -14,7 +14,7 @@ from controller.model.history import AppliedResource
 from controller.model.spec import Cluster
 from controller.planning.held import baseline_of, cluster_intent, cluster_record_key, hold
 
-CAPACITIES = st.sampled_from([1000, 1100, 1200, 2000])
+CAPACITIES = st.sampled_from([500, 1000, 2000, 5000])  # tiers of both profiles
 BILLING = st.sampled_from(["Cluster", "Workspaces"])
 TAGS = st.sampled_from([{}, {"team": "obs"}, {"team": "other"}])
 
