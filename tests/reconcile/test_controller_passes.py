@@ -214,7 +214,7 @@ def test_invalid_spec_stalls_until_a_new_commit_fixes_it(
     assert _condition(rec, "Stalled")["status"] == "False"
 
 
-def test_blocked_change_stalls_the_rest_is_applied_and_nothing_is_retried_at_that_commit(
+def test_blocked_change_stalls_the_rest_is_applied_and_it_converges_once_fixed_without_a_commit(
     emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
 ) -> None:
     """A link to a workspace that does not exist can never run (the planner blocks it, rule W2)."""
@@ -229,6 +229,13 @@ def test_blocked_change_stalls_the_rest_is_applied_and_nothing_is_retried_at_tha
     emulator.clear_requests()
     assert rec.run_pass().record.result == "stalled"
     assert _writes(emulator) == []
+
+    # the blocked item is re-evaluated every pass: once the workspace exists, the same commit links it
+    seed(emulator, workspaces=("ghost",))
+    out = rec.run_pass()
+    assert out.record.result == "applied", out.record.message
+    assert any(p.lower().endswith("/ghost/linkedservices/cluster") for _, p in _writes(emulator))
+    assert _condition(rec, "Stalled")["status"] == "False"
 
 
 def test_service_refusal_stalls_until_the_commit_changes(
