@@ -16,6 +16,7 @@ from typing import Any
 from controller.azure import errors
 from controller.azure.operations import Handle, OnSent, Precheck
 from controller.execution.executor import Gateway
+from controller.model.rules import Rule
 from controller.planning.plan import Change
 
 # Forbidden: a 403 is often a role or access policy granted minutes later (RBAC propagation); retried
@@ -119,7 +120,7 @@ class GuardedGateway:
             return None
         if exc.not_before is not None:
             return exc.not_before
-        if exc.rule_id.value == "W3":
+        if exc.rule_id is Rule.W3:
             days = errors.window_days(exc.azure_message)
             return now + (timedelta(days=days) if days is not None else window)
         return None
