@@ -46,9 +46,11 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from requests.adapters import HTTPAdapter
 
 from controller.azure import credentials
+from controller.azure.errors import UntrustedEndpoint
 from controller.model import clouds, ids
 from controller.model.settings import Settings
 
@@ -82,6 +84,42 @@ class _SendOnceRetryPolicy(RetryPolicy[Any, Any]):
             request.context.options["retry_read"] = 0
             request.context.options["retry_status"] = 0
         return super().send(request)
+
+
+def check_host(url: str, allowed: Callable[[str], bool], what: str) -> None:
+    """Raise UntrustedEndpoint unless `url` is https on the default port to a host `allowed` accepts.
+
+    Every URL that reaches a token-carrying client from state or from Azure (a journaled status URL, an
+    Azure-AsyncOperation / Location header, a nextLink, a cluster's keyVaultUri) is untrusted.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UntrustedEndpoint(f"{what}: refused the malformed URL {url[:200]!r}") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() != "https" or port not in (None, 443) or parts.username or not allowed(host):
+        shown = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+        raise UntrustedEndpoint(
+            f"{what}: refused to send a token to {shown}, which is not a host of this cloud"
+        )
+
+
+class _ArmOnlyAuthenticationPolicy(ARMChallengeAuthenticationPolicy):
+    """azure-mgmt-core's ARM bearer policy that refuses any host but the cloud's Resource Manager.
+
+    The SDK follows URLs it did not build (LRO status / Location headers, nextLink, a continuation token
+    from the journal); none of them may carry the ARM token anywhere else. Runs on every try, redirects
+    included, before the token is added.
+    """
+
+    def __init__(self, credential: Any, *scopes: str, arm_host: str, **kwargs: Any) -> None:
+        self._arm_host = arm_host.lower()
+        super().__init__(credential, *scopes, **kwargs)
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        check_host(request.http_request.url, lambda host: host == self._arm_host, "Azure Resource Manager")
+        super().on_request(request)
 
 
 class _StaticTokenCredential:
@@ -273,8 +311,13 @@ class AzureClients:
         if self._transport is not None:
             kw["transport"] = self._transport
         elif self.emulator:
+            # a transport passed in ignores the client's timeouts: it gets them itself
+            # (CMKCTL_AZURE_TIMEOUT holds under the emulator too)
             verify: str | bool = self._ca_bundle or True
-            kw["transport"] = RequestsTransport(session=self._session(), connection_verify=verify)
+            kw["transport"] = RequestsTransport(
+                session=self._session(), connection_verify=verify, connection_timeout=10,
+                read_timeout=self._timeout,
+            )
         return kw
 
     def hook(self, response: PipelineResponse[Any, Any]) -> None:
@@ -291,7 +334,13 @@ class AzureClients:
 
         Explicit for every cloud, so azure-core's own AZURE_SDK_CLOUD_CONF never disagrees with ours.
         """
-        arm = {"base_url": self.cloud.arm_endpoint, "credential_scopes": [self.cloud.arm_scope]}
+        arm = {
+            "base_url": self.cloud.arm_endpoint,
+            "credential_scopes": [self.cloud.arm_scope],
+            "authentication_policy": _ArmOnlyAuthenticationPolicy(
+                self.credential(), self.cloud.arm_scope, arm_host=self.cloud.arm_host
+            ),
+        }
         return {**self._kwargs(), **arm}
 
     def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
@@ -319,6 +368,8 @@ class AzureClients:
         from azure.keyvault.keys import KeyClient
 
         uri = vault_uri if vault_uri.endswith("/") else vault_uri + "/"
+        # a vault URI read from Azure is untrusted: only this cloud's Key Vault / Managed HSM hosts
+        check_host(uri, self.cloud.owns_vault_host, "Key Vault")
         return self._cached(
             "keys",
             ids.normalise_vault_uri(vault_uri),

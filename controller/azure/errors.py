@@ -141,6 +141,13 @@ class Terminal(AzureError):
     """Not retryable and not a known rule: surface to the user as is."""
 
 
+class UntrustedEndpoint(Terminal):
+    """A URL from the journal or from Azure names a host the selected cloud does not own.
+
+    Never contacted: a bearer token goes only to the cloud's Resource Manager host and to its Key Vault /
+    Managed HSM hosts."""
+
+
 class StillRunning(AzureError):
     """We stopped waiting for an operation Azure is still running (CMKCTL_OPERATION_TIMEOUT).
 

@@ -601,6 +601,14 @@ def observe(
                 refs.setdefault(ref.key(), ref)
         for key, oc in acc.clusters.items():
             if key in cluster_keys and oc.key is not None:
+                if not clients.cloud.owns_vault_host(oc.key.vault_host):
+                    # Azure's keyVaultUri is untrusted: a host outside this cloud's Key Vault / Managed
+                    # HSM suffixes never gets a token; it is a finding, not a key to read
+                    acc.warn(
+                        f"cluster {oc.name} names the key vault host {oc.key.vault_host!r}, which is not a "
+                        f"Key Vault or Managed HSM of {clients.cloud.name}: not contacted"
+                    )
+                    continue
                 refs.setdefault(oc.key.key(), oc.key)
         _map_parallel(pool, lambda w: _read_byos(w, clients, acc), byos_ids)
         _map_parallel(pool, lambda r: _read_key(r, clients, acc), list(refs.values()))

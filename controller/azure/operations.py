@@ -16,15 +16,19 @@ associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by con
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from controller.azure import errors
-from controller.azure.clients import AzureClients
+from controller.azure.clients import AzureClients, check_host
 from controller.azure.observe import parse_time
 from controller.model import compare, ids
 from controller.model.rules import Rule
@@ -120,6 +124,25 @@ def _status_url(poller: Any) -> str | None:
         return str(url) if url else None
     except Exception:
         return None
+
+
+_POLL_HEADERS = ("azure-asyncoperation", "location", "operation-location")
+
+
+def resume_urls(token: str) -> list[str]:
+    """Every URL a continuation token makes the SDK call: the request's and the polling headers'.
+
+    The token is azure-core's base64 JSON (`{"version", "data": {"request", "response"}}`); anything
+    else is unreadable resume data, refused rather than guessed.
+    """
+    try:
+        data = json.loads(base64.b64decode(token, validate=True).decode("utf-8"))["data"]
+        urls = [str(data["request"]["url"])]
+        headers = data["response"]["headers"] or {}
+        urls += [str(v) for k, v in headers.items() if str(k).lower() in _POLL_HEADERS and v]
+    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise errors.UntrustedEndpoint("the journaled continuation token is unreadable") from None
+    return urls
 
 
 class Operations:
@@ -323,12 +346,23 @@ class Operations:
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
         """Rebuild the poller from a journaled continuation token and wait: the request is not re-sent."""
         act = Action(action)
+        self.check_resume_token(target, token)
         poller = self._call(
             f"resume {action} {target}",
             lambda: self._begin_from_token(act, target, parameters, token),
         )
         if poller is not None:
             self._wait_poller(f"{action} {target}", poller)
+
+    def check_resume_token(self, target: str, token: str) -> None:
+        """The journal is untrusted: a resumed poll goes to this cloud's Resource Manager, for `target`."""
+        arm = self.clients.cloud.arm_host
+        what = f"resume {target} from the journal"
+        for url in resume_urls(token) if token else []:
+            check_host(url, lambda host: host == arm, what)
+        request_path = urlsplit(resume_urls(token)[0]).path if token else ""
+        if token and not ids.id_key(request_path).startswith(ids.id_key(target)):
+            raise errors.UntrustedEndpoint(f"{what}: the journaled token is for another resource")
 
     def _begin(self, change: Change) -> Any:
         p = change.parameters

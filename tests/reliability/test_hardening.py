@@ -1,0 +1,187 @@
+"""Hostile state and hostile answers: what the journal or Azure says never sends a token elsewhere,
+never plans a write from a view that could not be read, and never ends in a traceback.
+
+Every case runs the real apply/plan (real SDKs) against the emulator; the emulator's request log
+shows which hosts were called.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ServiceResponseError
+from reliability_support import (
+    CLUSTER_PATH,
+    SUB,
+    Run,
+    apply,
+    estate_for,
+    journal_in_flight,
+    record,
+    write_spec,
+)
+
+from controller.azure.clients import AzureClients
+from controller.azure.errors import UntrustedEndpoint
+from controller.cli import plan_cmd
+from controller.state.sqlite_store import FILENAME
+
+EVIL = "evil.example.com"
+
+
+@pytest.fixture
+def env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    values = {
+        **emulator.env,
+        "CMKCTL_RETRY_BACKOFF": "0.01",
+        "CMKCTL_POLLING_INTERVAL": "0.05",
+        "CMKCTL_OPERATION_TIMEOUT": "2",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+def plan(spec: Path, state: Path) -> Run:
+    """`cmkctl plan -f SPEC` in this process, with what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = plan_cmd.run([str(spec)], state=str(state))
+    return Run(rc, out.getvalue(), err.getvalue())
+
+
+def _hosts(emulator: Any) -> set[str]:
+    return {str(r.get("host") or "").split(":")[0].lower() for r in emulator.requests()}
+
+
+def _retarget(token: str, host: str) -> str:
+    """The continuation token with every URL's host replaced: what an attacker with the state can do."""
+    outer = json.loads(base64.b64decode(token))
+    data = outer["data"]
+    data["request"]["url"] = data["request"]["url"].replace("management.azure.com", host)
+    headers = data["response"]["headers"]
+    for name in list(headers):
+        if isinstance(headers[name], str):
+            headers[name] = headers[name].replace("management.azure.com", host)
+    return base64.b64encode(json.dumps(outer).encode()).decode()
+
+
+def test_rewritten_resume_token_never_sends_the_arm_token_elsewhere(
+    emulator: Any, env: None, tmp_path: Path
+) -> None:
+    """A journaled continuation token pointing at another host is refused, not polled."""
+    estate = estate_for("create")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    emulator.fault(method="PUT", path=CLUSTER_PATH, stick_operation=3600, count=1)
+    first = apply(spec, state)
+    assert first.rc == 1 and "still running" in first.text, first.text
+    [op] = journal_in_flight(state)
+    assert op.phase == "sent" and op.continuation_token
+    db = sqlite3.connect(state / FILENAME)
+    with db:
+        db.execute(
+            "UPDATE operations SET continuation_token = ?, status_url = ? WHERE op_id = ?",
+            (_retarget(op.continuation_token, EVIL), f"https://{EVIL}/steal", op.op_id),
+        )
+    db.close()
+    emulator.clear_requests()
+
+    second = apply(spec, state)
+
+    assert EVIL not in _hosts(emulator), emulator.requests()
+    assert "Traceback" not in second.text, second.text
+    assert f"refused to send a token to https://{EVIL}" in second.text, second.text
+    puts = [r for r in emulator.requests() if r["method"] == "PUT" and r["path"].endswith("/relcluster01")]
+    assert puts == [], "the running create was sent a second time"
+    record("hardening", case="journal-token-retarget", hosts=sorted(_hosts(emulator)), rc=second.rc)
+
+
+def test_token_for_another_resource_is_refused(emulator: Any, env: None) -> None:
+    """A token from the journal polls only the resource its entry names."""
+    from controller.azure.operations import Operations
+
+    token = base64.b64encode(
+        json.dumps(
+            {
+                "version": 1,
+                "data": {
+                    "request": {"method": "PUT", "url": f"https://management.azure.com/subscriptions/{SUB}/x"},
+                    "response": {"status_code": 201, "headers": {}, "content": ""},
+                },
+            }
+        ).encode()
+    ).decode()
+    clients = AzureClients()
+    try:
+        ops = Operations(clients)
+        with pytest.raises(UntrustedEndpoint, match="another resource"):
+            ops.check_resume_token(f"/subscriptions/{SUB}/resourceGroups/rg/providers/p/clusters/c", token)
+        with pytest.raises(UntrustedEndpoint, match="unreadable"):
+            ops.check_resume_token("/subscriptions/x", "gASVAAAA")  # a pickle, not azure-core's JSON
+    finally:
+        clients.close()
+
+
+def test_sdk_never_sends_the_arm_token_to_a_foreign_host(emulator: Any, env: None) -> None:
+    """Any URL the SDK follows (Location, Azure-AsyncOperation, nextLink) must be the cloud's ARM host."""
+    from azure.core.rest import HttpRequest
+
+    clients = AzureClients()
+    try:
+        la = clients.loganalytics(SUB)
+        emulator.clear_requests()
+        for url in (f"https://{EVIL}/x", "http://management.azure.com/x", "https://management.azure.com:8443/x"):
+            with pytest.raises(UntrustedEndpoint):
+                la._client.send_request(HttpRequest("GET", url))
+        assert emulator.requests() == []
+        with pytest.raises(UntrustedEndpoint):
+            clients.keys(f"https://{EVIL}/")
+    finally:
+        clients.close()
+
+
+def test_live_key_vault_host_outside_the_cloud_is_a_finding_not_a_call(
+    emulator: Any, env: None, tmp_path: Path
+) -> None:
+    """A cluster whose live keyVaultUri names a foreign host: plan warns, and never calls that host."""
+    estate = estate_for("capacity")
+    foreign = {"keyVaultUri": f"https://{EVIL}/", "keyName": "cmk", "keyVersion": ""}
+    estate.seed["clusters"][0]["key"] = foreign
+    emulator.seed(estate.seed)
+    spec = write_spec(tmp_path / "spec", estate)
+    emulator.clear_requests()
+    run = plan(spec, tmp_path / "state")
+    assert EVIL not in _hosts(emulator), emulator.requests()
+    assert "Traceback" not in run.text, run.text
+    assert f"names the key vault host '{EVIL}'" in run.text and "not contacted" in run.text, run.text
+    record("hardening", case="foreign-vault-host", rc=run.rc)
+
+
+def test_read_timeout_holds_under_the_emulator(
+    emulator: Any, env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CMKCTL_AZURE_TIMEOUT: a request that hangs longer is abandoned after it, emulator or not."""
+    estate = estate_for("capacity")
+    emulator.seed(estate.seed)
+    monkeypatch.setenv("CMKCTL_AZURE_TIMEOUT", "1")
+    monkeypatch.setenv("CMKCTL_AZURE_RETRY_TOTAL", "0")
+    emulator.fault(method="GET", path=CLUSTER_PATH, delay=6, count=1)
+    clients = AzureClients()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServiceResponseError):  # the read timed out
+            clients.loganalytics(SUB).clusters.get("rg-rel", "relcluster01")
+        elapsed = time.monotonic() - started
+    finally:
+        clients.close()
+    assert elapsed < 4, f"waited {elapsed:.1f}s with a 1 s read timeout"
