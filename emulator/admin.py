@@ -3,9 +3,10 @@ config. It is how tests, benchmarks and users' CI steer and observe the emulator
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from emulator.clock import iso7, parse_time
@@ -266,7 +267,12 @@ def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
     state = str(c.get("provisioning_state", "Succeeded"))
     if c.get("deleted"):
         cl.deleted_at = parse_time(c["deleted"])
-        em.soft_deleted.append(cl)
+        em.soft_deleted.append(cl)  # rule C11
+        em.operation_events(
+            subscription=sub, resource_group=rg, resource_id=cl.arm_id,
+            operation_name="Microsoft.OperationalInsights/clusters/delete", method="DELETE",
+            start=cl.deleted_at - timedelta(seconds=em.durations["cluster_delete"]), end=cl.deleted_at,
+        )
         return
     em.clusters[cl.key_id] = cl
     if state.lower() in ("creating", "provisioningaccount"):
@@ -309,27 +315,65 @@ def _seed_workspace(em: Emulator, w: dict[str, Any], now: Any) -> None:
     for t, st in (w.get("storage") or {}).items():
         ws.storage[t.lower()] = list(st) if isinstance(st, list) else [st]
     em.workspaces[ws.key_id] = ws
-    # Past link/unlink operations: count for rule W3 and appear in the Activity Log.
+    # Past link/unlink operations: count for rule W3 (when Azure accepted them) and appear in the
+    # Activity Log. Entry fields: time, kind (link|unlink), correlation (one ARM deployment shares it
+    # across workspaces), status (Succeeded|Failed: accepted; Refused: Started + Failed, never counted),
+    # linked_service (default "cluster"; e.g. "Automation" is another linked service, not rule W3).
     for entry in w.get("link_ops", []):
         if isinstance(entry, str):
             entry = {"time": entry, "kind": "link"}
         t = parse_time(entry["time"])
         kind = entry.get("kind", "link")
-        ws.link_history.append((t, kind))
-        corr = str(uuid.uuid4())
-        name_ = "Microsoft.OperationalInsights/workspaces/linkedServices/" + (
-            "delete" if kind == "unlink" else "write"
+        status = str(entry.get("status", "Succeeded"))
+        service = str(entry.get("linked_service", "cluster"))
+        if service.lower() == "cluster" and status != "Refused":
+            ws.link_history.append((t, kind))
+        em.operation_events(
+            subscription=sub,
+            resource_group=rg,
+            resource_id=em.link_resource_id(ws, service),
+            operation_name="Microsoft.OperationalInsights/workspaces/linkedServices/"
+            + ("delete" if kind == "unlink" else "write"),
+            method="DELETE" if kind == "unlink" else "PUT",
+            start=t,
+            end=t + timedelta(seconds=float(entry.get("seconds", 1800))),
+            outcome="Failed" if status == "Failed" else "Succeeded",
+            http_status=409 if status == "Refused" else 200,
+            asynchronous=status != "Refused",
+            correlation_id=entry.get("correlation"),
         )
-        for status, offset in (("Started", 0), ("Accepted", 0), ("Succeeded", 1800)):
-            em.activity_event(
-                subscription=sub,
-                resource_group=rg,
-                resource_id=em.link_resource_id(ws),
-                operation_name=name_,
-                status=status,
-                correlation_id=corr,
-                when=t + timedelta(seconds=offset),
-                sub_status="Accepted" if status == "Accepted" else "",
-                http_status=200 if status != "Started" else None,
-                method="DELETE" if kind == "unlink" else "PUT",
-            )
+    _seed_noise(em, ws, int(w.get("activity_noise", 0)), now)
+
+
+# Writes other than the cluster link that a workspace sees in the Activity Log under the same provider:
+# tables, saved searches, data sources, the workspace itself, and other linked services (Automation)
+# whose operation name is the cluster link's.
+_LS = "Microsoft.OperationalInsights/workspaces/linkedServices"
+_NOISE = (
+    ("tables/{n}", "Microsoft.OperationalInsights/workspaces/tables/write", "PUT", True),
+    ("savedSearches/{n}", "Microsoft.OperationalInsights/workspaces/savedSearches/write", "PUT", False),
+    ("dataSources/{n}", "Microsoft.OperationalInsights/workspaces/dataSources/write", "PUT", False),
+    ("", "Microsoft.OperationalInsights/workspaces/write", "PUT", True),
+    ("linkedServices/Automation", _LS + "/write", "PUT", True),
+    ("linkedServices/Automation", _LS + "/delete", "DELETE", True),
+)
+
+
+def _seed_noise(em: Emulator, ws: Workspace, count: int, now: datetime) -> None:
+    """`activity_noise: N`: N other OperationalInsights writes on the workspace over the last 30 days,
+    each with its Started/Accepted/Succeeded events (or Started/Succeeded when synchronous)."""
+    rng = random.Random(ws.key_id)  # the same estate gives the same log
+    for i in range(count):
+        tail, name, method, asynchronous = _NOISE[i % len(_NOISE)]
+        start = now - timedelta(seconds=rng.uniform(60, 30 * 86400))
+        em.operation_events(
+            subscription=ws.subscription,
+            resource_group=ws.resource_group,
+            resource_id=ws.arm_id + ("/" + tail.format(n=f"Custom{i}_CL") if tail else ""),
+            operation_name=name,
+            method=method,
+            start=start,
+            end=start + timedelta(seconds=rng.uniform(1, 120)),
+            http_status=202 if asynchronous else 200,
+            asynchronous=asynchronous,
+        )

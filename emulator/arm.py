@@ -1026,6 +1026,8 @@ def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
         return busy
     op = em.new_operation("cluster_delete", c.subscription, c.location, c.key_id)
     _apply_faults_to_op(em, req, op)
+    _start_logged(req, op)
+    em.record_cluster_delete(c, op, client_request_id=_client_request_id(req))
     c.op = op
     em.list_cache.clear()
     return Response(202, None, _op_headers(em, req, op, c.arm_id))
@@ -1273,6 +1275,32 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         return Response(200, b)
     if w is None:
         return arm_error(404, "ResourceNotFound", MSG_WS_404)
+    if req.method not in ("PUT", "DELETE"):
+        return _no_route(req)
+    resp = _link_write(em, req, sub, w)
+    if resp.status >= 400 or resp.status == 204:
+        # ARM logs a refused write as Started + Failed: in the Activity Log, never in the W3 count
+        em.record_refused_link_write(
+            w,
+            delete=req.method == "DELETE",
+            http_status=resp.status,
+            client_request_id=_client_request_id(req),
+        )
+    return resp
+
+
+def _client_request_id(req: Request) -> str | None:
+    """What the client sent as `x-ms-client-request-id` (the Activity Log's httpRequest.clientRequestId)."""
+    return req.headers.get("x-ms-client-request-id")
+
+
+def _start_logged(req: Request, op: Operation) -> None:
+    """ARM keeps a client's `x-ms-correlation-request-id`; otherwise it makes one per request."""
+    op.correlation_id = req.headers.get("x-ms-correlation-request-id") or op.correlation_id
+
+
+def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
+    """PUT or DELETE of a workspace's linkedServices/cluster (rules W1-W5, C8)."""
     now = em.now()
     if req.method == "PUT":
         body = _json(req)
@@ -1330,7 +1358,8 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         _apply_faults_to_op(em, req, op)
         w.link_op = op
         w.link_history.append((now, "link"))
-        em.record_link_write(w, op, delete=False, http_status=200)
+        _start_logged(req, op)
+        em.record_link_write(w, op, delete=False, http_status=200, client_request_id=_client_request_id(req))
         creating = c.running_op() is not None and c.running_op().kind == "cluster_create"  # type: ignore[union-attr]
         if creating or c.failed:
             # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably. (A key
@@ -1357,7 +1386,8 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
         _apply_faults_to_op(em, req, op)
         w.link_op = op
         w.link_history.append((now, "unlink"))
-        em.record_link_write(w, op, delete=True, http_status=200)
+        _start_logged(req, op)
+        em.record_link_write(w, op, delete=True, http_status=200, client_request_id=_client_request_id(req))
         _invalidate(em, w)
         # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
         return Response(200, _ls_body(em, w), _op_headers(em, req, op))
@@ -1476,6 +1506,20 @@ _FILTER_EQ = re.compile(
 )
 
 
+# EventData fields `$select` may name (azure-mgmt-monitor's EventData, docs/azure-wire.md)
+_EVENT_FIELDS = frozenset(
+    "authorization claims correlationId description eventDataId eventName category httpRequest id level "
+    "resourceGroupName resourceProviderName resourceId resourceType operationId operationName properties "
+    "status subStatus eventTimestamp submissionTimestamp subscriptionId tenantId".lower().split()
+)
+
+
+def _selected(ev: dict[str, Any], select: list[str]) -> dict[str, Any]:
+    """`$select` narrows each event to the fields named (all of them without it)."""
+    wanted = {f.lower() for f in select}
+    return {k: v for k, v in ev.items() if not k.startswith("_") and (not wanted or k.lower() in wanted)}
+
+
 def _activity_error(msg: str) -> Response:
     return Response(400, {"Code": "BadRequest", "Message": msg})  # non-ARM envelope (facts §12.18)
 
@@ -1527,17 +1571,22 @@ def _activity(em: Emulator, req: Request, sub: str) -> Response:
             }[field_]
             if actual.lower() != value:
                 continue
-        out.append({k: v for k, v in ev.items() if not k.startswith("_")})
-    out.reverse()  # newest first, like the service
+        out.append(ev)
+    out.sort(key=lambda e: e["_time"], reverse=True)  # newest first, like the service
+    select = [f.strip() for f in (req.q("$select") or "").split(",") if f.strip()]
+    unknown = [f for f in select if f.lower() not in _EVENT_FIELDS]
+    if unknown:
+        return _activity_error(f"The $select field '{unknown[0]}' is not supported.")
     token = req.q("$skiptoken")
     skip = int(token) if token and token.isdigit() else 0
     size = em.activity_page_size
-    body: dict[str, Any] = {"value": out[skip : skip + size]}
+    body: dict[str, Any] = {"value": [_selected(ev, select) for ev in out[skip : skip + size]]}
     if skip + size < len(out):
-        query = urllib.parse.urlencode(
-            {"api-version": req.q("api-version"), "$filter": flt, "$skiptoken": str(skip + size)},
-            quote_via=urllib.parse.quote,
-        )
+        params = {"api-version": req.q("api-version") or "", "$filter": flt}
+        if select:
+            params["$select"] = ",".join(select)
+        params["$skiptoken"] = str(skip + size)
+        query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
         body["nextLink"] = (
             f"https://{em.cloud.arm_host}/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management"
             f"/values?{query}"

@@ -187,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             if injected.response is not None:
                 resp, extra = injected.response, {}
         if not admin_call:
-            em.log_request(req.method, host, req.path, resp.status, req.q("api-version"))
+            em.log_request(req.method, host, req.path, resp.status, req.q("api-version"), query=req.query)
         payload = resp.encoded()
         self.send_response(resp.status)
         headers = {
@@ -211,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self, req: Request, host: str) -> None:
         """Drop the connection without an answer (RST): the client sees a lost response."""
-        self.emulator.log_request(req.method, host, req.path, 0, req.q("api-version"))
+        self.emulator.log_request(req.method, host, req.path, 0, req.q("api-version"), query=req.query)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.setsockopt(
