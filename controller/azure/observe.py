@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from controller.azure.clients import AzureClients
 from controller.azure.errors import AzureError, Forbidden, NotFound, map_error
 from controller.model import ids
-from controller.model.history import History, LinkOperation
+from controller.model.history import ClusterDeletion, History, LinkOperation
 from controller.model.limits import for_profile
 from controller.model.observed import (
     AccessPolicy,
@@ -275,60 +275,128 @@ def vault_from_arm(data: Mapping[str, Any]) -> ObservedVault:
 
 
 _TERMINAL = ("succeeded", "failed", "canceled")
+_ACCEPTED = ("accepted", "succeeded")  # a refused request is Started + Failed, with no Accepted
 PENDING_HORIZON = timedelta(hours=6)  # a link takes up to ~90 min; older unfinished ones are stale
+CLUSTER_DELETE = "microsoft.operationalinsights/clusters/delete"
+_CLUSTER_LINK = re.compile(r"/workspaces/[^/]+/linkedservices/cluster$", re.I)
+_CLUSTER_ID = re.compile(r"/providers/microsoft\.operationalinsights/clusters/[^/]+$", re.I)
 
 
-def _link_attempts(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Group linkedServices write/delete events by correlation id (one attempt, several phases)."""
-    attempts: dict[str, dict[str, Any]] = {}
+@dataclass
+class _Attempt:
+    """The events of one operation on one resource (Started, Accepted, Succeeded/Failed)."""
+
+    resource: str
+    kind: str  # link | unlink | cluster_delete
+    op_id: str
+    first: datetime
+    statuses: dict[str, datetime] = field(default_factory=dict)
+    request_id: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Azure took it on (rule W3 counts it whatever its outcome); a refusal never counts."""
+        return any(s in self.statuses for s in _ACCEPTED)
+
+    def pending(self, now: datetime) -> bool:
+        return not any(s in self.statuses for s in _TERMINAL) and self.first > now - PENDING_HORIZON
+
+
+def _attempts(events: Iterable[Mapping[str, Any]]) -> list[_Attempt]:
+    """Group the events that matter by operation: resource + operationId.
+
+    Only `.../linkedServices/cluster` is the cluster link (a workspace's `Automation` linked service has
+    the same operation name), and `correlationId` is not an identity: one ARM deployment that links many
+    workspaces shares it across all of them.
+    """
+    attempts: dict[tuple[str, str], _Attempt] = {}
     for ev in events:
-        op = str(_get(ev, "operationName", "value") or "").lower()
-        if op not in (LINK_WRITE, LINK_DELETE):
+        name = str(_get(ev, "operationName", "value") or "").lower()
+        resource = str(_get(ev, "resourceId") or "")
+        if name in (LINK_WRITE, LINK_DELETE) and _CLUSTER_LINK.search(resource):
+            kind = "link" if name == LINK_WRITE else "unlink"
+        elif name == CLUSTER_DELETE and _CLUSTER_ID.search(resource):
+            kind = "cluster_delete"
+        else:
             continue
         at = parse_time(_get(ev, "eventTimestamp"))
-        resource = str(_get(ev, "resourceId") or "")
-        if at is None or not resource:
+        if at is None:
             continue
+        # per resource, the correlation id tells operations apart too (a deployment touches each once)
+        op_id = str(_get(ev, "operationId") or _get(ev, "correlationId") or at.isoformat())
         status = str(_get(ev, "status", "value") or "").lower()
-        corr = str(_get(ev, "correlationId") or f"{resource}|{at.isoformat()}")
         a = attempts.setdefault(
-            corr,
-            {
-                "ws": _workspace_key_from_link(resource),
-                "kind": "link" if op == LINK_WRITE else "unlink",
-                "first": at,
-                "statuses": {},
-            },
+            (resource.lower(), op_id), _Attempt(resource=resource, kind=kind, op_id=op_id, first=at)
         )
-        a["first"] = min(a["first"], at)
-        a["statuses"].setdefault(status, at)
-    return attempts
+        a.first = min(a.first, at)
+        a.statuses.setdefault(status, at)
+        if status == "started" or a.request_id is None:
+            a.request_id = str(_get(ev, "httpRequest", "clientRequestId") or "") or a.request_id
+    return list(attempts.values())
 
 
 def link_ops_from_events(
     events: Iterable[Mapping[str, Any]], *, now: datetime | None = None
 ) -> list[LinkOperation]:
-    """Activity Log events -> link/unlink operations (rule W3): one per attempt that succeeded, and
-    (when `now` is given) one per attempt still running, which will count once it finishes."""
+    """Activity Log events -> link/unlink operations (rule W3): one per operation Azure accepted,
+    whatever its outcome, and (when `now` is given) one per operation still running."""
     out: list[LinkOperation] = []
-    for a in _link_attempts(events).values():
-        if "succeeded" in a["statuses"]:
-            at = a["statuses"]["succeeded"]
-        elif now is not None and _is_pending(a, now):
-            at = a["first"]
+    for a in _attempts(events):
+        if a.kind == "cluster_delete":
+            continue
+        if a.accepted:
+            at = a.statuses.get("succeeded", a.first)
+        elif now is not None and a.pending(now):
+            at = a.first
         else:
             continue
-        out.append(LinkOperation(workspace_key=a["ws"], kind=a["kind"], at=at, source="activityLog"))
+        out.append(
+            LinkOperation(
+                workspace_key=_workspace_key_from_link(a.resource),
+                kind=a.kind,
+                at=at,
+                source="activityLog",
+                op_id=f"{a.resource.lower()}|{a.op_id}",
+                request_id=a.request_id,
+            )
+        )
     return sorted(out, key=lambda o: o.at)
 
 
-def _is_pending(attempt: Mapping[str, Any], now: datetime) -> bool:
-    return not any(s in attempt["statuses"] for s in _TERMINAL) and attempt["first"] > now - PENDING_HORIZON
+def cluster_deletions_from_events(
+    events: Iterable[Mapping[str, Any]], locations: Mapping[str, str] | None = None
+) -> list[ClusterDeletion]:
+    """Clusters deleted, by anyone (rules C11, C2): the name stays reserved and the slot taken for the
+    retention even when our journal never saw the delete. The Activity Log has no region: `locations`
+    (cluster key -> region, from the spec) supplies it; an unknown one stays empty."""
+    out: list[ClusterDeletion] = []
+    for a in _attempts(events):
+        if a.kind != "cluster_delete" or "succeeded" not in a.statuses:
+            continue
+        try:
+            rid = ids.ResourceId.parse(a.resource)
+        except ids.InvalidId:
+            continue
+        key = ids.id_key(a.resource)
+        out.append(
+            ClusterDeletion(
+                cluster_key=key,
+                subscription=rid.subscription,
+                location=(locations or {}).get(key, ""),
+                name=rid.name,
+                at=a.statuses["succeeded"],
+            )
+        )
+    return sorted(out, key=lambda d: d.at)
 
 
 def pending_links(events: Iterable[Mapping[str, Any]], now: datetime) -> dict[str, str]:
     """Workspaces with a link or unlink still running (rule W5): started, not yet finished."""
-    return {a["ws"]: "InProgress" for a in _link_attempts(events).values() if _is_pending(a, now)}
+    return {
+        _workspace_key_from_link(a.resource): "InProgress"
+        for a in _attempts(events)
+        if a.kind != "cluster_delete" and a.pending(now)
+    }
 
 
 # -- the read ------------------------------------------------------------------------------------
@@ -343,6 +411,7 @@ class _Acc:
     keys: dict[str, ObservedKey] = field(default_factory=dict)
     vaults: dict[str, ObservedVault] = field(default_factory=dict)
     link_ops: list[LinkOperation] = field(default_factory=list)
+    deletions: list[ClusterDeletion] = field(default_factory=list)  # rules C11/C2, from the Activity Log
     pending: dict[str, str] = field(default_factory=dict)  # workspace key -> link state (rule W5)
     vault_regions: dict[str, str] = field(default_factory=dict)  # vault host -> x-ms-keyvault-region
     warnings: list[str] = field(default_factory=list)
@@ -418,11 +487,13 @@ def _read_subscription(
     window: timedelta,
     activity_log: bool,
     lists: threading.Semaphore | None = None,
+    locations: Mapping[str, str] | None = None,
 ) -> None:
     with lists or contextlib.nullcontext():
         _read_lists(sub, clients, acc)
     if activity_log:
-        _read_activity(sub, clients, acc, now=now(), window=window)
+        # the log covers the longer of the W3 window and the C11 retention
+        _read_activity(sub, clients, acc, now=now(), window=window, locations=locations or {})
 
 
 def _read_lists(sub: str, clients: AzureClients, acc: _Acc) -> None:
@@ -450,22 +521,48 @@ def _read_list(
             into[ids.id_key(item.id)] = item
 
 
-def _read_activity(sub: str, clients: AzureClients, acc: _Acc, *, now: datetime, window: timedelta) -> None:
-    since = (now - window).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    flt = f"eventTimestamp ge '{since}' and resourceProvider eq 'Microsoft.OperationalInsights'"
-    select = "operationName,resourceId,eventTimestamp,status,correlationId"
+# The fields the W3 / C11 reading uses, and no more (`$select`): an event is ~2 KB in full.
+ACTIVITY_SELECT = "operationName,resourceId,eventTimestamp,status,operationId,httpRequest"
+ACTIVITY_PROVIDER = "Microsoft.OperationalInsights"
+
+
+def activity_filter(now: datetime, window: timedelta) -> str:
+    """As narrow as the Activity Log's `$filter` allows: the time range plus one equality, and of those
+    the provider is the narrowest that covers every workspace and cluster of a subscription in one
+    query (`resourceUri` would cost one query per workspace; docs/azure-wire.md)."""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    since = (now - window).astimezone(UTC).strftime(fmt)
+    until = now.astimezone(UTC).strftime(fmt)
+    return (
+        f"eventTimestamp ge '{since}' and eventTimestamp le '{until}' "
+        f"and resourceProvider eq '{ACTIVITY_PROVIDER}'"
+    )
+
+
+def _read_activity(
+    sub: str,
+    clients: AzureClients,
+    acc: _Acc,
+    *,
+    now: datetime,
+    window: timedelta,
+    locations: Mapping[str, str],
+) -> None:
+    flt = activity_filter(now, window)
     mon = clients.monitor(sub)
     events = _attempt(
         acc,
         f"activity log of subscription {sub}",
-        lambda: [_raw(e) for e in mon.activity_logs.list(filter=flt, select=select)],
+        lambda: [_raw(e) for e in mon.activity_logs.list(filter=flt, select=ACTIVITY_SELECT)],
     )
     if events is not None:
         ops = link_ops_from_events(events, now=now)
         running = pending_links(events, now)
+        deletions = cluster_deletions_from_events(events, locations)
         with acc.lock:
             acc.link_ops.extend(ops)
             acc.pending.update(running)
+            acc.deletions.extend(deletions)
 
 
 def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
@@ -576,14 +673,23 @@ def observe(
     """
     clock: Callable[[], datetime] = now if callable(now) else (lambda: now)
     subs = sorted(desired.subscriptions())
-    window = for_profile(desired.settings.limits_profile).link_window
+    limits = for_profile(desired.settings.limits_profile)
+    window = max(limits.link_window, limits.soft_delete_retention)
+    locations = {ids.id_key(c.arm_id): c.spec.location for c in desired.clusters}
     acc = _Acc()
     lists = threading.Semaphore(LIST_CONCURRENCY)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 16)), thread_name_prefix="observe") as pool:
         _map_parallel(
             pool,
             lambda s: _read_subscription(
-                s, clients, acc, now=clock, window=window, activity_log=activity_log, lists=lists
+                s,
+                clients,
+                acc,
+                now=clock,
+                window=window,
+                activity_log=activity_log,
+                lists=lists,
+                locations=locations,
             ),
             subs,
         )
@@ -654,7 +760,10 @@ def observe(
     for ws_key, link_state in acc.pending.items():  # rule W5: one link operation at a time
         if ws_key in acc.workspaces:
             acc.workspaces[ws_key] = dataclasses.replace(acc.workspaces[ws_key], link_state=link_state)
-    history = History(link_operations=tuple(_associate_ops(acc.clusters) + acc.link_ops))
+    history = History(
+        link_operations=tuple(_associate_ops(acc.clusters) + acc.link_ops),
+        cluster_deletions=tuple(d for d in acc.deletions if ids.id_key(d.cluster_key) not in acc.clusters),
+    )
     state = ObservedState(
         subscriptions=tuple(subs),
         clusters=dict(sorted(acc.clusters.items())),
@@ -680,6 +789,7 @@ def _associate_ops(clusters: Mapping[str, ObservedCluster]) -> list[LinkOperatio
 __all__ = [
     "AzureError",
     "byos_from_arm",
+    "cluster_deletions_from_events",
     "cluster_from_arm",
     "link_ops_from_events",
     "observe",

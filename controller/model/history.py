@@ -6,6 +6,7 @@ the store that persists it lives in controller.state (SQLite) or controller.azur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,11 +15,19 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class LinkOperation:
+    """One link or unlink Azure accepted (rule W3), or a witness of one (`associateDate`)."""
+
     workspace_key: str  # ids.id_key(workspace id)
     kind: str  # "link" | "unlink"
     at: datetime
     cluster_key: str | None = None
     source: str = "journal"  # journal | associateDate | activityLog
+    # Identity of the operation in Azure: the Activity Log's resource + operationId. One ARM deployment
+    # shares one correlationId across every workspace it links, so that is never an identity.
+    op_id: str | None = None
+    # The x-ms-client-request-id the request carried: the journal and the Activity Log
+    # (httpRequest.clientRequestId) both know it, so one operation seen in both counts once.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,39 +86,87 @@ class History:
         return {a.key: a for a in self.applied}
 
     def link_ops_since(self, workspace_key: str, since: datetime) -> list[LinkOperation]:
-        """Rule W3: distinct operations on one workspace since a time (deduplicated by kind+minute)."""
-        seen: dict[tuple[str, str], LinkOperation] = {}
-        for op in self.link_operations:
-            if op.workspace_key == workspace_key and op.at > since:
-                seen.setdefault((op.kind, op.at.strftime("%Y%m%d%H%M")), op)
-        return sorted(seen.values(), key=lambda o: o.at)
+        """Rule W3: the distinct operations on one workspace after a time."""
+        ops = [op for op in self.link_operations if op.workspace_key == workspace_key and op.at > since]
+        return sorted(_dedupe_links(tuple(ops)), key=lambda o: o.at)
 
     def merged(self, other: History) -> History:
         return History(
             link_operations=_dedupe_links(self.link_operations + other.link_operations),
-            cluster_deletions=tuple({(d.cluster_key, d.at): d for d in
-                                     self.cluster_deletions + other.cluster_deletions}.values()),
+            cluster_deletions=_dedupe_deletions(self.cluster_deletions + other.cluster_deletions),
             in_flight=self.in_flight + other.in_flight,
             applied=self.applied + other.applied,
         )
 
 
-def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
-    """The same link seen in the journal and as associateDate counts once (within 2 hours).
+WITNESS_MATCH = timedelta(hours=2)  # a link ends up to ~90 minutes after it was accepted
 
-    Linear after the sort (a 40,000-workspace fleet has 40,000 associateDates): ops are visited in time
-    order, so the only kept op of the same workspace and kind that can be within 2 hours is the last one.
+
+def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
+    """Each operation counts once, however many sources saw it (rule W3).
+
+    Operations are told apart by identity, never by closeness in time: two failed attempts an hour
+    apart are two operations. An Activity Log operation is one per `op_id`; the journal's record of it
+    carries the same `request_id`. A journal entry without a request id stands for one Activity Log
+    operation of the same kind within two hours (one to one), else for itself. An `associateDate` is
+    only a witness of a link: it counts when no link near it is known.
     """
+    by_ws: dict[str, list[LinkOperation]] = {}
+    for op in ops:
+        by_ws.setdefault(op.workspace_key, []).append(op)
     out: list[LinkOperation] = []
-    last: dict[tuple[str, str], datetime] = {}
-    for op in sorted(ops, key=lambda o: o.at):
-        key = (op.workspace_key, op.kind)
-        prev = last.get(key)
-        if prev is not None and abs(prev - op.at) < timedelta(hours=2):
+    for group in by_ws.values():
+        out.extend(_dedupe_workspace(group))
+    return tuple(sorted(out, key=lambda o: (o.at, o.workspace_key, o.kind)))
+
+
+def _dedupe_workspace(ops: list[LinkOperation]) -> list[LinkOperation]:
+    ops = sorted(set(ops), key=lambda o: (o.at, o.kind, o.source, o.op_id or "", o.request_id or ""))
+    kept: dict[str, LinkOperation] = {}
+    for op in ops:
+        if op.op_id is not None:
+            kept.setdefault(op.op_id, op)
+    out = list(kept.values())
+    by_request = {op.request_id: op for op in out if op.request_id is not None}
+    unmatched = list(out)
+    for op in ops:
+        if op.op_id is not None or op.source == "associateDate":
             continue
-        last[key] = op.at
-        out.append(op)
-    return tuple(out)
+        if op.request_id is not None:
+            twin = by_request.get(op.request_id)
+            if twin is None:
+                by_request[op.request_id] = op
+                out.append(op)
+            elif twin in unmatched:
+                unmatched.remove(twin)
+            continue
+        twin = next((k for k in unmatched if k.kind == op.kind and abs(k.at - op.at) < WITNESS_MATCH), None)
+        if twin is not None:
+            unmatched.remove(twin)
+        else:
+            out.append(op)
+    for w in ops:
+        if w.source != "associateDate":
+            continue
+        near = (i for i, k in enumerate(out) if k.kind == "link" and abs(k.at - w.at) < WITNESS_MATCH)
+        i = next(near, None)
+        if i is None:
+            out.append(w)
+        elif w.at < out[i].at:
+            out[i] = dataclasses.replace(out[i], at=w.at)  # Azure's own time for the link
+    return out
+
+
+def _dedupe_deletions(dels: tuple[ClusterDeletion, ...]) -> tuple[ClusterDeletion, ...]:
+    """One soft-deleted cluster per id (rule C11: the name stays reserved, C2: the slot stays taken):
+    the journal and the Activity Log each record the same deletion, at slightly different times."""
+    out: dict[str, ClusterDeletion] = {}
+    for d in sorted(dels, key=lambda d: d.at):
+        prev = out.get(d.cluster_key)
+        if prev is not None and d.at - prev.at < timedelta(days=1) and not d.location and prev.location:
+            d = ClusterDeletion(d.cluster_key, d.subscription, prev.location, d.name, d.at)
+        out[d.cluster_key] = d
+    return tuple(sorted(out.values(), key=lambda d: d.at))
 
 
 @dataclass

@@ -179,9 +179,12 @@ class _Slots:
         deps = ready_deletes if len(live) + self.created[region] >= limit else []
         reserved_limit = wb.limits.reserved_per_region
         if reserved_limit is not None:
-            reserved = len(live) + len(self.soft_deleted[region]) + self.created[region]
+            # A deletion seen only in the Activity Log has no region: it may hold a slot in any region of
+            # its subscription, so it counts in each (when in doubt, the slot is taken)
+            soft = self.soft_deleted[region] + self.soft_deleted.get((region[0], ""), [])
+            reserved = len(live) + len(soft) + self.created[region]
             if reserved >= reserved_limit:
-                ends = sorted(self.soft_deleted[region])
+                ends = sorted(soft)
                 free_at = ends[reserved - reserved_limit] if reserved - reserved_limit < len(ends) else None
                 if free_at is None:
                     wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
