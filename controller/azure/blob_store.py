@@ -142,6 +142,8 @@ class BlobHistoryStore:
                     at=_dt(o["at"]),
                     cluster_key=o.get("cluster_key"),
                     source=o.get("source", "journal"),
+                    op_id=o.get("op_id"),
+                    request_id=o.get("request_id"),
                 )
                 for o in doc["link_operations"]
             ),
@@ -165,6 +167,7 @@ class BlobHistoryStore:
                     plan_id=o.get("plan_id"),
                     continuation_token=o.get("continuation_token"),
                     phase=o.get("phase", "begin"),
+                    request_id=o.get("request_id"),
                 )
                 for op_id, o in sorted(doc["in_flight"].items())
             ),
@@ -260,6 +263,7 @@ class BlobHistoryStore:
             "plan_id": op.plan_id,
             "continuation_token": op.continuation_token,
             "phase": op.phase,
+            "request_id": op.request_id,
         }
 
         def change(doc: dict[str, Any]) -> None:

@@ -80,6 +80,13 @@ def _norm_key(value: Any) -> dict[str, str] | None:
     return {"vault": uri, "name": name, "version": str(get("version") or get("keyVersion") or "").lower()}
 
 
+def _request_id(p: Mapping[str, Any]) -> dict[str, str]:
+    """The journaled x-ms-client-request-id (azure-core's `request_id` option): the Activity Log shows
+    it as httpRequest.clientRequestId, so the journal's record and Azure's are one operation (rule W3)."""
+    rid = p.get("request_id")
+    return {"request_id": str(rid)} if rid else {}
+
+
 def _as_dict(model: Any) -> dict[str, Any]:
     """An SDK model as its wire JSON (camelCase keys): azure-mgmt-loganalytics 14 models are Mappings
     over the wire JSON."""
@@ -382,10 +389,10 @@ class Operations:
             # rule W3: the client never re-sends this PUT (clients._SendOnceRetryPolicy); a lost answer or
             # a 5xx reaches the executor, which re-observes the link instead of sending it again
             return la.linked_services.begin_create_or_update(
-                ws.resource_group, ws.name, _LINKED_SERVICE, body
+                ws.resource_group, ws.name, _LINKED_SERVICE, body, **_request_id(p)
             )
         if a is Action.UNLINK:  # rule W3, as above
-            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE)
+            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE, **_request_id(p))
         dst = str(p["data_source_type"])
         if a is Action.BYOS_LINK:
             byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -118,6 +119,20 @@ def _is_link(action: str) -> bool:
     return action in (Action.LINK, Action.UNLINK)
 
 
+def _refused(exc: errors.AzureError) -> bool:
+    """Azure answered and said no (4xx, throttling included): the request was not taken on. A 5xx or no
+    answer at all leaves the outcome in doubt, and in doubt the budget counts as spent (rule W3)."""
+    return (
+        not isinstance(exc, errors.OutcomeUnknown) and exc.status is not None and 400 <= exc.status < 500
+    )
+
+
+def _link_state(link: dict[str, Any] | None) -> str:
+    """provisioningState of a linkedServices/cluster as read back (wire JSON)."""
+    props = (link or {}).get("properties") or {}
+    return str(props.get("provisioningState") or "") if isinstance(props, dict) else ""
+
+
 EXPECTED: dict[Action, tuple[float, str]] = {
     # (typical seconds, human text) for the progress view: "Creating 41m, usually ~2h"
     Action.CREATE: (2 * 3600, "~2h"),
@@ -193,7 +208,7 @@ class Executor:
                             token=op.continuation_token or "",
                         )
                     )
-                    self._record_effects(op.action, op.target, None, op.started)
+                    self._record_effects(op.action, op.target, None, op.started, op.request_id)
                     self.store.end_operation(op.op_id, "done", "resumed after restart")
                     results.append(
                         StepResult(
@@ -207,10 +222,15 @@ class Executor:
                     )
                 elif _is_link(op.action):
                     link = self.gateway.read_link(op.target)
-                    # outcome unknown: if Azure did act, the operation counts against W3; over-count is safe
-                    sent = (link is not None) if op.action == Action.LINK else (link is None)
+                    # outcome unknown: if Azure did act, the operation counts against W3; over-count is
+                    # safe. An unlink Azure accepted shows the link still there, Deleting, until it ends.
+                    state = str(_link_state(link)).lower()
+                    if op.action == Action.LINK:
+                        sent = link is not None
+                    else:
+                        sent = link is None or state == "deleting"
                     if sent:
-                        self._record_effects(op.action, op.target, None, op.started)
+                        self._record_effects(op.action, op.target, None, op.started, op.request_id)
                     self.store.end_operation(
                         op.op_id,
                         "observed",
@@ -330,6 +350,12 @@ class Executor:
 
     def _run_step(self, change: Change) -> StepResult:
         started = time.monotonic()
+        request_id: str | None = None
+        if _is_link(change.action):
+            # rule W3: the request carries an id journaled before it is sent; the Activity Log shows it,
+            # so the journal's record and Azure's are one operation, and a restart can find it there
+            request_id = str(uuid.uuid4())
+            change = change.model_copy(update={"parameters": {**change.parameters, "request_id": request_id}})
         with ExitStack() as stack:
             for key in self._lock_keys(change):
                 stack.enter_context(self._lock(key))
@@ -341,6 +367,7 @@ class Executor:
                     status_url=None,
                     started=self._now(),
                     plan_id=self.plan_id,
+                    request_id=request_id,
                 )
             )
             typical, text = EXPECTED.get(change.action, (60.0, ""))
@@ -403,8 +430,13 @@ class Executor:
             self.store.record_operation_sent(change.id, status_url=status_url, continuation_token=token)
 
         attempted.append(True)
-        with self._request_slots:
-            handle = self.gateway.start(change, on_sent)
+        try:
+            with self._request_slots:
+                handle = self.gateway.start(change, on_sent)
+        except errors.AzureError as exc:
+            if _refused(exc):
+                attempted.pop()  # Azure answered no: nothing was spent (rule W3)
+            raise
         if accepted is not None:
             accepted.append(True)  # Azure took the request: from here a failure still spent W3 budget
         self.gateway.wait(handle)  # polling an accepted operation holds no request slot
@@ -427,16 +459,20 @@ class Executor:
             return float(min(hinted, self.backoff_max))
         return float(min(self.backoff * (2 ** (state.attempt_number - 1)), self.backoff_max))
 
-    def _record_effects(self, action: str, target: str, change: Change | None, at: datetime) -> None:
+    def _record_effects(
+        self, action: str, target: str, change: Change | None, at: datetime, request_id: str | None = None
+    ) -> None:
         """W3: every link/unlink that reached Azure counts; C11: a deleted cluster's name stays reserved."""
         if _is_link(action):
             cluster = change.parameters.get("cluster_id") if change else None
+            rid = request_id or (change.parameters.get("request_id") if change else None)
             self.store.record_link_operation(
                 LinkOperation(
                     workspace_key=ids.id_key(target),
                     kind=str(action),
                     at=at,
                     cluster_key=ids.id_key(str(cluster)) if cluster else None,
+                    request_id=str(rid) if rid else None,
                 )
             )
         elif action == Action.DELETE:

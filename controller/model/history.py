@@ -56,6 +56,9 @@ class InFlightOperation:
     continuation_token: str | None = None
     # "begin": journaled but maybe not sent; "sent": Azure accepted it (token known)
     phase: str = "begin"
+    # the x-ms-client-request-id a link/unlink is sent with, journaled before sending: the Activity Log
+    # shows it, so a restart can tell the operation apart from any other (rule W3)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

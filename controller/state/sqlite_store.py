@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS operations (
     started TEXT NOT NULL,
     ended TEXT,
     outcome TEXT,                     -- done | skipped | failed | abandoned ...
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    request_id TEXT                   -- x-ms-client-request-id of a link/unlink (rule W3 identity)
 );
 CREATE INDEX IF NOT EXISTS operations_open ON operations (phase, op_id);
 CREATE TABLE IF NOT EXISTS link_operations (
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS link_operations (
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     cluster_key TEXT,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    request_id TEXT
 );
 CREATE TABLE IF NOT EXISTS cluster_deletions (
     cluster_key TEXT NOT NULL,
@@ -96,6 +98,10 @@ class SqliteHistoryStore:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._mutex:
             self._db.executescript(_SCHEMA)
+            for table in ("operations", "link_operations"):  # journals written before the column existed
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if "request_id" not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT")
 
     def close(self) -> None:
         with self._mutex:
@@ -117,22 +123,23 @@ class SqliteHistoryStore:
     def load(self) -> History:
         with self._mutex:
             links = self._db.execute(
-                "SELECT workspace_key, kind, at, cluster_key, source FROM link_operations ORDER BY at"
+                "SELECT workspace_key, kind, at, cluster_key, source, request_id FROM link_operations "
+                "ORDER BY at"
             ).fetchall()
             deletions = self._db.execute(
                 "SELECT cluster_key, subscription, location, name, at FROM cluster_deletions ORDER BY at"
             ).fetchall()
             open_ops = self._db.execute(
-                "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase "
-                "FROM operations WHERE phase != 'ended' ORDER BY seq"
+                "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase, "
+                "request_id FROM operations WHERE phase != 'ended' ORDER BY seq"
             ).fetchall()
             applied = self._db.execute(
                 "SELECT key, revision, at, intent, baseline FROM applied_resources ORDER BY key"
             ).fetchall()
         return History(
             link_operations=tuple(
-                LinkOperation(workspace_key=w, kind=k, at=_dt(a), cluster_key=c, source=s)
-                for w, k, a, c, s in links
+                LinkOperation(workspace_key=w, kind=k, at=_dt(a), cluster_key=c, source=s, request_id=r)
+                for w, k, a, c, s, r in links
             ),
             cluster_deletions=tuple(
                 ClusterDeletion(cluster_key=k, subscription=s, location=loc, name=n, at=_dt(a))
@@ -148,8 +155,9 @@ class SqliteHistoryStore:
                     plan_id=p,
                     continuation_token=tok,
                     phase=ph,
+                    request_id=r,
                 )
-                for o, act, t, u, st, p, tok, ph in open_ops
+                for o, act, t, u, st, p, tok, ph, r in open_ops
             ),
             applied=tuple(
                 AppliedResource(key=k, revision=r, at=_dt(a), intent=json.loads(i), baseline=json.loads(b))
@@ -159,8 +167,9 @@ class SqliteHistoryStore:
 
     def record_link_operation(self, op: LinkOperation) -> None:
         self._write(
-            "INSERT INTO link_operations VALUES (?, ?, ?, ?, ?)",
-            (op.workspace_key, op.kind, _ts(op.at), op.cluster_key, op.source),
+            "INSERT INTO link_operations (workspace_key, kind, at, cluster_key, source, request_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (op.workspace_key, op.kind, _ts(op.at), op.cluster_key, op.source, op.request_id),
         )
 
     def record_cluster_deletion(self, deletion: ClusterDeletion) -> None:
@@ -172,7 +181,7 @@ class SqliteHistoryStore:
     def begin_operation(self, op: InFlightOperation) -> None:
         self._write(
             "INSERT INTO operations (op_id, plan_id, action, target, phase, status_url, continuation_token,"
-            " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " started, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 op.op_id,
                 op.plan_id,
@@ -182,6 +191,7 @@ class SqliteHistoryStore:
                 op.status_url,
                 op.continuation_token,
                 _ts(op.started),
+                op.request_id,
             ),
         )
 
