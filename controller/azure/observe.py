@@ -524,6 +524,7 @@ def _read_list(
 # The fields the W3 / C11 reading uses, and no more (`$select`): an event is ~2 KB in full.
 ACTIVITY_SELECT = "operationName,resourceId,eventTimestamp,status,operationId,httpRequest"
 ACTIVITY_PROVIDER = "Microsoft.OperationalInsights"
+CLOCK_SKEW = timedelta(hours=1)
 
 
 def activity_filter(now: datetime, window: timedelta) -> str:
@@ -532,7 +533,8 @@ def activity_filter(now: datetime, window: timedelta) -> str:
     query (`resourceUri` would cost one query per workspace; docs/azure-wire.md)."""
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     since = (now - window).astimezone(UTC).strftime(fmt)
-    until = now.astimezone(UTC).strftime(fmt)
+    # an operation Azure stamped a little after our clock says "now" still counts (clock skew)
+    until = (now + CLOCK_SKEW).astimezone(UTC).strftime(fmt)
     return (
         f"eventTimestamp ge '{since}' and eventTimestamp le '{until}' "
         f"and resourceProvider eq '{ACTIVITY_PROVIDER}'"

@@ -392,7 +392,9 @@ class Operations:
                 ws.resource_group, ws.name, _LINKED_SERVICE, body, **_request_id(p)
             )
         if a is Action.UNLINK:  # rule W3, as above
-            return la.linked_services.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE, **_request_id(p))
+            return la.linked_services.begin_delete(
+                ws.resource_group, ws.name, _LINKED_SERVICE, **_request_id(p)
+            )
         dst = str(p["data_source_type"])
         if a is Action.BYOS_LINK:
             byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -130,7 +130,8 @@ def _refused(exc: errors.AzureError) -> bool:
 def _link_state(link: dict[str, Any] | None) -> str:
     """provisioningState of a linkedServices/cluster as read back (wire JSON)."""
     props = (link or {}).get("properties") or {}
-    return str(props.get("provisioningState") or "") if isinstance(props, dict) else ""
+    # SDK 14 nests its own Mapping models, not dicts
+    return str(props.get("provisioningState") or "") if isinstance(props, Mapping) else ""
 
 
 EXPECTED: dict[Action, tuple[float, str]] = {
