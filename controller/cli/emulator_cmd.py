@@ -12,8 +12,8 @@ emulator/README.md) and through the Azure SDKs.
 `--seed-from-spec` seeds what the spec assumes already exists (resource groups, workspaces, storage
 accounts, user-assigned identities, vaults and HSMs with their keys and purge protection) but no
 cluster and no link: that is `cmkctl apply`'s work. `--fast` makes long operations take seconds
-(`/_emulator/config`). The env file is written only once the emulator is seeded, so a script may wait
-for it and then source it.
+(`/_emulator/config`). The env file is removed at start and written (whole, atomically) only once the
+emulator is seeded, so a script may wait for it and then source it.
 
 `grant` plays the platform team's step after a SystemAssigned cluster is created (rule C7): key access
 for the cluster's principal, as `az keyvault set-policy` (an access policy through Resource Manager) or,
@@ -148,6 +148,8 @@ def serve(argv: Sequence[str]) -> int:
     if opts.seed_from_spec:
         cloud = clouds.select(opts.cloud, os.environ)
         estate = estate_for(load(list(opts.seed_from_spec), cloud=cloud))
+    if opts.env_file:  # a script waiting for the file must never source the last run's
+        Path(opts.env_file).unlink(missing_ok=True)
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our interpreter
     _forward_signals(child)
     try:
