@@ -6,7 +6,7 @@ import argparse
 import json
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from emulator.clock import parse_time
@@ -73,14 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"emulator: cannot start: {exc}", file=sys.stderr)
         return 2
+    # Installed before the env is out (a caller may stop us at once). The handler only appends to a
+    # list: setting a threading.Event from a handler can deadlock when the signal lands while the main
+    # thread holds the Event's lock inside wait().
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     text = running.env_text()
     if args.env_file:
         Path(args.env_file).write_text(text, encoding="utf-8")
     print(text, end="", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stopping:
+        time.sleep(0.1)
     running.stop()
     return 0
 
