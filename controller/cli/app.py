@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "controller.cli.controller_cmd",
     "controller.cli.report_cmd",
     "controller.cli.explain_cmd",
+    "controller.cli.export_cmd",
 )
 
 app = typer.Typer(
