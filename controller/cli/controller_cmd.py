@@ -6,15 +6,20 @@
 Scale-out: one instance owns one scope (a spec path in a source) and that scope's state directory,
 whose writer lock admits one writer at a time. A large organisation runs one Deployment per scope
 (each with its own --path and state volume); two replicas of one scope are safe (the second waits
-for the lock) but pointless. SIGTERM: no new operation starts, running ones are journaled (resumed
-by the next start), the process exits 0.
+for the lock) but pointless. SIGTERM: no new operation starts, a running git command is killed,
+operations Azure is running are no longer waited for (their resume data was journaled when they
+were sent; the next start resumes them), and the process exits 0 within --shutdown-timeout (20 s
+by default; the chart's terminationGracePeriodSeconds is longer). Past it, whatever still blocks
+(a slow Azure read) is abandoned and the process exits 0 anyway: nothing unjournaled is in flight.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Annotated
 
@@ -68,6 +73,13 @@ def controller_command(
     ] = ":8080",
     suspend: Annotated[bool, typer.Option("--suspend", help="Observe and report only")] = False,
     once: Annotated[bool, typer.Option("--once", help="Run one pass, print the status, exit")] = False,
+    shutdown_timeout: Annotated[
+        str, typer.Option(
+            "--shutdown-timeout",
+            metavar="DURATION",
+            help="After SIGTERM, exit at the latest this long later (keep it below the pod's grace period)",
+        )
+    ] = "20s",
     cloud: CloudOption = None,
 ) -> None:
     """Run the GitOps controller: fetch, observe, plan, apply (or report), sleep, repeat."""
@@ -82,6 +94,7 @@ def controller_command(
             listen=listen,
             suspend=suspend,
             once=once,
+            shutdown_timeout=shutdown_timeout,
             cloud=cloud,
         )
     )
@@ -98,6 +111,7 @@ def run(
     listen: str = ":8080",
     suspend: bool = False,
     once: bool = False,
+    shutdown_timeout: str = "20s",
     clients: AzureClients | None = None,
     cloud: str | None = None,
 ) -> int:
@@ -120,6 +134,7 @@ def run(
             state_dir=where.local_dir(),
             state_url=where.url,
         )
+        grace = _duration("--shutdown-timeout", shutdown_timeout)
         if not once:
             parse_listen(listen)
         quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
@@ -131,7 +146,7 @@ def run(
             return 0 if outcome.record.result not in ("failed", "stalled", "busy") else 1
         server = StatusServer(reconciler, listen)
         server.start()
-        _on_signals(reconciler)
+        _on_signals(reconciler, grace)
         reconciler.run()
         return 0
 
@@ -144,16 +159,35 @@ def run(
             azure.close()
 
 
-def _on_signals(reconciler: Reconciler) -> None:
+def _on_signals(reconciler: Reconciler, grace: float) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        reconciler.log.emit("controller.stopping", signal=signal.Signals(signum).name)
+        if reconciler.stop.is_set():
+            return  # a second signal: the first one's deadline stands
+        reconciler.log.emit(
+            "controller.stopping", signal=signal.Signals(signum).name, exit_within_seconds=grace
+        )
         reconciler.request_stop()
+        threading.Thread(
+            target=_deadline, args=(reconciler, grace), name="cmkctl-shutdown", daemon=True
+        ).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def _deadline(reconciler: Reconciler, grace: float) -> None:
+    """The bound on shutdown: everything sent is journaled, so what still blocks is only reading."""
+    time.sleep(grace)
+    reconciler.log.emit(
+        "controller.stopped",
+        level="warning",
+        scope=reconciler.config.scope,
+        reason=f"still busy {grace:g}s after the stop signal; exiting, the next start resumes",
+    )
+    os._exit(0)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,9 @@
 
 Why at the gateway seam: the executor already journals every step and resumes LROs
 from their tokens; the controller only needs (1) no *new* operation to start once shutdown began,
-while operations already sent run on (their tokens are journaled, so even a SIGKILL later is safe),
+and no more waiting for operations already sent: Azure runs them on, their tokens are journaled
+when sent, so the wait ends as `StillRunning` (the journal keeps them "sent") and the next start
+resumes them; a pod stops within its grace period instead of after hours,
 (2) to know what *kind* of error ended a step (terminal -> Stalled until the commit changes,
 transient/busy -> retry soon), and (3) how many operations are in flight, for /metrics.
 """
@@ -10,6 +12,7 @@ transient/busy -> retry soon), and (3) how many operations are in flight, for /m
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +32,45 @@ class ShuttingDown(Exception):
 
     def __init__(self) -> None:
         super().__init__("not started: the controller is shutting down (SIGTERM)")
+
+
+_RESUMES = "the next start resumes it"
+
+
+def _until_stopped(
+    stop: threading.Event, what: str, fn: Callable[[], None], *, ours: bool = True
+) -> None:
+    """Run `fn` (a poll of an operation Azure accepted) until it returns or `stop` is set.
+
+    On stop, raise StillRunning and leave the poll to a daemon thread that dies with the process:
+    the operation's token is already journaled, so nothing is lost and nothing is sent again.
+    `ours=False`: waiting for someone else's operation (rules C6, W5); nothing of ours was sent,
+    so the stop is ShuttingDown."""
+    if not ours and stop.is_set():
+        raise ShuttingDown()
+    if stop.is_set():
+        raise errors.StillRunning(f"{what}: not waited for: the controller is stopping; {_RESUMES}")
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the waiting thread, re-raised there
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=poll, name="cmkctl-operation-wait", daemon=True).start()
+    while not done.wait(0.2):
+        if stop.is_set() and not ours:
+            raise ShuttingDown()
+        if stop.is_set():
+            raise errors.StillRunning(
+                f"{what}: still running in Azure when the controller stopped; journaled, {_RESUMES}"
+            )
+    if failure:
+        raise failure[0]
 
 
 class GuardedGateway:
@@ -57,7 +99,9 @@ class GuardedGateway:
 
     def wait_idle(self, change: Change, *, timeout: float) -> None:
         try:
-            self.inner.wait_idle(change, timeout=timeout)
+            _until_stopped(
+                self.stop, change.address, lambda: self.inner.wait_idle(change, timeout=timeout), ours=False
+            )
         except Exception as exc:
             self._note(change, exc)
             raise
@@ -81,8 +125,9 @@ class GuardedGateway:
     def wait(self, handle: Handle) -> None:
         with self._lock:
             change = self._handles.pop(id(handle), None)
+        what = f"{change.action} {change.address}" if change is not None else "an operation"
         try:
-            self.inner.wait(handle)
+            _until_stopped(self.stop, what, lambda: self.inner.wait(handle))
         except Exception as exc:
             if change is not None:
                 self._note(change, exc)
@@ -102,7 +147,11 @@ class GuardedGateway:
         if self.in_flight is not None:
             self.in_flight.inc()
         try:
-            self.inner.resume(action=action, target=target, parameters=parameters, token=token)
+            _until_stopped(
+                self.stop,
+                f"{action} {target}",
+                lambda: self.inner.resume(action=action, target=target, parameters=parameters, token=token),
+            )
         finally:
             if self.in_flight is not None:
                 self.in_flight.dec()

@@ -59,7 +59,7 @@ from controller.reconcile.drift import drift_items, drifted_resources
 from controller.reconcile.guard import GuardedGateway, ShuttingDown
 from controller.reconcile.logs import JsonLog, LogProgress
 from controller.reconcile.metrics import Metrics
-from controller.reconcile.source import Checkout, SourceError, open_source, redact
+from controller.reconcile.source import GIT_TIMEOUT, Checkout, SourceError, open_source, redact
 from controller.reconcile.status import PassRecord, Reason, Status
 from controller.service.apply_session import ApplySession, record_applied
 from controller.service.snapshot import Snapshot, look
@@ -106,6 +106,7 @@ class ControllerConfig:
     heartbeat: float = 60.0  # a log line per running operation this often
     workdir: Path | None = None  # where the git clone lives (default: <state>/source)
     state_url: str | None = None  # azureblob://... keeps the journal and lock in a blob (else state_dir)
+    git_timeout: float = GIT_TIMEOUT  # a git command running longer is killed; the pass retries
 
     @property
     def scope(self) -> str:
@@ -195,7 +196,14 @@ class Reconciler:
         self.refused: dict[str, Refused] = {}  # change identity -> refusal
         self.last_good: tuple[str, DesiredState] | None = None  # revision, spec: drift when head is bad
         workdir = config.workdir or config.state_dir / "source"
-        self.source = open_source(config.source, ref=config.ref, path=config.path, workdir=workdir)
+        self.source = open_source(
+            config.source,
+            ref=config.ref,
+            path=config.path,
+            workdir=workdir,
+            stop=self.stop,
+            timeout=config.git_timeout,
+        )
         self.status = Status(
             scope=config.scope,
             source=self.source.display,

@@ -23,14 +23,19 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.errors import CmkError
 
-GIT_TIMEOUT = 300.0
+# a git command past this is killed and the pass retries: a server that accepts the connection and
+# never answers must not hold the controller (nor its shutdown) for long
+GIT_TIMEOUT = 120.0
 CREDENTIALS_ENV = "CMKCTL_GIT_CREDENTIALS_FILE"
 # the URL's user-info, handed to git's credential helper through the environment of one git process
 _URL_USER_ENV = "CMKCTL_GIT_URL_USERNAME"
@@ -79,7 +84,16 @@ def is_git_source(source: str) -> bool:
 class GitSource:
     """Clone once into `workdir`, then fetch + check out `ref` each pass."""
 
-    def __init__(self, url: str, *, ref: str = "main", path: str = ".", workdir: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ref: str = "main",
+        path: str = ".",
+        workdir: Path,
+        stop: threading.Event | None = None,
+        timeout: float = GIT_TIMEOUT,
+    ) -> None:
         if not _REF_OK.match(ref) or ref.startswith("-") or ".." in ref:
             raise SourceError(f"--ref {ref!r} is not a branch, tag or commit name")
         self.url, self._url_credentials = split_url_credentials(url)
@@ -87,25 +101,42 @@ class GitSource:
         self.path = _safe_relative(path)
         self.workdir = workdir
         self.display = redact(url)
+        self.stop = stop or threading.Event()  # set on SIGTERM: a running git is killed at once
+        self.timeout = timeout
 
     def _git(self, *args: str, cwd: Path | None = None) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
         config: list[str] = ["-c", "protocol.file.allow=always", "-c", "advice.detachedHead=false"]
         config += self._credential_config(env)
         try:
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 ["git", *config, *args],  # noqa: S607 - git from PATH, like any user's CI
                 cwd=cwd,
                 env=env,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=GIT_TIMEOUT,
-                check=False,
+                start_new_session=True,  # its own process group: killing it also kills git-remote-https
             )
         except FileNotFoundError:
             raise SourceError("git is not installed (the controller needs the git command)") from None
-        except subprocess.TimeoutExpired:
-            raise SourceError(f"git {args[0]} of {self.display} timed out after {GIT_TIMEOUT:g}s") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                stdout, stderr = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if self.stop.is_set():
+                    _kill(proc)
+                    raise SourceError(
+                        f"git {args[0]} of {self.display} stopped: the controller is stopping"
+                    ) from None
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    raise SourceError(
+                        f"git {args[0]} of {self.display} timed out after {self.timeout:g}s"
+                    ) from None
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout or "").strip().splitlines()
             detail = redact(lines[-1]) if lines else f"exit {done.returncode}"
@@ -231,10 +262,27 @@ def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), (user, password)
 
 
-def open_source(source: str, *, ref: str, path: str, workdir: Path) -> Source:
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill git and its helpers (its process group), and reap them."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.communicate()
+
+
+def open_source(
+    source: str,
+    *,
+    ref: str,
+    path: str,
+    workdir: Path,
+    stop: threading.Event | None = None,
+    timeout: float = GIT_TIMEOUT,
+) -> Source:
     """Pick git or directory from what `--source` names."""
     if is_git_source(source):
-        return GitSource(source, ref=ref, path=path, workdir=workdir)
+        return GitSource(source, ref=ref, path=path, workdir=workdir, stop=stop, timeout=timeout)
     if Path(source).is_dir():
         return DirectorySource(source, path=path)
     raise SourceError(f"--source {redact(source)!r} is neither a git URL nor a directory")
