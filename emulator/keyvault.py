@@ -1,4 +1,6 @@
-"""Emulated Azure Key Vault: the data plane (keys) and the `Microsoft.KeyVault/vaults` ARM resource.
+"""Emulated Azure Key Vault: the registry of vaults and keys behind the data plane (keys) and the
+`Microsoft.KeyVault/vaults` ARM resource (served by emulator/resources/keyvault_data.py and
+keyvault_mgmt.py).
 
 Why it exists: the controller talks to Key Vault through the real `azure-keyvault-keys` and
 `azure-mgmt-keyvault` SDKs; this module answers them the way the service does (docs/azure-wire.md,
@@ -422,18 +424,18 @@ class VaultRegistry:
         cloud: CloudHosts = PUBLIC,
     ) -> None:
         self.cloud = cloud
-        self._clock = clock
+        self.clock = clock
         self._on_change = on_change
         self._lock = threading.RLock()
-        self._vaults: dict[str, Vault] = {}  # lower-case vault name (global DNS name) -> vault
-        self._changed = False
+        self.vaults: dict[str, Vault] = {}  # lower-case vault name (global DNS name) -> vault
+        self.changed = False
         self.caller_object_id = caller_object_id
 
     # ------------------------------------------------------------------ public: lifecycle and seeding
 
     def reset(self) -> None:
         with self._lock:
-            self._vaults.clear()
+            self.vaults.clear()
         self._on_change()
 
     def seed(self, vaults: list[dict[str, Any]]) -> None:
@@ -441,14 +443,14 @@ class VaultRegistry:
         with self._lock:
             built = [self._build_vault(doc) for doc in vaults]
             for v in built:
-                self._vaults[v.name.lower()] = v
+                self.vaults[v.name.lower()] = v
         self._on_change()
 
     def principal_grant(self, vault_uri: str, object_id: str, permissions: list[str]) -> None:
         """Give a principal key permissions through an access policy (merged with any it has)."""
         with self._lock:
             vault = self._require_vault(vault_uri)
-            self._merge_policy(vault, AccessPolicy(vault.tenant_id, object_id, None, {"keys": permissions}))
+            self.merge_policy(vault, AccessPolicy(vault.tenant_id, object_id, None, {"keys": permissions}))
         self._on_change()
 
     def principal_revoke(self, vault_uri: str, object_id: str) -> None:
@@ -471,12 +473,12 @@ class VaultRegistry:
     def set_key_enabled(self, vault_uri: str, key_name: str, key_version: str, enabled: bool) -> None:
         """Disable or re-enable a key version out of band (rule K1/K2 fault). "" = current version."""
         with self._lock:
-            key = self._live_key(self._require_vault(vault_uri), key_name)
+            key = self.live_key(self._require_vault(vault_uri), key_name)
             ver = None if key is None else key.current if key_version == "" else key.find(key_version)
             if ver is None:
                 raise KeyError(f"no key {key_name}/{key_version} in {vault_uri}")
             ver.enabled = enabled
-            ver.updated = self._clock()
+            ver.updated = self.clock()
         self._on_change()
 
     def set_unavailable(self, vault_uri: str, unavailable: bool) -> None:
@@ -486,7 +488,7 @@ class VaultRegistry:
             if not unavailable:
                 vault.unavailable_since = None
             elif vault.unavailable_since is None:
-                vault.unavailable_since = self._clock()
+                vault.unavailable_since = self.clock()
         self._on_change()
 
     def set_caller_denied(self, vault_uri: str, denied: bool | list[str]) -> None:
@@ -557,10 +559,12 @@ class VaultRegistry:
 
     def handle_dataplane(self, req: Request) -> Response:
         """Serve one Key Vault data-plane request (§9)."""
+        from emulator.resources import keyvault_data  # here, not on top: it imports this module
+
         with self._lock:
-            self._changed = False
-            resp = self._dataplane(req)
-            changed = self._changed
+            self.changed = False
+            resp = keyvault_data.serve(self, req)
+            changed = self.changed
         if changed:
             self._on_change()
         return resp
@@ -572,10 +576,12 @@ class VaultRegistry:
 
         resource_group "" with vault_name None is the subscription-wide list
         (`/subscriptions/{s}/providers/Microsoft.KeyVault/vaults`, `vaults.list_by_subscription`)."""
+        from emulator.resources import keyvault_mgmt  # here, not on top: it imports this module
+
         with self._lock:
-            self._changed = False
-            resp = self._arm(req, subscription, resource_group, vault_name)
-            changed = self._changed
+            self.changed = False
+            resp = keyvault_mgmt.serve(self, req, subscription, resource_group, vault_name)
+            changed = self.changed
         if changed:
             self._on_change()
         return resp
@@ -587,12 +593,12 @@ class VaultRegistry:
             host = (urlsplit(uri if "//" in uri else f"https://{uri}").hostname or "").lower()
         except ValueError:
             return None
-        return self._vault_by_host(host)
+        return self.vault_by_host(host)
 
-    def _vault_by_host(self, host: str) -> Vault | None:
+    def vault_by_host(self, host: str) -> Vault | None:
         host = host.split(":")[0].lower()
         name, _, suffix = host.partition(".")
-        vault = self._vaults.get(name)
+        vault = self.vaults.get(name)
         if vault is None or suffix != vault.suffix:
             return None
         return vault
@@ -604,7 +610,7 @@ class VaultRegistry:
         return vault
 
     @staticmethod
-    def _live_key(vault: Vault, name: str) -> Key | None:
+    def live_key(vault: Vault, name: str) -> Key | None:
         key = vault.keys.get(name.lower())
         return key if key is not None and key.deleted_at is None else None
 
@@ -622,10 +628,10 @@ class VaultRegistry:
     def _key_usable_locked(self, vault: Vault, name: str, version: str, principal_id: str) -> bool:
         if not set(CLUSTER_KEY_PERMISSIONS) <= vault.principal_key_perms(principal_id):
             return False
-        key = self._live_key(vault, name)
+        key = self.live_key(vault, name)
         if key is None:
             return False
-        now = self._clock()
+        now = self.clock()
         if vault.unavailable_since is not None and now - vault.unavailable_since >= OUTAGE_TOLERANCE:
             return False  # rule K3: the unwrap cache ran out
         if version == "":  # versionless: the newest enabled version (auto-rotation)
@@ -671,7 +677,7 @@ class VaultRegistry:
             caller_denied=doc.get("callerDenied", False),
             enforce_caller=bool(doc.get("enforceCallerAccess", False)),
             unavailable_since=(
-                (_parse_time(doc.get("unavailableSince"), f"vault {name}") or self._clock())
+                (_parse_time(doc.get("unavailableSince"), f"vault {name}") or self.clock())
                 if doc.get("unavailable")
                 else None
             ),
@@ -694,7 +700,7 @@ class VaultRegistry:
             version = str(vdoc.get("version") or _new_version_id())
             if not _VERSION_RE.match(version):
                 raise SeedError(f"{where}: version must be 32 hex characters")
-            created = _parse_time(vdoc.get("created"), where) or self._clock()
+            created = _parse_time(vdoc.get("created"), where) or self.clock()
             key.versions.append(
                 KeyVersion(
                     version=version.lower(),
@@ -716,7 +722,7 @@ class VaultRegistry:
         return key
 
     @staticmethod
-    def _merge_policy(vault: Vault, new: AccessPolicy) -> None:
+    def merge_policy(vault: Vault, new: AccessPolicy) -> None:
         """`add` semantics: union the permissions into the principal's existing entry."""
         for p in vault.access_policies:
             if p.object_id.lower() == new.object_id.lower() and p.application_id == new.application_id:
@@ -726,746 +732,3 @@ class VaultRegistry:
                 return
         vault.access_policies.append(new)
 
-    # ------------------------------------------------------------------ internals: data plane
-
-    def _dataplane(self, req: Request) -> Response:
-        vault = self._vault_by_host(req.host)
-        if vault is None:
-            # Real Azure would fail DNS resolution; a clear 404 is more useful to a test reader.
-            return _kv_error(
-                404,
-                "VaultNotFound",
-                f"No Key Vault answers at host '{req.host}': no vault of that name was created or seeded "
-                "in the emulator.",
-            )
-        auth = req.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "pop") or not token.strip():
-            # §9.1 challenge: the SDK's first request carries no token and no body.
-            challenge = (
-                f'Bearer authorization="https://{vault.cloud.login_host}/{vault.tenant_id}", '
-                f'resource="{vault.resource}"'
-            )
-            resp = _kv_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
-            resp.headers["WWW-Authenticate"] = challenge
-            return resp
-        api = req.q("api-version")
-        if api is None:
-            return _kv_error(400, "BadParameter", "The 'api-version' query parameter is missing.")
-        if api not in DATAPLANE_API_VERSIONS:
-            return _kv_error(
-                400,
-                "BadParameter",
-                f"The specified version ({api}) is not recognized. Consider using the latest supported "
-                f"version ({LATEST_DATAPLANE_API}).",
-            )
-        if vault.unavailable:  # rule K3 fault: transient outage
-            return _kv_error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
-        try:
-            resp = self._route_dataplane(vault, req, api)
-        except (ValueError, TypeError) as exc:  # a body field of the wrong type, as the service says
-            resp = _kv_error(400, "BadParameter", f"The request is malformed: {exc}")
-        if _API_RANK.get(api, 0) >= _API_RANK["7.5-preview.1"]:
-            _add_75_attributes(resp.body)
-        resp.headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        resp.headers["x-ms-keyvault-region"] = vault.location
-        resp.headers["x-ms-keyvault-service-version"] = "1.9.2000.1"
-        if vault.uses_rbac:
-            resp.headers["x-ms-keyvault-rbac-assignment-id"] = secrets.token_hex(16)
-        return resp
-
-    def _route_dataplane(self, vault: Vault, req: Request, api: str) -> Response:
-        segs = req.path.split("/")[1:]  # "/keys/k/" -> ["keys", "k", ""]
-        m = req.method
-        if not segs or segs[0].lower() not in ("keys", "deletedkeys"):
-            return _kv_error(400, "BadParameter", f"Unknown request path: {req.path}")
-        collection = segs[0].lower()
-        rest = segs[1:]
-        if rest and rest[-1] == "":  # "/keys/k/" (SDK's versionless GET) is "/keys/k"
-            rest = rest[:-1]
-        if rest and rest[0] and not _NAME_RE.match(rest[0]):
-            return _kv_error(400, "BadParameter", f"The request URI contains an invalid name: {rest[0]}")
-        if collection == "keys":
-            if m == "GET" and not rest:
-                return self._guard(vault, "list") or self._list_keys(vault, req, api)
-            if m == "GET" and len(rest) == 2 and rest[1].lower() == "versions":
-                return self._guard(vault, "list") or self._list_versions(vault, req, api, rest[0])
-            if m == "GET" and len(rest) in (1, 2) and rest[-1].lower() != "rotationpolicy":
-                return self._guard(vault, "get") or self._get_key(
-                    vault, rest[0], rest[1] if len(rest) == 2 else ""
-                )
-            if m == "POST" and len(rest) == 2 and rest[1].lower() == "create":
-                return self._guard(vault, "create") or self._create_key(vault, rest[0], req)
-            if m == "POST" and len(rest) == 2 and rest[1].lower() == "rotate":
-                return self._guard(vault, "rotate") or self._rotate(vault, rest[0])
-            if len(rest) == 2 and rest[1].lower() == "rotationpolicy" and m in ("GET", "PUT"):
-                if m == "GET":
-                    return self._guard(vault, "getrotationpolicy") or self._get_policy(vault, rest[0])
-                return self._guard(vault, "setrotationpolicy") or self._set_policy(vault, rest[0], req)
-            if m == "PATCH" and len(rest) in (1, 2):
-                return self._guard(vault, "update") or self._update_key(
-                    vault, rest[0], rest[1] if len(rest) == 2 else "", req
-                )
-            if m == "DELETE" and len(rest) == 1:
-                return self._guard(vault, "delete") or self._delete_key(vault, rest[0])
-        else:
-            if m == "GET" and not rest:
-                return self._guard(vault, "list") or self._list_deleted(vault, req, api)
-            if m == "GET" and len(rest) == 1:
-                return self._guard(vault, "get") or self._get_deleted(vault, rest[0])
-            if m == "POST" and len(rest) == 2 and rest[1].lower() == "recover":
-                return self._guard(vault, "recover") or self._recover(vault, rest[0])
-            if m == "DELETE" and len(rest) == 1:
-                return self._guard(vault, "purge") or self._purge(vault, rest[0])
-        return _kv_error(405, "MethodNotAllowed", f"{m} {req.path} is not supported by the emulated vault.")
-
-    def _guard(self, vault: Vault, perm: str) -> Response | None:
-        """403 when the caller (our tool) may not do `perm` on this vault (seeded fault)."""
-        denied = vault.caller_denied
-        blocked = denied is True or (isinstance(denied, list) and perm in {d.lower() for d in denied})
-        if not blocked and vault.enforce_caller:
-            blocked = perm not in vault.principal_key_perms(self.caller_object_id)
-        if not blocked:
-            return None
-        caller = f"appid=04b07795-8ddb-461a-bbee-02f9e1bf7b46;oid={self.caller_object_id}"
-        where = f"{vault.name};location={vault.location}"
-        if vault.uses_rbac:
-            return _kv_error(
-                403,
-                "Forbidden",
-                "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "
-                "assignments or role definitions were changed recently, please observe propagation time.\r\n"
-                f"Caller: {caller}\r\nAction: 'Microsoft.KeyVault/vaults/keys/{perm}'\r\n"
-                f"Resource: '{vault.arm_id.lower()}'\r\nAssignment: (not found)\r\nVault: {where}\r\n",
-                "ForbiddenByRbac",
-            )
-        return _kv_error(
-            403,
-            "Forbidden",
-            f"The user, group or application '{caller};iss=https://sts.windows.net/{vault.tenant_id}/' does "
-            f"not have keys {perm} permission on key vault '{where}'. For help resolving this issue, please "
-            "see https://go.microsoft.com/fwlink/?linkid=2125287",
-            "ForbiddenByPolicy",
-        )
-
-    def _attributes(self, vault: Vault, ver: KeyVersion) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"enabled": ver.enabled}
-        if ver.not_before is not None:
-            attrs["nbf"] = _ts(ver.not_before)
-        if ver.expires is not None:
-            attrs["exp"] = _ts(ver.expires)
-        attrs["created"] = _ts(ver.created)
-        attrs["updated"] = _ts(ver.updated)
-        attrs["recoveryLevel"] = vault.recovery_level()
-        if vault.soft_delete:  # recorded: absent on a vault without soft delete ("Purgeable")
-            attrs["recoverableDays"] = vault.retention_days
-        return attrs
-
-    def _bundle(self, vault: Vault, key: Key, ver: KeyVersion) -> dict[str, Any]:
-        jwk: dict[str, Any] = {"kid": f"https://{vault.host}/keys/{key.name}/{ver.version}", "kty": ver.kty}
-        jwk["key_ops"] = list(ver.key_ops)
-        jwk.update(ver.material)
-        out: dict[str, Any] = {"key": jwk, "attributes": self._attributes(vault, ver)}
-        if ver.tags:
-            out["tags"] = dict(ver.tags)
-        return out
-
-    def _deleted_bundle(self, vault: Vault, key: Key) -> dict[str, Any]:
-        out = self._bundle(vault, key, key.current)
-        if vault.soft_delete and key.deleted_at is not None:
-            out["recoveryId"] = f"https://{vault.host}/deletedkeys/{key.name}"
-            out["deletedDate"] = _ts(key.deleted_at)
-            out["scheduledPurgeDate"] = _ts(key.deleted_at + timedelta(days=vault.retention_days))
-        return out
-
-    def _page(self, vault: Vault, req: Request, api: str, items: list[dict[str, Any]]) -> Response:
-        """One page of a list; nextLink carries an explicit :443 like the real service (§9.2)."""
-        raw_max = req.q("maxresults")
-        try:
-            size = _PAGE_MAX if raw_max is None else int(raw_max)
-            start = int(req.q("$skiptoken") or 0)
-        except ValueError:
-            return _kv_error(400, "BadParameter", "maxresults or $skiptoken is not a valid number.")
-        if not 1 <= size <= _PAGE_MAX:
-            return _kv_error(
-                400, "BadParameter", f"The value of maxresults must be between 1 and {_PAGE_MAX}."
-            )
-        end = start + size
-        next_link = None
-        if end < len(items):
-            next_link = (
-                f"https://{vault.host}:443{req.path}?api-version={api}&$skiptoken={end}&maxresults={size}"
-            )
-        return Response(200, {"value": items[start:end], "nextLink": next_link})
-
-    def _not_found(self, name: str, version: str = "") -> Response:
-        return _kv_error(
-            404, "KeyNotFound", KEY_NOT_FOUND.format(name=f"{name}/{version}" if version else name)
-        )
-
-    def _list_keys(self, vault: Vault, req: Request, api: str) -> Response:
-        items = []
-        for key in vault.keys.values():
-            if key.deleted_at is None:
-                item: dict[str, Any] = {
-                    "kid": f"https://{vault.host}/keys/{key.name}",
-                    "attributes": self._attributes(vault, key.current),
-                }
-                if key.current.tags:
-                    item["tags"] = dict(key.current.tags)
-                items.append(item)
-        return self._page(vault, req, api, items)
-
-    def _list_versions(self, vault: Vault, req: Request, api: str, name: str) -> Response:
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name)
-        items = []
-        # recorded: versions come sorted by version id, not by creation time
-        for ver in sorted(key.versions, key=lambda v: v.version.lower()):
-            item: dict[str, Any] = {
-                "kid": f"https://{vault.host}/keys/{key.name}/{ver.version}",
-                "attributes": self._attributes(vault, ver),
-            }
-            if ver.tags:
-                item["tags"] = dict(ver.tags)
-            items.append(item)
-        return self._page(vault, req, api, items)
-
-    def _get_key(self, vault: Vault, name: str, version: str) -> Response:
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name, version)
-        ver = key.current if version == "" else key.find(version)
-        if ver is None:
-            return self._not_found(name, version)
-        return Response(200, self._bundle(vault, key, ver))
-
-    def _create_key(self, vault: Vault, name: str, req: Request) -> Response:
-        try:
-            body = req.json() or {}
-        except ValueError:
-            return _kv_error(400, "BadParameter", "The request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return _kv_error(400, "BadParameter", "The request body must be a JSON object.")
-        kty = str(body.get("kty", ""))
-        if kty not in ("RSA", "RSA-HSM", "EC", "EC-HSM"):
-            return _kv_error(400, "BadParameter", f"Property 'kty' has an invalid value: '{kty}'.")
-        if kty.endswith("-HSM") and vault.sku.lower() != "premium" and not vault.managed_hsm:
-            return _kv_error(400, "BadParameter", f"Key type '{kty}' is only supported on premium vaults.")
-        size = int(body.get("key_size") or 2048)
-        if kty.startswith("RSA") and size not in (2048, 3072, 4096):
-            return _kv_error(400, "BadParameter", f"Property 'key_size' has an invalid value: {size}.")
-        curve = str(body.get("crv") or "P-256")
-        if kty.startswith("EC") and curve not in ("P-256", "P-256K", "P-384", "P-521"):
-            return _kv_error(400, "BadParameter", f"Property 'crv' has an invalid value: '{curve}'.")
-        existing = vault.keys.get(name.lower())
-        if existing is not None and existing.deleted_at is not None:
-            return _kv_error(
-                409,
-                "Conflict",
-                f"Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
-                "in this state, the key can only be recovered or purged.",
-                "ObjectIsDeletedButRecoverable",
-            )
-        attrs = _attributes_of(body)
-        if attrs is None:
-            return _kv_error(400, "BadParameter", "Property 'attributes' must be an object.")
-        now = self._clock()
-        default_ops = (
-            ["sign", "verify"]
-            if kty.startswith("EC")
-            else ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
-        )
-        ver = KeyVersion(
-            version=_new_version_id(),
-            kty=kty,
-            key_ops=list(body.get("key_ops") or default_ops),
-            material=_fake_material(kty, size, curve),
-            enabled=bool(attrs.get("enabled", True)),
-            created=now,
-            updated=now,
-            expires=_from_ts(attrs.get("exp")),
-            not_before=_from_ts(attrs.get("nbf")),
-            tags=dict(body.get("tags") or {}),
-        )
-        key = existing or Key(name=name)
-        key.versions.append(ver)
-        vault.keys[name.lower()] = key
-        self._changed = True  # a new current version can revive a versionless cluster
-        return Response(200, self._bundle(vault, key, ver))
-
-    def _policy_json(self, vault: Vault, key: Key) -> dict[str, Any]:
-        policy = dict(key.rotation_policy or {"lifetimeActions": [], "attributes": {}})
-        return {"id": f"https://{vault.host}/keys/{key.name}/rotationpolicy", **policy}
-
-    def _get_policy(self, vault: Vault, name: str) -> Response:
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name)
-        return Response(200, self._policy_json(vault, key))
-
-    def _set_policy(self, vault: Vault, name: str, req: Request) -> Response:
-        """PUT rotationpolicy (recorded 2023): the policy echoed with its id and created/updated times."""
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name)
-        try:
-            body = req.json() or {}
-        except ValueError:
-            return _kv_error(400, "BadParameter", "The request body is not valid JSON.")
-        actions = body.get("lifetimeActions") if isinstance(body, dict) else None
-        attrs = body.get("attributes") if isinstance(body, dict) else None
-        if not isinstance(actions, list) or (attrs is not None and not isinstance(attrs, dict)):
-            return _kv_error(400, "BadParameter", "A rotation policy needs a 'lifetimeActions' list.")
-        expiry = (attrs or {}).get("expiryTime")
-        if expiry is not None and _duration(expiry) is None:
-            return _kv_error(400, "BadParameter", f"Property 'expiryTime' has an invalid value: '{expiry}'.")
-        now = _ts(self._clock())
-        created = (key.rotation_policy or {}).get("attributes", {}).get("created", now)
-        key.rotation_policy = {
-            "lifetimeActions": actions,
-            "attributes": {**({"expiryTime": expiry} if expiry else {}), "created": created, "updated": now},
-        }
-        return Response(200, self._policy_json(vault, key))
-
-    def _rotate(self, vault: Vault, name: str) -> Response:
-        """POST rotate (recorded 2023): a new current version like the last one; with a policy
-        `expiryTime` it expires that long after its creation."""
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name)
-        last = key.current
-        now = self._clock()
-        expiry = _duration(((key.rotation_policy or {}).get("attributes") or {}).get("expiryTime"))
-        size = len(base64.urlsafe_b64decode(last.material["n"] + "==")) * 8 if "n" in last.material else 2048
-        ver = KeyVersion(
-            version=_new_version_id(),
-            kty=last.kty,
-            key_ops=list(last.key_ops),
-            material=_fake_material(last.kty, size, last.material.get("crv", "P-256")),
-            enabled=True,
-            created=now,
-            updated=now,
-            expires=now + expiry if expiry is not None else None,
-            tags=dict(last.tags),
-        )
-        key.versions.append(ver)
-        self._changed = True  # a new current version: versionless clusters follow it (rule K1)
-        return Response(200, self._bundle(vault, key, ver))
-
-    def _update_key(self, vault: Vault, name: str, version: str, req: Request) -> Response:
-        key = self._live_key(vault, name)
-        ver = None if key is None else key.current if version == "" else key.find(version)
-        if key is None or ver is None:
-            return self._not_found(name, version)
-        try:
-            body = req.json() or {}
-        except ValueError:
-            return _kv_error(400, "BadParameter", "The request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return _kv_error(400, "BadParameter", "The request body must be a JSON object.")
-        attrs = _attributes_of(body)
-        if attrs is None:
-            return _kv_error(400, "BadParameter", "Property 'attributes' must be an object.")
-        if "enabled" in attrs and attrs["enabled"] is not None:
-            ver.enabled = bool(attrs["enabled"])  # rule K1: disabling the used version revokes
-        if "exp" in attrs:
-            ver.expires = _from_ts(attrs["exp"])
-        if "nbf" in attrs:
-            ver.not_before = _from_ts(attrs["nbf"])
-        if body.get("tags") is not None:
-            ver.tags = dict(body["tags"])
-        if body.get("key_ops") is not None:
-            ver.key_ops = list(body["key_ops"])
-        ver.updated = self._clock()
-        self._changed = True
-        return Response(200, self._bundle(vault, key, ver))
-
-    def _delete_key(self, vault: Vault, name: str) -> Response:
-        key = self._live_key(vault, name)
-        if key is None:
-            return self._not_found(name)
-        if vault.soft_delete:
-            key.deleted_at = self._clock()
-        else:
-            del vault.keys[name.lower()]
-        self._changed = True  # rule K1: deleting the used key revokes
-        return Response(200, self._deleted_bundle(vault, key))
-
-    def _deleted_key(self, vault: Vault, name: str) -> Key | None:
-        key = vault.keys.get(name.lower())
-        return key if key is not None and key.deleted_at is not None else None
-
-    def _deleted_not_found(self, name: str) -> Response:
-        return _kv_error(404, "KeyNotFound", f"Deleted Key not found: {name}")
-
-    def _list_deleted(self, vault: Vault, req: Request, api: str) -> Response:
-        items = []
-        for key in vault.keys.values():
-            if key.deleted_at is not None:
-                b = self._deleted_bundle(vault, key)
-                item = {k: v for k, v in b.items() if k != "key"}
-                item["kid"] = f"https://{vault.host}/keys/{key.name}"
-                items.append(item)
-        return self._page(vault, req, api, items)
-
-    def _get_deleted(self, vault: Vault, name: str) -> Response:
-        key = self._deleted_key(vault, name)
-        if key is None:
-            return self._deleted_not_found(name)
-        return Response(200, self._deleted_bundle(vault, key))
-
-    def _recover(self, vault: Vault, name: str) -> Response:
-        key = self._deleted_key(vault, name)
-        if key is None:
-            return self._deleted_not_found(name)
-        key.deleted_at = None
-        self._changed = True  # rule K2: access returns, service resumes
-        return Response(200, self._bundle(vault, key, key.current))
-
-    def _purge(self, vault: Vault, name: str) -> Response:
-        key = self._deleted_key(vault, name)
-        if key is None:
-            return self._deleted_not_found(name)
-        if vault.purge_protection:
-            return _kv_error(
-                403,
-                "Forbidden",
-                'Operation "purge" is not allowed because purge protection is enabled for this vault.',
-            )
-        del vault.keys[name.lower()]
-        self._changed = True
-        return Response(204)
-
-    # ------------------------------------------------------------------ internals: ARM plane
-
-    def _arm(self, req: Request, subscription: str, resource_group: str, vault_name: str | None) -> Response:
-        api = req.q("api-version")
-        if api is None:
-            return arm_error(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
-        if api not in ARM_API_VERSIONS:
-            return arm_error(
-                400,
-                "NoRegisteredProviderFound",
-                f"No registered resource provider found for location 'global' and API version '{api}' "
-                f"for type 'vaults'. The supported api-versions are '{', '.join(ARM_API_VERSIONS)}'.",
-            )
-        if vault_name is None:
-            if req.method != "GET":
-                return arm_error(
-                    405, "MethodNotAllowed", f"{req.method} is not allowed on the vaults collection."
-                )
-            vaults = [
-                self._vault_json(v, api)
-                for v in self._vaults.values()
-                if v.subscription.lower() == subscription.lower()
-                and (not resource_group or v.resource_group.lower() == resource_group.lower())
-                and not v.managed_hsm
-            ]
-            return Response(200, {"value": vaults})
-        tail = self._arm_tail(req.path, vault_name)
-        existing = self._vaults.get(vault_name.lower())
-        mine = (
-            existing
-            if existing is not None
-            and not existing.managed_hsm
-            and existing.subscription.lower() == subscription.lower()
-            and existing.resource_group.lower() == resource_group.lower()
-            else None
-        )
-        if tail:
-            if len(tail) == 2 and tail[0].lower() == "accesspolicies" and req.method in ("PUT", "PATCH"):
-                if mine is None:
-                    return self._arm_not_found(vault_name, resource_group)
-                return self._arm_access_policy(mine, tail[1].lower(), req)
-            return arm_error(404, "NotFound", f"The emulator does not serve {req.path}.")
-        if req.method == "GET":
-            return (
-                Response(200, self._vault_json(mine, api))
-                if mine
-                else self._arm_not_found(vault_name, resource_group)
-            )
-        if req.method == "PUT":
-            if existing is not None and mine is None:
-                return arm_error(
-                    409,
-                    "VaultAlreadyExists",
-                    f"The vault name '{vault_name}' is already in use. Vault names are globally unique so it "
-                    "is possible that the name is already taken.",
-                )
-            return self._arm_put(req, subscription, resource_group, vault_name, mine)
-        if req.method == "PATCH":
-            if mine is None:
-                return self._arm_not_found(vault_name, resource_group)
-            return self._arm_patch(req, mine)
-        if req.method == "DELETE":
-            if mine is not None:
-                del self._vaults[vault_name.lower()]
-                self._changed = True  # every cluster on this vault loses its key (rule K2)
-                return Response(200)
-            return Response(204)
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not allowed on a vault.")
-
-    @staticmethod
-    def _arm_tail(path: str, vault_name: str) -> list[str]:
-        """Segments after `/vaults/{name}` (e.g. ["accessPolicies", "add"])."""
-        segs = [s for s in path.split("/") if s]
-        lower = [s.lower() for s in segs]
-        for i in range(len(lower) - 1):
-            if lower[i] == "vaults" and lower[i + 1] == vault_name.lower():
-                return segs[i + 2 :]
-        return []
-
-    @staticmethod
-    def _arm_not_found(name: str, resource_group: str) -> Response:
-        return arm_error(
-            404,
-            "ResourceNotFound",
-            f"The Resource 'Microsoft.KeyVault/vaults/{name}' under resource group '{resource_group}' was "
-            "not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-        )
-
-    def _vault_json(self, v: Vault, api: str | None = None, *, creating: bool = False) -> dict[str, Any]:
-        """The vault as the api-version shows it. Recorded (2020, api 2019-09-01; 2023, api 2023-02-01):
-        switches never set are absent, the retention only with soft delete; `systemData` and
-        `publicNetworkAccess` appear in the newer api-version (the emulator switches at 2021-04-01-preview,
-        the next one it accepts); a create answers `RegisteringDns` and a vaultUri without the slash."""
-        props: dict[str, Any] = {
-            "sku": {"family": "A", "name": v.sku},
-            "tenantId": v.tenant_id,
-            "accessPolicies": [p.to_json() for p in v.access_policies],
-            "enabledForDeployment": False,
-            "enableSoftDelete": v.soft_delete,
-        }
-        if v.soft_delete:
-            props["softDeleteRetentionInDays"] = v.retention_days
-        if v.rbac:
-            props["enableRbacAuthorization"] = True
-        props["vaultUri"] = v.uri.rstrip("/") if creating else v.uri
-        props["provisioningState"] = "RegisteringDns" if creating else "Succeeded"
-        newer = (api or ARM_API_VERSIONS[-1]) >= "2021-04-01-preview"
-        if newer:
-            props["publicNetworkAccess"] = "Enabled"
-        props.update(v.extra_props)
-        if v.purge_protection is not None:  # absent when never set (§10)
-            props["enablePurgeProtection"] = v.purge_protection
-        out: dict[str, Any] = {
-            "id": v.arm_id,
-            "name": v.name,
-            "type": "Microsoft.KeyVault/vaults",
-            "location": v.location,
-            "tags": dict(v.tags),
-        }
-        if newer:
-            created = v.created_at or self._clock()
-            modified = v.modified_at or created
-            out["systemData"] = {
-                "createdBy": "user@example.com",
-                "createdByType": "User",
-                "createdAt": _iso(created),
-                "lastModifiedBy": "user@example.com",
-                "lastModifiedByType": "User",
-                "lastModifiedAt": _iso(modified),
-            }
-        out["properties"] = props
-        return out
-
-    def _body(self, req: Request) -> dict[str, Any] | Response:
-        try:
-            body = req.json()
-        except ValueError:
-            return arm_error(
-                400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
-            )
-        if not isinstance(body, dict):
-            return arm_error(
-                400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
-            )
-        return body
-
-    def _apply_props(self, v: Vault, props: dict[str, Any], *, creating: bool) -> Response | None:
-        """Apply vault properties, refusing the irreversible switches the service refuses (§10)."""
-        if "sku" in props and props["sku"] is not None:
-            sku = props["sku"]
-            if not isinstance(sku, dict) or str(sku.get("name", "")).lower() not in ("standard", "premium"):
-                return arm_error(
-                    400, "BadRequest", "The property 'sku.name' must be 'standard' or 'premium'."
-                )
-            v.sku = str(sku["name"])
-        if props.get("tenantId") is not None:
-            v.tenant_id = str(props["tenantId"])
-        sd = props.get("enableSoftDelete")
-        if sd is not None:
-            if not sd and v.soft_delete and not creating:
-                return arm_error(
-                    400,
-                    "BadRequest",
-                    'The property "enableSoftDelete" has been set to true previously and cannot be set '
-                    "to false.",
-                )
-            v.soft_delete = bool(sd)
-        pp = props.get("enablePurgeProtection")
-        if pp is not None:
-            if not pp and v.purge_protection:
-                return arm_error(
-                    400,
-                    "BadRequest",
-                    'The property "enablePurgeProtection" cannot be set to false. Enabling the purge '
-                    "protection for a vault is an irreversible action.",
-                )
-            v.purge_protection = True if pp else v.purge_protection
-        if v.purge_protection and not v.soft_delete:
-            return arm_error(
-                400, "BadRequest", "Purge protection can only be enabled on a vault with soft delete enabled."
-            )
-        days = props.get("softDeleteRetentionInDays")
-        if days is not None:
-            if not isinstance(days, int) or not 7 <= days <= 90:
-                return arm_error(400, "BadRequest", "softDeleteRetentionInDays must be between 7 and 90.")
-            v.retention_days = days
-        if props.get("enableRbacAuthorization") is not None:
-            v.rbac = bool(props["enableRbacAuthorization"])
-        if props.get("accessPolicies") is not None:
-            try:
-                v.access_policies = [_parse_policy(p, v.tenant_id) for p in props["accessPolicies"]]
-            except (ValueError, TypeError) as exc:
-                return arm_error(400, "BadRequest", f"Invalid accessPolicies: {exc}")
-        for name in (
-            "enabledForDeployment",
-            "enabledForDiskEncryption",
-            "enabledForTemplateDeployment",
-            "publicNetworkAccess",
-            "networkAcls",
-        ):
-            if props.get(name) is not None:
-                v.extra_props[name] = props[name]
-        return None
-
-    def _arm_put(
-        self, req: Request, subscription: str, resource_group: str, name: str, existing: Vault | None
-    ) -> Response:
-        body = self._body(req)
-        if isinstance(body, Response):
-            return body
-        if not _VAULT_NAME_RE.match(name):
-            return arm_error(
-                400,
-                "VaultNameNotValid",
-                f"The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric "
-                "characters. The name must begin with a letter, end with a letter or digit, and not contain "
-                "consecutive hyphens.",
-            )
-        location = body.get("location")
-        if not isinstance(location, str) or not location:
-            return arm_error(
-                400, "LocationRequired", "The location property is required for this definition."
-            )
-        props = body.get("properties")
-        if not isinstance(props, dict) or not props.get("tenantId") or not props.get("sku"):
-            return arm_error(400, "BadRequest", "The properties 'tenantId' and 'sku' are required.")
-        if existing is not None and _norm_location(existing.location) != _norm_location(location):
-            return arm_error(
-                400,
-                "InvalidResourceLocation",
-                f"The resource '{name}' already exists in location '{existing.location}' in resource group "
-                f"'{resource_group}'. A resource with the same name cannot be created in location "
-                f"'{location}'. Please select a new resource name.",
-            )
-        work = Vault(
-            name=name,
-            subscription=subscription,
-            resource_group=resource_group,
-            location=location,
-            tenant_id=str(props["tenantId"]),
-            cloud=self.cloud,
-        )
-        if existing is not None:  # PUT replaces, but irreversible switches are judged against the old state
-            work.soft_delete, work.purge_protection = existing.soft_delete, existing.purge_protection
-            work.retention_days, work.keys = existing.retention_days, existing.keys
-            work.role_assignments = existing.role_assignments
-            work.caller_denied, work.enforce_caller = existing.caller_denied, existing.enforce_caller
-            work.unavailable_since = existing.unavailable_since
-        err = self._apply_props(work, props, creating=existing is None)
-        if err is not None:
-            return err
-        work.tags = dict(body.get("tags") or {})
-        now = self._clock()
-        work.created_at = existing.created_at if existing is not None else now
-        work.modified_at = now
-        self._vaults[name.lower()] = work
-        self._changed = True
-        # recorded: 200 on create too, while DNS registers (an LRO the SDK polls to Succeeded)
-        return Response(200, self._vault_json(work, req.q("api-version"), creating=existing is None))
-
-    def _arm_patch(self, req: Request, v: Vault) -> Response:
-        body = self._body(req)
-        if isinstance(body, Response):
-            return body
-        props = body.get("properties") or {}
-        if not isinstance(props, dict):
-            return arm_error(400, "BadRequest", "'properties' must be an object.")
-        # Validate on a copy so a refused PATCH changes nothing.
-        trial = Vault(**{f: getattr(v, f) for f in v.__dataclass_fields__})
-        trial.access_policies = list(v.access_policies)
-        trial.extra_props = dict(v.extra_props)
-        err = self._apply_props(trial, props, creating=False)
-        if err is not None:
-            return err
-        if body.get("tags") is not None:
-            trial.tags = dict(body["tags"])
-        self._vaults[v.name.lower()] = trial
-        self._changed = True
-        trial.modified_at = self._clock()
-        return Response(200, self._vault_json(trial, req.q("api-version")))
-
-    def _arm_access_policy(self, v: Vault, kind: str, req: Request) -> Response:
-        """PUT .../accessPolicies/{add|replace|remove} (rule K2: removal revokes a cluster)."""
-        if kind not in ("add", "replace", "remove"):
-            return arm_error(
-                400, "BadRequest", f"The operation kind '{kind}' is invalid; use add, replace or remove."
-            )
-        body = self._body(req)
-        if isinstance(body, Response):
-            return body
-        raw = (body.get("properties") or {}).get("accessPolicies")
-        if not isinstance(raw, list):
-            return arm_error(400, "BadRequest", "properties.accessPolicies is required.")
-        try:
-            policies = [_parse_policy(p, v.tenant_id) for p in raw]
-        except (ValueError, TypeError) as exc:
-            return arm_error(400, "BadRequest", f"Invalid accessPolicies: {exc}")
-        for new in policies:
-            if kind == "add":
-                self._merge_policy(v, new)
-                continue
-            match = [
-                p
-                for p in v.access_policies
-                if p.object_id.lower() == new.object_id.lower() and p.application_id == new.application_id
-            ]
-            if kind == "replace":
-                for p in match:
-                    v.access_policies.remove(p)
-                v.access_policies.append(new)
-                continue
-            for p in match:  # remove: drop the listed permissions; an emptied entry disappears
-                for k, perms in new.permissions.items():
-                    gone = {x.lower() for x in perms}
-                    p.permissions[k] = [x for x in p.permissions.get(k, []) if x.lower() not in gone]
-                if not any(p.permissions.values()):
-                    v.access_policies.remove(p)
-        self._changed = True
-        return Response(
-            200,
-            {
-                "id": f"{v.arm_id}/accessPolicies/{kind}",
-                "type": "Microsoft.KeyVault/vaults/accessPolicies",
-                "location": v.location,
-                "properties": {"accessPolicies": [p.to_json() for p in policies]},
-            },
-        )

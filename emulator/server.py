@@ -98,7 +98,7 @@ def pick_fault(em: Emulator, req: Request) -> Injected:
     out = Injected()
     with em.lock:
         for f in list(em.faults):
-            # operation-shaping faults are applied when the operation starts (resources.operations._apply_faults_to_op)
+            # operation-shaping faults are applied when the operation starts (operations._apply_faults_to_op)
             if f.shapes_operation or not f.fires(req.method, req.path, em.rng):
                 continue
             out.delay += f.delay
