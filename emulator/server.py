@@ -1,6 +1,6 @@
-"""One HTTPS listener that routes by Host header, so the SDKs keep using real Azure URLs and only the
-connection is redirected (like a DNS override). Faults and throttling are applied here, before any
-handler runs, because that is where Azure's front door applies them."""
+"""One HTTPS listener that routes by Host header (emulator/router.py), so the SDKs keep using real Azure
+URLs and only the connection is redirected (like a DNS override). Faults and throttling are applied
+here, before any handler runs, because that is where Azure's front door applies them."""
 
 from __future__ import annotations
 
@@ -22,23 +22,12 @@ from typing import Any
 
 import trustme
 
-from emulator import admin, arm
+from emulator import admin, router
 from emulator.clock import SimClock
 from emulator.clouds import PUBLIC, by_name
 from emulator.http import Request, Response, arm_error
 from emulator.limits import DEFAULT_PROFILE
 from emulator.state import Bucket, Emulator
-
-
-def route(em: Emulator, req: Request) -> Response:
-    """Dispatch one request by the played cloud's host names; the admin API answers on any host."""
-    if req.path.lower().startswith("/_emulator/"):
-        return admin.handle(em, req)
-    if req.host == em.cloud.arm_host:
-        return arm.handle(em, req)
-    if req.host.endswith((f".{em.cloud.vault_suffix}", f".{em.cloud.hsm_suffix}")):
-        return em.vaults.handle_dataplane(req)
-    return arm_error(404, "HostNotFound", f"No emulated service for host '{req.host}'.")
 
 
 def _subscription_of(path: str) -> str | None:
@@ -175,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
                 resp, extra = throttle(em, req)
         if resp is None:
             try:
-                resp = route(em, req)
+                resp = router.route(em, req)
             except Exception as exc:  # the emulator must answer, as Azure does, never hang up
                 resp = arm_error(500, "InternalServerError", f"Emulator error: {type(exc).__name__}: {exc}")
         if injected.after_accept:

@@ -37,7 +37,7 @@ def _activity_error(msg: str) -> Response:
     return Response(400, {"Code": "BadRequest", "Message": msg})  # non-ARM envelope (facts §12.18)
 
 
-def _activity(em: Emulator, req: Request, sub: str) -> Response:
+def activity_log_values(em: Emulator, req: Request, sub: str) -> Response:
     """`$filter` grammar of facts §11: eventTimestamp ge '..' [and eventTimestamp le '..'] [and one eq]."""
     flt = req.q("$filter")
     if not flt:

@@ -17,10 +17,10 @@ from emulator.resources.common import (
     MSG_BODY,
     PREVIEW_2020,
     _json,
-    _no_route,
-    _rg_404,
-    _rg_exists,
     _rg_name,
+    no_route,
+    rg_404,
+    rg_exists,
 )
 from emulator.resources.operations import (
     _apply_faults_to_op,
@@ -180,7 +180,7 @@ def _cluster_shape(
     return body
 
 
-def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Response:
+def list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Response:
     items = [
         c
         for c in em.clusters.values()
@@ -204,7 +204,7 @@ def _list_clusters(em: Emulator, req: Request, sub: str, rg: str | None) -> Resp
     return Response(200, body)
 
 
-def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
+def handle_cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
     key = f"{sub}/{rg}/{name}".lower()
     c = em.clusters.get(key)
     if req.method == "GET":
@@ -212,8 +212,8 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
             return _cluster_404(em, sub, rg, name)  # rule C11: soft-deleted = 404
         return Response(200, _cluster_shape(em, c, req.q("api-version")))
     if req.method == "PUT":
-        if not _rg_exists(em, sub, rg):
-            return _rg_404(rg)
+        if not rg_exists(em, sub, rg):
+            return rg_404(rg)
         if c is None:
             return _create_cluster(em, req, sub, rg, name)
         if c.failed and c.running_op() is None:
@@ -227,7 +227,7 @@ def _cluster(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Respon
         if c is None:
             return Response(204)
         return _delete_cluster(em, req, c)
-    return _no_route(req)
+    return no_route(req)
 
 
 def _cluster_404(em: Emulator, sub: str, rg: str, name: str) -> Response:

@@ -45,13 +45,13 @@ MSG_BODY = "The body of the request is null or in bad format."
 MSG_WS_404 = "Workspace not found. The workspace you specified doesn't exist or was deleted."
 
 
-def _no_route(req: Request) -> Response:
+def no_route(req: Request) -> Response:
     return arm_error(
         404, "InvalidResourceType", f"The resource type could not be found for path '{req.path}'."
     )
 
 
-def _versioned(req: Request, allowed: tuple[str, ...]) -> Response | None:
+def versioned(req: Request, allowed: tuple[str, ...]) -> Response | None:
     """None when the api-version is acceptable, else ARM's 400 (facts §1.1)."""
     v = req.q("api-version")
     if not v:
@@ -73,11 +73,11 @@ def _rg_key(sub: str, rg: str) -> str:
     return f"{sub}/{rg}".lower()
 
 
-def _rg_exists(em: Emulator, sub: str, rg: str) -> bool:
+def rg_exists(em: Emulator, sub: str, rg: str) -> bool:
     return _rg_key(sub, rg) in em.resource_groups
 
 
-def _rg_404(rg: str) -> Response:
+def rg_404(rg: str) -> Response:
     return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
 
 

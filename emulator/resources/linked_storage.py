@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.http import Request, Response, arm_error
-from emulator.resources.common import DATA_SOURCE_TYPES, LSA_TYPE, _json, _no_route
+from emulator.resources.common import DATA_SOURCE_TYPES, LSA_TYPE, _json, no_route
 from emulator.resources.workspaces import _ws_404
 from emulator.state import Emulator, Workspace, norm_loc
 
@@ -22,14 +22,16 @@ def _lsa_body(
     }
 
 
-def _list_linked_storage(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
+def list_linked_storage(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
     w = em.workspaces.get(ws_key)
     if w is None:
         return _ws_404(rg, name)
     return Response(200, {"value": [_lsa_body(w, d, list_item=True) for d in sorted(w.storage)]})
 
 
-def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str, dst_raw: str) -> Response:
+def handle_linked_storage(
+    em: Emulator, req: Request, sub: str, rg: str, ws_name: str, dst_raw: str
+) -> Response:
     w = em.workspaces.get(f"{sub}/{rg}/{ws_name}".lower())
     if w is None:
         return _ws_404(rg, ws_name)
@@ -86,4 +88,4 @@ def _linked_storage(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
             )
             w.saved_searches = 0
         return Response(200, _lsa_body(w, dst, path_name=dst_raw))
-    return _no_route(req)
+    return no_route(req)

@@ -8,7 +8,7 @@ from typing import Any
 
 from emulator.clock import iso7
 from emulator.http import Request, Response, arm_error
-from emulator.resources.common import LS_TYPE, MSG_WS_404, _json, _no_route
+from emulator.resources.common import LS_TYPE, MSG_WS_404, _json, no_route
 from emulator.resources.operations import _apply_faults_to_op, _client_request_id, _op_headers, _start_logged
 from emulator.resources.workspaces import _invalidate, _ws_404
 from emulator.state import Cluster, Emulator, Workspace, norm_loc
@@ -35,7 +35,7 @@ def _ls_body(em: Emulator, w: Workspace) -> dict[str, Any] | None:
     }
 
 
-def _list_linked_services(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
+def list_linked_services(em: Emulator, ws_key: str, rg: str, name: str) -> Response:
     w = em.workspaces.get(ws_key)
     if w is None:
         return _ws_404(rg, name)
@@ -48,7 +48,9 @@ def _link_window_count(em: Emulator, w: Workspace, now: datetime) -> list[dateti
     return sorted(t for t, _ in w.link_history if now - t < window)
 
 
-def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str, ls_name: str) -> Response:
+def handle_linked_service(
+    em: Emulator, req: Request, sub: str, rg: str, ws_name: str, ls_name: str
+) -> Response:
     w = em.workspaces.get(f"{sub}/{rg}/{ws_name}".lower())
     if ls_name.lower() != "cluster":
         if w is None:
@@ -64,7 +66,7 @@ def _linked_service(em: Emulator, req: Request, sub: str, rg: str, ws_name: str,
     if w is None:
         return arm_error(404, "ResourceNotFound", MSG_WS_404)
     if req.method not in ("PUT", "DELETE"):
-        return _no_route(req)
+        return no_route(req)
     resp = _link_write(em, req, sub, w)
     if resp.status >= 400 or resp.status == 204:
         # ARM logs a refused write as Started + Failed: in the Activity Log, never in the W3 count
@@ -169,7 +171,7 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
         _invalidate(em, w)
         # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
         return Response(200, _ls_body(em, w), _op_headers(em, req, op))
-    return _no_route(req)
+    return no_route(req)
 
 
 def _w3(em: Emulator, w: Workspace, now: datetime) -> Response | None:

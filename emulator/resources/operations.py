@@ -26,7 +26,7 @@ def _op_headers(em: Emulator, req: Request, op: Operation, result_path: str | No
     return h
 
 
-def _op_status(em: Emulator, op_id: str) -> Response:
+def operation_status(em: Emulator, op_id: str) -> Response:
     op = em.operations.get(op_id) or next(
         (o for o in em.operations.values() if o.id.lower() == op_id.lower()), None
     )
@@ -49,7 +49,7 @@ def _op_status(em: Emulator, op_id: str) -> Response:
     return Response(200, body)
 
 
-def _op_result(em: Emulator, op_id: str) -> Response:
+def operation_result(em: Emulator, op_id: str) -> Response:
     op = em.operations.get(op_id)
     if op is None:
         return arm_error(404, "NotFound", f"Operation '{op_id}' was not found.")

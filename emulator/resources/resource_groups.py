@@ -13,15 +13,15 @@ from emulator.resources.common import (
     CLUSTER_TYPE,
     WORKSPACE_TYPE,
     _json,
-    _no_route,
-    _rg_404,
     _rg_key,
-    _versioned,
+    no_route,
+    rg_404,
+    versioned,
 )
 from emulator.state import Emulator, norm_loc
 
 
-def _generic_resources(em: Emulator, req: Request, sub: str) -> Response:
+def list_resources(em: Emulator, req: Request, sub: str) -> Response:
     """`GET /subscriptions/{s}/resources?$filter=resourceType eq '...'` (azure-mgmt-keyvault's
     vaults.list() uses it with api-version 2015-11-01): the generic resource shape."""
     flt = req.q("$filter") or ""
@@ -64,7 +64,7 @@ def _generic_resources(em: Emulator, req: Request, sub: str) -> Response:
     return Response(200, {"value": items})
 
 
-def _move(em: Emulator, req: Request, sub: str, rg: str) -> Response:
+def move_resources(em: Emulator, req: Request, sub: str, rg: str) -> Response:
     """Rule C10: a cluster cannot move to another resource group or subscription. Moves of other
     resources are not emulated (refused with a message that says so, never silently accepted)."""
     body = _json(req)
@@ -99,9 +99,9 @@ def _rg_body(sub: str, g: dict[str, Any], api: str | None) -> dict[str, Any]:
     return body
 
 
-def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
+def handle_resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
     if not req.q("api-version"):
-        return _versioned(req, API_VERSIONS) or Response(400)
+        return versioned(req, API_VERSIONS) or Response(400)
     key = _rg_key(sub, rg)
     if req.method == "PUT":
         body = _json(req)
@@ -117,14 +117,14 @@ def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
     g2 = em.resource_groups.get(key)
     if req.method in ("GET", "HEAD"):
         if g2 is None:
-            return _rg_404(rg)
+            return rg_404(rg)
         return Response(
             200 if req.method == "GET" else 204,
             _rg_body(sub, g2, req.q("api-version")) if req.method == "GET" else None,
         )
     if req.method == "DELETE":
         if g2 is None:
-            return _rg_404(rg)
+            return rg_404(rg)
         for c in [c for c in em.clusters.values() if _rg_key(c.subscription, c.resource_group) == key]:
             del em.clusters[c.key_id]
         for w in [w for w in em.workspaces.values() if _rg_key(w.subscription, w.resource_group) == key]:
@@ -138,4 +138,4 @@ def _resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Response:
             f"https://{em.cloud.arm_host}/subscriptions/{sub}/operationresults/{token}?api-version={api}"
         )
         return Response(202, None, {"Location": location})
-    return _no_route(req)
+    return no_route(req)

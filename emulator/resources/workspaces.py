@@ -16,10 +16,10 @@ from emulator.resources.common import (
     PREVIEW_2020,
     WORKSPACE_TYPE,
     _json,
-    _no_route,
-    _rg_404,
-    _rg_exists,
     _rg_name,
+    no_route,
+    rg_404,
+    rg_exists,
 )
 from emulator.state import Emulator, Workspace, norm_loc
 
@@ -83,7 +83,7 @@ def _ws_bytes(em: Emulator, w: Workspace) -> bytes:
     return w.cache
 
 
-def _list_workspaces(em: Emulator, sub: str, rg: str | None) -> Response:
+def list_workspaces(em: Emulator, sub: str, rg: str | None) -> Response:
     """One page, no nextLink, as Azure answers workspace lists (docs/azure-wire.md)."""
     ck = f"ws|{sub}|{rg}".lower()
     cached = em.list_cache.get(ck)
@@ -105,7 +105,7 @@ def _invalidate(em: Emulator, w: Workspace) -> None:
     em.list_cache.clear()
 
 
-def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
+def handle_workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Response:
     key = f"{sub}/{rg}/{name}".lower()
     w = em.workspaces.get(key)
     if req.method == "GET":
@@ -113,8 +113,8 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
             return _ws_404(rg, name)
         return Response(200, _ws_body(em, w, req.q("api-version")))
     if req.method == "PUT":
-        if not _rg_exists(em, sub, rg):
-            return _rg_404(rg)
+        if not rg_exists(em, sub, rg):
+            return rg_404(rg)
         body = _json(req)
         if not isinstance(body, dict) or not body.get("location"):
             return arm_error(400, "InvalidParameter", MSG_BODY)
@@ -164,7 +164,7 @@ def _workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -> Resp
         del em.workspaces[key]
         em.list_cache.clear()
         return Response(200)  # real: 200 empty (facts §3.1)
-    return _no_route(req)
+    return no_route(req)
 
 
 def _update_workspace(
