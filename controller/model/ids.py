@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,9 +25,89 @@ _ARM = re.compile(
 CLUSTER_NAME = re.compile(r"^(?=.{4,63}$)[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
 CLUSTER_NAME_RULE = "4-63 characters: letters, digits and hyphens, starting and ending with a letter or digit"
 
+# Azure's own name patterns (ARM REST specs and the naming-rules table): the characters and the maximum
+# lengths; a name that is too short is Azure's to refuse, it cannot change a request path
+RESOURCE_GROUP = re.compile(r"^[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]$")
+RESOURCE_GROUP_RULE = "1-90 characters: letters, digits and -_.() not ending in '.'"
+_NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "microsoft.operationalinsights/workspaces": (
+        re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"),
+        "workspace names are up to 63 letters, digits and hyphens, not starting or ending with a hyphen",
+    ),
+    "microsoft.operationalinsights/clusters": (CLUSTER_NAME, f"cluster names are {CLUSTER_NAME_RULE}"),
+    "microsoft.storage/storageaccounts": (
+        re.compile(r"^[a-z0-9]{1,24}$"),
+        "storage account names are up to 24 lowercase letters and digits",
+    ),
+    "microsoft.managedidentity/userassignedidentities": (
+        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"),
+        "identity names are up to 128 letters, digits, hyphens and underscores, "
+        "starting with a letter or digit",
+    ),
+}
+_FORBIDDEN_IN_SEGMENT = set("?#%\\&")
+
 
 class InvalidId(ValueError):
     """A resource id or key URI that does not have the expected shape."""
+
+
+def unsafe_character(value: str, *, ascii_only: bool = True) -> str | None:
+    """Why `value` must not reach a plan or a PR comment, or None.
+
+    Control and format characters (bidi overrides, zero-width joiners) make text read differently from
+    what it is; a non-ASCII letter can be a lookalike of an ASCII one (Cyrillic 'а' for 'a'). Azure's
+    names and ids here are ASCII, so `ascii_only` refuses any other character.
+    """
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category[0] in "CZ" and ch != " ":
+            return f"the invisible or control character U+{ord(ch):04X}"
+        if ascii_only and not ch.isascii():
+            label = unicodedata.name(ch, "unnamed")
+            return f"the non-ASCII character U+{ord(ch):04X} {label}, which may look like an ASCII one"
+    return None
+
+
+def escaped(value: str) -> str:
+    """`value` safe to print: every non-ASCII or control character as a \\u escape."""
+    return "".join(ch if " " <= ch <= "~" else f"\\u{ord(ch):04x}" for ch in value)
+
+
+def check_resource_group(value: str) -> str:
+    """A resource group name as Azure accepts it; InvalidId naming the rule otherwise."""
+    bad = unsafe_character(value)
+    if bad:
+        raise InvalidId(f"resource group '{escaped(value)}' contains {bad}")
+    if not RESOURCE_GROUP.match(value):
+        raise InvalidId(f"resource group '{value}' is not a valid name ({RESOURCE_GROUP_RULE})")
+    return value
+
+
+def _check_segments(value: str, segments: list[str]) -> None:
+    """Every path segment of an id is a name ARM can route: not `.`/`..`, no URL syntax, no controls.
+
+    `.` and `..` are resolved away by HTTP clients, so a segment would silently disappear from the
+    request path.
+    """
+    for seg in segments:
+        bad = unsafe_character(seg, ascii_only=False)
+        if seg in ("", ".", "..") or bad or _FORBIDDEN_IN_SEGMENT & set(seg):
+            why = bad or "an empty, '.' or '..' segment, or one of ?#%\\&"
+            raise InvalidId(f"'{escaped(value)}' is not an ARM resource id: it contains {why}")
+
+
+def _check_names(value: str, rid: ResourceId) -> None:
+    """The spec's ids: ASCII only and Azure's name pattern for the resource group and the name."""
+    bad = unsafe_character(value)
+    if bad:
+        raise InvalidId(f"'{escaped(value)}' contains {bad}")
+    if not RESOURCE_GROUP.match(rid.resource_group):
+        group = rid.resource_group
+        raise InvalidId(f"'{value}': resource group '{group}' is not valid ({RESOURCE_GROUP_RULE})")
+    rule = _NAME_RULES.get(rid.type.lower())
+    if rule is not None and not rule[0].match(rid.name):
+        raise InvalidId(f"'{value}': name '{rid.name}' is not valid ({rule[1]})")
 
 
 def is_guid(value: str) -> bool:
@@ -83,6 +164,7 @@ class ResourceId:
                 "(/subscriptions/<guid>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>)"
             )
         parts = m.group("rest").split("/")
+        _check_segments(value, [m.group("sub"), m.group("rg"), m.group("ns"), *parts])
         if len(parts) % 2:
             raise InvalidId(f"'{value}' has a resource type without a name")
         if not is_guid(m.group("sub")):
@@ -99,6 +181,8 @@ class ResourceId:
         )
         if expected_type is not None and rid.type.lower() != expected_type.lower():
             raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
+        if expected_type is not None:  # an id the user wrote (the spec): Azure's own name rules
+            _check_names(value, rid)
         return rid
 
 

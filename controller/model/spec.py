@@ -15,6 +15,7 @@ Cross-document checks (duplicates, W1 over-subscription, unknown cluster referen
 from __future__ import annotations
 
 import functools
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -41,6 +42,15 @@ class _Strict(BaseModel):
 
 class Metadata(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=253, description="Unique name of this document")]
+
+    @field_validator("name")
+    @classmethod
+    def _name_readable(cls, v: str) -> str:
+        # the address in every plan and PR comment: ASCII, no bidi overrides or lookalike letters
+        bad = ids.unsafe_character(v)
+        if bad:
+            raise ValueError(f"'{ids.escaped(v)}' contains {bad}")
+        return v
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -156,10 +166,31 @@ class ClusterSpec(_Strict):
             raise ValueError(f"'{v}' is not a subscription id (GUID)")
         return v.lower()
 
+    @field_validator("resource_group")
+    @classmethod
+    def _resource_group(cls, v: str) -> str:
+        # `a/b` or `..` would change the request path; a lookalike letter names another group
+        return ids.check_resource_group(v)
+
     @field_validator("location")
     @classmethod
     def _location(cls, v: str) -> str:
+        bad = ids.unsafe_character(v)
+        if bad:
+            raise ValueError(f"'{ids.escaped(v)}' contains {bad}")
+        if not re.fullmatch(r"[A-Za-z0-9 ]+", v):
+            raise ValueError(f"'{v}' is not an Azure region name (letters, digits and spaces)")
         return ids.normalise_location(v)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_readable(cls, v: dict[str, str]) -> dict[str, str]:
+        # tags are shown in plans and PR comments: no bidi overrides or invisible characters
+        for key, value in v.items():
+            bad = ids.unsafe_character(key, ascii_only=False) or ids.unsafe_character(value, ascii_only=False)
+            if bad:
+                raise ValueError(f"tag '{ids.escaped(key)}' contains {bad}")
+        return v
 
     @model_validator(mode="after")
     def _identity_none_needs_opt_in(self) -> ClusterSpec:

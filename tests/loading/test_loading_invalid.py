@@ -20,6 +20,8 @@ WS_TYPE = "Microsoft.OperationalInsights/workspaces"
 
 
 def ws(name: str, sub: str = SUB) -> str:
+    """A workspace id; a short name gets a prefix, as Azure's names are 4-63 characters."""
+    name = name if len(name) >= 4 else f"law-{name}"
     return f"/subscriptions/{sub}/resourceGroups/rg-apps/providers/{WS_TYPE}/{name}"
 
 
@@ -353,6 +355,68 @@ CASES = [
         {"a.yaml": cluster("ab"), "b.yaml": cluster("cmkprod09", capacity="7")},
         [("a.yaml", 4, "metadata.name", "rule C1"), ("b.yaml", 11, "spec.capacity", "rule C3")],
     ),
+    # ARM name segments: Azure's own patterns, before anything builds a request path from them
+    *[
+        Case(
+            f"resource-group-{label}",
+            {"c.yaml": cluster().replace("  resourceGroup: rg-mon", f"  resourceGroup: {rg}")},
+            [("c.yaml", 7, "spec.resourceGroup", fragment)],
+        )
+        for label, rg, fragment in [
+            ("slash", "a/b", "1-90 characters: letters, digits and -_.() not ending in '.'"),
+            ("dot-dot", "'..'", "not ending in '.'"),
+            ("dot", "'.'", "not ending in '.'"),
+            ("too-long", "r" * 91, "at most 90 characters"),
+            ("cyrillic-lookalike", "rg-m\u043en", "U+043E CYRILLIC SMALL LETTER O"),
+        ]
+    ],
+    Case(
+        "resource-group-bidi-override",
+        {"c.yaml": cluster().replace("  resourceGroup: rg-mon", '  resourceGroup: "rg-\u202emon"')},
+        [("c.yaml", 7, "spec.resourceGroup", "invisible or control character U+202E")],
+    ),
+    Case(
+        "metadata-name-bidi-override",
+        {"c.yaml": cluster().replace("  name: cmkprod01", '  name: "cmk\u202eprod01"')},
+        [("c.yaml", 4, "metadata.name", "U+202E")],
+    ),
+    Case(
+        "location-lookalike",
+        {"c.yaml": cluster().replace("  location: westeurope", "  location: w\u0435steurope")},
+        [("c.yaml", 8, "spec.location", "U+0435 CYRILLIC SMALL LETTER IE")],
+    ),
+    Case(
+        "tag-bidi-override",
+        {"c.yaml": cluster(extra_spec='  tags:\n    team: "pay\u202ements"\n')},
+        [("c.yaml", 15, "spec.tags", "tag 'team' contains the invisible or control character U+202E")],
+    ),
+    *[
+        Case(
+            f"workspace-id-{label}",
+            {"c.yaml": cluster(), "w.yaml": wset("apps", "cmkprod01", [wid])},
+            [("w.yaml", 8, "spec.workspaces[0]", fragment)],
+        )
+        for label, wid, fragment in [
+            ("dot-dot-rg", ws("x").replace("rg-apps", ".."), "'..'"),
+            ("underscore", ws("law_1"), "workspace names are up to 63 letters, digits and hyphens"),
+            ("trailing-hyphen", ws("apps-"), "not starting or ending with a hyphen"),
+            ("rg-trailing-dot", ws("apps").replace("rg-apps", "rg."), "not ending in '.'"),
+            ("homoglyph", ws("p\u0430yments"), "U+0430 CYRILLIC SMALL LETTER A"),
+            ("zero-width", ws("pay\u200bments"), "U+200B"),
+        ]
+    ],
+    Case(
+        "storage-account-uppercase",
+        {
+            "c.yaml": cluster(),
+            "w.yaml": wset("apps", "cmkprod01", []).replace(
+                "  workspaces:\n",
+                f"  workspaces:\n    - id: {ws('law1')}\n"
+                f"      byos:\n        alerts: {storage('StAlerts')}\n",
+            ),
+        },
+        [("w.yaml", 10, "spec.workspaces[0].byos.alerts", "storage account names are up to 24 lowercase")],
+    ),
 ]
 
 
@@ -370,6 +434,7 @@ def test_invalid_spec_names_file_line_field(
     out = capsys.readouterr()
     assert code == 1
     assert "Traceback" not in out.err + out.out
+    assert "\u202e" not in out.err and "\u200b" not in out.err  # bidi / invisible characters escaped
     assert out.out == ""
     lines = out.err.splitlines()
     for rel, line, field_path, fragment in case.expected:
