@@ -127,6 +127,8 @@ def make_fault(body: dict[str, Any]) -> Fault:
         message=str(body.get("message", "Injected fault.")),
         after_accept=bool(body.get("after_accept", False)),
         message_given="message" in body,
+        body=body.get("body"),
+        has_body="body" in body,
     )
 
 

@@ -94,6 +94,10 @@ def pick_fault(em: Emulator, req: Request) -> Injected:
             if f.reset:
                 out.reset, out.after_accept = True, f.after_accept
                 return out
+            if f.has_body:  # a body Azure could send but should not: `{}` or `{"value": "oops"}`
+                out.response = Response(f.status if f.status is not None else 200, f.body)
+                out.after_accept = f.after_accept
+                return out
             if f.status is not None:
                 resp = arm_error(f.status, f.code, f.message)
                 if f.retry_after is not None:

@@ -191,6 +191,8 @@ class Fault:
     message: str = "Injected fault."
     after_accept: bool = False  # serve the request first (its effect happens), then answer status/reset
     message_given: bool = False  # `message` was set by the caller, not defaulted
+    body: Any = None  # with `has_body`: this JSON is the answer (status `status`, default 200)
+    has_body: bool = False
 
     @property
     def shapes_operation(self) -> bool:

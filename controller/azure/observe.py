@@ -38,7 +38,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from controller.azure.clients import AzureClients
-from controller.azure.errors import AzureError, Forbidden, NotFound, map_error
+from controller.azure.errors import AzureError, Forbidden, NotFound, Terminal, map_error
 from controller.model import ids
 from controller.model.history import ClusterDeletion, History, LinkOperation
 from controller.model.limits import for_profile
@@ -462,14 +462,38 @@ def list_raw(client: Any, path: str, fallback: Callable[[], Iterable[Any]]) -> l
     while url:
         response = client.send_request(HttpRequest("GET", url))
         response.raise_for_status()
-        body = response.json()
-        items.extend(v for v in (body.get("value") or []) if isinstance(v, dict))
-        url = body.get("nextLink") or None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        page = body.get("value") if isinstance(body, dict) else None
+        link = body.get("nextLink") if isinstance(body, dict) else None
+        # a list that cannot be read is not an empty list: planning from it would create what exists
+        if not isinstance(page, list) or not all(isinstance(v, dict) for v in page):
+            raise Terminal(
+                f"Azure answered GET {path} with a body that is not a list of resources "
+                f"({_shape(body)}); nothing is planned from an incomplete view: run again later"
+            )
+        if link is not None and not isinstance(link, str):
+            raise Terminal(f"Azure answered GET {path} with a nextLink that is not a URL ({_shape(link)})")
+        items.extend(page)
+        url = link or None
         if url in seen:  # a service bug must not loop forever
             break
         if url:
             seen.add(url)
     return items
+
+
+def _shape(value: Any) -> str:
+    """What an unreadable answer looked like, briefly (never its content: it may be large)."""
+    if isinstance(value, dict):
+        if "value" not in value:
+            return "no 'value' array"
+        if isinstance(value["value"], list):
+            return "'value' has items that are not objects"
+        return f"'value' is a {type(value['value']).__name__}, not an array of objects"
+    return "not a JSON object" if value is not None else "not JSON"
 
 
 # At most this many subscriptions' cluster/workspace lists are held as raw JSON at once. A list of
@@ -514,9 +538,12 @@ def _read_list(
     for data in items or []:
         try:
             item = parse(data)
-        except (ids.InvalidId, ValueError) as exc:
-            acc.warn(f"skipped a {kind[:-1]} with an unexpected shape in {sub}: {exc}")
-            continue
+        except (ids.InvalidId, ValueError, TypeError, AttributeError) as exc:
+            # a skipped cluster would read as "missing" and be planned for creation
+            raise Terminal(
+                f"could not read {kind} of subscription {sub}: a {kind[:-1]} with an unexpected shape "
+                f"({exc}); nothing is planned from an incomplete view"
+            ) from None
         with acc.lock:
             into[ids.id_key(item.id)] = item
 

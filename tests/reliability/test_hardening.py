@@ -185,3 +185,37 @@ def test_read_timeout_holds_under_the_emulator(
     finally:
         clients.close()
     assert elapsed < 4, f"waited {elapsed:.1f}s with a 1 s read timeout"
+
+
+CLUSTER_LIST = r"/providers/Microsoft\.OperationalInsights/clusters$"
+
+
+@pytest.mark.parametrize(
+    ("label", "body", "said"),
+    [
+        ("value-not-a-list", {"value": "oops"}, "'value' is a str, not an array of objects"),
+        ("empty-object", {}, "no 'value' array"),
+        ("items-not-objects", {"value": [1, 2]}, "'value' has items that are not objects"),
+        ("item-without-id", {"value": [{"name": "x"}]}, "a cluster with an unexpected shape"),
+    ],
+)
+def test_unreadable_cluster_list_fails_instead_of_planning_creates(
+    emulator: Any, env: None, tmp_path: Path, label: str, body: Any, said: str
+) -> None:
+    """A 200 list answer cmkctl cannot read is an error, never "no clusters" (no create planned)."""
+    estate = estate_for("capacity")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    emulator.fault(method="GET", path=CLUSTER_LIST, body=body)
+    emulator.fault(method="GET", path=CLUSTER_PATH, status=404, code="ResourceNotFound", message="gone")
+    emulator.clear_requests()
+
+    planned = plan(spec, state)
+    applied = apply(spec, state)
+
+    for run in (planned, applied):
+        assert run.rc != 0, run.text
+        assert "Traceback" not in run.text and "to add" not in run.text, run.text
+        assert said in run.text and "nothing is planned from an incomplete view" in run.text, run.text
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == [], "a write from an unreadable view"
+    record("hardening", case=f"cluster-list-{label}", plan_rc=planned.rc, apply_rc=applied.rc)
