@@ -22,6 +22,7 @@ from emulator.http import Request, Response, arm_error
 from emulator.resources import (
     activity_log,
     clusters,
+    identities,
     linked_storage,
     links,
     operations,
@@ -148,6 +149,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     # resource groups
     Route(
+        "GET",
+        "arm",
+        _S + "/resourcegroups",
+        lambda em, req, p: resource_groups.list_resource_groups(em, req, p["sub"]),
+    ),
+    Route(
         None,
         "arm",
         _RG,
@@ -164,6 +171,13 @@ ROUTES: tuple[Route, ...] = (
         "arm",
         _RG + "/validateMoveResources",
         lambda em, req, p: resource_groups.move_resources(em, req, p["sub"], p["rg"]),
+    ),
+    # user-assigned identities (read only: a plan checks their principal's key access, rule C7)
+    Route(
+        "GET",
+        "arm",
+        _RG + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+        lambda em, req, p: identities.get_identity(em, req, p["sub"], p["rg"], p["name"]),
     ),
     # Key Vault management (Microsoft.KeyVault/vaults; the handler reads sub-resources from the path)
     Route(None, "arm", _RG + "/providers/Microsoft.KeyVault/vaults", _vaults),

@@ -9,7 +9,11 @@ Request budget (asserted by tests/azure/test_observe.py and tests/integration/te
 * per referenced key: 1 list of its versions (Key Vault data plane; + the 401 challenge once per
   vault per process). Its `x-ms-keyvault-region` header gives the vault's region for free (rule C8);
 * per subscription holding a cluster whose (non-HSM) key we read: 1 vault list (management plane),
-  matched by vaultUri; other spec subscriptions are tried only while a vault is still unfound.
+  matched by vaultUri; other spec subscriptions are tried only while a vault is still unfound;
+* per subscription where a declared cluster does not exist yet: 1 resource group list (a create
+  into a missing group fails at apply);
+* per user-assigned identity a declared cluster names: 1 GET of the identity (its principal id, so
+  the vault's access policies can be checked before a create or key update, rule C7).
 
 Link state comes from the lists alone (`features.clusterResourceId`, `associatedWorkspaces`): no
 per-workspace GETs. W3 history = `associateDate` ∪ Activity Log (one operation per correlation id that
@@ -414,6 +418,8 @@ class _Acc:
     deletions: list[ClusterDeletion] = field(default_factory=list)  # rules C11/C2, from the Activity Log
     pending: dict[str, str] = field(default_factory=dict)  # workspace key -> link state (rule W5)
     vault_regions: dict[str, str] = field(default_factory=dict)  # vault host -> x-ms-keyvault-region
+    resource_groups: dict[str, frozenset[str]] = field(default_factory=dict)  # sub lower -> rg names lower
+    principals: dict[str, str] = field(default_factory=dict)  # user-assigned identity id_key -> principal
     warnings: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -679,6 +685,64 @@ def _read_vaults(sub: str, clients: AzureClients, acc: _Acc, wanted: set[str]) -
     return found
 
 
+RESOURCE_GROUPS_API_VERSION = "2022-09-01"
+IDENTITY_API_VERSION = "2023-01-31"
+
+
+def _arm_get(client: Any, url: str) -> dict[str, Any]:
+    """One ARM GET through an SDK client's own pipeline (auth, retries, counting), raw JSON.
+
+    Resource groups and identities are read this way: the management SDKs for them are not
+    dependencies, and one list/GET is all we need."""
+    from azure.core.rest import HttpRequest
+
+    response = client.send_request(HttpRequest("GET", url))
+    response.raise_for_status()
+    body = response.json()
+    return body if isinstance(body, dict) else {}
+
+
+def _read_resource_groups(sub: str, clients: AzureClients, acc: _Acc) -> None:
+    """The subscription's resource group names (nextLink pages followed); unreadable = unknown."""
+    la = clients.loganalytics(sub)
+
+    def read() -> frozenset[str]:
+        names: set[str] = set()
+        url: str | None = f"/subscriptions/{sub}/resourcegroups?api-version={RESOURCE_GROUPS_API_VERSION}"
+        seen: set[str] = set()
+        while url and url not in seen:
+            seen.add(url)
+            body = _arm_get(la, url)
+            groups = [g for g in body.get("value") or [] if isinstance(g, dict)]
+            names.update(str(g.get("name") or "").lower() for g in groups)
+            url = body.get("nextLink") or None
+        return frozenset(names - {""})
+
+    groups = _attempt(acc, f"resource groups of subscription {sub}", read)
+    if groups is not None:
+        with acc.lock:
+            acc.resource_groups[sub.lower()] = groups
+
+
+def _read_identity(identity_id: str, clients: AzureClients, acc: _Acc) -> None:
+    """A user-assigned identity's principal id; a missing or unreadable one is a warning."""
+    rid = ids.ResourceId.parse(identity_id)
+    la = clients.loganalytics(rid.subscription)
+    try:
+        body = _arm_get(la, f"{identity_id}?api-version={IDENTITY_API_VERSION}")
+    except Exception as exc:  # mapped below
+        err = map_error(exc, operation=f"identity {rid.name}")
+        if isinstance(err, NotFound):
+            acc.warn(f"user-assigned identity {identity_id} does not exist")
+        else:
+            acc.warn(f"could not read user-assigned identity {rid.name}: {err}")
+        return
+    principal = _get(body, "properties", "principalId")
+    if principal:
+        with acc.lock:
+            acc.principals[ids.id_key(identity_id)] = str(principal)
+
+
 def _map_parallel(pool: ThreadPoolExecutor, fn: Callable[[Any], None], items: Iterable[Any]) -> None:
     for future in [pool.submit(fn, item) for item in items]:
         future.result()
@@ -746,6 +810,17 @@ def observe(
                     continue
                 refs.setdefault(oc.key.key(), oc.key)
         _map_parallel(pool, lambda w: _read_byos(w, clients, acc), byos_ids)
+        # Resource groups only where a declared cluster is missing: its create needs the group.
+        missing_subs = sorted(
+            {c.spec.subscription for c in desired.clusters if ids.id_key(c.arm_id) not in acc.clusters}
+        )
+        _map_parallel(pool, lambda s: _read_resource_groups(s, clients, acc), missing_subs)
+        uais = {
+            ids.id_key(c.spec.identity.user_assigned_identity): c.spec.identity.user_assigned_identity
+            for c in desired.clusters
+            if c.spec.identity.user_assigned_identity and c.spec.key is not None
+        }
+        _map_parallel(pool, lambda i: _read_identity(i, clients, acc), list(uais.values()))
         _map_parallel(pool, lambda r: _read_key(r, clients, acc), list(refs.values()))
 
         # Vaults: the subscriptions of clusters using them first, the rest only if still unfound.
@@ -801,6 +876,8 @@ def observe(
         vaults=dict(sorted(acc.vaults.items())),
         read_at=clock(),
         warnings=tuple(sorted(set(acc.warnings))),
+        resource_groups=dict(sorted(acc.resource_groups.items())),
+        identity_principals=dict(sorted(acc.principals.items())),
     )
     return state, History().merged(history)
 

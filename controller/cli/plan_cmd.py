@@ -3,8 +3,9 @@
     cmkctl plan -f PATH... [--out FILE] [--format text|markdown|json] [--detailed-exitcode] [--state DIR]
 
 The JSON plan is the artefact (`--out` always writes JSON, whatever `--format` prints). Exit codes:
-1 on any error (never a traceback); with --detailed-exitcode 0 = nothing to do, 2 = changes or
-deferred work (so CI can tell "in sync" from "needs apply"), otherwise 0 on success.
+1 on any error (never a traceback); with --detailed-exitcode 0 = in sync, 2 = changes or deferred
+work (so CI can tell "in sync" from "needs apply"), 3 = something is blocked (apply cannot reach the
+spec as written: CI should fail), otherwise 0 on success.
 
 `now` is Azure's clock (the `Date` of Resource Manager's answers), so the 30-day and 14-day windows
 are counted as Azure counts them, unless CMKCTL_NOW (ISO-8601) is set: a what-if knob ("plan as of").
@@ -30,6 +31,7 @@ from controller.service.snapshot import snapshot
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_BLOCKED = 3
 
 
 class Format(StrEnum):
@@ -53,8 +55,12 @@ def render(plan: Plan, fmt: Format) -> str:
 
 
 def exit_code(plan: Plan, detailed: bool) -> int:
+    """Blocked wins over changes: a plan that can never fully apply must fail a CI gate, even when
+    part of it could run."""
     if not detailed:
         return EXIT_OK
+    if plan.blocked:
+        return EXIT_BLOCKED
     return EXIT_CHANGES if plan.has_work else EXIT_OK
 
 
@@ -98,7 +104,11 @@ def plan_command(
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="What to print")] = Format.TEXT,
     detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes or deferred")
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 in sync, 1 error, 2 changes or deferred work, 3 something blocked",
+        ),
     ] = False,
     state: Annotated[
         str | None,
@@ -118,7 +128,11 @@ def plan_command(
         ),
     ] = False,
 ) -> None:
-    """Show what apply would do now, what must wait (until when) and what can never run as declared."""
+    """Show what apply would do now, what must wait (until when) and what can never run as declared.
+
+    Exit codes with --detailed-exitcode: 0 in sync, 1 error, 2 changes or deferred work,
+    3 something is blocked (fix the spec or Azure first; CI should fail).
+    """
     raise typer.Exit(
         run(
             files,

@@ -122,3 +122,9 @@ class ObservedState:
     vaults: dict[str, ObservedVault]  # vault host (lower) -> vault
     read_at: datetime
     warnings: tuple[str, ...] = ()
+    # subscription (lower) -> its resource group names (lower); read only where a declared cluster is
+    # missing (its create needs the group). A subscription absent here was not read: unknown.
+    resource_groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    # user-assigned identity (id_key) -> its principal id, for the identities declared clusters use
+    # (rule C7: the vault's access policies are checked against it before any create or key update)
+    identity_principals: dict[str, str] = field(default_factory=dict)

@@ -41,7 +41,8 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
         out.append("")
         out.append("Blocked (cannot run as declared; you must act):")
         for b in plan.blocked:
-            out.append(f"  {SYMBOL[b.action]} {b.action.value:<11} {b.address}  [{b.rule}] {b.reason}")
+            rule = f"[{b.rule}] " if b.rule else ""
+            out.append(f"  {SYMBOL[b.action]} {b.action.value:<11} {b.address}  {rule}{b.reason}")
             out.append(f"         remedy: {b.remedy}")
     if plan.warnings:
         out.append("")

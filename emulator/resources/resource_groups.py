@@ -64,6 +64,15 @@ def list_resources(em: Emulator, req: Request, sub: str) -> Response:
     return Response(200, {"value": items})
 
 
+def list_resource_groups(em: Emulator, req: Request, sub: str) -> Response:
+    """`GET /subscriptions/{s}/resourcegroups`: every group of the subscription, one page."""
+    if not req.q("api-version"):
+        return versioned(req, API_VERSIONS) or Response(400)
+    prefix = f"{sub}/".lower()
+    groups = [g for key, g in sorted(em.resource_groups.items()) if key.startswith(prefix)]
+    return Response(200, {"value": [_rg_body(sub, g, req.q("api-version")) for g in groups]})
+
+
 def move_resources(em: Emulator, req: Request, sub: str, rg: str) -> Response:
     """Rule C10: a cluster cannot move to another resource group or subscription. Moves of other
     resources are not emulated (refused with a message that says so, never silently accepted)."""

@@ -191,7 +191,8 @@ def test_an_unreadable_key_is_a_warning_and_marked_unknown_not_missing(
 def test_cluster_list_pages_are_followed_and_big_workspace_lists_read_once(
     emulator: Any, clients: AzureClients, tmp_path: Path
 ) -> None:
-    """5 clusters over 3 pages (nextLink) and 4000 workspaces in one list: all seen, 3 + 1 requests."""
+    """5 clusters over 3 pages (nextLink) and 4000 workspaces in one list: all seen, 3 + 1 requests
+    (+ 1 resource group list: the declared cluster does not exist yet, its create needs the group)."""
     emulator.configure(cluster_page_size=2)
     emulator.seed(
         {
@@ -211,4 +212,4 @@ def test_cluster_list_pages_are_followed_and_big_workspace_lists_read_once(
     assert len(observed.clusters) == 5
     assert len(observed.workspaces) == 4000
     lists = Counter(_kind(r["path"]) for r in emulator.requests())
-    assert lists == Counter({"clusters": 3, "workspaces": 1})
+    assert lists == Counter({"clusters": 3, "workspaces": 1, "resourcegroups": 1})

@@ -62,7 +62,7 @@ def _plan(spec: Path, state: Path, capsys: pytest.CaptureFixture[str]) -> tuple[
     capsys.readouterr()
     code = main(["plan", "-f", str(spec), "--format", "json", "--detailed-exitcode", "--state", str(state)])
     out = capsys.readouterr().out
-    return code, json.loads(out) if code in (0, 2) else {}
+    return code, json.loads(out) if code in (0, 2, 3) else {}
 
 
 def _apply(spec: Path, state: Path) -> int:

@@ -77,5 +77,5 @@ class PlanRunner:
         self.capsys.readouterr()
         code = main(args)
         out = self.capsys.readouterr()
-        plan = json.loads(out.out) if fmt == "json" and code in (0, 2) else {}
+        plan = json.loads(out.out) if fmt == "json" and code in (0, 2, 3) else {}
         return PlanRun(code, plan, out.out, out.err)

@@ -18,6 +18,7 @@ from tests_azure_support import (
     RG,
     STORAGE_ID,
     SUB,
+    TENANT,
     VAULT_URI,
     cluster_doc,
     estate,
@@ -27,6 +28,7 @@ from tests_azure_support import (
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # the emulator fixture's clock
 BYOS_WS1 = {"ws1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
+CLUSTER_RG = {"subscription": SUB, "name": RG, "location": LOCATION}  # a create needs its resource group
 
 
 def _iso(value: str) -> datetime:
@@ -52,7 +54,9 @@ def _matching_spec(**cluster: Any) -> list[dict[str, Any]]:
 
 
 def test_empty_estate_plans_the_ordered_build(emulator: Any, plan: PlanRunner) -> None:
-    emulator.seed({"vaults": [vault()], "workspaces": [_ws("ws1"), _ws("ws2")]})
+    emulator.seed(
+        {"resource_groups": [CLUSTER_RG], "vaults": [vault()], "workspaces": [_ws("ws1"), _ws("ws2")]}
+    )
     run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws2"])])
     assert run.exit_code == 2
     create = run.one("changes", "create", CLUSTER)
@@ -77,10 +81,13 @@ def test_user_assigned_identity_already_granted_sets_the_key_at_creation(
 ) -> None:
     uai = f"/subscriptions/{SUB}/resourceGroups/rg-id/providers/Microsoft.ManagedIdentity"
     uai += "/userAssignedIdentities/id1"
+    principal = "99999999-2222-4333-8444-555555555555"
+    granted = {"objectId": principal, "tenantId": TENANT, "keys": ["get", "wrapKey", "unwrapKey"]}
     emulator.seed(
         {
-            "vaults": [vault()],
-            "identities": [{"id": uai, "principal_id": "99999999-2222-4333-8444-555555555555"}],
+            "resource_groups": [CLUSTER_RG],
+            "vaults": [vault(accessPolicies=[granted])],
+            "identities": [{"id": uai, "principal_id": principal}],
         }
     )
     run = plan(
@@ -140,6 +147,7 @@ def test_sixth_active_cluster_in_a_region_is_not_planned(emulator: Any, plan: Pl
     """Rule C2 today: 5 active clusters per region and subscription."""
     emulator.seed(
         {
+            "resource_groups": [CLUSTER_RG],
             "vaults": [vault()],
             "clusters": [
                 {"subscription": SUB, "resource_group": "rg-other", "name": f"other{n}", "location": LOCATION}

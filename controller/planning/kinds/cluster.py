@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.model import compare, ids
+from controller.model.access import grant_remedy
 from controller.model.observed import ObservedCluster
 from controller.model.spec import Cluster, IdentityType
 from controller.planning.context import Workbench, cluster_path
@@ -228,6 +229,17 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
                         "workspaces to it")
         gate.wait("C10", "its cluster is blocked (C10)", None, step)
         return
+    groups = wb.observed.resource_groups.get(spec.subscription.lower())
+    if groups is not None and spec.resource_group.lower() not in groups:
+        # Azure refuses a create into a missing group (ResourceGroupNotFound); cmkctl never creates groups
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="",
+                 reason=f"resource group {spec.resource_group} does not exist in subscription "
+                        f"{spec.subscription}",
+                 remedy=f"create it (az group create --name {spec.resource_group} --subscription "
+                        f"{spec.subscription} --location {spec.location}) or fix spec.resourceGroup")
+        gate.wait("C5", "its cluster's resource group does not exist", None, step)
+        _defer_key(wb, cluster, path, [step])
+        return
     if not ids.CLUSTER_NAME.match(cluster.azure_name):  # rule C1 (the loader checks it too)
         wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C1",
                  reason=f"'{cluster.azure_name}' is not a valid cluster name ({ids.CLUSTER_NAME_RULE})",
@@ -260,9 +272,12 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
 
     ref = spec.key.ref() if spec.key is not None else None
     problems = []
+    # a user-assigned identity exists before the cluster: its principal's access is checked now (C7)
+    principal = (wb.observed.identity_principals.get(ids.id_key(spec.identity.user_assigned_identity))
+                 if spec.identity.user_assigned_identity else None)
     if ref is not None:
         problems = check_key(wb, ref, address=address, cluster_location=spec.location, cluster_tenant=None,
-                             principal_id=None, access_granted_by_spec=spec.identity.key_access_granted)
+                             principal_id=principal, access_granted_by_spec=spec.identity.key_access_granted)
     at_creation = (ref is not None and not problems and spec.identity.type is IdentityType.USER_ASSIGNED
                    and spec.identity.key_access_granted)  # rule C5
     params: dict[str, Any] = {
@@ -290,11 +305,12 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
         return
     warns: tuple[str, ...] = ()
     if spec.identity.type is IdentityType.SYSTEM_ASSIGNED:
-        warns = (f"grant the new cluster's system-assigned principal get, wrapKey, unwrapKey on "
-                 f"{ref.vault_name} before this step (rule C5, C7)",)
+        warns = (f"grant the new cluster's system-assigned principal (known once it is created) its key "
+                 f"access before this step (rules C5, C7): {grant_remedy(ref, None)}",)
     else:
-        warns = (f"the user-assigned identity needs get, wrapKey, unwrapKey on {ref.vault_name} before this "
-                 "step; once granted, set identity.keyAccessGranted to set the key at creation (C5, C7)",)
+        warns = (f"the user-assigned identity needs key access before this step; once granted, set "
+                 f"identity.keyAccessGranted to set the key at creation (C5, C7): "
+                 f"{grant_remedy(ref, principal)}",)
     wb.add(Change(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id,
                   cluster_id=cluster.arm_id, depends_on=(step,),
                   parameters=_set_key_params(cluster, key_params(ref)),

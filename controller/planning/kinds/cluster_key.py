@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.model.access import grant_remedy
 from controller.model.ids import KeyRef
 from controller.model.observed import ObservedKey, ObservedVault
 from controller.planning.context import Workbench
@@ -117,16 +118,25 @@ def check_key(
             "C8",
             f"vault {ref.vault_host} is in tenant {vault.tenant_id}, the cluster in {cluster_tenant}",
             "use a key in a vault of the cluster's tenant"))
+    # the vault's access policies outrank identity.keyAccessGranted: that flag only stands in for what
+    # cannot be read (a principal or vault we could not see)
     if vault is not None and vault.readable:
         granted = vault.grants_key_access(principal_id)
-        if granted is False and not access_granted_by_spec:
+        if granted is False:
             problems.append(KeyProblem(
-                "C7", f"the cluster identity {principal_id} lacks get/wrapKey/unwrapKey on {ref.vault_host}",
-                f"grant key permissions get, wrapKey, unwrapKey to {principal_id} in {ref.vault_name}"))
+                "C7", f"the cluster identity (principal {principal_id}) lacks get/wrapKey/unwrapKey on key "
+                f"{ref.name} in vault {ref.vault_name}; Azure would refuse the key",
+                grant_remedy(ref, principal_id)))
         elif granted is None and principal_id is not None:
             wb.warn("key-access-unverified",
-                    f"{ref.vault_host}: access of {principal_id} could not be verified (RBAC vault)",
+                    f"{ref.vault_host}: access of principal {principal_id} could not be verified "
+                    f"(RBAC vault); {grant_remedy(ref, principal_id)}",
                     address=address, rule="C7", severity=Severity.INFO)
+    elif ref.is_managed_hsm and principal_id is not None and not access_granted_by_spec:
+        # rule C7: a Managed HSM is RBAC-only and its role assignments are not read: say what it needs
+        wb.warn("key-access-unverified",
+                f"{address}: access to Managed HSM {ref.vault_name} could not be verified; "
+                f"{grant_remedy(ref, principal_id)}", address=address, rule="C7")
     return problems
 
 
