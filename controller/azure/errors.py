@@ -100,6 +100,18 @@ class RuleViolation(AzureError):
         self.not_before = not_before
         super().__init__(message, **kw)
 
+    def with_remedy(self, remedy: str) -> RuleViolation:
+        """The same refusal followed by what to do about it (rule C7: the grant command)."""
+        return RuleViolation(
+            f"{self}; {remedy}",
+            rule_id=self.rule_id,
+            not_before=self.not_before,
+            status=self.status,
+            code=self.code,
+            azure_message=self.azure_message,
+            operation=self.operation,
+        )
+
     def lifting(self, not_before: datetime) -> RuleViolation:
         """The same refusal, saying from when the request will be accepted (rule C4)."""
         return RuleViolation(

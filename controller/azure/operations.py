@@ -31,6 +31,7 @@ from controller.azure import errors
 from controller.azure.clients import AzureClients, check_host
 from controller.azure.observe import parse_time
 from controller.model import compare, ids
+from controller.model.access import grant_remedy
 from controller.model.rules import Rule
 from controller.planning.plan import Action, Change
 
@@ -308,6 +309,8 @@ class Operations:
         except errors.RuleViolation as exc:
             if exc.rule_id is Rule.C4:
                 raise self._with_unlock_date(change, exc) from exc
+            if exc.rule_id is Rule.C7:
+                raise self._with_key_access_fix(change, exc) from exc
             raise
         token: str | None = None
         url: str | None = None
@@ -319,6 +322,46 @@ class Operations:
                 token = None
         on_sent(url, token)
         return Handle(change.action, change.resource_id, poller, token, url)
+
+    def _with_key_access_fix(self, change: Change, exc: errors.RuleViolation) -> errors.RuleViolation:
+        """Rule C7: name the principal, the vault, the permissions and the `az` command that grants them.
+
+        The principal is the cluster's (system-assigned, or the user-assigned identity's); a cluster
+        not created yet is asked through its user-assigned identity, else a placeholder stands in."""
+        key = change.parameters.get("key")
+        if not isinstance(key, dict) or not key.get("vault_uri") or not key.get("name"):
+            return exc
+        ref = ids.KeyRef(vault_uri=str(key["vault_uri"]), name=str(key["name"]), version=key.get("version"))
+        principal: str | None = None
+        try:
+            cluster = self.read_cluster(change.resource_id)
+        except errors.AzureError:
+            cluster = None
+        identity = (cluster or {}).get("identity") or {}
+        principal = identity.get("principalId") or identity.get("principal_id")
+        uais = identity.get("userAssignedIdentities") or identity.get("user_assigned_identities") or {}
+        if not principal and isinstance(uais, dict):
+            found = [v.get("principalId") or v.get("principal_id") for v in uais.values()
+                     if isinstance(v, dict)]
+            principal = next((p for p in found if p), None)
+        wanted = change.parameters.get("identity") or {}
+        if not principal and isinstance(wanted, dict) and wanted.get("user_assigned_identity"):
+            principal = self._identity_principal(str(wanted["user_assigned_identity"]))
+        return exc.with_remedy(grant_remedy(ref, str(principal) if principal else None))
+
+    def _identity_principal(self, identity_id: str) -> str | None:
+        """A user-assigned identity's principal id (one ARM GET), or None when it cannot be read."""
+        from azure.core.rest import HttpRequest
+
+        try:
+            rid = ids.ResourceId.parse(identity_id)
+            response = self._la(rid.subscription).send_request(
+                HttpRequest("GET", f"{identity_id}?api-version=2023-01-31"))
+            response.raise_for_status()
+            principal = (response.json().get("properties") or {}).get("principalId")
+        except Exception:  # the remedy then carries a placeholder: the refusal itself still stands
+            return None
+        return str(principal) if principal else None
 
     def _with_unlock_date(self, change: Change, exc: errors.RuleViolation) -> errors.RuleViolation:
         """Rule C4: the refusal states the lock's length, the cluster its last SKU update; together they

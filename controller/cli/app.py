@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "controller.cli.schema_cmd",
     "controller.cli.emulator_cmd",
     "controller.cli.plan_cmd",
+    "controller.cli.show_cmd",
     "controller.cli.apply_cmd",
     "controller.cli.drift_cmd",
     "controller.cli.controller_cmd",

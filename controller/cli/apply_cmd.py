@@ -1,7 +1,10 @@
 """`cmkctl apply`: make Azure match the spec, safely stoppable at any instant and safe to re-run.
 
     cmkctl apply -f PATH... [--auto-approve] [--parallelism N] [--lock-timeout D] [--state DIR]
-    cmkctl apply PLANFILE [-f PATH...] [--parallelism N] [--lock-timeout D] [--state DIR]
+    cmkctl apply PLANFILE [--parallelism N] [--lock-timeout D] [--state DIR]
+
+A saved plan is checked against the spec it records; -f with it is refused (only a plan that records
+no spec paths takes them from -f).
 
 Order: take the writer lock (a second apply waits --lock-timeout, then exits 1 naming the holder) ->
 resume what a previous, interrupted apply left running (journaled LRO tokens; never re-issued) ->
@@ -98,6 +101,13 @@ def run(
         quiet_sdk_logging()
         settings = Settings.read()
         saved = load_plan_file(planfile) if planfile else None
+        if saved is not None and files and saved.spec_paths:
+            # a reviewed plan is checked against the spec it was made from, never another one
+            raise CmkError(
+                f"-f is not accepted with a saved plan: {planfile} was made from "
+                f"{', '.join(saved.spec_paths)} and is checked against that spec; run "
+                f"`cmkctl apply {planfile}` alone, or `cmkctl plan -f ... --out` for another spec"
+            )
         chosen_cloud = azure.cloud if azure is not None else selected_cloud(cloud)
         ref = parse_state(state, settings, cloud=chosen_cloud)
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])

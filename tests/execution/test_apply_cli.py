@@ -113,3 +113,38 @@ def test_plan_out_then_apply_planfile_then_nothing_left(
     again = cli("plan", "-f", str(spec), "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
     assert emulator.events() == []
+
+
+def test_a_saved_plan_is_shown_for_review_and_refuses_another_spec(
+    env: dict[str, str], emulator: Any, tmp_path: Path
+) -> None:
+    """`cmkctl show PLANFILE` renders what `plan` printed (text, markdown, JSON); `apply PLANFILE -f`
+    is refused with a message rather than checked against a spec the plan was not made from."""
+    seed_estate(emulator)
+    spec, state, planfile = write_spec(tmp_path / "spec"), tmp_path / "state", tmp_path / "plan.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "controller.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**env, "CMKCTL_STATE": str(state)},
+        )
+
+    made = cli("plan", "-f", str(spec), "--out", str(planfile))
+    assert made.returncode == 0, made.stderr
+    shown = cli("show", str(planfile))
+    assert shown.returncode == 0 and shown.stdout == made.stdout
+    markdown = cli("show", str(planfile), "--format", "markdown")
+    assert markdown.returncode == 0 and "|" in markdown.stdout and "create" in markdown.stdout
+    as_json = cli("show", str(planfile), "--format", "json")
+    assert as_json.stdout == planfile.read_text(encoding="utf-8")
+    missing = cli("show", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "nope.json" in missing.stderr and "Traceback" not in missing.stderr
+
+    refused = cli("apply", str(planfile), "-f", str(spec))
+    assert refused.returncode == 1
+    assert "-f is not accepted with a saved plan" in refused.stderr and str(spec) in refused.stderr
+    assert emulator.events() == []  # nothing was sent

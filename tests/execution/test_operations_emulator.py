@@ -337,3 +337,28 @@ def test_capacity_lock_refusal_says_from_when_the_decrease_is_allowed_c4(
     assert err.azure_message is not None and "Capacity is locked for 30 days" in err.azure_message
     assert err.not_before == datetime(2026, 12, 20, tzinfo=UTC)
     assert "allowed from 2026-12-20" in str(err)
+
+
+def test_a_key_refusal_names_the_principal_and_the_command_that_grants_it(
+    emulator: Any, ops: Operations
+) -> None:
+    """Rule C7 at apply time: Azure's refusal is followed by the principal, the vault, the three
+    permissions and the `az keyvault set-policy` command a user can paste."""
+    from controller.azure.errors import RuleViolation
+    from controller.model.rules import Rule
+
+    seed_estate(emulator)  # the vault grants the user-assigned identity only
+    emulator.seed(
+        {"clusters": [{"subscription": SUB, "resource_group": RG, "name": CLUSTER, "location": "westeurope"}]}
+    )
+    principal = ops.read_cluster(cluster_id())["identity"]["principalId"]  # type: ignore[index]
+    key = {"vault_uri": "https://kvcmktest.vault.azure.net/", "name": "cmk", "version": None}
+    with pytest.raises(RuleViolation) as caught:
+        ops.start(_cluster_change(Action.SET_KEY, key=key), lambda url, token: None)
+    err = caught.value
+    assert err.rule_id is Rule.C7
+    assert principal in str(err) and "kvcmktest" in str(err)
+    assert (
+        f"az keyvault set-policy --name kvcmktest --object-id {principal} "
+        "--key-permissions get wrapKey unwrapKey"
+    ) in str(err)

@@ -129,8 +129,9 @@ def test_forbidden_and_busy_answers_are_retried_with_backoff_not_stalled(
 def test_a_key_access_refusal_converges_once_access_is_granted_outside_without_a_new_commit(
     emulator: Any, repo: GitRepo, make_reconciler: MakeReconciler
 ) -> None:
-    """Rule C7: the spec says the identity was granted, Azure refuses the key (it was not). Someone
-    grants it in the portal; the next pass sees the vault changed, sends the create again, same commit."""
+    """Rule C7: the spec says the identity was granted, the vault's access policies say it was not: the
+    plan blocks the key (nothing is sent) and names the grant. Someone grants it in the portal; the
+    next pass sees the vault changed and applies, same commit."""
     seed(emulator)
     grant = {
         "properties": {
@@ -147,10 +148,12 @@ def test_a_key_access_refusal_converges_once_access_is_granted_outside_without_a
     rec = make_reconciler(repo.url)
     out = rec.run_pass()
     assert out.record.result == "stalled", out.record.message
-    assert _condition(rec, "Stalled")["reason"] == "ApplyFailed" and "rule C7" in out.record.message
-    emulator.clear_requests()
-    assert rec.run_pass().record.result == "stalled"  # nothing changed: the refused create is not re-sent
-    assert _writes(emulator) == []
+    assert _condition(rec, "Stalled")["reason"] == "ChangesBlocked"
+    assert "C7" in out.record.message
+    before = emulator.arm("GET", CLUSTER_PATH)
+    assert before.status_code == 404 or not (before.json()["properties"].get("keyVaultProperties") or {}).get(
+        "keyName"
+    )  # the key is never sent where the vault would refuse it
 
     r = emulator.arm("PUT", f"{VAULT_PATH}/accessPolicies/add", grant, api_version="2023-07-01")
     assert r.status_code == 200, r.text
