@@ -191,66 +191,71 @@ class Executor:
 
         Never re-sends: a create that is running is waited for, and a link that may or may not have
         reached Azure is read back (GET linkedServices/cluster) and counted for rule W3 if it did.
+        The operations are resumed side by side, `parallelism` at a time: each may wait up to the
+        operation timeout, and one after another would hold the apply N times that long.
         """
-        results: list[StepResult] = []
-        for op in self.store.load().in_flight:
-            started = time.monotonic()
-            label = f"{op.action} {op.target}"
-            try:
-                if op.phase == "sent" and op.continuation_token:
-                    self.progress.step_started(
-                        op.op_id, f"{label} (resumed)", *EXPECTED.get(Action(op.action), (60, ""))
+        ops = list(self.store.load().in_flight)
+        if not ops:
+            return []
+        workers = min(self.parallelism, len(ops))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resume") as pool:
+            found = list(pool.map(self._resume_one, ops))
+        return [r for r in found if r is not None]
+
+    def _resume_one(self, op: InFlightOperation) -> StepResult | None:
+        started = time.monotonic()
+        label = f"{op.action} {op.target}"
+        try:
+            if op.phase == "sent" and op.continuation_token:
+                self.progress.step_started(
+                    op.op_id, f"{label} (resumed)", *EXPECTED.get(Action(op.action), (60, ""))
+                )
+                self._retrying(
+                    lambda: self.gateway.resume(
+                        action=op.action,
+                        target=op.target,
+                        parameters={"workspace_id": op.target} if _is_link(op.action) else {},
+                        token=op.continuation_token or "",
                     )
-                    self._retrying(
-                        lambda op=op: self.gateway.resume(  # type: ignore[misc]
-                            action=op.action,
-                            target=op.target,
-                            parameters={"workspace_id": op.target} if _is_link(op.action) else {},
-                            token=op.continuation_token or "",
-                        )
-                    )
+                )
+                self._record_effects(op.action, op.target, None, op.started, op.request_id)
+                self.store.end_operation(op.op_id, "done", "resumed after restart")
+                return StepResult(
+                    op.op_id,
+                    label,
+                    op.action,
+                    StepStatus.RESUMED,
+                    "resumed the recorded operation",
+                    seconds=time.monotonic() - started,
+                )
+            if _is_link(op.action):
+                link = self.gateway.read_link(op.target)
+                # outcome unknown: if Azure did act, the operation counts against W3; over-count is
+                # safe. An unlink Azure accepted shows the link still there, Deleting, until it ends.
+                state = str(_link_state(link)).lower()
+                gone = link is None or state == "deleting"
+                sent = link is not None if op.action == Action.LINK else gone
+                if sent:
                     self._record_effects(op.action, op.target, None, op.started, op.request_id)
-                    self.store.end_operation(op.op_id, "done", "resumed after restart")
-                    results.append(
-                        StepResult(
-                            op.op_id,
-                            label,
-                            op.action,
-                            StepStatus.RESUMED,
-                            "resumed the recorded operation",
-                            seconds=time.monotonic() - started,
-                        )
-                    )
-                elif _is_link(op.action):
-                    link = self.gateway.read_link(op.target)
-                    # outcome unknown: if Azure did act, the operation counts against W3; over-count is
-                    # safe. An unlink Azure accepted shows the link still there, Deleting, until it ends.
-                    state = str(_link_state(link)).lower()
-                    if op.action == Action.LINK:
-                        sent = link is not None
-                    else:
-                        sent = link is None or state == "deleting"
-                    if sent:
-                        self._record_effects(op.action, op.target, None, op.started, op.request_id)
-                    self.store.end_operation(
-                        op.op_id,
-                        "observed",
-                        "re-observed after restart: "
-                        + ("it reached Azure" if sent else "it did not take effect"),
-                    )
-                else:
-                    self.store.end_operation(op.op_id, "abandoned", "not sent before restart; re-planned")
-            except errors.StillRunning as exc:
-                # still running in Azure: stays in the journal as "sent"; the next run resumes it again
-                results.append(StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc)))
-            except errors.AzureError as exc:
-                # Not a failure of this apply: the re-plan that follows reads the live state and decides
-                # again (a create that failed is planned again and its error, if it recurs, reported).
-                self.store.end_operation(op.op_id, "failed", str(exc))
-                results.append(StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc)))
-            finally:
-                self.progress.step_finished(op.op_id, "resumed")
-        return results
+                self.store.end_operation(
+                    op.op_id,
+                    "observed",
+                    "re-observed after restart: "
+                    + ("it reached Azure" if sent else "it did not take effect"),
+                )
+            else:
+                self.store.end_operation(op.op_id, "abandoned", "not sent before restart; re-planned")
+            return None
+        except errors.StillRunning as exc:
+            # still running in Azure: stays in the journal as "sent"; the next run resumes it again
+            return StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc))
+        except errors.AzureError as exc:
+            # Not a failure of this apply: the re-plan that follows reads the live state and decides
+            # again (a create that failed is planned again and its error, if it recurs, reported).
+            self.store.end_operation(op.op_id, "failed", str(exc))
+            return StepResult(op.op_id, label, op.action, StepStatus.RESUME_FAILED, str(exc))
+        finally:
+            self.progress.step_finished(op.op_id, "resumed")
 
     # -- the plan ----------------------------------------------------------------------------------
 
