@@ -10,8 +10,14 @@ Order: take the writer lock (a second apply waits --lock-timeout, then exits 1 n
 resume what a previous, interrupted apply left running (journaled LRO tokens; never re-issued) ->
 observe and plan (or load PLANFILE and refuse it if the observed state changed since: "stale") ->
 show and confirm (unless --auto-approve, or a saved plan that was already reviewed) -> execute ->
-summary (root causes only, deferred dates repeated). Exit 0 when everything that can run now applied
-(deferred work is not a failure), 1 on any failure or blocked item.
+summary (root causes only, deferred dates repeated). Exit codes:
+
+    0  everything that can run now applied (deferred work is not a failure)
+    1  a failure or a blocked item
+    3  nothing failed, but operations Azure accepted are still running past CMKCTL_OPERATION_TIMEOUT
+       (a cluster create can take hours): they are journaled, never sent again, and the next apply
+       resumes them. Every run says so with the same code until Azure finishes them, so CI can tell
+       "come back later" from "broken".
 
 Knobs (environment): CMKCTL_RETRY_BACKOFF (first retry wait in seconds, default 2),
 CMKCTL_BUSY_TIMEOUT (seconds to wait for a running C6/W5 operation, default 3 h),
@@ -35,7 +41,7 @@ from controller.cli import plan_cmd
 from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
-from controller.execution.executor import summarise
+from controller.execution.executor import StepResult, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
 from controller.model.settings import Settings
 from controller.planning import fingerprint as fp
@@ -45,6 +51,7 @@ from controller.service.state import parse_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_STILL_RUNNING = 3
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
 
 
@@ -121,8 +128,11 @@ def run(
         live = progress if isinstance(progress, LiveProgress) else contextlib.nullcontext()
         with live:
             resumed = session.resume()
+        waiting = _still_running(session)  # named once, in the summary
         for step in resumed:
-            _err(f"resumed: {step.address}: {step.status}" + (f": {step.message}" if step.message else ""))
+            if step.id not in waiting:
+                detail = f": {step.message}" if step.message else ""
+                _err(f"resumed: {step.address}: {step.status}{detail}")
 
         spec_paths = list(files) or (list(saved.spec_paths) if saved else [])
         if not spec_paths:
@@ -171,8 +181,12 @@ def run(
         for line in summarise(result):
             print(line)
         session.record(plan.spec_digest or plan.fingerprint, step_counts(result), snap)
+        running = _report_still_running(session, resumed, result.failed)
+        failed = [s for s in result.failed if s.id not in running]
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
-        return EXIT_OK if result.ok and not result.blocked else EXIT_ERROR
+        if failed or result.blocked:
+            return EXIT_ERROR
+        return EXIT_STILL_RUNNING if running else EXIT_OK
 
     try:
         return guarded(body, interrupted="interrupted; run apply again to resume what was started")
@@ -181,6 +195,24 @@ def run(
             session.close()
         if own and azure is not None:
             azure.close()
+
+
+def _still_running(session: ApplySession) -> set[str]:
+    """Operations Azure accepted and had not finished when we stopped waiting: journaled as sent."""
+    return {op.op_id for op in session.journal().in_flight if op.phase == "sent"}
+
+
+def _report_still_running(
+    session: ApplySession, resumed: Sequence[StepResult], failed: Sequence[StepResult]
+) -> set[str]:
+    """Name the operations still running in Azure (resumed or started by this run), once each."""
+    running = _still_running(session)
+    named = {s.id: s.address for s in [*resumed, *failed] if s.id in running}
+    for address in sorted(set(named.values())):
+        print(f"still running in Azure: {address}: not sent again; the next apply resumes it")
+    if named:
+        print(f"{len(named)} operation(s) still running (exit {EXIT_STILL_RUNNING}): run apply again later.")
+    return set(named)
 
 
 def apply_command(

@@ -105,7 +105,7 @@ def test_fault_cell(emulator: Any, env: None, tmp_path: Path, kind: str, fault: 
         assert "error:" in first.text, first.text
     if fault == "op-stuck":
         # stopped waiting, not failed: the operation stays journaled as sent, to be resumed, not re-sent
-        assert first.rc == 1 and "still running" in first.text, first.text
+        assert first.rc == 3 and "still running" in first.text, first.text
         assert [o.phase for o in journal_in_flight(state)] == ["sent"]
     if fault == "read-timeout":
         # the client gave up after CMKCTL_AZURE_TIMEOUT, Azure still acts on the request: let it land

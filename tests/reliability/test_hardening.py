@@ -84,7 +84,7 @@ def test_rewritten_resume_token_never_sends_the_arm_token_elsewhere(
     spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
     emulator.fault(method="PUT", path=CLUSTER_PATH, stick_operation=3600, count=1)
     first = apply(spec, state)
-    assert first.rc == 1 and "still running" in first.text, first.text
+    assert first.rc == 3 and "still running" in first.text, first.text
     [op] = journal_in_flight(state)
     assert op.phase == "sent" and op.continuation_token
     db = sqlite3.connect(state / FILENAME)
