@@ -30,6 +30,7 @@ from controller.cli.apply_cmd import parse_duration
 from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
+from controller.reconcile.logs import JsonLog
 from controller.reconcile.loop import ControllerConfig, Mode, Reconciler
 from controller.reconcile.server import StatusServer, parse_listen
 from controller.service.state import parse_state
@@ -73,6 +74,13 @@ def controller_command(
     ] = ":8080",
     suspend: Annotated[bool, typer.Option("--suspend", help="Observe and report only")] = False,
     once: Annotated[bool, typer.Option("--once", help="Run one pass, print the status, exit")] = False,
+    log_format: Annotated[
+        str, typer.Option(
+            "--log-format",
+            metavar="auto|json|text",
+            help="json: one object a line (for log collectors); text: for people; auto: text on a terminal",
+        )
+    ] = "auto",
     shutdown_timeout: Annotated[
         str, typer.Option(
             "--shutdown-timeout",
@@ -95,6 +103,7 @@ def controller_command(
             suspend=suspend,
             once=once,
             shutdown_timeout=shutdown_timeout,
+            log_format=log_format,
             cloud=cloud,
         )
     )
@@ -112,6 +121,7 @@ def run(
     suspend: bool = False,
     once: bool = False,
     shutdown_timeout: str = "20s",
+    log_format: str = "auto",
     clients: AzureClients | None = None,
     cloud: str | None = None,
 ) -> int:
@@ -135,11 +145,15 @@ def run(
             state_url=where.url,
         )
         grace = _duration("--shutdown-timeout", shutdown_timeout)
+        try:
+            log = JsonLog(fmt=log_format)
+        except ValueError as exc:
+            raise CmkError(str(exc)) from None
         if not once:
             parse_listen(listen)
         quiet_sdk_logging()  # the SDKs' multi-line chatter would break one-JSON-object-per-line
         azure = azure or AzureClients(cloud=chosen_cloud)
-        reconciler = Reconciler(config, clients=azure)
+        reconciler = Reconciler(config, clients=azure, log=log)
         if once:
             outcome = reconciler.run_pass()
             print(json.dumps(reconciler.status.snapshot(), indent=2, default=str))

@@ -1,4 +1,6 @@
-"""One JSON object per line on stderr: what log collectors (Loki, Azure Monitor agent) parse best.
+"""One event per line on stderr: JSON (what log collectors such as Loki or the Azure Monitor agent
+parse best; the default in a container) or text for a person at a terminal (`--log-format text`,
+also what `auto` picks when stderr is a TTY): `time level event key=value ...`.
 
 Why not `logging` formatters: the controller's events are structured records (a pass, a drifted
 resource), and a line must never carry a secret; every string field goes through `redact` first.
@@ -15,10 +17,45 @@ from typing import Any, TextIO
 
 from controller.reconcile.source import redact
 
+LOG_FORMATS = ("auto", "json", "text")
+
+
+def pick_format(name: str, stream: TextIO | None = None) -> str:
+    """`auto`: text on a terminal, JSON otherwise (a container's stderr is a pipe)."""
+    if name not in LOG_FORMATS:
+        raise ValueError(f"--log-format {name!r}: use one of {', '.join(LOG_FORMATS)}")
+    if name != "auto":
+        return name
+    target = stream or sys.stderr
+    return "text" if target.isatty() else "json"
+
+
+def _shown(value: Any) -> str:
+    """A bare word stays bare; anything else (spaces, numbers, lists) is written as JSON, unambiguous."""
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\"=" for c in value):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _text_line(record: dict[str, Any]) -> str:
+    fields = " ".join(
+        f"{key}={_shown(value)}"
+        for key, value in record.items()
+        if key not in ("ts", "level", "event") and value is not None
+    )
+    return f"{record['ts']} {record['level'].upper():<7} {record['event']}" + (f" {fields}" if fields else "")
+
 
 class JsonLog:
-    def __init__(self, stream: TextIO | None = None, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        now: Callable[[], datetime] | None = None,
+        *,
+        fmt: str = "json",
+    ) -> None:
         self._stream = stream
+        self.format = pick_format(fmt, stream)
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self.records: list[dict[str, Any]] = []  # the last lines, for tests and /status debugging
@@ -28,7 +65,7 @@ class JsonLog:
         record: dict[str, Any] = {"ts": self._now().isoformat(), "level": level, "event": event}
         for key, value in fields.items():
             record[key] = _clean(value)
-        line = json.dumps(record, default=str, sort_keys=False)
+        line = _text_line(record) if self.format == "text" else json.dumps(record, default=str)
         with self._lock:
             self.records.append(record)
             del self.records[: -self._keep]

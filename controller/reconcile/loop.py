@@ -277,6 +277,15 @@ class Reconciler:
         except SourceError as exc:
             return Outcome(Result.RETRY, Reason.SOURCE, str(exc), "failed")
         record.revision = checkout.revision
+        previous = self.status.last_attempted_revision
+        if checkout.revision != previous:  # what a person watching the log waits for after a merge
+            self.log.emit(
+                "source.new_revision",
+                scope=self.config.scope,
+                revision=checkout.revision,
+                previous=previous,
+                source=self.source.display,
+            )
         self.status.last_attempted_revision = checkout.revision
         if self.last_good is not None and self.last_good[0] != checkout.revision:
             # a new commit is new intent: refusals without a date are tried again (dated ones stand)
