@@ -183,6 +183,14 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
             associated[ids.id_key(str(rid_ws))] = parse_time(_get(aw, "associateDate"))
     sku = _get(data, "sku") or {}
     last_sku = _get(sku, "lastSkuUpdate") or _get(props, "capacityReservationProperties", "lastSkuUpdate")
+    unknown: set[str] = set()
+    raw_capacity = _get(sku, "capacity")
+    if isinstance(raw_capacity, bool) or _int(raw_capacity, -1) <= 0:
+        unknown.add("capacity")  # "abc" is not 0 GB/day
+    if not isinstance(_get(identity, "type"), str) or not str(_get(identity, "type")).strip():
+        unknown.add("identity")  # no identity in the answer is not identity None (rule C12)
+    if not isinstance(data.get("location"), str) or not str(data.get("location")).strip():
+        unknown.add("location")
     return ObservedCluster(
         id=cid,
         subscription=rid.subscription,
@@ -203,6 +211,7 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
         created=parse_time(_get(props, "createdDate")),
         tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         associated_workspaces=associated,
+        unknown=frozenset(unknown),
     )
 
 

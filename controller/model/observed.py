@@ -34,6 +34,9 @@ class ObservedCluster:
     tags: dict[str, str] = field(default_factory=dict)
     # workspace id key -> associateDate (rule W3 history, W1 count)
     associated_workspaces: dict[str, datetime | None] = field(default_factory=dict)
+    # fields Azure's answer did not carry readably ("capacity", "identity", "location"): unknown, never
+    # a difference to act on
+    unknown: frozenset[str] = frozenset()
 
     @property
     def busy(self) -> bool:

@@ -219,3 +219,44 @@ def test_unreadable_cluster_list_fails_instead_of_planning_creates(
         assert said in run.text and "nothing is planned from an incomplete view" in run.text, run.text
     assert [r for r in emulator.requests() if r["method"] != "GET"] == [], "a write from an unreadable view"
     record("hardening", case=f"cluster-list-{label}", plan_rc=planned.rc, apply_rc=applied.rc)
+
+
+@pytest.mark.parametrize(
+    ("label", "damage"),
+    [
+        ("capacity-text", lambda c: c["sku"].update(capacity="abc")),
+        ("identity-missing", lambda c: c.pop("identity")),
+        ("location-missing", lambda c: c.pop("location")),
+    ],
+)
+def test_unreadable_live_field_is_unknown_not_a_difference(
+    emulator: Any, env: None, tmp_path: Path, label: str, damage: Any
+) -> None:
+    """A live field Azure's answer lacks or garbles: a plan warning, never a write or a false alarm."""
+    from controller.azure.observe import list_raw
+
+    estate = estate_for("capacity")
+    estate.capacity = 1000  # the spec matches Azure: only the damaged field could differ
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    clients = AzureClients()
+    try:
+        base = f"/subscriptions/{SUB}/providers/Microsoft.OperationalInsights/clusters"
+        [cluster] = list_raw(clients.loganalytics(SUB), base, list)
+    finally:
+        clients.close()
+    damage(cluster)
+    emulator.fault(method="GET", path=CLUSTER_LIST, body={"value": [cluster]})
+    emulator.fault(method="GET", path=CLUSTER_PATH, body=cluster)
+    emulator.clear_requests()
+
+    planned = plan(spec, state)
+    applied = apply(spec, state)
+
+    for run in (planned, applied):
+        assert run.rc == 0 and "Traceback" not in run.text, run.text
+        assert "unknown, so nothing is changed for it" in run.text, run.text
+        assert "to change" not in run.text or "0 to change" in run.text, run.text
+    assert "revoked irreversibly" not in planned.text and "the cluster is in ," not in planned.text
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == [], "a write from an unknown field"
+    record("hardening", case=f"unknown-{label}", plan_rc=planned.rc, apply_rc=applied.rc)

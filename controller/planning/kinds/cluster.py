@@ -389,7 +389,11 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
             wb.add(change.model_copy(update={"depends_on": deps}))
         chain.append(change.id)
 
-    live_loc = ids.normalise_location(obs.location)
+    if obs.unknown:
+        wb.warn("unreadable-fields",
+                f"{address}: Azure's answer carries no readable {', '.join(sorted(obs.unknown))}: "
+                "unknown, so nothing is changed for it", address=address)
+    live_loc = ids.normalise_location(obs.location) if "location" not in obs.unknown else spec.location
     if live_loc != spec.location:
         drift("location", spec.location, obs.location, Severity.CRITICAL, "C10")
         wb.block(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
@@ -429,7 +433,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     live_key = obs.key
     if live_key is not None:
         live_key_health(wb, live_key, address=address, resource_id=obs.id)
-    identity_changes = not _identity_matches(cluster, obs)
+    identity_changes = "identity" not in obs.unknown and not _identity_matches(cluster, obs)
     if identity_changes:
         drift("identity", want_ident, live_ident, Severity.WARNING)
     key_changes = want_key is not None and not compare.same_key(want_key, live_key)
@@ -578,7 +582,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
     if not compare.same_tags(spec.tags, obs.tags):
         drift("tags", dict(spec.tags), dict(obs.tags))
         changed["tags"], before["tags"] = dict(sorted(spec.tags.items())), dict(sorted(obs.tags.items()))
-    if spec.capacity != obs.capacity:
+    if "capacity" not in obs.unknown and spec.capacity != obs.capacity:
         drift("capacity", spec.capacity, obs.capacity)
         if not wb.limits.capacity_ok(spec.capacity):
             wb.block(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
