@@ -13,6 +13,7 @@ from emulator.clock import iso7, parse_time
 from emulator.http import Request, Response
 from emulator.limits import PROFILES
 from emulator.regions import has_zones
+from emulator.resources import activity_log
 from emulator.state import Cluster, Emulator, Fault, Workspace, norm_loc
 
 
@@ -270,8 +271,8 @@ def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
     if c.get("deleted"):
         cl.deleted_at = parse_time(c["deleted"])
         em.soft_deleted.append(cl)  # rule C11
-        em.operation_events(
-            subscription=sub, resource_group=rg, resource_id=cl.arm_id,
+        activity_log.operation_events(
+            em, subscription=sub, resource_group=rg, resource_id=cl.arm_id,
             operation_name="Microsoft.OperationalInsights/clusters/delete", method="DELETE",
             start=cl.deleted_at - timedelta(seconds=em.durations["cluster_delete"]), end=cl.deleted_at,
         )
@@ -330,10 +331,10 @@ def _seed_workspace(em: Emulator, w: dict[str, Any], now: Any) -> None:
         service = str(entry.get("linked_service", "cluster"))
         if service.lower() == "cluster" and status != "Refused":
             ws.link_history.append((t, kind))
-        em.operation_events(
-            subscription=sub,
+        activity_log.operation_events(
+            em, subscription=sub,
             resource_group=rg,
-            resource_id=em.link_resource_id(ws, service),
+            resource_id=activity_log.link_resource_id(ws, service),
             operation_name="Microsoft.OperationalInsights/workspaces/linkedServices/"
             + ("delete" if kind == "unlink" else "write"),
             method="DELETE" if kind == "unlink" else "PUT",
@@ -368,8 +369,8 @@ def _seed_noise(em: Emulator, ws: Workspace, count: int, now: datetime) -> None:
     for i in range(count):
         tail, name, method, asynchronous = _NOISE[i % len(_NOISE)]
         start = now - timedelta(seconds=rng.uniform(60, 30 * 86400))
-        em.operation_events(
-            subscription=ws.subscription,
+        activity_log.operation_events(
+            em, subscription=ws.subscription,
             resource_group=ws.resource_group,
             resource_id=ws.arm_id + ("/" + tail.format(n=f"Custom{i}_CL") if tail else ""),
             operation_name=name,

@@ -18,6 +18,7 @@ from emulator.clock import SimClock, iso7
 from emulator.clouds import PUBLIC, CloudHosts
 from emulator.keyvault import VaultRegistry
 from emulator.limits import DEFAULT_PROFILE, PROFILES, Limits
+from emulator.resources import activity_log
 
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -29,34 +30,6 @@ DEFAULT_DURATIONS: dict[str, float] = {
     "link": 90 * 60.0,
     "unlink": 90 * 60.0,
     "workspace_create": 2.0,
-}
-
-
-_STATUS_TEXT = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "NoContent", 400: "BadRequest", 404: "NotFound",
-    409: "Conflict",
-}
-
-
-def _resource_type(resource_id: str) -> str:
-    """`/subscriptions/s/resourceGroups/g/providers/P/t1/n1/t2/n2` -> `P/t1/t2` (the Activity Log's
-    resourceType)."""
-    parts = [p for p in resource_id.split("/") if p]
-    low = [p.lower() for p in parts]
-    if "providers" not in low:
-        return ""
-    rest = parts[low.index("providers") + 1 :]
-    if not rest:
-        return ""
-    return "/".join(_CANONICAL.get(p.lower(), p) for p in [rest[0], *rest[1::2]])
-
-
-_CANONICAL = {
-    n.lower(): n
-    for n in (
-        "Microsoft.OperationalInsights", "workspaces", "clusters", "linkedServices", "linkedStorageAccounts",
-        "tables", "savedSearches", "dataSources",
-    )
 }
 
 
@@ -369,7 +342,7 @@ class Emulator:
         self.list_cache.clear()
 
     def _finish_cluster_delete(self, op: Operation) -> None:
-        self._activity_end(op)
+        activity_log.activity_end(self, op)
         c = self.clusters.get(op.target)
         if c is None or op.failed:
             return
@@ -389,7 +362,7 @@ class Emulator:
 
     def _finish_link(self, op: Operation) -> None:
         ws = self.workspaces.get(op.target)
-        self._activity_end(op)
+        activity_log.activity_end(self, op)
         if ws is None or op.failed:
             return
         ws.cluster = op.data["cluster"]
@@ -399,7 +372,7 @@ class Emulator:
 
     def _finish_unlink(self, op: Operation) -> None:
         ws = self.workspaces.get(op.target)
-        self._activity_end(op)
+        activity_log.activity_end(self, op)
         if ws is None or op.failed:
             return
         ws.cluster = None
@@ -446,176 +419,6 @@ class Emulator:
                     )
                 elif usable and c.revoked:
                     c.revoked = False
-
-    # ---- activity log --------------------------------------------------------------------------
-    def activity_event(
-        self,
-        *,
-        subscription: str,
-        resource_group: str,
-        resource_id: str,
-        operation_name: str,
-        status: str,
-        correlation_id: str,
-        when: datetime,
-        sub_status: str = "",
-        http_status: int | None = None,
-        method: str = "PUT",
-        operation_id: str | None = None,
-        client_request_id: str | None = None,
-    ) -> None:
-        """One Activity Log event as ARM writes it (docs/azure-wire.md): every event of one operation on
-        one resource shares `operationId`; one ARM deployment shares `correlationId` across resources."""
-        props: dict[str, str] = {}
-        if http_status is not None:
-            props["statusCode"] = _STATUS_TEXT.get(http_status, str(http_status))
-        event_id = str(uuid.uuid4())
-        provider = "Microsoft.OperationalInsights"
-        rtype = _resource_type(resource_id) or provider
-        self.activity.append(
-            {
-                "authorization": {"action": operation_name, "scope": resource_id},
-                "caller": "cmkctl@emulator",
-                "channels": "Operation",
-                "claims": {},
-                "correlationId": correlation_id,
-                "description": "",
-                "eventDataId": event_id,
-                "eventName": {
-                    "value": "BeginRequest" if status == "Started" else "EndRequest",
-                    "localizedValue": "Begin request" if status == "Started" else "End request",
-                },
-                "category": {"value": "Administrative", "localizedValue": "Administrative"},
-                "httpRequest": {
-                    "clientRequestId": client_request_id or str(uuid.uuid4()),
-                    "clientIpAddress": "127.0.0.1",
-                    "method": method,
-                },
-                "id": f"{resource_id}/events/{event_id}/ticks/{int(when.timestamp() * 10_000_000)}",
-                "level": "Error" if status == "Failed" else "Informational",
-                "resourceGroupName": resource_group,
-                "resourceProviderName": {"value": provider, "localizedValue": provider},
-                "resourceId": resource_id,
-                "resourceType": {"value": rtype, "localizedValue": rtype},
-                "operationId": operation_id or correlation_id,
-                "operationName": {"value": operation_name, "localizedValue": operation_name},
-                "properties": props,
-                "status": {"value": status, "localizedValue": status},
-                "subStatus": {
-                    "value": sub_status,
-                    "localizedValue": f"{sub_status} (HTTP Status Code: {http_status})"
-                    if sub_status and http_status
-                    else sub_status,
-                },
-                "eventTimestamp": iso7(when),
-                "submissionTimestamp": iso7(when + timedelta(seconds=5)),
-                "subscriptionId": subscription,
-                "tenantId": self.tenant_id,
-                "_time": when,
-            }
-        )
-
-    def operation_events(
-        self,
-        *,
-        subscription: str,
-        resource_group: str,
-        resource_id: str,
-        operation_name: str,
-        method: str,
-        start: datetime,
-        end: datetime | None,
-        outcome: str = "Succeeded",
-        http_status: int = 202,
-        correlation_id: str | None = None,
-        operation_id: str | None = None,
-        client_request_id: str | None = None,
-        asynchronous: bool = True,
-    ) -> None:
-        """The events of one write: Started, then Accepted for an asynchronous one, then the outcome at
-        `end` (None: still running). A request the service refused is Started + Failed, never Accepted."""
-        common: dict[str, Any] = {
-            "subscription": subscription,
-            "resource_group": resource_group,
-            "resource_id": resource_id,
-            "operation_name": operation_name,
-            "correlation_id": correlation_id or str(uuid.uuid4()),
-            "operation_id": operation_id or str(uuid.uuid4()),
-            "client_request_id": client_request_id,
-            "method": method,
-        }
-        self.activity_event(status="Started", when=start, **common)
-        if http_status >= 400:
-            self.activity_event(
-                status="Failed", when=start, sub_status=_STATUS_TEXT.get(http_status, ""),
-                http_status=http_status, **common,
-            )
-            return
-        if not asynchronous:
-            self.activity_event(status="Succeeded", when=start, http_status=http_status, **common)
-            return
-        self.activity_event(status="Accepted", when=start, sub_status="Accepted", http_status=http_status,
-                            **common)
-        if end is not None:
-            self.activity_event(status=outcome, when=end, http_status=200 if outcome == "Succeeded" else None,
-                                **common)
-
-    def link_resource_id(self, ws: Workspace, linked_service: str = "cluster") -> str:
-        return f"{ws.arm_id}/linkedServices/{linked_service}"
-
-    def record_link_write(
-        self, ws: Workspace, op: Operation, *, delete: bool, http_status: int, client_request_id: str | None
-    ) -> None:
-        """Started + Accepted now; the outcome when the operation finishes (`_activity_end`)."""
-        name = "Microsoft.OperationalInsights/workspaces/linkedServices/" + ("delete" if delete else "write")
-        method = "DELETE" if delete else "PUT"
-        self.operation_events(
-            subscription=ws.subscription, resource_group=ws.resource_group,
-            resource_id=self.link_resource_id(ws), operation_name=name, method=method, start=op.start,
-            end=None, http_status=http_status, correlation_id=op.correlation_id, operation_id=op.id,
-            client_request_id=client_request_id,
-        )
-        op.data["activity"] = (ws.subscription, ws.resource_group, self.link_resource_id(ws), name, method)
-
-    def record_refused_link_write(
-        self, ws: Workspace, *, delete: bool, http_status: int, client_request_id: str | None
-    ) -> None:
-        """A link or unlink the service refused (Started, Failed) or had nothing to do for (Started,
-        Succeeded with 204): in the Activity Log, but not an accepted operation."""
-        name = "Microsoft.OperationalInsights/workspaces/linkedServices/" + ("delete" if delete else "write")
-        self.operation_events(
-            subscription=ws.subscription, resource_group=ws.resource_group,
-            resource_id=self.link_resource_id(ws), operation_name=name,
-            method="DELETE" if delete else "PUT", start=self.now(), end=None, http_status=http_status,
-            client_request_id=client_request_id, asynchronous=False,
-        )
-
-    def record_cluster_delete(self, c: Cluster, op: Operation, *, client_request_id: str | None) -> None:
-        """Rule C11 evidence: a cluster deletion is in the Activity Log even when nobody journaled it."""
-        name = "Microsoft.OperationalInsights/clusters/delete"
-        self.operation_events(
-            subscription=c.subscription, resource_group=c.resource_group, resource_id=c.arm_id,
-            operation_name=name, method="DELETE", start=op.start, end=None, http_status=202,
-            correlation_id=op.correlation_id, operation_id=op.id, client_request_id=client_request_id,
-        )
-        op.data["activity"] = (c.subscription, c.resource_group, c.arm_id, name, "DELETE")
-
-    def _activity_end(self, op: Operation) -> None:
-        if "activity" not in op.data:
-            return
-        sub, rg, rid, name, method = op.data["activity"]
-        self.activity_event(
-            subscription=sub,
-            resource_group=rg,
-            resource_id=rid,
-            operation_name=name,
-            status="Failed" if op.failed else "Succeeded",
-            correlation_id=op.correlation_id,
-            operation_id=op.id,
-            when=op.end,
-            http_status=None if op.failed else 200,
-            method=method,
-        )
 
     # ---- request log ---------------------------------------------------------------------------
     def log_request(

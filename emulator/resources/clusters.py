@@ -12,6 +12,7 @@ from typing import Any
 from emulator.clock import rfc1123
 from emulator.http import Request, Response, arm_error
 from emulator.regions import has_zones
+from emulator.resources import activity_log
 from emulator.resources.common import (
     CLUSTER_TYPE,
     MSG_BODY,
@@ -661,7 +662,7 @@ def _delete_cluster(em: Emulator, req: Request, c: Cluster) -> Response:
     op = em.new_operation("cluster_delete", c.subscription, c.location, c.key_id)
     _apply_faults_to_op(em, req, op)
     _start_logged(req, op)
-    em.record_cluster_delete(c, op, client_request_id=_client_request_id(req))
+    activity_log.record_cluster_delete(em, c, op, client_request_id=_client_request_id(req))
     c.op = op
     em.list_cache.clear()
     return Response(202, None, _op_headers(em, req, op, c.arm_id))

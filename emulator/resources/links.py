@@ -8,6 +8,7 @@ from typing import Any
 
 from emulator.clock import iso7
 from emulator.http import Request, Response, arm_error
+from emulator.resources import activity_log
 from emulator.resources.common import LS_TYPE, MSG_WS_404, _json, no_route
 from emulator.resources.operations import _apply_faults_to_op, _client_request_id, _op_headers, _start_logged
 from emulator.resources.workspaces import _invalidate, _ws_404
@@ -28,7 +29,7 @@ def _ls_body(em: Emulator, w: Workspace) -> dict[str, Any] | None:
         return None
     return {
         "properties": {"writeAccessResourceId": target, "provisioningState": state},
-        "id": em.link_resource_id(w),
+        "id": activity_log.link_resource_id(w),
         "name": "Cluster",
         "type": LS_TYPE,
         "tags": {},
@@ -70,7 +71,8 @@ def handle_linked_service(
     resp = _link_write(em, req, sub, w)
     if resp.status >= 400 or resp.status == 204:
         # ARM logs a refused write as Started + Failed: in the Activity Log, never in the W3 count
-        em.record_refused_link_write(
+        activity_log.record_refused_link_write(
+            em,
             w,
             delete=req.method == "DELETE",
             http_status=resp.status,
@@ -139,7 +141,9 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
         w.link_op = op
         w.link_history.append((now, "link"))
         _start_logged(req, op)
-        em.record_link_write(w, op, delete=False, http_status=200, client_request_id=_client_request_id(req))
+        activity_log.record_link_write(
+            em, w, op, delete=False, http_status=200, client_request_id=_client_request_id(req)
+        )
         creating = c.running_op() is not None and c.running_op().kind == "cluster_create"  # type: ignore[union-attr]
         if creating or c.failed:
             # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably. (A key
@@ -167,7 +171,9 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
         w.link_op = op
         w.link_history.append((now, "unlink"))
         _start_logged(req, op)
-        em.record_link_write(w, op, delete=True, http_status=200, client_request_id=_client_request_id(req))
+        activity_log.record_link_write(
+            em, w, op, delete=True, http_status=200, client_request_id=_client_request_id(req)
+        )
         _invalidate(em, w)
         # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
         return Response(200, _ls_body(em, w), _op_headers(em, req, op))
