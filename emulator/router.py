@@ -6,7 +6,9 @@ admin API (`/_emulator/...` on any host), Azure Resource Manager (the played clo
 ARM then applies its front-door checks (bearer token, subscription id) and the first row of
 `ROUTES` whose method, host kind and path match answers. Paths match case-insensitively and
 ignore empty segments, as ARM does (docs/azure-wire.md §1.1); a row with `versions` answers ARM's
-api-version 400 before its handler runs.
+api-version 400 before its handler runs. A vault host goes to the vault registry, whose front door
+(vault lookup, token challenge, api-version, outage) runs first and whose own table
+(`resources.keyvault_data.ROUTES`) names the permission each key operation needs.
 """
 
 from __future__ import annotations

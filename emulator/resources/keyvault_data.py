@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -90,38 +92,9 @@ def _route_dataplane(reg: VaultRegistry, vault: Vault, req: Request, api: str) -
         rest = rest[:-1]
     if rest and rest[0] and not _NAME_RE.match(rest[0]):
         return _kv_error(400, "BadParameter", f"The request URI contains an invalid name: {rest[0]}")
-    if collection == "keys":
-        if m == "GET" and not rest:
-            return _guard(reg, vault, "list") or _list_keys(reg, vault, req, api)
-        if m == "GET" and len(rest) == 2 and rest[1].lower() == "versions":
-            return _guard(reg, vault, "list") or _list_versions(reg, vault, req, api, rest[0])
-        if m == "GET" and len(rest) in (1, 2) and rest[-1].lower() != "rotationpolicy":
-            return _guard(reg, vault, "get") or _get_key(
-                reg, vault, rest[0], rest[1] if len(rest) == 2 else ""
-            )
-        if m == "POST" and len(rest) == 2 and rest[1].lower() == "create":
-            return _guard(reg, vault, "create") or _create_key(reg, vault, rest[0], req)
-        if m == "POST" and len(rest) == 2 and rest[1].lower() == "rotate":
-            return _guard(reg, vault, "rotate") or _rotate(reg, vault, rest[0])
-        if len(rest) == 2 and rest[1].lower() == "rotationpolicy" and m in ("GET", "PUT"):
-            if m == "GET":
-                return _guard(reg, vault, "getrotationpolicy") or _get_policy(reg, vault, rest[0])
-            return _guard(reg, vault, "setrotationpolicy") or _set_policy(reg, vault, rest[0], req)
-        if m == "PATCH" and len(rest) in (1, 2):
-            return _guard(reg, vault, "update") or _update_key(
-                reg, vault, rest[0], rest[1] if len(rest) == 2 else "", req
-            )
-        if m == "DELETE" and len(rest) == 1:
-            return _guard(reg, vault, "delete") or _delete_key(reg, vault, rest[0])
-    else:
-        if m == "GET" and not rest:
-            return _guard(reg, vault, "list") or _list_deleted(reg, vault, req, api)
-        if m == "GET" and len(rest) == 1:
-            return _guard(reg, vault, "get") or _get_deleted(reg, vault, rest[0])
-        if m == "POST" and len(rest) == 2 and rest[1].lower() == "recover":
-            return _guard(reg, vault, "recover") or _recover(reg, vault, rest[0])
-        if m == "DELETE" and len(rest) == 1:
-            return _guard(reg, vault, "purge") or _purge(reg, vault, rest[0])
+    for route in ROUTES:
+        if route.matches(m, collection, rest):
+            return _guard(reg, vault, route.permission) or route.handler(reg, vault, req, api, rest)
     return _kv_error(405, "MethodNotAllowed", f"{m} {req.path} is not supported by the emulated vault.")
 
 
@@ -458,3 +431,83 @@ def _purge(reg: VaultRegistry, vault: Vault, name: str) -> Response:
     del vault.keys[name.lower()]
     reg.changed = True
     return Response(204)
+
+
+DataHandler = Callable[[VaultRegistry, Vault, Request, str, list[str]], Response]
+
+
+@dataclass(frozen=True)
+class DataRoute:
+    """One data-plane row: method, collection (`keys` or `deletedkeys`), the segments after it (None:
+    a key name or version, a string: that word in any case), the permission it needs, the handler.
+    `not_last`: a word the last segment must not be (a key named `rotationpolicy` is never read)."""
+
+    method: str
+    collection: str
+    shape: tuple[str | None, ...]
+    permission: str
+    handler: DataHandler
+    not_last: str | None = None
+
+    def matches(self, method: str, collection: str, rest: list[str]) -> bool:
+        return (
+            method == self.method
+            and collection == self.collection
+            and len(rest) == len(self.shape)
+            and all(want is None or got.lower() == want for want, got in zip(self.shape, rest, strict=True))
+            and not (self.not_last is not None and rest and rest[-1].lower() == self.not_last)
+        )
+
+
+_N = None  # a key name or version segment
+# First match wins: `versions` and `rotationpolicy` come before a key version in the same place.
+ROUTES: tuple[DataRoute, ...] = (
+    DataRoute("GET", "keys", (), "list", lambda reg, v, req, api, r: _list_keys(reg, v, req, api)),
+    DataRoute(
+        "GET",
+        "keys",
+        (_N, "versions"),
+        "list",
+        lambda reg, v, req, api, r: _list_versions(reg, v, req, api, r[0]),
+    ),
+    DataRoute(
+        "GET",
+        "keys",
+        (_N, "rotationpolicy"),
+        "getrotationpolicy",
+        lambda reg, v, req, api, r: _get_policy(reg, v, r[0]),
+    ),
+    DataRoute(
+        "GET",
+        "keys",
+        (_N,),
+        "get",
+        lambda reg, v, req, api, r: _get_key(reg, v, r[0], ""),
+        not_last="rotationpolicy",
+    ),
+    DataRoute("GET", "keys", (_N, _N), "get", lambda reg, v, req, api, r: _get_key(reg, v, r[0], r[1])),
+    DataRoute(
+        "POST", "keys", (_N, "create"), "create", lambda reg, v, req, api, r: _create_key(reg, v, r[0], req)
+    ),
+    DataRoute("POST", "keys", (_N, "rotate"), "rotate", lambda reg, v, req, api, r: _rotate(reg, v, r[0])),
+    DataRoute(
+        "PUT",
+        "keys",
+        (_N, "rotationpolicy"),
+        "setrotationpolicy",
+        lambda reg, v, req, api, r: _set_policy(reg, v, r[0], req),
+    ),
+    DataRoute(
+        "PATCH", "keys", (_N,), "update", lambda reg, v, req, api, r: _update_key(reg, v, r[0], "", req)
+    ),
+    DataRoute(
+        "PATCH", "keys", (_N, _N), "update", lambda reg, v, req, api, r: _update_key(reg, v, r[0], r[1], req)
+    ),
+    DataRoute("DELETE", "keys", (_N,), "delete", lambda reg, v, req, api, r: _delete_key(reg, v, r[0])),
+    DataRoute("GET", "deletedkeys", (), "list", lambda reg, v, req, api, r: _list_deleted(reg, v, req, api)),
+    DataRoute("GET", "deletedkeys", (_N,), "get", lambda reg, v, req, api, r: _get_deleted(reg, v, r[0])),
+    DataRoute(
+        "POST", "deletedkeys", (_N, "recover"), "recover", lambda reg, v, req, api, r: _recover(reg, v, r[0])
+    ),
+    DataRoute("DELETE", "deletedkeys", (_N,), "purge", lambda reg, v, req, api, r: _purge(reg, v, r[0])),
+)
