@@ -61,6 +61,7 @@ from controller.reconcile.logs import JsonLog, LogProgress
 from controller.reconcile.metrics import Metrics
 from controller.reconcile.source import GIT_TIMEOUT, Checkout, SourceError, open_source, redact
 from controller.reconcile.status import PassRecord, Reason, Status
+from controller.reporting import build_report
 from controller.service.apply_session import ApplySession, record_applied
 from controller.service.snapshot import Snapshot, look
 from controller.service.state import JournalStore, StateBackend, StateRef
@@ -370,6 +371,10 @@ class Reconciler:
         """Drift, changes outside cmkctl and deferred work, from this pass's observation only."""
         plan = snap.plan
         out.plan = plan
+        report = build_report(
+            desired=snap.desired, observed=snap.observed, history=snap.history, plan=plan, now=snap.now
+        )
+        self.metrics.report(report, blocked=len(plan.blocked))
         for warning in snap.observed.warnings:
             self.log.emit("observe.warning", level="warning", message=warning)
         outside = [o.to_json() for o in snap.outside]
@@ -676,6 +681,8 @@ class Reconciler:
             self.status.consecutive_failures = self.failures
         self.status.record_pass(record)
         self.metrics.ready.set(1 if ready else 0)
+        if ready:
+            self.metrics.last_success.set(time.time())
         self.metrics.stalled.set(1 if outcome.result is Result.STALLED else 0)
         self.metrics.failures.set(self.failures)
         self.metrics.drifted.set(record.drifted)

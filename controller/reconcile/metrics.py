@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controller import __version__
 from controller.model import clouds
+from controller.reporting import Report
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -91,8 +93,58 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("cmkctl_ready", "1 when the last pass left Azure matching the spec", registry=r)
+        # what an operator alerts on: the encryption report's figures, from what the last pass observed
+        # before it wrote (a change it applied shows one pass later)
+        self.blocked = Gauge(
+            "cmkctl_blocked_changes",
+            "Changes that can never run as declared (a rule forbids them): the user must act",
+            registry=r,
+        )
+        self.key_expiry_days = Gauge(
+            "cmkctl_key_expiry_days",
+            "Days until the nearest key version in force expires (rules K1, K2); absent: no key expires",
+            registry=r,
+        )
+        self.protected_ratio = Gauge(
+            "cmkctl_workspaces_cmk_protected_ratio",
+            "Share of declared workspaces whose data is on a CMK cluster (1: all; absent: none declared)",
+            registry=r,
+        )
+        self.findings = Gauge(
+            "cmkctl_findings", "Encryption report findings by severity", ["severity"], registry=r
+        )
+        self.last_success = Gauge(
+            "cmkctl_last_successful_pass_timestamp_seconds",
+            "Unix time the last pass that succeeded ended (0: none since the start)",
+            registry=r,
+        )
+        Info("cmkctl_build", "The controller's version", registry=r).info({"version": __version__})
+        for severity in ("critical", "warning", "info"):
+            self.findings.labels(severity=severity).set(0)
+        _set_or_absent(self.key_expiry_days, None)  # unknown until a pass has looked
+        _set_or_absent(self.protected_ratio, None)
         if azure_requests is not None:
             r.register(_AzureRequests(azure_requests))
 
+    def report(self, report: Report, *, blocked: int) -> None:
+        """Set the alerting gauges from this pass's report; a value that does not exist is removed,
+        never faked (a key without an expiry must not look like one expiring today)."""
+        c = report.counts
+        self.blocked.set(blocked)
+        for severity, count in (("critical", c.critical), ("warning", c.warning), ("info", c.info)):
+            self.findings.labels(severity=severity).set(count)
+        _set_or_absent(self.key_expiry_days, c.days_to_nearest_key_expiry)
+        declared = [w for w in report.workspaces if w.expected_cluster is not None]
+        protected = sum(1 for w in declared if w.cmk_protected)
+        _set_or_absent(self.protected_ratio, protected / len(declared) if declared else None)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _set_or_absent(gauge: Gauge, value: float | None) -> None:
+    """A gauge with no sample when there is no value (prometheus_client has no 'unset')."""
+    if value is None:
+        gauge.set(float("nan"))  # Prometheus's "no value"
+    else:
+        gauge.set(value)
