@@ -51,6 +51,7 @@ from requests.adapters import HTTPAdapter
 
 from controller.azure import credentials
 from controller.azure.errors import UntrustedEndpoint
+from controller.azure.pacing import ARM_BUDGET, READS, WRITES, ArmPacer, PacingPolicy
 from controller.model import clouds, ids
 from controller.model.settings import Settings
 
@@ -276,6 +277,17 @@ class AzureClients:
         retries = self.settings.azure_retry_total
         self._retry_total = (3 if self.emulator else 6) if retries is None else retries
         self._timeout = self.settings.azure_timeout
+        self.pacer: ArmPacer | None = self._make_pacer()
+
+    def _make_pacer(self) -> ArmPacer | None:
+        """Paced to ARM's buckets (reads 250 + 25/s, writes 200 + 10/s per subscription) or to the rates
+        set; the emulator only when a rate is set (its buckets follow its own time scale)."""
+        reads, writes = self.settings.arm_read_rate, self.settings.arm_write_rate
+        if self.emulator and reads is None and writes is None:
+            return None
+        burst_r, rate_r = ARM_BUDGET[READS]
+        burst_w, rate_w = ARM_BUDGET[WRITES]
+        return ArmPacer({READS: (burst_r, reads or rate_r), WRITES: (burst_w, writes or rate_w)})
 
     # -- shared pieces ---------------------------------------------------------------------------
     def credential(self) -> Any:
@@ -341,7 +353,13 @@ class AzureClients:
                 self.credential(), self.cloud.arm_scope, arm_host=self.cloud.arm_host
             ),
         }
-        return {**self._kwargs(), **arm}
+        kw = {**self._kwargs(), **arm}
+        if self.pacer is not None:
+            # per try (it sits after the retry policy): every ARM request waits for its bucket's token
+            kw["custom_hook_policy"] = PacingPolicy(
+                self.pacer, self.cloud.arm_host, raw_response_hook=self.hook
+            )
+        return kw
 
     def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
         with self._lock:

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from controller.azure import errors
 from controller.azure.clients import AzureClients, check_host
 from controller.azure.observe import parse_time
+from controller.azure.pacing import READS, subscription_of
+from controller.azure.watch import DeferredPolling, Watch
 from controller.model import compare, ids
 from controller.model.access import grant_remedy
 from controller.model.rules import Rule
@@ -163,6 +165,7 @@ class Operations:
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float | None = None,
         operation_timeout: float | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.clients = clients
         self._sleep = sleep
@@ -171,6 +174,16 @@ class Operations:
         # matrix cell "op-stuck"). Creates usually take ~2 h, links up to 90 min.
         default = clients.settings.operation_timeout  # CMKCTL_OPERATION_TIMEOUT
         self._op_timeout = operation_timeout if operation_timeout is not None else default
+        self.watch = watch or Watch(read_rate=self._read_rate, min_interval=self._poll)
+
+    def _read_rate(self, subscription: str) -> float | None:
+        """Reads per second ARM refills for the subscription as our requests are paced (None: unpaced)."""
+        pacer = self.clients.pacer
+        return pacer.budget[READS][1] if pacer is not None else None
+
+    def _polling(self) -> DeferredPolling:
+        """The SDK's ARM polling, its status reads made by the Watch."""
+        return DeferredPolling(self._poll)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -385,13 +398,22 @@ class Operations:
         self._wait_poller(f"{handle.action} {handle.target}", handle.poller)
 
     def _wait_poller(self, what: str, poller: Any) -> None:
-        """Wait at most the operation timeout; past it raise StillRunning (the journal keeps the token)."""
-        self._call(f"wait for {what}", lambda: poller.result(timeout=self._op_timeout))
-        if not poller.done():
+        """Wait at most the operation timeout; past it raise StillRunning (the journal keeps the token).
+
+        The status reads are the Watch's, spread over the subscription's read budget (no thread and
+        no fixed poll of our own per operation)."""
+        method = poller.polling_method()
+        if not isinstance(method, DeferredPolling):  # synchronous answer or a foreign poller
+            self._call(f"wait for {what}", lambda: poller.result(timeout=self._op_timeout))
+            return
+        sub = subscription_of(method._initial_response.http_response.request.url) or ""
+        try:
+            self._call(f"wait for {what}", lambda: self.watch.wait(sub, method, timeout=self._op_timeout))
+        except errors.StillRunning:
             raise errors.StillRunning(
                 f"{what}: Azure is still running it after {self._op_timeout:g}s "
                 "(CMKCTL_OPERATION_TIMEOUT); it was not sent again: run apply later to resume it"
-            )
+            ) from None
 
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
         """Rebuild the poller from a journaled continuation token and wait: the request is not re-sent."""
@@ -421,10 +443,10 @@ class Operations:
             la = self._la(str(p["subscription"]))
             rg, name = str(p["resource_group"]), str(p["name"])
             if a is Action.CREATE:
-                return la.clusters.begin_create_or_update(rg, name, cluster_body(p))
+                return la.clusters.begin_create_or_update(rg, name, cluster_body(p), polling=self._polling())
             if a is Action.DELETE:
-                return la.clusters.begin_delete(rg, name)
-            return la.clusters.begin_update(rg, name, patch_body(a, p))
+                return la.clusters.begin_delete(rg, name, polling=self._polling())
+            return la.clusters.begin_update(rg, name, patch_body(a, p), polling=self._polling())
         ws = ids.ResourceId.parse(str(p["workspace_id"]))
         la = self._la(ws.subscription)
         if a is Action.LINK:
@@ -432,11 +454,11 @@ class Operations:
             # rule W3: the client never re-sends this PUT (clients._SendOnceRetryPolicy); a lost answer or
             # a 5xx reaches the executor, which re-observes the link instead of sending it again
             return la.linked_services.begin_create_or_update(
-                ws.resource_group, ws.name, _LINKED_SERVICE, body, **_request_id(p)
+                ws.resource_group, ws.name, _LINKED_SERVICE, body, polling=self._polling(), **_request_id(p)
             )
         if a is Action.UNLINK:  # rule W3, as above
             return la.linked_services.begin_delete(
-                ws.resource_group, ws.name, _LINKED_SERVICE, **_request_id(p)
+                ws.resource_group, ws.name, _LINKED_SERVICE, polling=self._polling(), **_request_id(p)
             )
         dst = str(p["data_source_type"])
         if a is Action.BYOS_LINK:
@@ -451,18 +473,31 @@ class Operations:
             rid = ids.ResourceId.parse(target)
             ops = self._la(rid.subscription).clusters
             if action is Action.CREATE:
-                return ops.begin_create_or_update(rid.resource_group, rid.name, {}, continuation_token=token)
+                return ops.begin_create_or_update(
+                    rid.resource_group, rid.name, {}, continuation_token=token, polling=self._polling()
+                )
             if action is Action.DELETE:
-                return ops.begin_delete(rid.resource_group, rid.name, continuation_token=token)
-            return ops.begin_update(rid.resource_group, rid.name, {}, continuation_token=token)
+                return ops.begin_delete(
+                    rid.resource_group, rid.name, continuation_token=token, polling=self._polling()
+                )
+            return ops.begin_update(
+                rid.resource_group, rid.name, {}, continuation_token=token, polling=self._polling()
+            )
         if action in (Action.LINK, Action.UNLINK):
             ws = ids.ResourceId.parse(str(p.get("workspace_id") or target))
             ls = self._la(ws.subscription).linked_services
             if action is Action.LINK:
                 return ls.begin_create_or_update(
-                    ws.resource_group, ws.name, _LINKED_SERVICE, {}, continuation_token=token
+                    ws.resource_group,
+                    ws.name,
+                    _LINKED_SERVICE,
+                    {},
+                    continuation_token=token,
+                    polling=self._polling(),
                 )
-            return ls.begin_delete(ws.resource_group, ws.name, _LINKED_SERVICE, continuation_token=token)
+            return ls.begin_delete(
+                ws.resource_group, ws.name, _LINKED_SERVICE, continuation_token=token, polling=self._polling()
+            )
         return None  # BYOS calls are synchronous: nothing to resume
 
     # -- verifying ---------------------------------------------------------------------------------

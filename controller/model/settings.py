@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=None, ge=0, le=20, validation_alias="CMKCTL_AZURE_RETRY_TOTAL"
     )
     azure_timeout: float = Field(default=60.0, gt=0, validation_alias="CMKCTL_AZURE_TIMEOUT")
+    # ARM's per-subscription refill rates (requests per second) our requests are paced to; unset: ARM's
+    # own (reads 25, writes 10), and no pacing under the emulator unless set (its time may be scaled)
+    arm_read_rate: float | None = Field(default=None, gt=0, validation_alias="CMKCTL_ARM_READ_RATE")
+    arm_write_rate: float | None = Field(default=None, gt=0, validation_alias="CMKCTL_ARM_WRITE_RATE")
     # executor: wait for our own operation, for someone else's running one (C6/W5), first retry wait
     operation_timeout: float = Field(default=6 * 3600.0, gt=0, validation_alias="CMKCTL_OPERATION_TIMEOUT")
     busy_timeout: float = Field(default=3 * 3600.0, ge=0, validation_alias="CMKCTL_BUSY_TIMEOUT")
