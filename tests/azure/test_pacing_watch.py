@@ -16,11 +16,12 @@ from controller.planning.plan import Action, Change
 
 SUB = "00000000-0000-0000-0000-00000000ab01"
 RG = "rg-pace"
-CLUSTER = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/clusters/c1"
+PROVIDER = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights"
+CLUSTER = f"{PROVIDER}/clusters/c1"
 
 
 def _ws(name: str) -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/workspaces/{name}"
+    return f"{PROVIDER}/workspaces/{name}"
 
 
 def _seed(emulator: Any, n: int) -> None:
