@@ -231,6 +231,33 @@ def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
     )
 
 
+def _workspace_stub(workspace_id: str, **fields: Any) -> ObservedWorkspace:
+    """A workspace as one of its sub-resources shows it: location and state of the workspace itself are
+    not part of that read (empty), only what the sub-resource says."""
+    rid = ids.ResourceId.parse(workspace_id)
+    return ObservedWorkspace(
+        id=workspace_id, subscription=rid.subscription, resource_group=rid.resource_group, name=rid.name,
+        location="", provisioning_state="", **fields,
+    )
+
+
+def link_from_arm(workspace_id: str, link: Mapping[str, Any] | None) -> ObservedWorkspace:
+    """A workspace's linkedServices/cluster (None: not linked) -> its cluster and link state (W2, W5)."""
+    if link is None:
+        return _workspace_stub(workspace_id, cluster_id=None)
+    props = _get(link, "properties") or {}
+    cluster = _get(props, "writeAccessResourceId") or _get(props, "resourceId")
+    state = _get(props, "provisioningState")
+    return _workspace_stub(workspace_id, cluster_id=str(cluster) if cluster else None,
+                           link_state=str(state) if state else None)
+
+
+def byos_link_from_arm(workspace_id: str, storage: Mapping[str, Any] | None) -> ObservedWorkspace:
+    """One linkedStorageAccounts resource (None: no link of that type) -> the workspace's BYOS view."""
+    return _workspace_stub(workspace_id, cluster_id=None, byos=byos_from_arm([storage] if storage else []),
+                           byos_read=True)
+
+
 def _key_from_versions(ref: ids.KeyRef, items: Iterable[Any]) -> ObservedKey:
     versions: list[KeyVersion] = []
     recovery: str | None = None
@@ -904,8 +931,10 @@ def _associate_ops(clusters: Mapping[str, ObservedCluster]) -> list[LinkOperatio
 __all__ = [
     "AzureError",
     "byos_from_arm",
+    "byos_link_from_arm",
     "cluster_deletions_from_events",
     "cluster_from_arm",
+    "link_from_arm",
     "link_ops_from_events",
     "observe",
     "parse_time",

@@ -2,13 +2,17 @@
 
 Every action has the same four phases so the executor can journal between them:
 
-* `precheck(change)`  re-read the target: DONE (skip, idempotency), NEEDED, or IN_PROGRESS (someone's
+* `view(change)`      re-read the target as observe models it (controller.model.observed);
+* `precheck(change)`  from the view: DONE (skip, idempotency), NEEDED, or IN_PROGRESS (someone's
                       operation is running on it: wait, never send a second one, rules C6/W5);
 * `start(change, on_sent)`  send the request, and hand the LRO's continuation token and status URL
                       to `on_sent` (which journals them) BEFORE anything waits;
 * `wait(handle)` / `resume(action, target, token)`  poll to the end; after a restart the poller is
                       rebuilt from the journaled token (`begin_*(continuation_token=...)`), never re-sent;
-* `verify(change)`    re-read and compare with `Change.after`: a mismatch is InconsistentResult.
+* `verify(change)`    re-read and compare with the change's parameters: a mismatch is InconsistentResult.
+
+Precheck and verify compare through controller.model.compare, the functions the planner decides
+with: a change the planner wants is never taken for "already done", and the reverse.
 
 Bodies are built from the plan's parameters and carry writable fields only (never
 associatedWorkspaces, provisioningState, clusterId...). Errors are mapped by controller.azure.errors.
@@ -29,16 +33,16 @@ from urllib.parse import urlsplit
 
 from controller.azure import errors
 from controller.azure.clients import AzureClients, check_host
-from controller.azure.observe import parse_time
+from controller.azure.observe import byos_link_from_arm, cluster_from_arm, link_from_arm
 from controller.azure.pacing import READS, subscription_of
 from controller.azure.watch import DeferredPolling, Watch
 from controller.model import compare, ids
 from controller.model.access import grant_remedy
+from controller.model.observed import ObservedCluster, ObservedWorkspace
 from controller.model.rules import Rule
 from controller.planning.plan import Action, Change
 
 _LINKED_SERVICE = "cluster"
-_BUSY_STATES = {"creating", "updating", "deleting", "provisioningaccount", "inprogress", "accepted"}
 
 
 class Precheck(StrEnum):
@@ -65,24 +69,6 @@ class Handle:
 OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
 
 
-def _norm_key(value: Any) -> dict[str, str] | None:
-    """keyVaultProperties or plan key dict -> comparable {vault, name, version} (case-insensitive).
-
-    `https://x.vault.azure.net:443` and `https://x.vault.azure.net/` are the same vault
-    (ids.normalise_vault_uri). No key -- absent, `{}`, or the empty strings of a removed key (rule
-    C13) -- is None.
-    """
-    if not value:
-        return None
-    get = value.get
-    raw_uri = str(get("vault_uri") or get("keyVaultUri") or "")
-    name = str(get("name") or get("keyName") or "").lower()
-    if not raw_uri.strip() and not name:
-        return None
-    uri = ids.normalise_vault_uri(raw_uri) if raw_uri.strip() else ""
-    return {"vault": uri, "name": name, "version": str(get("version") or get("keyVersion") or "").lower()}
-
-
 def _request_id(p: Mapping[str, Any]) -> dict[str, str]:
     """The journaled x-ms-client-request-id (azure-core's `request_id` option): the Activity Log shows
     it as httpRequest.clientRequestId, so the journal's record and Azure's are one operation (rule W3)."""
@@ -98,31 +84,6 @@ def _as_dict(model: Any) -> dict[str, Any]:
     if isinstance(model, Mapping):
         return dict(model)
     raise TypeError(f"not an azure-mgmt-loganalytics 14 model: {type(model).__name__}")
-
-
-def _props(resource: dict[str, Any]) -> dict[str, Any]:
-    props = resource.get("properties") or {}
-    return dict(props) if isinstance(props, dict) else _as_dict(props)
-
-
-def busy(provisioning_state: Any) -> bool:
-    """Rules C6/W5: an operation is running on the resource (a link shows `ProvisioningAccount`)."""
-    return str(provisioning_state or "").lower() in _BUSY_STATES
-
-
-def link_view(link: dict[str, Any]) -> dict[str, Any]:
-    """A linkedServices/cluster body as the plan's `after` names its fields."""
-    props = _props(link)
-    return {
-        "cluster_id": props.get("writeAccessResourceId") or props.get("resourceId"),
-        "provisioning_state": props.get("provisioningState"),
-    }
-
-
-def byos_view(storage: dict[str, Any]) -> dict[str, Any]:
-    """A linkedStorageAccounts body as the plan's `after` names its fields."""
-    accounts = _props(storage).get("storageAccountIds") or []
-    return {"storage_account_id": accounts[0] if accounts else None, "storage_account_ids": accounts}
 
 
 def _status_url(poller: Any) -> str | None:
@@ -229,74 +190,50 @@ class Operations:
             ),
         )
 
-    def view(self, change: Change) -> dict[str, Any] | None:
-        """The target as the plan's `after` names fields (None: the resource does not exist)."""
+    def view(self, change: Change) -> View | None:
+        """The target as observe models it (controller.model.observed); None: the cluster does not exist.
+
+        A workspace is never None: its link or BYOS read says whether it is linked (`cluster_id`,
+        `link_state`) or has storage of the type (`byos`).
+        """
         p = change.parameters
-        if change.action in (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE):
+        if change.action in _CLUSTER_ACTIONS:
             cluster = self.read_cluster(change.resource_id)
-            if cluster is None:
-                return None
-            props = _props(cluster)
-            sku = cluster.get("sku") or {}
-            identity = cluster.get("identity") or {}
-            return {
-                "provisioning_state": props.get("provisioningState"),
-                "location": ids.normalise_location(str(cluster.get("location", ""))),
-                "capacity": sku.get("capacity"),
-                "billing_type": props.get("billingType"),
-                "tags": dict(cluster.get("tags") or {}),
-                "identity_type": identity.get("type"),
-                "identity": {
-                    "type": identity.get("type"),
-                    "user_assigned_identities": tuple(identity.get("userAssignedIdentities") or {}),
-                },
-                "double_encryption": props.get("isDoubleEncryptionEnabled"),
-                "availability_zones": props.get("isAvailabilityZonesEnabled"),
-                "key": _norm_key(props.get("keyVaultProperties")),
-            }
+            return None if cluster is None else cluster_from_arm(cluster)
+        workspace = str(p["workspace_id"])
         if change.action in (Action.LINK, Action.UNLINK):
-            link = self.read_link(str(p["workspace_id"]))
-            return None if link is None else link_view(link)
-        storage = self.read_byos(str(p["workspace_id"]), str(p["data_source_type"]))
-        return None if storage is None else byos_view(storage)
+            return link_from_arm(workspace, self.read_link(workspace))
+        return byos_link_from_arm(workspace, self.read_byos(workspace, str(p["data_source_type"])))
 
     # -- precheck ----------------------------------------------------------------------------------
 
     def precheck(self, change: Change) -> Precheck:
         """Idempotency: is the change already in effect, needed, or being done by a running operation?"""
         view = self.view(change)
-        state = str((view or {}).get("provisioning_state") or "").lower()
         a = change.action
         p = change.parameters
-        if a is Action.DELETE or a is Action.UNLINK or a is Action.BYOS_UNLINK:
+        running = compare.busy(_state(view))
+        if a is Action.DELETE:
             if view is None:
                 return Precheck.DONE
-            if (
-                a is Action.UNLINK
-                and p.get("cluster_id")
-                and ids.id_key(str(view.get("cluster_id") or "")) != (ids.id_key(str(p["cluster_id"])))
-            ):
+            return Precheck.IN_PROGRESS if running else Precheck.NEEDED
+        if isinstance(view, ObservedWorkspace) and a is Action.UNLINK:
+            if view.cluster_id is None:
+                return Precheck.DONE
+            if p.get("cluster_id") and not compare.same_id(view.cluster_id, str(p["cluster_id"])):
                 return Precheck.DONE  # linked elsewhere meanwhile: not ours to unlink (W2), no W3 spent
-            return Precheck.IN_PROGRESS if state in _BUSY_STATES else Precheck.NEEDED
+            return Precheck.IN_PROGRESS if running else Precheck.NEEDED
+        if isinstance(view, ObservedWorkspace) and a is Action.BYOS_UNLINK:
+            return Precheck.NEEDED if str(p["data_source_type"]).lower() in view.byos else Precheck.DONE
         if view is None:
             return Precheck.NEEDED
-        if state in _BUSY_STATES:
+        if running:
             return Precheck.IN_PROGRESS  # rule C6 / W5: one operation at a time; wait for it
         if a is Action.CREATE:
-            return Precheck.DONE if state == "succeeded" else Precheck.NEEDED
-        if a is Action.LINK:
-            same = ids.id_key(str(view.get("cluster_id") or "")) == ids.id_key(str(p["cluster_id"]))
-            return Precheck.DONE if same and state in ("succeeded", "") else Precheck.NEEDED
-        if a is Action.BYOS_LINK:
-            wanted = ids.id_key(str(p["storage_account_id"]))
-            have = [ids.id_key(str(x)) for x in view.get("storage_account_ids") or []]
-            return Precheck.DONE if have == [wanted] else Precheck.NEEDED
-        if a is Action.SET_KEY:
-            return Precheck.DONE if view.get("key") == _norm_key(p.get("key")) else Precheck.NEEDED
-        if a is Action.UPDATE:
-            diffs = self._differences(change, view, _update_fields(p))
-            return Precheck.NEEDED if diffs else Precheck.DONE
-        return Precheck.NEEDED
+            return Precheck.DONE if _state(view).lower() == "succeeded" else Precheck.NEEDED
+        if a is Action.LINK and _state(view).lower() not in ("succeeded", ""):
+            return Precheck.NEEDED  # a Failed link is sent again
+        return Precheck.NEEDED if differences(change, view) else Precheck.DONE
 
     def wait_idle(
         self, change: Change, *, timeout: float, sleep: Callable[[float], None] | None = None
@@ -305,9 +242,8 @@ class Operations:
         nap = sleep or self._sleep
         deadline = time.monotonic() + timeout
         while True:
-            view = self.view(change)
-            state = str((view or {}).get("provisioning_state") or "").lower()
-            if state not in _BUSY_STATES:
+            state = _state(self.view(change))
+            if not compare.busy(state):
                 return
             if time.monotonic() >= deadline:
                 raise errors.Busy(f"{change.address}: still {state} after {timeout:g}s (rules C6/W5)")
@@ -386,10 +322,7 @@ class Operations:
             return exc
         if days is None or cluster is None:
             return exc
-        props = _props(cluster)
-        sku = cluster.get("sku") or {}
-        crp = props.get("capacityReservationProperties") or {}
-        last = parse_time(sku.get("lastSkuUpdate") or crp.get("lastSkuUpdate"))
+        last = cluster_from_arm(cluster).last_sku_update
         return exc.lifting(last + timedelta(days=days)) if last is not None else exc
 
     def wait(self, handle: Handle) -> None:
@@ -503,65 +436,97 @@ class Operations:
     # -- verifying ---------------------------------------------------------------------------------
 
     def verify(self, change: Change) -> None:
-        """Re-read after the operation; anything not as `after` says is an error, not silence."""
+        """Re-read after the operation; anything not as the parameters say is an error, not silence."""
         view = self.view(change)
-        if change.action in (Action.DELETE, Action.UNLINK, Action.BYOS_UNLINK):
-            if view is not None and str(view.get("provisioning_state") or "").lower() != "deleting":
-                raise InconsistentResult(
-                    f"{change.address}: inconsistent result: still exists after {change.action}"
-                )
+        a = change.action
+        if a in (Action.DELETE, Action.UNLINK, Action.BYOS_UNLINK):
+            gone = (
+                view is None
+                or _state(view).lower() == "deleting"
+                or (a is Action.UNLINK and isinstance(view, ObservedWorkspace) and view.cluster_id is None)
+                or (a is Action.BYOS_UNLINK and isinstance(view, ObservedWorkspace)
+                    and str(change.parameters["data_source_type"]).lower() not in view.byos)
+            )
+            if not gone:
+                raise InconsistentResult(f"{change.address}: inconsistent result: still exists after {a}")
             return
         if view is None:
-            raise InconsistentResult(
-                f"{change.address}: inconsistent result: not found after {change.action}"
-            )
-        state = str(view.get("provisioning_state") or "Succeeded")
+            raise InconsistentResult(f"{change.address}: inconsistent result: not found after {a}")
+        state = _state(view) or "Succeeded"
         if state.lower() != "succeeded":
             raise InconsistentResult(
-                f"{change.address}: inconsistent result: provisioningState {state} after {change.action}"
+                f"{change.address}: inconsistent result: provisioningState {state} after {a}"
             )
-        expected = dict(change.after or {})
-        if change.action is Action.LINK:
-            expected.setdefault("cluster_id", change.parameters.get("cluster_id"))
-        if change.action is Action.SET_KEY:
-            expected.setdefault("key", change.parameters.get("key"))
-        diffs = self._differences(change, view, expected)
+        diffs = differences(change, view)
         if diffs:
-            raise InconsistentResult(
-                f"{change.address}: inconsistent result after {change.action}: " + "; ".join(diffs)
-            )
+            raise InconsistentResult(f"{change.address}: inconsistent result after {a}: " + "; ".join(diffs))
 
-    @staticmethod
-    def _differences(change: Change, view: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-        out: list[str] = []
-        for field, want in expected.items():
-            if field not in view:
-                continue  # a field we cannot read back is not checked (never guessed)
-            have = view[field]
-            if field == "key":
-                want, have = _norm_key(want), have
-            elif field in ("cluster_id", "storage_account_id") and want is not None:
-                want, have = ids.id_key(str(want)), ids.id_key(str(have or ""))
-            elif field == "identity" and isinstance(want, dict):
-                have_d = have or {}
-                live_uais = have_d.get("user_assigned_identities") or ()
-                if not compare.same_identity(str(want.get("type") or ""), want.get("user_assigned_identity"),
-                                             str(have_d.get("type") or ""), live_uais):
-                    wanted = f"{want.get('type')} {want.get('user_assigned_identity') or ''}".strip()
-                    found = f"{have_d.get('type')} {', '.join(live_uais)}".strip()
-                    out.append(f"identity: expected {wanted}, found {found}")
-                continue
-            elif field == "location" and want is not None:
-                want = ids.normalise_location(str(want))
-            elif isinstance(want, str) and isinstance(have, str):
-                want, have = want.lower(), have.lower()
-            if want != have:
-                out.append(f"{field}: expected {want!r}, found {have!r}")
+
+View = ObservedCluster | ObservedWorkspace
+_CLUSTER_ACTIONS = (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE)
+
+
+def _state(view: View | None) -> str:
+    """The provisioning state of the operation the view can show: the cluster's, or the link's."""
+    if isinstance(view, ObservedCluster):
+        return view.provisioning_state
+    if isinstance(view, ObservedWorkspace):
+        return view.link_state or ""
+    return ""
+
+
+def _key_ref(value: Any) -> ids.KeyRef | None:
+    """A plan's key parameter as the observed model's KeyRef (None: no key, rule C13)."""
+    if not value:
+        return None
+    return ids.KeyRef(vault_uri=str(value.get("vault_uri") or ""), name=str(value.get("name") or ""),
+                      version=value.get("version") or None)
+
+
+def _key_text(ref: ids.KeyRef | None) -> str:
+    return "none" if ref is None else ref.uri()
+
+
+def differences(change: Change, view: View) -> list[str]:
+    """What the change's parameters set that the live resource does not show, compared by the
+    planner's own functions (controller.model.compare); empty when the change is in effect."""
+    p = change.parameters
+    a = change.action
+    out: list[str] = []
+    if isinstance(view, ObservedWorkspace):
+        if a is Action.LINK and not compare.same_id(str(p["cluster_id"]), view.cluster_id):
+            out.append(f"cluster_id: expected {p['cluster_id']}, found {view.cluster_id}")
+        if a is Action.BYOS_LINK:
+            have = view.byos.get(str(p["data_source_type"]).lower())
+            if not compare.same_id(str(p["storage_account_id"]), have):
+                out.append(f"storage_account_id: expected {p['storage_account_id']}, found {have}")
         return out
-
-
-def _update_fields(p: dict[str, Any]) -> dict[str, Any]:
-    return {k: p[k] for k in ("capacity", "billing_type", "tags", "identity") if k in p}
+    fields = set(p) & {"capacity", "billing_type", "tags", "identity", "key", "location"}
+    if a is Action.SET_KEY:
+        fields = {"key"}
+    elif a is Action.CREATE:
+        # a create's key and tags are checked when it sets them (a repair re-issues the live cluster)
+        fields -= {k for k in ("key", "tags") if not p.get(k)}
+    if "capacity" in fields and int(p["capacity"]) != view.capacity:
+        out.append(f"capacity: expected {p['capacity']}, found {view.capacity}")
+    if "billing_type" in fields and str(p["billing_type"]).lower() != view.billing_type.lower():
+        out.append(f"billing_type: expected {p['billing_type']}, found {view.billing_type}")
+    if "location" in fields and ids.normalise_location(str(p["location"])) != view.location:
+        out.append(f"location: expected {p['location']}, found {view.location}")
+    if "tags" in fields and not compare.same_tags(dict(p["tags"] or {}), view.tags):
+        out.append(f"tags: expected {dict(p['tags'] or {})}, found {view.tags}")
+    if "identity" in fields:
+        want = p["identity"] or {}
+        if not compare.same_identity(str(want.get("type") or ""), want.get("user_assigned_identity"),
+                                     view.identity_type, view.user_assigned_identities):
+            wanted = f"{want.get('type')} {want.get('user_assigned_identity') or ''}".strip()
+            found = f"{view.identity_type} {', '.join(view.user_assigned_identities)}".strip()
+            out.append(f"identity: expected {wanted}, found {found}")
+    if "key" in fields:
+        want_key = _key_ref(p.get("key"))
+        if not compare.same_key(want_key, view.key):
+            out.append(f"key: expected {_key_text(want_key)}, found {_key_text(view.key)}")
+    return out
 
 
 def _identity_body(identity: dict[str, Any], unassign: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:

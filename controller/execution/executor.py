@@ -1,7 +1,7 @@
 """Applies a Plan: walks its DAG, journals every step, resumes what a crash left running.
 
 Order per step: journal "begin" -> pre-check (skip what is already done) -> send ->
-journal the LRO token -> wait -> verify against `Change.after` -> journal "done" (+ link time, rule W3).
+journal the LRO token -> wait -> verify against its parameters -> journal "done" (+ link time, rule W3).
 
 * Parallel across independent branches (thread pool, `parallelism`), serialised per cluster for the
   cluster's own operations (C6) and per workspace for links, unlinks and BYOS (W5): a step holds the

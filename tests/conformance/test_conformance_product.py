@@ -30,13 +30,15 @@ from controller.azure.observe import (
     _read_byos,
     _read_key,
     byos_from_arm,
+    byos_link_from_arm,
     cluster_from_arm,
+    link_from_arm,
     link_ops_from_events,
     parse_time,
     workspace_from_arm,
 )
-from controller.azure.operations import Operations, Precheck, busy, byos_view, link_view
-from controller.model import ids
+from controller.azure.operations import Operations, Precheck
+from controller.model import compare, ids
 from controller.model.observed import ObservedWorkspace
 from controller.planning.plan import Action, Change
 
@@ -233,10 +235,10 @@ def test_linked_storage_bodies_give_the_accounts_that_were_put() -> None:
         if it.method == "PUT":
             last_put[kind] = it.request_body["properties"]["storageAccountIds"]
         if it.method in ("PUT", "GET") and it.status == 200:
-            view = byos_view(it.body)
+            ws_id = it.path.rsplit("/linkedStorageAccounts", 1)[0]
+            view = byos_link_from_arm(ws_id, it.body)
             TALLY.parsed(LINKED_STORAGE)
-            assert view["storage_account_ids"] == last_put[kind]
-            assert view["storage_account_id"] == last_put[kind][0]
+            assert view.byos == {kind: last_put[kind][0]}
 
 
 def test_observe_reads_byos_from_the_recorded_list_through_the_sdk() -> None:
@@ -324,10 +326,10 @@ def _link_change(cluster_id: str) -> Change:
 )
 def test_link_bodies_say_whether_a_link_is_running(file: str, status: str, expected: Precheck) -> None:
     body = example(f"2025-07-01/{file}")["responses"][status]["body"]
-    view = link_view(body)
+    view = link_from_arm(WS_ID, body)
     cluster = body["properties"]["writeAccessResourceId"]
-    assert ids.id_key(view["cluster_id"]) == ids.id_key(cluster)
-    assert busy(view["provisioning_state"]) is (expected is Precheck.IN_PROGRESS)
+    assert ids.id_key(view.cluster_id or "") == ids.id_key(cluster)
+    assert compare.busy(view.link_state) is (expected is Precheck.IN_PROGRESS)
     url = f"https://management.azure.com{WS_ID}/linkedServices/cluster"
     ops = Operations(_clients(synthetic("GET", url, 200, body)))
     assert ops.precheck(_link_change(cluster)) is expected

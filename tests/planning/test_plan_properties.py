@@ -34,6 +34,7 @@ from plan_builders import (
 )
 from plan_sim import apply_plan
 
+from controller.azure.operations import differences
 from controller.model import ids
 from controller.model.history import ClusterDeletion, History, InFlightOperation, LinkOperation
 from controller.model.limits import CURRENT, SEED, Limits
@@ -227,3 +228,37 @@ def test_repeated_plan_and_apply_converges_without_churn(estate: Any) -> None:
         o, h, now = apply_plan(p, o, h, now)
         now += timedelta(days=31)
     assert _plan(d, o, h, limits, now=now).changes == ()
+
+
+UAI_OTHER = UAI.rsplit("/", 1)[0] + "/id-other"
+_LIVE_IDENTITIES = (None, ("UserAssigned", (UAI_OTHER,)), ("UserAssigned", (UAI, UAI_OTHER)),
+                    ("SystemAssigned", ()), ("UserAssigned", (UAI.upper(),)))
+
+
+def _target(ch: Any, state: ObservedState) -> Any:
+    if ch.action in (Action.UPDATE, Action.SET_KEY):
+        return state.clusters.get(ids.id_key(ch.resource_id))
+    return state.workspaces[ids.id_key(ch.parameters["workspace_id"])]
+
+
+@PROPS
+@given(estates(), st.data())
+def test_precheck_and_verify_agree_with_the_planner(estate: Any, data: st.DataObject) -> None:
+    """Rules C5, C6, K1, W2: a change the planner proposes is never "already done" to the executor's
+    precheck, and once Azure has applied it (plan_sim) the executor's verify finds it in effect. Both
+    sides compare identities, keys, tags and ids through controller.model.compare."""
+    d, o, h, limits = estate
+    clusters = {}
+    for key, c in o.clusters.items():  # live identities the spec may not name: another one, or two
+        live = data.draw(st.sampled_from(_LIVE_IDENTITIES))
+        clusters[key] = c if live is None else replace(c, identity_type=live[0],
+                                                       user_assigned_identities=live[1])
+    o = replace(o, clusters=clusters)
+    p = _plan(d, o, h, limits)
+    for i, ch in enumerate(p.changes):
+        if ch.action not in (Action.UPDATE, Action.SET_KEY, Action.LINK, Action.BYOS_LINK):
+            continue
+        before, _, _ = apply_plan(p.model_copy(update={"changes": p.changes[:i]}), o, h, NOW)
+        assert differences(ch, _target(ch, before)), f"{ch.id}: precheck would skip it as already done"
+        after, _, _ = apply_plan(p.model_copy(update={"changes": p.changes[: i + 1]}), o, h, NOW)
+        assert differences(ch, _target(ch, after)) == [], f"{ch.id}: verify would call it inconsistent"
