@@ -136,7 +136,7 @@ def _links_free_of_cluster_lock() -> None:
 
     def lock_keys(self: ex.Executor, change: Any) -> list[str]:
         if change.action in (Action.LINK, Action.UNLINK):
-            ws = str(change.parameters["workspace_id"])
+            ws = str(change.workspace_id)
             return sorted({ids.id_key(change.resource_id), ids.id_key(ws)})
         return original(self, change)
 

@@ -40,7 +40,20 @@ from controller.model import compare, ids
 from controller.model.access import grant_remedy
 from controller.model.observed import ObservedCluster, ObservedWorkspace
 from controller.model.rules import Rule
-from controller.planning.plan import Action, Change
+from controller.planning.plan import (
+    Action,
+    ByosLinkParams,
+    ByosUnlinkParams,
+    Change,
+    CreateParams,
+    DeleteParams,
+    IdentityParams,
+    KeyParams,
+    LinkParams,
+    SetKeyParams,
+    UnlinkParams,
+    UpdateParams,
+)
 
 _LINKED_SERVICE = "cluster"
 
@@ -69,11 +82,10 @@ class Handle:
 OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
 
 
-def _request_id(p: Mapping[str, Any]) -> dict[str, str]:
+def _request_id(p: LinkParams | UnlinkParams) -> dict[str, str]:
     """The journaled x-ms-client-request-id (azure-core's `request_id` option): the Activity Log shows
     it as httpRequest.clientRequestId, so the journal's record and Azure's are one operation (rule W3)."""
-    rid = p.get("request_id")
-    return {"request_id": str(rid)} if rid else {}
+    return {"request_id": p.request_id} if p.request_id else {}
 
 
 def _as_dict(model: Any) -> dict[str, Any]:
@@ -197,13 +209,12 @@ class Operations:
         `link_state`) or has storage of the type (`byos`).
         """
         p = change.parameters
-        if change.action in _CLUSTER_ACTIONS:
-            cluster = self.read_cluster(change.resource_id)
-            return None if cluster is None else cluster_from_arm(cluster)
-        workspace = str(p["workspace_id"])
-        if change.action in (Action.LINK, Action.UNLINK):
-            return link_from_arm(workspace, self.read_link(workspace))
-        return byos_link_from_arm(workspace, self.read_byos(workspace, str(p["data_source_type"])))
+        if isinstance(p, LinkParams | UnlinkParams):
+            return link_from_arm(p.workspace_id, self.read_link(p.workspace_id))
+        if isinstance(p, ByosLinkParams | ByosUnlinkParams):
+            return byos_link_from_arm(p.workspace_id, self.read_byos(p.workspace_id, p.data_source_type))
+        cluster = self.read_cluster(change.resource_id)
+        return None if cluster is None else cluster_from_arm(cluster)
 
     # -- precheck ----------------------------------------------------------------------------------
 
@@ -217,14 +228,14 @@ class Operations:
             if view is None:
                 return Precheck.DONE
             return Precheck.IN_PROGRESS if running else Precheck.NEEDED
-        if isinstance(view, ObservedWorkspace) and a is Action.UNLINK:
+        if isinstance(view, ObservedWorkspace) and isinstance(p, UnlinkParams):
             if view.cluster_id is None:
                 return Precheck.DONE
-            if p.get("cluster_id") and not compare.same_id(view.cluster_id, str(p["cluster_id"])):
+            if p.cluster_id and not compare.same_id(view.cluster_id, p.cluster_id):
                 return Precheck.DONE  # linked elsewhere meanwhile: not ours to unlink (W2), no W3 spent
             return Precheck.IN_PROGRESS if running else Precheck.NEEDED
-        if isinstance(view, ObservedWorkspace) and a is Action.BYOS_UNLINK:
-            return Precheck.NEEDED if str(p["data_source_type"]).lower() in view.byos else Precheck.DONE
+        if isinstance(view, ObservedWorkspace) and isinstance(p, ByosUnlinkParams):
+            return Precheck.NEEDED if p.data_source_type.lower() in view.byos else Precheck.DONE
         if view is None:
             return Precheck.NEEDED
         if running:
@@ -277,25 +288,19 @@ class Operations:
 
         The principal is the cluster's (system-assigned, or the user-assigned identity's); a cluster
         not created yet is asked through its user-assigned identity, else a placeholder stands in."""
-        key = change.parameters.get("key")
-        if not isinstance(key, dict) or not key.get("vault_uri") or not key.get("name"):
+        p = change.parameters
+        if not isinstance(p, CreateParams | SetKeyParams) or p.key is None:
             return exc
-        ref = ids.KeyRef(vault_uri=str(key["vault_uri"]), name=str(key["name"]), version=key.get("version"))
-        principal: str | None = None
+        ref = p.key.ref()
         try:
             cluster = self.read_cluster(change.resource_id)
         except errors.AzureError:
             cluster = None
-        identity = (cluster or {}).get("identity") or {}
-        principal = identity.get("principalId") or identity.get("principal_id")
-        uais = identity.get("userAssignedIdentities") or identity.get("user_assigned_identities") or {}
-        if not principal and isinstance(uais, dict):
-            found = [v.get("principalId") or v.get("principal_id") for v in uais.values()
-                     if isinstance(v, dict)]
-            principal = next((p for p in found if p), None)
-        wanted = change.parameters.get("identity") or {}
-        if not principal and isinstance(wanted, dict) and wanted.get("user_assigned_identity"):
-            principal = self._identity_principal(str(wanted["user_assigned_identity"]))
+        # the system-assigned principal, or the user-assigned identity's (what observe reads)
+        principal = cluster_from_arm(cluster).principal_id if cluster else None
+        wanted = p.identity.user_assigned_identity if isinstance(p, CreateParams) else None
+        if not principal and wanted:
+            principal = self._identity_principal(wanted)
         return exc.with_remedy(grant_remedy(ref, str(principal) if principal else None))
 
     def _identity_principal(self, identity_id: str) -> str | None:
@@ -371,34 +376,32 @@ class Operations:
 
     def _begin(self, change: Change) -> Any:
         p = change.parameters
-        a = change.action
-        if a in (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE):
-            la = self._la(str(p["subscription"]))
-            rg, name = str(p["resource_group"]), str(p["name"])
-            if a is Action.CREATE:
+        if isinstance(p, CreateParams | UpdateParams | SetKeyParams | DeleteParams):
+            la = self._la(p.subscription)
+            rg, name = p.resource_group, p.name
+            if isinstance(p, CreateParams):
                 return la.clusters.begin_create_or_update(rg, name, cluster_body(p), polling=self._polling())
-            if a is Action.DELETE:
+            if isinstance(p, DeleteParams):
                 return la.clusters.begin_delete(rg, name, polling=self._polling())
-            return la.clusters.begin_update(rg, name, patch_body(a, p), polling=self._polling())
-        ws = ids.ResourceId.parse(str(p["workspace_id"]))
+            return la.clusters.begin_update(rg, name, patch_body(p), polling=self._polling())
+        ws = ids.ResourceId.parse(p.workspace_id)
         la = self._la(ws.subscription)
-        if a is Action.LINK:
-            body = {"properties": {"writeAccessResourceId": str(p["cluster_id"])}}
+        if isinstance(p, LinkParams):
+            body = {"properties": {"writeAccessResourceId": p.cluster_id}}
             # rule W3: the client never re-sends this PUT (clients._SendOnceRetryPolicy); a lost answer or
             # a 5xx reaches the executor, which re-observes the link instead of sending it again
             return la.linked_services.begin_create_or_update(
                 ws.resource_group, ws.name, _LINKED_SERVICE, body, polling=self._polling(), **_request_id(p)
             )
-        if a is Action.UNLINK:  # rule W3, as above
+        if isinstance(p, UnlinkParams):  # rule W3, as above
             return la.linked_services.begin_delete(
                 ws.resource_group, ws.name, _LINKED_SERVICE, polling=self._polling(), **_request_id(p)
             )
-        dst = str(p["data_source_type"])
-        if a is Action.BYOS_LINK:
-            byos: dict[str, Any] = {"properties": {"storageAccountIds": [str(p["storage_account_id"])]}}
-            la.linked_storage_accounts.create_or_update(ws.resource_group, ws.name, dst, byos)
+        if isinstance(p, ByosLinkParams):
+            byos: dict[str, Any] = {"properties": {"storageAccountIds": [p.storage_account_id]}}
+            la.linked_storage_accounts.create_or_update(ws.resource_group, ws.name, p.data_source_type, byos)
             return None
-        la.linked_storage_accounts.delete(ws.resource_group, ws.name, dst)
+        la.linked_storage_accounts.delete(ws.resource_group, ws.name, p.data_source_type)
         return None
 
     def _begin_from_token(self, action: Action, target: str, p: dict[str, Any], token: str) -> Any:
@@ -444,8 +447,8 @@ class Operations:
                 view is None
                 or _state(view).lower() == "deleting"
                 or (a is Action.UNLINK and isinstance(view, ObservedWorkspace) and view.cluster_id is None)
-                or (a is Action.BYOS_UNLINK and isinstance(view, ObservedWorkspace)
-                    and str(change.parameters["data_source_type"]).lower() not in view.byos)
+                or (isinstance(change.parameters, ByosUnlinkParams) and isinstance(view, ObservedWorkspace)
+                    and change.parameters.data_source_type.lower() not in view.byos)
             )
             if not gone:
                 raise InconsistentResult(f"{change.address}: inconsistent result: still exists after {a}")
@@ -463,7 +466,6 @@ class Operations:
 
 
 View = ObservedCluster | ObservedWorkspace
-_CLUSTER_ACTIONS = (Action.CREATE, Action.UPDATE, Action.SET_KEY, Action.DELETE)
 
 
 def _state(view: View | None) -> str:
@@ -475,14 +477,6 @@ def _state(view: View | None) -> str:
     return ""
 
 
-def _key_ref(value: Any) -> ids.KeyRef | None:
-    """A plan's key parameter as the observed model's KeyRef (None: no key, rule C13)."""
-    if not value:
-        return None
-    return ids.KeyRef(vault_uri=str(value.get("vault_uri") or ""), name=str(value.get("name") or ""),
-                      version=value.get("version") or None)
-
-
 def _key_text(ref: ids.KeyRef | None) -> str:
     return "none" if ref is None else ref.uri()
 
@@ -491,100 +485,102 @@ def differences(change: Change, view: View) -> list[str]:
     """What the change's parameters set that the live resource does not show, compared by the
     planner's own functions (controller.model.compare); empty when the change is in effect."""
     p = change.parameters
-    a = change.action
     out: list[str] = []
     if isinstance(view, ObservedWorkspace):
-        if a is Action.LINK and not compare.same_id(str(p["cluster_id"]), view.cluster_id):
-            out.append(f"cluster_id: expected {p['cluster_id']}, found {view.cluster_id}")
-        if a is Action.BYOS_LINK:
-            have = view.byos.get(str(p["data_source_type"]).lower())
-            if not compare.same_id(str(p["storage_account_id"]), have):
-                out.append(f"storage_account_id: expected {p['storage_account_id']}, found {have}")
+        if isinstance(p, LinkParams) and not compare.same_id(p.cluster_id, view.cluster_id):
+            out.append(f"cluster_id: expected {p.cluster_id}, found {view.cluster_id}")
+        if isinstance(p, ByosLinkParams):
+            have = view.byos.get(p.data_source_type.lower())
+            if not compare.same_id(p.storage_account_id, have):
+                out.append(f"storage_account_id: expected {p.storage_account_id}, found {have}")
         return out
-    fields = set(p) & {"capacity", "billing_type", "tags", "identity", "key", "location"}
-    if a is Action.SET_KEY:
-        fields = {"key"}
-    elif a is Action.CREATE:
+    capacity = billing = location = None
+    tags: dict[str, str] | None = None
+    identity: IdentityParams | None = None
+    key: tuple[KeyParams | None] | None = None  # (None,): the key must be gone (rule C13)
+    if isinstance(p, CreateParams):
         # a create's key and tags are checked when it sets them (a repair re-issues the live cluster)
-        fields -= {k for k in ("key", "tags") if not p.get(k)}
-    if "capacity" in fields and int(p["capacity"]) != view.capacity:
-        out.append(f"capacity: expected {p['capacity']}, found {view.capacity}")
-    if "billing_type" in fields and str(p["billing_type"]).lower() != view.billing_type.lower():
-        out.append(f"billing_type: expected {p['billing_type']}, found {view.billing_type}")
-    if "location" in fields and ids.normalise_location(str(p["location"])) != view.location:
-        out.append(f"location: expected {p['location']}, found {view.location}")
-    if "tags" in fields and not compare.same_tags(dict(p["tags"] or {}), view.tags):
-        out.append(f"tags: expected {dict(p['tags'] or {})}, found {view.tags}")
-    if "identity" in fields:
-        want = p["identity"] or {}
-        if not compare.same_identity(str(want.get("type") or ""), want.get("user_assigned_identity"),
-                                     view.identity_type, view.user_assigned_identities):
-            wanted = f"{want.get('type')} {want.get('user_assigned_identity') or ''}".strip()
-            found = f"{view.identity_type} {', '.join(view.user_assigned_identities)}".strip()
-            out.append(f"identity: expected {wanted}, found {found}")
-    if "key" in fields:
-        want_key = _key_ref(p.get("key"))
+        capacity, billing, location, identity = p.capacity, p.billing_type, p.location, p.identity
+        tags = p.tags or None
+        key = (p.key,) if p.key is not None else None
+    elif isinstance(p, UpdateParams):
+        capacity, billing, tags, identity = p.capacity, p.billing_type, p.tags, p.identity
+    elif isinstance(p, SetKeyParams):
+        key = (p.key,)
+    if capacity is not None and capacity != view.capacity:
+        out.append(f"capacity: expected {capacity}, found {view.capacity}")
+    if billing is not None and billing.lower() != view.billing_type.lower():
+        out.append(f"billing_type: expected {billing}, found {view.billing_type}")
+    if location is not None and ids.normalise_location(location) != view.location:
+        out.append(f"location: expected {location}, found {view.location}")
+    if tags is not None and not compare.same_tags(tags, view.tags):
+        out.append(f"tags: expected {tags}, found {view.tags}")
+    if identity is not None and not compare.same_identity(
+        identity.type, identity.user_assigned_identity, view.identity_type, view.user_assigned_identities
+    ):
+        wanted = f"{identity.type} {identity.user_assigned_identity or ''}".strip()
+        found = f"{view.identity_type} {', '.join(view.user_assigned_identities)}".strip()
+        out.append(f"identity: expected {wanted}, found {found}")
+    if key is not None:
+        want_key = key[0].ref() if key[0] is not None else None
         if not compare.same_key(want_key, view.key):
             out.append(f"key: expected {_key_text(want_key)}, found {_key_text(view.key)}")
     return out
 
 
-def _identity_body(identity: dict[str, Any], unassign: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": identity.get("type")}
+def _identity_body(identity: IdentityParams, unassign: tuple[str, ...] = ()) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": identity.type}
     uais: dict[str, Any] = dict.fromkeys(unassign)  # ARM PATCH merges: `null` removes an identity
-    uai = identity.get("user_assigned_identity")
-    if uai:
-        uais[uai] = {}
+    if identity.user_assigned_identity:
+        uais[identity.user_assigned_identity] = {}
     if uais:
         body["userAssignedIdentities"] = uais
     return body
 
 
-def _key_body(key: dict[str, Any] | None) -> dict[str, Any]:
-    if not key:
+def _key_body(key: KeyParams | None) -> dict[str, Any]:
+    if key is None:
         # rule C13: a key is removed by sending all three fields as empty strings; the service ignores
         # an empty keyVaultProperties object, so `{}` would leave the key in place
         return {"keyVaultUri": "", "keyName": "", "keyVersion": ""}
-    body = {"keyVaultUri": key["vault_uri"], "keyName": key["name"]}
     # versionless (rule K1 auto-rotation) sends an empty version, as the portal does
-    body["keyVersion"] = key.get("version") or ""
-    return body
+    return {"keyVaultUri": key.vault_uri, "keyName": key.name, "keyVersion": key.version or ""}
 
 
-def cluster_body(p: dict[str, Any]) -> dict[str, Any]:
+def cluster_body(p: CreateParams) -> dict[str, Any]:
     """PUT body for a new cluster: writable fields only (rules C3, C5, C9)."""
     props: dict[str, Any] = {
-        "billingType": p.get("billing_type", "Cluster"),
-        "isDoubleEncryptionEnabled": bool(p.get("double_encryption", True)),
+        "billingType": p.billing_type,
+        "isDoubleEncryptionEnabled": p.double_encryption,
     }
-    if p.get("availability_zones") is not None:
+    if p.availability_zones is not None:
         # rule C9: sent only when the spec sets it; left out, Azure decides by region
-        props["isAvailabilityZonesEnabled"] = bool(p["availability_zones"])
-    if p.get("key"):
+        props["isAvailabilityZonesEnabled"] = p.availability_zones
+    if p.key is not None:
         # rule C5: only a granted UserAssigned identity may carry the key at creation (the planner decides)
-        props["keyVaultProperties"] = _key_body(p["key"])
+        props["keyVaultProperties"] = _key_body(p.key)
     body: dict[str, Any] = {
-        "location": p["location"],
-        "identity": _identity_body(p.get("identity") or {"type": "SystemAssigned"}),
-        "sku": {"name": "CapacityReservation", "capacity": int(p["capacity"])},
+        "location": p.location,
+        "identity": _identity_body(p.identity),
+        "sku": {"name": "CapacityReservation", "capacity": p.capacity},
         "properties": props,
     }
-    if p.get("tags"):
-        body["tags"] = dict(p["tags"])
+    if p.tags:
+        body["tags"] = dict(p.tags)
     return body
 
 
-def patch_body(action: Action, p: dict[str, Any]) -> dict[str, Any]:
+def patch_body(p: UpdateParams | SetKeyParams) -> dict[str, Any]:
     """PATCH body with only the fields this change sets (never read-only ones)."""
-    if action is Action.SET_KEY:
-        return {"properties": {"keyVaultProperties": _key_body(p.get("key"))}}
+    if isinstance(p, SetKeyParams):
+        return {"properties": {"keyVaultProperties": _key_body(p.key)}}
     body: dict[str, Any] = {}
-    if "capacity" in p:
-        body["sku"] = {"name": "CapacityReservation", "capacity": int(p["capacity"])}
-    if "billing_type" in p:
-        body.setdefault("properties", {})["billingType"] = p["billing_type"]
-    if "tags" in p:
-        body["tags"] = dict(p["tags"] or {})
-    if "identity" in p:
-        body["identity"] = _identity_body(p["identity"] or {}, p.get("unassign_identities") or ())
+    if p.capacity is not None:
+        body["sku"] = {"name": "CapacityReservation", "capacity": p.capacity}
+    if p.billing_type is not None:
+        body.setdefault("properties", {})["billingType"] = p.billing_type
+    if p.tags is not None:
+        body["tags"] = dict(p.tags)
+    if p.identity is not None:
+        body["identity"] = _identity_body(p.identity, p.unassign_identities)
     return body

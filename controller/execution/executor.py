@@ -42,7 +42,15 @@ from controller.model.history import (
     InFlightOperation,
     LinkOperation,
 )
-from controller.planning.plan import Action, Change, Plan
+from controller.planning.plan import (
+    Action,
+    Change,
+    DeleteParams,
+    LinkParams,
+    LockScope,
+    Plan,
+    UnlinkParams,
+)
 
 
 class Gateway(Protocol):
@@ -105,14 +113,9 @@ class ApplyResult:
         return sum(1 for s in self.steps if s.status is status)
 
 
-def _workspace_of(change: Change) -> str | None:
-    ws = change.parameters.get("workspace_id")
-    return str(ws) if ws else None
-
-
 def journal_target(change: Change) -> str:
     """The id the journal files an operation under: the workspace for link/BYOS, else the resource."""
-    return _workspace_of(change) or change.resource_id
+    return change.workspace_id or change.resource_id
 
 
 def _is_link(action: str) -> bool:
@@ -134,17 +137,10 @@ def _link_state(link: dict[str, Any] | None) -> str:
     return str(props.get("provisioningState") or "") if isinstance(props, Mapping) else ""
 
 
-EXPECTED: dict[Action, tuple[float, str]] = {
-    # (typical seconds, human text) for the progress view: "Creating 41m, usually ~2h"
-    Action.CREATE: (2 * 3600, "~2h"),
-    Action.UPDATE: (60, "~1m"),
-    Action.SET_KEY: (5 * 60, "a few minutes"),
-    Action.DELETE: (60, "~1m"),
-    Action.LINK: (90 * 60, "up to 90m"),
-    Action.UNLINK: (90 * 60, "up to 90m"),
-    Action.BYOS_LINK: (10, "seconds"),
-    Action.BYOS_UNLINK: (10, "seconds"),
-}
+def usual(action: Action) -> tuple[float, str]:
+    """(typical seconds, human text) for the progress view: "create 41m, usually ~2h"."""
+    traits = action.traits
+    return traits.usual_seconds, traits.usual_text
 
 
 class Executor:
@@ -208,7 +204,7 @@ class Executor:
         try:
             if op.phase == "sent" and op.continuation_token:
                 self.progress.step_started(
-                    op.op_id, f"{label} (resumed)", *EXPECTED.get(Action(op.action), (60, ""))
+                    op.op_id, f"{label} (resumed)", *usual(Action(op.action))
                 )
                 self._retrying(
                     lambda: self.gateway.resume(
@@ -262,7 +258,7 @@ class Executor:
     def apply(self, plan: Plan) -> ApplyResult:
         result = ApplyResult(
             deferred=[(d.address, d.rule, d.not_before, d.reason) for d in plan.deferred],
-            blocked=[(b.address, b.rule, b.reason, b.remedy) for b in plan.blocked],
+            blocked=[(b.address, b.rule or "", b.reason, b.remedy) for b in plan.blocked],
         )
         changes = {c.id: c for c in plan.changes}
         deferred_ids = {d.id for d in plan.deferred}
@@ -338,16 +334,17 @@ class Executor:
     # -- one step ----------------------------------------------------------------------------------
 
     def _lock_keys(self, change: Change) -> list[str]:
+        """What the step holds, as its action's traits say: its cluster (rule C6: one operation of the
+        cluster at a time) or its workspace (rule W5: one link/unlink per workspace at a time). A link
+        is an operation of its workspace, so links into one cluster run side by side: a cluster's 1000
+        links one after another would take 60 days. The plan's DAG already puts every link after its
+        cluster's create and key steps (W4)."""
         keys = {ids.id_key(change.resource_id)}
-        if change.cluster_id and change.action not in (Action.LINK, Action.UNLINK):
-            # rule C6: one operation *of the cluster* at a time (create, key, update, delete). A link
-            # is an operation of its workspace (W5), so links into one cluster run side by side: a
-            # cluster's 1000 links one after another would take 60 days. The plan's DAG already
-            # puts every link after its cluster's create and key steps (W4).
+        scope = change.action.traits.lock
+        if scope is LockScope.CLUSTER and change.cluster_id:
             keys.add(ids.id_key(change.cluster_id))
-        ws = _workspace_of(change)
-        if ws:
-            keys.add(ids.id_key(ws))  # rule W5: one link/unlink per workspace at a time
+        if scope is LockScope.WORKSPACE and change.workspace_id:
+            keys.add(ids.id_key(change.workspace_id))
         return sorted(keys)
 
     def _lock(self, key: str) -> threading.Lock:
@@ -361,7 +358,8 @@ class Executor:
             # rule W3: the request carries an id journaled before it is sent; the Activity Log shows it,
             # so the journal's record and Azure's are one operation, and a restart can find it there
             request_id = str(uuid.uuid4())
-            change = change.model_copy(update={"parameters": {**change.parameters, "request_id": request_id}})
+            change = change.model_copy(
+                update={"parameters": change.parameters.model_copy(update={"request_id": request_id})})
         with ExitStack() as stack:
             for key in self._lock_keys(change):
                 stack.enter_context(self._lock(key))
@@ -376,7 +374,7 @@ class Executor:
                     request_id=request_id,
                 )
             )
-            typical, text = EXPECTED.get(change.action, (60.0, ""))
+            typical, text = usual(change.action)
             self.progress.step_started(change.id, change.address + f": {change.action}", typical, text)
             attempted: list[bool] = []
             accepted: list[bool] = []
@@ -469,26 +467,27 @@ class Executor:
         self, action: str, target: str, change: Change | None, at: datetime, request_id: str | None = None
     ) -> None:
         """W3: every link/unlink that reached Azure counts; C11: a deleted cluster's name stays reserved."""
+        p = change.parameters if change else None
         if _is_link(action):
-            cluster = change.parameters.get("cluster_id") if change else None
-            rid = request_id or (change.parameters.get("request_id") if change else None)
+            cluster = p.cluster_id if isinstance(p, LinkParams | UnlinkParams) else None
+            sent_as = request_id or (p.request_id if isinstance(p, LinkParams | UnlinkParams) else None)
             self.store.record_link_operation(
                 LinkOperation(
                     workspace_key=ids.id_key(target),
                     kind=str(action),
                     at=at,
                     cluster_key=ids.id_key(str(cluster)) if cluster else None,
-                    request_id=str(rid) if rid else None,
+                    request_id=sent_as,
                 )
             )
         elif action == Action.DELETE:
-            p = change.parameters if change else {}
             rid = ids.ResourceId.parse(target)
             self.store.record_cluster_deletion(
                 ClusterDeletion(
                     cluster_key=ids.id_key(target),
                     subscription=rid.subscription,
-                    location=ids.normalise_location(str(p.get("location") or "")),
+                    # a delete resumed after a restart has no parameters: its region is unknown
+                    location=ids.normalise_location(p.location) if isinstance(p, DeleteParams) else "",
                     name=rid.name,
                     at=at,
                 )

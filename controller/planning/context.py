@@ -15,8 +15,9 @@ from controller.model import ids
 from controller.model.history import History
 from controller.model.limits import Limits
 from controller.model.observed import ObservedState
+from controller.model.rules import Rule
 from controller.model.spec import DesiredState
-from controller.planning.plan import Action, Blocked, Change, Deferred, Drift, Severity, Warning_
+from controller.planning.plan import Action, Blocked, Change, Deferred, Drift, Parameters, Severity, Warning_
 
 
 @dataclass
@@ -30,12 +31,12 @@ class Gate:
 
     depends_on: list[str] = field(default_factory=list)
     waiting: bool = False
-    rule: str = "W4"
+    rule: Rule = Rule.W4
     reason: str = ""
     not_before: datetime | None = None
     wait_ids: list[str] = field(default_factory=list)
 
-    def wait(self, rule: str, reason: str, not_before: datetime | None, wait_id: str | None) -> None:
+    def wait(self, rule: Rule, reason: str, not_before: datetime | None, wait_id: str | None) -> None:
         """Keep the first reason; the latest date (the link is possible only when all have passed)."""
         if not self.waiting:
             self.rule, self.reason = rule, reason
@@ -75,21 +76,22 @@ class Workbench:
         action: Action,
         address: str,
         resource_id: str,
-        rule: str,
+        rule: Rule,
         reason: str,
         not_before: datetime | None,
         depends_on: tuple[str, ...] | list[str] = (),
-        parameters: dict[str, Any] | None = None,
+        parameters: Parameters | None = None,
     ) -> None:
         if id in self.changes or id in self.deferred or id in self.blocked:
             raise ValueError(f"duplicate plan step id {id}")
         self.deferred[id] = Deferred(
             id=id, action=action, address=address, resource_id=resource_id, rule=rule, reason=reason,
-            not_before=not_before, depends_on=tuple(sorted(set(depends_on))), parameters=parameters or {},
+            not_before=not_before, depends_on=tuple(sorted(set(depends_on))), parameters=parameters,
         )
 
     def block(
-        self, *, id: str, action: Action, address: str, resource_id: str, rule: str, reason: str, remedy: str
+        self, *, id: str, action: Action, address: str, resource_id: str, rule: Rule | None, reason: str,
+        remedy: str,
     ) -> None:
         if id in self.blocked:
             return  # the first reason wins; one blocked item per step
@@ -101,7 +103,7 @@ class Workbench:
         )
 
     def warn(
-        self, code: str, message: str, *, address: str | None = None, rule: str | None = None,
+        self, code: str, message: str, *, address: str | None = None, rule: Rule | None = None,
         severity: Severity = Severity.WARNING,
     ) -> None:
         self.warnings.append(
@@ -110,7 +112,7 @@ class Workbench:
 
     def drifted(
         self, *, address: str, resource_id: str, field_: str, desired: Any, live: Any,
-        severity: Severity = Severity.WARNING, rule: str | None = None,
+        severity: Severity = Severity.WARNING, rule: Rule | None = None,
     ) -> None:
         self.drift.append(
             Drift(address=address, resource_id=resource_id, field=field_, desired=desired, live=live,

@@ -16,13 +16,11 @@ class PlanGraphError(RuntimeError):
     """The planner produced an inconsistent graph (a bug)."""
 
 
-# among steps that are ready together, the natural reading order: make room, build, key, link
-_PHASE = {"delete": 0, "unlink": 1, "create": 2, "update": 3, "set_key": 3, "link": 4, "byos_link": 5,
-          "byos_unlink": 5}
-
-
 def topological_order(changes: Mapping[str, Change]) -> list[Change]:
-    """Kahn's algorithm; ready steps by (phase, id), so equal inputs give equal plans."""
+    """Kahn's algorithm; ready steps by (the action's phase, id), so equal inputs give equal plans.
+
+    Among steps that are ready together the phase gives the natural reading order: make room, build,
+    key, link (`Action.traits`)."""
     indegree: dict[str, int] = dict.fromkeys(changes, 0)
     children: dict[str, list[str]] = {cid: [] for cid in changes}
     for cid, change in changes.items():
@@ -32,7 +30,7 @@ def topological_order(changes: Mapping[str, Change]) -> list[Change]:
             indegree[cid] += 1
             children[dep].append(cid)
     def rank(cid: str) -> tuple[int, str]:
-        return (_PHASE.get(str(changes[cid].action), 9), cid)
+        return (changes[cid].action.traits.phase, cid)
 
     ready = [rank(cid) for cid, n in indegree.items() if n == 0]
     heapq.heapify(ready)

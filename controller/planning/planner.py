@@ -25,7 +25,7 @@ from controller.planning.graph import PlanGraphError, topological_order
 from controller.planning.kinds.byos import plan_byos
 from controller.planning.kinds.cluster import plan_clusters
 from controller.planning.kinds.workspace_link import plan_links
-from controller.planning.plan import Plan, Severity, Summary, Warning_
+from controller.planning.plan import Action, Plan, Severity, Summary, Warning_
 
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -57,11 +57,9 @@ def make_plan(
         if missing:
             raise PlanGraphError(f"deferred {item.id} depends on unknown steps {missing}")
 
-    counts = Counter(str(c.action) for c in ordered)
+    counts = Counter(c.action for c in ordered)
     summary = Summary(
-        create=counts["create"], update=counts["update"], delete=counts["delete"],
-        set_key=counts["set_key"], link=counts["link"], unlink=counts["unlink"],
-        byos_link=counts["byos_link"], byos_unlink=counts["byos_unlink"],
+        by_action={a: counts[a] for a in Action if counts[a]},
         deferred=len(wb.deferred), blocked=len(wb.blocked), drift=len(wb.drift),
     )
     warnings = {(w.code, w.message, w.address): w for w in wb.warnings}

@@ -160,7 +160,8 @@ class Refused:
 
 
 def _identity(change: Change) -> str:
-    return json.dumps({"id": change.id, "parameters": change.parameters}, sort_keys=True, default=str)
+    parameters = change.parameters.model_dump(mode="json")
+    return json.dumps({"id": change.id, "parameters": parameters}, sort_keys=True)
 
 
 class Reconciler:

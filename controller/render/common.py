@@ -5,12 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from controller.planning.plan import Action, Change, Plan
+from controller.planning.plan import (
+    Action,
+    ByosLinkParams,
+    ByosUnlinkParams,
+    Change,
+    CreateParams,
+    KeyParams,
+    LinkParams,
+    Plan,
+    SetKeyParams,
+    Tally,
+    UnlinkParams,
+    UpdateParams,
+)
 
-SYMBOL = {
-    Action.CREATE: "+", Action.UPDATE: "~", Action.SET_KEY: "~", Action.DELETE: "-",
-    Action.LINK: "+", Action.UNLINK: "-", Action.BYOS_LINK: "+", Action.BYOS_UNLINK: "-",
-}
+
+def glyph(action: Action) -> str:
+    """+ ~ - as the action's traits say."""
+    return action.traits.glyph
 
 
 def when(value: datetime | None) -> str:
@@ -23,13 +36,14 @@ def when(value: datetime | None) -> str:
 def summary_line(plan: Plan) -> str:
     """'Plan: N to add, N to change, N to destroy, N links, N deferred, N blocked.'
 
-    add = creates and BYOS links; change = updates and key updates; destroy = deletes and BYOS
-    unlinks; links = workspace links and unlinks.
+    Each action counts in the column its traits name (`Action.traits.tally`): add = creates and BYOS
+    links; change = updates and key updates; destroy = deletes and BYOS unlinks; links = workspace
+    links and unlinks.
     """
     s = plan.summary
     return (
-        f"Plan: {s.create + s.byos_link} to add, {s.update + s.set_key} to change, "
-        f"{s.delete + s.byos_unlink} to destroy, {s.link + s.unlink} links, "
+        f"Plan: {s.tally(Tally.ADD)} to add, {s.tally(Tally.CHANGE)} to change, "
+        f"{s.tally(Tally.DESTROY)} to destroy, {s.tally(Tally.LINKS)} links, "
         f"{s.deferred} deferred, {s.blocked} blocked."
     )
 
@@ -43,37 +57,37 @@ def short(value: Any) -> str:
     return str(value)
 
 
-def key_text(key: Any) -> str:
-    if not isinstance(key, dict):
+def key_text(key: KeyParams | dict[str, Any] | None) -> str:
+    if isinstance(key, dict):
+        key = KeyParams.model_validate(key)
+    if key is None:
         return "none (Microsoft-managed keys)"
-    host = str(key.get("vault_uri", "")).replace("https://", "").rstrip("/")
-    version = key.get("version") or "(versionless)"
-    return f"{host}/keys/{key.get('name')}/{version}"
+    host = key.vault_uri.replace("https://", "").rstrip("/")
+    return f"{host}/keys/{key.name}/{key.version or '(versionless)'}"
 
 
 def detail(change: Change) -> str:
     """One line saying what the step does, from its parameters (the executor's contract)."""
     p = change.parameters
     before = change.before or {}
-    if change.action == Action.CREATE:
-        ident = p.get("identity") or {}
-        return (f"{p.get('location')}, {p.get('capacity')} GB/day, billing {p.get('billing_type')}, identity "
-                f"{ident.get('type')}, key {key_text(p.get('key'))}")
-    if change.action == Action.SET_KEY:
+    if isinstance(p, CreateParams):
+        return (f"{p.location}, {p.capacity} GB/day, billing {p.billing_type}, identity "
+                f"{p.identity.type}, key {key_text(p.key)}")
+    if isinstance(p, SetKeyParams):
         if "key" in before:
-            return f"key {key_text(before.get('key'))} -> {key_text(p.get('key'))}"
-        return f"key -> {key_text(p.get('key'))}"
-    if change.action == Action.UPDATE:
-        fields = [k for k in p if k not in ("subscription", "resource_group", "name")]
-        return ", ".join(f"{k}: {short(before.get(k))} -> {short(p[k])}" for k in fields)
-    if change.action == Action.LINK:
-        return f"link to cluster {short(p.get('cluster_id'))}"
-    if change.action == Action.UNLINK:
-        return f"unlink from cluster {short(p.get('cluster_id'))}"
-    if change.action == Action.BYOS_LINK:
-        return f"{p.get('data_source_type')} storage -> {short(p.get('storage_account_id'))}"
-    if change.action == Action.BYOS_UNLINK:
-        return f"remove {p.get('data_source_type')} storage"
+            return f"key {key_text(before.get('key'))} -> {key_text(p.key)}"
+        return f"key -> {key_text(p.key)}"
+    if isinstance(p, UpdateParams):
+        fields = p.model_dump(include={"capacity", "billing_type", "tags", "identity"}, exclude_none=True)
+        return ", ".join(f"{k}: {short(before.get(k))} -> {short(v)}" for k, v in fields.items())
+    if isinstance(p, LinkParams):
+        return f"link to cluster {short(p.cluster_id)}"
+    if isinstance(p, UnlinkParams):
+        return f"unlink from cluster {short(p.cluster_id)}"
+    if isinstance(p, ByosLinkParams):
+        return f"{p.data_source_type} storage -> {short(p.storage_account_id)}"
+    if isinstance(p, ByosUnlinkParams):
+        return f"remove {p.data_source_type} storage"
     return ""
 
 

@@ -6,7 +6,7 @@ pointing at the JSON artefact, never cut mid-row).
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import SYMBOL, detail, short, summary_line, when
+from controller.render.common import detail, glyph, short, summary_line, when
 from controller.render.json_plan import redact
 
 MARKDOWN_LIMIT = 65_000
@@ -54,10 +54,11 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
     sections: list[tuple[str, str, list[str]]] = [
         ("Blocked", "| action | address | rule | reason | remedy |\n|---|---|---|---|---|",
-         [f"| {b.action.value} | `{_cell(b.address)}` | {b.rule} | {_cell(b.reason)} | {_cell(b.remedy)} |"
+         [f"| {b.action.value} | `{_cell(b.address)}` | {b.rule or ''} | {_cell(b.reason)} | "
+          f"{_cell(b.remedy)} |"
           for b in plan.blocked]),
         ("Changes", "| # | | action | address | what | after | notes |\n|---|---|---|---|---|---|---|",
-         [f"| {n} | {SYMBOL[c.action]} | {c.action.value} | `{_cell(c.address)}` | {_cell(detail(c))} | "
+         [f"| {n} | {glyph(c.action)} | {c.action.value} | `{_cell(c.address)}` | {_cell(detail(c))} | "
           f"{_cell(', '.join(c.depends_on))} | {'**destructive** ' if c.destructive else ''}"
           f"{_cell('; '.join(c.warnings))} |" for n, c in enumerate(plan.changes, 1)]),
         ("Deferred", "| action | address | rule | not before | reason |\n|---|---|---|---|---|",

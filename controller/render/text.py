@@ -7,7 +7,7 @@ Plain text only (it goes to terminals, CI logs and files alike); no colour codes
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import SYMBOL, detail, short, summary_line, when
+from controller.render.common import detail, glyph, short, summary_line, when
 from controller.render.json_plan import redact
 
 
@@ -20,7 +20,7 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
         out.append("")
         for n, ch in enumerate(plan.changes, 1):
             flag = "  [DESTRUCTIVE]" if ch.destructive else ""
-            out.append(f"  {SYMBOL[ch.action]} {n:>3}. {ch.action.value:<11} {ch.address}{flag}")
+            out.append(f"  {glyph(ch.action)} {n:>3}. {ch.action.value:<11} {ch.address}{flag}")
             out.append(f"         id: {ch.id}")
             if verbose:
                 out.append(f"         {detail(ch)}")
@@ -35,14 +35,14 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
         out.append("Deferred (possible later; not a failure):")
         for d in plan.deferred:
             wait = f"not before {when(d.not_before)}" if d.not_before else "after the steps it waits on"
-            out.append(f"  {SYMBOL[d.action]} {d.action.value:<11} {d.address}  [{d.rule}] {wait}")
+            out.append(f"  {glyph(d.action)} {d.action.value:<11} {d.address}  [{d.rule}] {wait}")
             out.append(f"         {d.reason}")
     if plan.blocked:
         out.append("")
         out.append("Blocked (cannot run as declared; you must act):")
         for b in plan.blocked:
             rule = f"[{b.rule}] " if b.rule else ""
-            out.append(f"  {SYMBOL[b.action]} {b.action.value:<11} {b.address}  {rule}{b.reason}")
+            out.append(f"  {glyph(b.action)} {b.action.value:<11} {b.address}  {rule}{b.reason}")
             out.append(f"         remedy: {b.remedy}")
     if plan.warnings:
         out.append("")

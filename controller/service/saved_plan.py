@@ -54,7 +54,7 @@ def _identity(change: Change) -> str:
         {
             "action": str(change.action),
             "resource": change.resource_id.lower(),
-            "parameters": change.parameters,
+            "parameters": change.parameters.model_dump(mode="json"),
             "destructive": change.destructive,
         },
         sort_keys=True,

@@ -40,7 +40,7 @@ from controller.azure.observe import (
 from controller.azure.operations import Operations, Precheck
 from controller.model import compare, ids
 from controller.model.observed import ObservedWorkspace
-from controller.planning.plan import Action, Change
+from controller.planning.plan import Action, ByosUnlinkParams, Change
 
 UPDATE_KEY = "azure-cli/test_monitor_log_analytics_cluster_update_key.yaml"
 LINKED_STORAGE = "azure-cli/test_monitor_log_analytics_workspace_linked_storage.yaml"
@@ -155,6 +155,10 @@ def test_cluster_create_start_journals_the_recorded_status_url_and_waits_without
                 "name": rid.name,
                 "location": put.request_body["location"],
                 "capacity": put.request_body["sku"]["capacity"],
+                "identity": {"type": "SystemAssigned"},
+                "billing_type": "Cluster",
+                "double_encryption": True,
+                "availability_zones": True,
             },
         )
         journal: list[tuple[str | None, str | None]] = []
@@ -282,8 +286,8 @@ def test_byos_link_and_unlink_take_the_recorded_synchronous_answers() -> None:
     handle = Operations(_clients(put)).start(link, lambda url, token: journal.append((url, token)))
     assert handle.poller is None and journal == [(None, None)]  # synchronous: nothing to resume
     Operations(_clients(get)).verify(link)  # raises InconsistentResult on a mismatch
-    params = {**link.parameters, "data_source_type": "AzureWatson"}
-    unlink = link.model_copy(update={"action": Action.BYOS_UNLINK, "parameters": params})
+    unlink = Change(id="b2", action=Action.BYOS_UNLINK, address=link.address, resource_id=ws_id,
+                    parameters=ByosUnlinkParams(workspace_id=ws_id, data_source_type="AzureWatson"))
     assert Operations(_clients(delete)).start(unlink, lambda url, token: None).poller is None
     TALLY.parsed(LINKED_STORAGE, 3)
 

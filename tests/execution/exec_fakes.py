@@ -41,8 +41,21 @@ def create(name: str, *, deps: tuple[str, ...] = ()) -> Change:
             "name": name,
             "location": "westeurope",
             "capacity": 1000,
+            "identity": {"type": "SystemAssigned"},
+            "billing_type": "Cluster",
+            "double_encryption": True,
+            "availability_zones": True,
         },
     )
+
+
+def cluster_step(name: str, action: Action, step_id: str, *, deps: tuple[str, ...] = ()) -> Change:
+    """An update (capacity) or set_key (clear) step on cluster `name`."""
+    cid = cluster_id(name)
+    target = {"subscription": SUB, "resource_group": "rg", "name": name}
+    params = {**target, "capacity": 1000} if action is Action.UPDATE else {**target, "key": None}
+    return Change(id=step_id, action=action, address=f"cluster.{name}", resource_id=cid, cluster_id=cid,
+                  depends_on=deps, parameters=params)
 
 
 def link(ws: str, cluster: str, *, deps: tuple[str, ...] = ()) -> Change:

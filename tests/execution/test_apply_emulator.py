@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from estate import CLUSTER, cluster_id, seed_estate, workspace_id, write_spec
+from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, write_spec
 
 from controller.azure.clients import AzureClients
 from controller.cli import apply_cmd
-from controller.planning.plan import Action
+from controller.planning.plan import Action, DeleteParams
 from controller.service.snapshot import snapshot
 from controller.state.sqlite_store import SqliteHistoryStore
 
@@ -336,7 +336,9 @@ def test_an_edited_saved_plan_is_refused_and_nothing_runs(
     plan = snap.artefact([str(spec)])
     first = plan.changes[0]
     tampered = first.model_copy(
-        update={"action": Action.DELETE, "address": f"cluster.{CLUSTER}", "resource_id": cluster_id(CLUSTER)}
+        update={"action": Action.DELETE, "address": f"cluster.{CLUSTER}", "resource_id": cluster_id(CLUSTER),
+                "parameters": DeleteParams(subscription=SUB, resource_group=RG, name=CLUSTER,
+                                           location="westeurope")}
     )
     edited = plan.model_copy(update={"changes": (tampered, *plan.changes[1:])})
     planfile = tmp_path / "plan.json"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from exec_fakes import T0, FakeAzure, create, link, plan_of, workspace_id
+from exec_fakes import T0, FakeAzure, cluster_step, create, link, plan_of, workspace_id
 
 from controller.azure import errors
 from controller.execution.executor import Executor, StepStatus, summarise
 from controller.model.history import InFlightOperation
 from controller.model.rules import Rule
-from controller.planning.plan import Action, Blocked, Deferred
+from controller.planning.plan import Action, Blocked, Change, Deferred
 from controller.state.sqlite_store import SqliteHistoryStore
 
 
@@ -147,11 +147,10 @@ def test_links_into_one_cluster_run_in_parallel_one_per_workspace(tmp_path: Path
     """Scenario: four links into cluster 'a' run side by side (each is its own workspace's operation,
     rule W5), while a link and a BYOS link on the same workspace w0 never overlap (W5)."""
     azure = FakeAzure(step_seconds=0.05)
-    byos = link("w0", "a").model_copy(
-        update={"id": "byos-w0", "action": Action.BYOS_LINK, "cluster_id": None,
-                "parameters": {"workspace_id": workspace_id("w0"), "data_source_type": "Alerts",
-                               "storage_account_id": "x"}}
-    )
+    byos = Change(id="byos-w0", action=Action.BYOS_LINK, address="workspace.w0",
+                  resource_id=workspace_id("w0"),
+                  parameters={"workspace_id": workspace_id("w0"), "data_source_type": "Alerts",
+                              "storage_account_id": "x"})
     changes = [link(f"w{i}", "a") for i in range(4)] + [byos]
     ex, _, _ = _executor(tmp_path, azure, parallelism=5)
     assert ex.apply(plan_of(*changes)).ok
@@ -175,8 +174,8 @@ def test_cluster_operations_are_one_at_a_time(tmp_path: Path) -> None:
     """Scenario: a key step and a capacity update on cluster 'a' given no order between them still
     never overlap (rule C6), while cluster 'b' is created alongside."""
     azure = FakeAzure(step_seconds=0.05)
-    key = create("a").model_copy(update={"id": "key-a", "action": Action.SET_KEY})
-    cap = create("a").model_copy(update={"id": "cap-a", "action": Action.UPDATE})
+    key = cluster_step("a", Action.SET_KEY, "key-a")
+    cap = cluster_step("a", Action.UPDATE, "cap-a")
     ex, _, _ = _executor(tmp_path, azure, parallelism=5)
     assert ex.apply(plan_of(key, cap, create("b"))).ok
     assert max(v for k, v in azure.max_active.items() if k.endswith("/a")) == 1
@@ -283,7 +282,7 @@ def test_busy_cluster_does_not_tie_up_workers(tmp_path: Path) -> None:
     """Scenario: with two workers, four operations queue on cluster 'a' (one at a time, rule C6);
     cluster 'b', listed last, still starts at once instead of waiting behind them."""
     azure = FakeAzure(step_seconds=0.05)
-    steps = [create("a").model_copy(update={"id": f"upd{i}-a", "action": Action.UPDATE}) for i in range(4)]
+    steps = [cluster_step("a", Action.UPDATE, f"upd{i}-a") for i in range(4)]
     ex, _, _ = _executor(tmp_path, azure, parallelism=2)
     assert ex.apply(plan_of(*steps, create("b"))).ok
     assert azure.finished.index("create-b") < 2
@@ -294,9 +293,7 @@ def test_skips_propagate_down_a_chain_in_any_order(tmp_path: Path) -> None:
     first: both are skipped as upstream failures (never a false 'dependency cycle')."""
     azure = FakeAzure()
     azure.faults["create-a"].append(errors.Terminal("Azure said 400 BadRequest: nope"))
-    key = create("a").model_copy(
-        update={"id": "key-a", "action": Action.SET_KEY, "depends_on": ("create-a",)}
-    )
+    key = cluster_step("a", Action.SET_KEY, "key-a", deps=("create-a",))
     ex, _, _ = _executor(tmp_path, azure)
     result = ex.apply(plan_of(link("w1", "a", deps=("key-a",)), key, create("a")))
     assert {s.id: s.status for s in result.steps} == {

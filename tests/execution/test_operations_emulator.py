@@ -14,7 +14,17 @@ from controller.azure import errors
 from controller.azure.clients import AzureClients
 from controller.azure.operations import InconsistentResult, Operations, Precheck, cluster_body, patch_body
 from controller.cli import apply_cmd
-from controller.planning.plan import Action, Change
+from controller.model.observed import ObservedCluster
+from controller.planning.plan import (
+    Action,
+    Change,
+    CreateParams,
+    IdentityParams,
+    KeyParams,
+    SetKeyParams,
+    UnlinkParams,
+    UpdateParams,
+)
 
 READ_ONLY = {
     "provisioningState",
@@ -40,6 +50,10 @@ def ops(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Operations]:
 
 
 def _cluster_change(action: Action, **params: Any) -> Change:
+    after = params.pop("after", None)
+    if action is Action.CREATE:
+        params = {"identity": {"type": "SystemAssigned"}, "billing_type": "Cluster",
+                  "double_encryption": True, **params}
     return Change(
         id=f"{action}-c",
         action=action,
@@ -47,7 +61,7 @@ def _cluster_change(action: Action, **params: Any) -> Change:
         resource_id=cluster_id(),
         cluster_id=cluster_id(),
         parameters={"subscription": SUB, "resource_group": RG, "name": CLUSTER, **params},
-        after=params.pop("after", None),
+        after=after,
     )
 
 
@@ -60,21 +74,21 @@ def _keys(value: Any) -> set[str]:
 def test_bodies_carry_writable_fields_only() -> None:
     """Scenario: create and PATCH bodies never echo read-only fields, and a PATCH sends only what changes."""
     create = cluster_body(
-        {
-            "location": "westeurope",
-            "capacity": 1000,
-            "tags": {"a": "b"},
-            "identity": {"type": "SystemAssigned", "user_assigned_identity": None},
-        }
+        CreateParams(
+            subscription=SUB, resource_group=RG, name=CLUSTER, location="westeurope", capacity=1000,
+            tags={"a": "b"}, identity=IdentityParams(type="SystemAssigned"), billing_type="Cluster",
+            double_encryption=True, availability_zones=True,
+        )
     )
     assert not _keys(create) & READ_ONLY
     assert create["sku"] == {"name": "CapacityReservation", "capacity": 1000}  # rule C3
     assert "keyVaultProperties" not in create["properties"]  # rule C5 with SystemAssigned
-    assert patch_body(Action.UPDATE, {"capacity": 1100}) == {
+    target = {"subscription": SUB, "resource_group": RG, "name": CLUSTER}
+    assert patch_body(UpdateParams(**target, capacity=1100)) == {
         "sku": {"name": "CapacityReservation", "capacity": 1100}
     }
     assert patch_body(
-        Action.SET_KEY, {"key": {"vault_uri": "https://kv.vault.azure.net/", "name": "k", "version": None}}
+        SetKeyParams(**target, key=KeyParams(vault_uri="https://kv.vault.azure.net/", name="k"))
     ) == {
         "properties": {
             "keyVaultProperties": {
@@ -85,19 +99,21 @@ def test_bodies_carry_writable_fields_only() -> None:
         }
     }
     # rule C13: a key is removed with empty strings; `{}` would be ignored and leave the key in place
-    assert patch_body(Action.SET_KEY, {"key": None}) == {
+    assert patch_body(SetKeyParams(**target, key=None)) == {
         "properties": {"keyVaultProperties": {"keyVaultUri": "", "keyName": "", "keyVersion": ""}}
     }
 
 
 def test_create_body_carries_availability_zones_only_when_the_spec_sets_them() -> None:
     """Rule C9: left out of the spec, the field is left out of the PUT and Azure decides by region."""
-    base = {"location": "westus", "capacity": 100, "identity": {"type": "SystemAssigned"}}
-    unset = cluster_body({**base, "availability_zones": None})
+    base = CreateParams(subscription=SUB, resource_group=RG, name=CLUSTER, location="westus", capacity=100,
+                        identity=IdentityParams(type="SystemAssigned"), billing_type="Cluster",
+                        double_encryption=True)
+    unset = cluster_body(base.model_copy(update={"availability_zones": None}))
     assert "isAvailabilityZonesEnabled" not in unset["properties"]
     assert "isAvailabilityZonesEnabled" not in cluster_body(base)["properties"]
     for zones in (True, False):
-        body = cluster_body({**base, "availability_zones": zones})
+        body = cluster_body(base.model_copy(update={"availability_zones": zones}))
         assert body["properties"]["isAvailabilityZonesEnabled"] is zones
 
 
@@ -115,7 +131,8 @@ def test_create_in_a_region_without_zones_lets_azure_decide(
         availability_zones=zones,
     )
     ops.wait(ops.start(change, lambda url, token: None))
-    assert ops.view(change)["availability_zones"] is expected  # type: ignore[index]
+    view = ops.view(change)
+    assert isinstance(view, ObservedCluster) and view.availability_zones is expected
 
 
 def test_create_asking_for_zones_where_there_are_none_is_refused_as_rule_c9(
@@ -300,7 +317,8 @@ def test_unlink_leaves_a_link_to_another_cluster_alone(emulator: Any, ops: Opera
     )
     assert ops.precheck(unlink) is Precheck.DONE
     ours = unlink.model_copy(
-        update={"parameters": {"workspace_id": workspace_id("law1"), "cluster_id": cluster_id("other01")}}
+        update={"parameters": UnlinkParams(workspace_id=workspace_id("law1"),
+                                           cluster_id=cluster_id("other01"))}
     )
     assert ops.precheck(ours) is Precheck.NEEDED
 

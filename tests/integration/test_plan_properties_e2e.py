@@ -103,8 +103,8 @@ def test_no_step_that_runs_now_breaks_a_rule(emulator: Any, plan: PlanRunner, wo
     live = {c["name"]: c for c in estate["clusters"]}
     for c in changes.values():
         name = c["address"].split(".", 1)[1]
-        if c["action"] == "update" and name in live and "capacity" in str(c["parameters"]):
-            new = c["parameters"].get("capacity") or c["parameters"].get("sku", {}).get("capacity")
+        new = c["parameters"].get("capacity")
+        if c["action"] == "update" and name in live and new is not None:
             lock_ends = datetime.fromisoformat(live[name]["last_sku_update"]) + CURRENT.capacity_lock
             if new is not None and new < live[name]["capacity"]:
                 assert lock_ends <= NOW, f"C4: decrease before {lock_ends}"

@@ -66,7 +66,7 @@ def test_empty_estate_plans_the_ordered_build(emulator: Any, plan: PlanRunner) -
     assert {ln["address"] for ln in links} == {"workspace.ws1", "workspace.ws2"}
     for ln in links:  # rule W4: never link before the cluster and its key are ready
         assert create["id"] in ln["depends_on"] and set_key["id"] in ln["depends_on"]
-    assert run.plan["summary"]["create"] == 1 and run.plan["summary"]["link"] == 2
+    assert run.plan["summary"]["by_action"]["create"] == 1 and run.plan["summary"]["by_action"]["link"] == 2
 
 
 def test_existing_estate_that_matches_is_adopted_without_changes(emulator: Any, plan: PlanRunner) -> None:
@@ -394,7 +394,7 @@ def test_out_writes_the_json_artefact_whatever_is_printed(emulator: Any, plan: P
     run = plan(_matching_spec(capacity=5000), fmt="text", extra=["--out", str(out)])
     assert run.exit_code == 2
     artefact = json.loads(out.read_text())
-    assert artefact["format_version"] and artefact["summary"]["update"] == 1
+    assert artefact["format_version"] and artefact["summary"]["by_action"]["update"] == 1
     assert artefact["spec_paths"] and artefact["resource_digests"]
 
 

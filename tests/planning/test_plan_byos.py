@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plan_builders import cluster, desired, obs_cluster, obs_ws, observed, plan, storage_id, ws_id, wsset
 
-from controller.planning.plan import Action, Severity
+from controller.planning.plan import Action, ByosLinkParams, Severity
 
 A = cluster("clA")
 
@@ -25,8 +25,8 @@ def test_query_storage_with_opt_in_is_planned_and_loud() -> None:
     p = plan(d, observed([obs_cluster(A)], [obs_ws("ws1", byos_read=True)]))
     (ch,) = p.changes
     assert ch.action == Action.BYOS_LINK and ch.destructive and ch.warnings
-    assert ch.parameters == {"workspace_id": ws_id("ws1"), "data_source_type": "Query",
-                             "storage_account_id": storage_id("st1")}
+    assert ch.parameters == ByosLinkParams(workspace_id=ws_id("ws1"), data_source_type="Query",
+                                           storage_account_id=storage_id("st1"))
     assert any(w.rule == "B2" and w.severity == Severity.CRITICAL for w in p.warnings)
 
 
@@ -34,4 +34,4 @@ def test_alerts_storage_is_planned_and_matching_storage_adopted() -> None:
     d = desired([A], [wsset("t", None, [_entry(alerts=storage_id("st2"), query=storage_id("st1"))])])
     live = obs_ws("ws1", byos_read=True, byos={"query": storage_id("ST1").upper()})
     p = plan(d, observed([obs_cluster(A)], [live]))
-    assert [(c.action, c.parameters["data_source_type"]) for c in p.changes] == [(Action.BYOS_LINK, "Alerts")]
+    assert [(c.action, c.parameters.data_source_type) for c in p.changes] == [(Action.BYOS_LINK, "Alerts")]

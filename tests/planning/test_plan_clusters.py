@@ -31,7 +31,7 @@ from plan_builders import (
 from controller.model import ids
 from controller.model.history import ClusterDeletion, History, InFlightOperation
 from controller.model.limits import CURRENT, SEED
-from controller.planning.plan import Action, Severity
+from controller.planning.plan import Action, CreateParams, KeyParams, Severity, UpdateParams
 
 
 def test_empty_estate_builds_in_order_create_then_key_then_links() -> None:
@@ -43,11 +43,11 @@ def test_empty_estate_builds_in_order_create_then_key_then_links() -> None:
     assert by_id(p, set_key).depends_on == (create,)
     assert set(by_id(p, link).depends_on) == {create, set_key}
     # rule C5: SystemAssigned can't carry the key at creation
-    assert by_id(p, create).parameters["key"] is None
+    assert by_id(p, create).parameters.key is None
     want = {"type": "SystemAssigned", "user_assigned_identity": None}
-    assert by_id(p, create).parameters["identity"] == want
-    assert by_id(p, set_key).parameters["key"]["name"] == "cmk"
-    assert p.summary.create == 1 and p.summary.set_key == 1 and p.summary.link == 1
+    assert by_id(p, create).parameters.identity.model_dump() == want
+    assert by_id(p, set_key).parameters.key.name == "cmk"
+    assert p.summary.by_action == {Action.CREATE: 1, Action.SET_KEY: 1, Action.LINK: 1}
 
 
 def test_granted_user_assigned_identity_sets_key_at_creation() -> None:
@@ -55,17 +55,17 @@ def test_granted_user_assigned_identity_sets_key_at_creation() -> None:
     p = plan(desired([c]), observed())
     assert [ch.action for ch in p.changes] == [Action.CREATE]  # rule C5: no separate set_key
     params = p.changes[0].parameters
-    assert params["key"] == {"vault_uri": VAULT, "name": "cmk", "version": V1}
-    assert params["identity"]["user_assigned_identity"] == UAI
+    assert isinstance(params, CreateParams)
+    assert params.key == KeyParams(vault_uri=VAULT, name="cmk", version=V1)
+    assert params.identity.user_assigned_identity == UAI
 
 
 def test_create_parameters_follow_the_executor_convention() -> None:
     p = plan(desired([cluster(capacity=2000, tags={"env": "prod"})]), observed())
     params = p.changes[0].parameters
-    assert set(params) == {"subscription", "resource_group", "name", "location", "identity", "capacity",
-                           "billing_type", "double_encryption", "availability_zones", "tags", "key"}
-    assert params["capacity"] == 2000 and params["tags"] == {"env": "prod"} and params["location"] == LOC
-    assert params["availability_zones"] is None  # rule C9: unset in the spec, Azure decides by region
+    assert isinstance(params, CreateParams)
+    assert params.capacity == 2000 and params.tags == {"env": "prod"} and params.location == LOC
+    assert params.availability_zones is None  # rule C9: unset in the spec, Azure decides by region
 
 
 def test_matching_cluster_is_adopted_without_changes() -> None:
@@ -94,14 +94,14 @@ def test_capacity_change_respects_the_lock(live_capacity: int, last_update_days_
     step = f"update:cluster:{cpath(c)}:capacity"
     if expect == "update":
         assert [ch.id for ch in p.changes] == [step]
-        assert p.changes[0].parameters["capacity"] == c.spec.capacity
+        assert p.changes[0].parameters.capacity == c.spec.capacity
         assert p.deferred == ()
     else:
         assert p.changes == ()
         (d,) = p.deferred
         assert d.id == step  # the same id once it is due: the executor and reports can follow it
         assert d.rule == "C4" and d.not_before == last + timedelta(days=31)
-        assert d.parameters["capacity"] == 1000
+        assert d.parameters.capacity == 1000
 
 
 @pytest.mark.parametrize(("limits", "expect"), [(CURRENT, "deferred"), (SEED, "update")])
@@ -119,8 +119,8 @@ def test_capacity_decrease_deferred_but_tags_change_now() -> None:
     live = obs_cluster(c, capacity=1500, last_sku_update=NOW - timedelta(days=3), tags={})
     p = plan(desired([c]), observed([live]))
     (upd,) = p.changes
-    assert upd.parameters == {"subscription": SUB, "resource_group": "rg-cmk", "name": "prod1",
-                              "tags": {"owner": "x"}}
+    assert upd.parameters == UpdateParams(subscription=SUB, resource_group="rg-cmk", name="prod1",
+                                          tags={"owner": "x"})
     assert [d.rule for d in p.deferred] == ["C4"]
     # a month later only the capacity step is left, under the id it was deferred with
     later = plan(desired([c]), observed([replace(live, tags={"owner": "x"})]), now=NOW + timedelta(days=31))
@@ -150,8 +150,8 @@ def test_hyphenated_name_and_capacity_100_plan_a_create_under_the_default_profil
     p = plan(desired([c]), observed())
     assert p.blocked == ()
     create = p.changes[0]
-    assert create.action is Action.CREATE and create.parameters["name"] == "cmk-prod-weu-01"
-    assert create.parameters["capacity"] == 100
+    assert create.action is Action.CREATE and create.parameters.name == "cmk-prod-weu-01"
+    assert create.parameters.capacity == 100
 
 
 def test_capacity_1100_is_blocked_under_the_default_profile_c3() -> None:
@@ -293,14 +293,14 @@ def test_user_assigned_to_system_assigned_walks_the_four_steps() -> None:
     path = cpath(c)
     clear, ident = f"set_key:cluster:{path}:clear", f"update:cluster:{path}:identity"
     assert ids_of(p.changes) == [clear, ident]
-    assert by_id(p, clear).parameters["key"] is None
+    assert by_id(p, clear).parameters.key is None
     assert by_id(p, ident).depends_on == (clear,)
     want = {"type": "SystemAssigned", "user_assigned_identity": None}
-    assert by_id(p, ident).parameters["identity"] == want
-    assert "key" not in by_id(p, ident).parameters  # identity and key never in one operation
+    assert by_id(p, ident).parameters.identity.model_dump() == want
+    assert isinstance(by_id(p, ident).parameters, UpdateParams)  # identity and key never in one operation
     (step4,) = p.deferred
     assert step4.action == Action.SET_KEY and step4.rule == "C7" and step4.depends_on == (ident,)
-    assert step4.parameters["key"]["name"] == "cmk"
+    assert step4.parameters.key.name == "cmk"
 
 
 def test_switch_to_user_assigned_with_a_key_needs_granted_access() -> None:
@@ -315,7 +315,7 @@ def test_identity_none_is_loud_and_destructive_with_opt_in() -> None:
     c = cluster(identity="None", revocation=True)
     p = plan(desired([c]), observed([obs_cluster(cluster())]))
     (ch,) = p.changes
-    assert ch.destructive and ch.parameters["identity"]["type"] == "None"
+    assert ch.destructive and ch.parameters.identity.type == "None"
     assert any(w.rule == "C12" and w.severity == Severity.CRITICAL for w in p.warnings)
 
 

@@ -104,13 +104,13 @@ def test_fleet_on_an_empty_estate_is_the_full_ordered_build(fleet: DesiredState)
     edges = {c.id: c.depends_on for c in p.changes}
     for link in links:
         cluster_steps = {c.id for c in p.changes if c.action in (Action.CREATE, Action.SET_KEY)
-                         and ids.id_key(c.resource_id) == ids.id_key(link.parameters["cluster_id"])}
+                         and ids.id_key(c.resource_id) == ids.id_key(link.parameters.cluster_id)}
         assert cluster_steps and cluster_steps <= ancestors(link.id, edges)
     # rule C5: the UserAssigned + granted cluster gets its key at creation, SystemAssigned ones after
     for c in fleet.clusters:
-        create = next(ch for ch in creates if ch.parameters["name"] == c.azure_name)
+        create = next(ch for ch in creates if ch.parameters.name == c.azure_name)
         at_creation = c.spec.identity.key_access_granted and str(c.spec.identity.type) == "UserAssigned"
-        assert (create.parameters["key"] is not None) == (at_creation and c.spec.key is not None)
+        assert (create.parameters.key is not None) == (at_creation and c.spec.key is not None)
     # only BYOS that the spec did not opt into may be blocked (B2)
     assert {b.rule for b in p.blocked} <= {"B2"}
     assert p.deferred == ()

@@ -37,7 +37,7 @@ def test_rotation_updates_the_cluster_to_the_new_version() -> None:
     c = cluster(version=V2)
     p = plan(desired([c]), observed([obs_cluster(c, key=_live(V1))], key=good_key((V1, True), (V2, True))))
     (ch,) = p.changes
-    assert ch.action == Action.SET_KEY and ch.parameters["key"]["version"] == V2
+    assert ch.action == Action.SET_KEY and ch.parameters.key.version == V2
     assert "K1" in ch.rules and ch.before == {"key": {"vault_uri": VAULT, "name": "cmk", "version": V1}}
 
 
@@ -46,7 +46,7 @@ def test_cluster_on_a_disabled_version_is_critical_drift_and_is_moved_to_the_new
     p = plan(desired([c]), observed([obs_cluster(c, key=_live(V1))], key=good_key((V1, False), (V2, True))))
     crit = [d for d in p.drift if d.severity == Severity.CRITICAL]
     assert crit and crit[0].rule == "K1"
-    assert [ch.parameters["key"]["version"] for ch in p.changes] == [V2]
+    assert [ch.parameters.key.version for ch in p.changes] == [V2]
 
 
 def test_cluster_on_a_deleted_version_with_unchanged_spec_is_critical_drift() -> None:
@@ -99,7 +99,7 @@ def test_versionless_spec_on_a_pinned_cluster_is_a_set_key() -> None:
     c = cluster(version=None)
     p = plan(desired([c]), observed([obs_cluster(c, key=_live(V1))]))
     (ch,) = p.changes
-    assert ch.action == Action.SET_KEY and ch.parameters["key"]["version"] is None
+    assert ch.action == Action.SET_KEY and ch.parameters.key.version is None
     assert any(w.code == "key-versioning" and "auto-rotation" in w.message for w in p.warnings)
 
 

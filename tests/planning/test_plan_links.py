@@ -25,7 +25,7 @@ from plan_builders import (
 from controller.model import ids
 from controller.model.history import History, LinkOperation
 from controller.model.limits import SEED
-from controller.planning.plan import Action
+from controller.planning.plan import Action, UnlinkParams
 
 A, B = cluster("clA"), cluster("clB")
 
@@ -62,7 +62,7 @@ def test_move_is_unlink_then_link_when_two_operations_fit() -> None:
     unlink, link = f"unlink:{SUB}/rg-ws/ws1@clA", f"link:{SUB}/rg-ws/ws1@clB"
     assert ids_of(p.changes) == [unlink, link]
     assert unlink in by_id(p, link).depends_on
-    assert by_id(p, unlink).parameters == {"workspace_id": ws_id("ws1"), "cluster_id": A.arm_id}
+    assert by_id(p, unlink).parameters == UnlinkParams(workspace_id=ws_id("ws1"), cluster_id=A.arm_id)
     assert by_id(p, unlink).cluster_id == A.arm_id and by_id(p, link).cluster_id == B.arm_id
 
 

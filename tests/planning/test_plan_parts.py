@@ -14,7 +14,7 @@ from controller.model.limits import SEED
 from controller.planning.budget import earliest_with_room, with_associate_dates
 from controller.planning.fingerprint import changed_resources, fingerprint, resource_digests
 from controller.planning.graph import PlanGraphError, topological_order
-from controller.planning.plan import Action, Change
+from controller.planning.plan import Action, Change, LinkParams
 
 WS = "/subscriptions/x/resourcegroups/rg/providers/microsoft.operationalinsights/workspaces/w"
 
@@ -55,7 +55,8 @@ def test_associate_date_joins_the_history_once() -> None:
 
 
 def _change(cid: str, *deps: str) -> Change:
-    return Change(id=cid, action=Action.LINK, address=cid, resource_id=cid, depends_on=deps)
+    return Change(id=cid, action=Action.LINK, address=cid, resource_id=cid, depends_on=deps,
+                  parameters=LinkParams(workspace_id=cid, cluster_id="c"))
 
 
 def test_topological_order_is_deterministic_and_respects_dependencies() -> None:

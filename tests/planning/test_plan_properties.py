@@ -151,7 +151,8 @@ def test_no_step_breaks_w1_w3_c2_c4_c6(estate: Any) -> None:
         if on_cluster and ids.id_key(ch.resource_id) in o.clusters:
             live = o.clusters[ids.id_key(ch.resource_id)]
             assert not live.busy, ch.id
-            if "capacity" in ch.parameters and ch.parameters["capacity"] < live.capacity:
+            capacity = getattr(ch.parameters, "capacity", None)
+            if capacity is not None and capacity < live.capacity:
                 assert live.last_sku_update is not None
                 assert live.last_sku_update + limits.capacity_lock <= NOW
     # W3: existing ops in the window + this plan's ops on the workspace <= the budget
@@ -159,7 +160,7 @@ def test_no_step_breaks_w1_w3_c2_c4_c6(estate: Any) -> None:
     per_ws: dict[str, int] = {}
     for ch in p.changes:
         if ch.action in (Action.LINK, Action.UNLINK):
-            k = ids.id_key(ch.parameters["workspace_id"])
+            k = ids.id_key(ch.parameters.workspace_id)
             per_ws[k] = per_ws.get(k, 0) + 1
     for k, n in per_ws.items():
         assert len(ops_in_window(merged, k, NOW, limits)) + n <= limits.link_ops_per_window, k
@@ -173,7 +174,7 @@ def test_no_step_breaks_w1_w3_c2_c4_c6(estate: Any) -> None:
     for ws in o.workspaces.values():
         if ws.cluster_id:
             before[ids.id_key(ws.cluster_id)] = before.get(ids.id_key(ws.cluster_id), 0) + 1
-    targets = {ids.id_key(ch.parameters["cluster_id"]) for ch in p.changes if ch.action == Action.LINK}
+    targets = {ids.id_key(ch.parameters.cluster_id) for ch in p.changes if ch.action == Action.LINK}
     for ckey in targets:
         assert linked.get(ckey, 0) <= limits.workspaces_per_cluster, ckey
     regions: dict[tuple[str, str], int] = {}
@@ -182,7 +183,7 @@ def test_no_step_breaks_w1_w3_c2_c4_c6(estate: Any) -> None:
     for ch in p.changes:
         if ch.action == Action.CREATE and ids.id_key(ch.resource_id) not in o.clusters:
             # a new cluster takes a slot (C2); re-provisioning a Failed one does not
-            region = (SUB, ch.parameters["location"])
+            region = (SUB, ch.parameters.location)
             assert regions[region] <= limits.clusters_per_region, region
 
 
@@ -198,7 +199,7 @@ def test_every_link_waits_on_its_clusters_create_and_key(estate: Any) -> None:
             cluster_steps.setdefault(ids.id_key(ch.resource_id), set()).add(ch.id)
     for ch in p.changes:
         if ch.action == Action.LINK:
-            needed = cluster_steps.get(ids.id_key(ch.parameters["cluster_id"]), set())
+            needed = cluster_steps.get(ids.id_key(ch.parameters.cluster_id), set())
             assert needed <= ancestors(ch.id, edges), ch.id
 
 
@@ -238,7 +239,7 @@ _LIVE_IDENTITIES = (None, ("UserAssigned", (UAI_OTHER,)), ("UserAssigned", (UAI,
 def _target(ch: Any, state: ObservedState) -> Any:
     if ch.action in (Action.UPDATE, Action.SET_KEY):
         return state.clusters.get(ids.id_key(ch.resource_id))
-    return state.workspaces[ids.id_key(ch.parameters["workspace_id"])]
+    return state.workspaces[ids.id_key(ch.parameters.workspace_id)]
 
 
 @PROPS

@@ -55,12 +55,37 @@ def test_committed_schema_is_up_to_date() -> None:
         ("{not json", "invalid JSON"),
         ('{"changes": []}', "no format_version"),
         ('{"format_version": "9.0"}', "not supported"),
-        ('{"format_version": "1.0", "generated_at": "x"}', "not a valid plan"),
+        ('{"format_version": "2.0", "generated_at": "x"}', "not a valid plan"),
+        ('{"format_version": "1.0"}', "not supported"),  # parameters were untyped dicts
     ],
 )
 def test_broken_plan_files_give_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(PlanFormatError, match=message):
         from_json(text)
+
+
+def test_a_plan_file_whose_parameters_are_of_another_action_is_refused() -> None:
+    """A step's parameters are the model of its own action: a link's parameters under `delete` (an
+    edited file) are not a plan, and nothing of it runs."""
+    data = json.loads(to_json(busy_plan()))
+    link = next(c for c in data["changes"] if c["action"] == "link")
+    link["action"] = "delete"
+    with pytest.raises(PlanFormatError, match=r"not a valid plan: changes\.\d+"):
+        from_json(json.dumps(data))
+
+
+def test_json_parameters_and_summary_are_typed_and_readable() -> None:
+    """Each step's parameters name their action and only its fields; the summary counts by action."""
+    data = json.loads(to_json(busy_plan()))
+    for item in data["changes"]:
+        assert item["parameters"]["action"] == item["action"]
+    link = next(c for c in data["changes"] if c["action"] == "link")
+    assert set(link["parameters"]) == {"action", "workspace_id", "cluster_id"}
+    counts: dict[str, int] = {}
+    for item in data["changes"]:
+        counts[item["action"]] = counts.get(item["action"], 0) + 1
+    assert data["summary"]["by_action"] == counts
+    assert all(isinstance(r, str) and r[0] in "CWKB" for c in data["changes"] for r in c["rules"])
 
 
 def test_text_reads_like_terraform() -> None:
@@ -106,8 +131,8 @@ def test_token_like_strings_never_reach_the_output() -> None:
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
     p = busy_plan()
     leaky = p.model_copy(update={"changes": (p.changes[0].model_copy(
-        update={"reason": f"Bearer {jwt}", "parameters": {**p.changes[0].parameters,
-                                                           "storage": "https://x/?sv=1&sig=abcdefghijklmnopqrstu"}}),
+        update={"reason": f"Bearer {jwt}", "parameters": p.changes[0].parameters.model_copy(
+            update={"cluster_id": "https://x/?sv=1&sig=abcdefghijklmnopqrstu"})}),
         *p.changes[1:])})
     for out in (to_json(leaky), to_text(leaky), to_markdown(leaky)):
         assert jwt not in out and "abcdefghijklmnopqrstu" not in out

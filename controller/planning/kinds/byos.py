@@ -13,8 +13,9 @@ Decisions:
 from __future__ import annotations
 
 from controller.model import ids
+from controller.model.rules import Rule
 from controller.planning.context import Workbench, workspace_path
-from controller.planning.plan import Action, Change, Severity
+from controller.planning.plan import Action, ByosLinkParams, Change, Severity
 
 
 def plan_byos(wb: Workbench) -> None:
@@ -34,28 +35,29 @@ def plan_byos(wb: Workbench) -> None:
             if wanted is None:
                 if live is not None:
                     wb.drifted(address=address, resource_id=ws.id, field_=f"byos.{kind}", desired=None,
-                               live=live, severity=Severity.INFO, rule="B1")
+                               live=live, severity=Severity.INFO, rule=Rule.B1)
                 continue
             if live is not None and ids.id_key(live) == ids.id_key(wanted):
                 continue
             wb.drifted(address=address, resource_id=ws.id, field_=f"byos.{kind}", desired=wanted, live=live,
-                       rule="B1")
+                       rule=Rule.B1)
             source = "Query" if kind == "query" else "Alerts"
             step = f"byos_link:{workspace_path(ws.id)}:{kind}"
             warns: tuple[str, ...] = ()
             if kind == "query":
                 if not entry.byos.allow_saved_search_loss:
-                    wb.block(id=step, action=Action.BYOS_LINK, address=address, resource_id=ws.id, rule="B2",
+                    wb.block(id=step, action=Action.BYOS_LINK, address=address, resource_id=ws.id,
+                             rule=Rule.B2,
                              reason=f"linking a Query storage account REMOVES the saved searches of {name}",
                              remedy="export the saved searches, then set byos.allowSavedSearchLoss: true")
                     continue
                 msg = f"{address}: linking Query storage REMOVES the workspace's existing saved searches (B2)"
-                wb.warn("byos-query-drops-saved-searches", msg, address=address, rule="B2",
+                wb.warn("byos-query-drops-saved-searches", msg, address=address, rule=Rule.B2,
                         severity=Severity.CRITICAL)
                 warns = ("REMOVES the workspace's existing saved searches (B2, opted in)",)
             wb.add(Change(id=step, action=Action.BYOS_LINK, address=address, resource_id=ws.id,
-                          parameters={"workspace_id": ws.id, "data_source_type": source,
-                                      "storage_account_id": wanted},
+                          parameters=ByosLinkParams(workspace_id=ws.id, data_source_type=source,
+                                                    storage_account_id=wanted),
                           before={"storage_account_id": live}, after={"storage_account_id": wanted},
-                          reason=f"declared {source} storage account", rules=("B1", "B2"),
+                          reason=f"declared {source} storage account", rules=(Rule.B1, Rule.B2),
                           destructive=kind == "query", warnings=warns))

@@ -35,17 +35,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from controller.model import compare, ids
 from controller.model.access import grant_remedy
 from controller.model.observed import ObservedCluster
+from controller.model.rules import Rule
 from controller.model.spec import Cluster, IdentityType
 from controller.planning.context import Workbench, cluster_path
 from controller.planning.kinds.cluster_key import check_key, key_params, live_key_health
-from controller.planning.plan import Action, Change, Severity
+from controller.planning.plan import (
+    Action,
+    Change,
+    CreateParams,
+    DeleteParams,
+    IdentityParams,
+    KeyParams,
+    SetKeyParams,
+    Severity,
+    UpdateParams,
+)
 
 _LINKABLE = "Succeeded"
+
+
+class _Target(TypedDict):
+    """The cluster every parameters model of a cluster step names."""
+
+    subscription: str
+    resource_group: str
+    name: str
 
 
 def address_of(cluster: Cluster) -> str:
@@ -112,10 +131,10 @@ def _plan_unmanaged(wb: Workbench, managed: dict[str, Cluster]) -> None:
             continue
         # the location goes into the journal with the deletion: the name and its region slot stay
         # reserved for the retention period (rules C2, C11)
-        params = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name,
-                  "location": obs.location}
+        params = DeleteParams(subscription=obs.subscription, resource_group=obs.resource_group, name=obs.name,
+                              location=obs.location)
         if _busy(wb, obs):
-            wb.defer(id=step, action=Action.DELETE, address=address, resource_id=obs.id, rule="C6",
+            wb.defer(id=step, action=Action.DELETE, address=address, resource_id=obs.id, rule=Rule.C6,
                      reason=f"{obs.name} is {obs.provisioning_state}; a cluster can't be deleted while an "
                             "operation runs", not_before=None, parameters=params)
         else:
@@ -127,7 +146,7 @@ def _plan_unmanaged(wb: Workbench, managed: dict[str, Cluster]) -> None:
             wb.add(Change(id=step, action=Action.DELETE, address=address, resource_id=obs.id,
                           cluster_id=obs.id, parameters=params, before={"provisioning_state":
                           obs.provisioning_state}, after={"exists": False}, reason="not in the spec (prune)",
-                          rules=("C6", "C11"), destructive=True, warnings=tuple(warns)))
+                          rules=(Rule.C6, Rule.C11), destructive=True, warnings=tuple(warns)))
         wb.deletes[key] = step
 
 
@@ -163,19 +182,19 @@ class _Slots:
             names = ", ".join(sorted(wb.observed.clusters[k].name for k in live))
             waiting = [s for s in delete_steps if wb.pending(s)]
             if waiting and used - len(waiting) < limit:
-                wb.gate(cluster.arm_id).wait("C2", "waits for a delete that frees a region slot", None,
+                wb.gate(cluster.arm_id).wait(Rule.C2, "waits for a delete that frees a region slot", None,
                                              waiting[0])
                 wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
-                         rule="C2", reason=f"{spec.location} already has {used} clusters in subscription "
+                         rule=Rule.C2, reason=f"{spec.location} already has {used} clusters in subscription "
                          f"{spec.subscription}; waits for a deferred delete to free a slot",
                          not_before=None, depends_on=waiting)
                 return None
-            wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C2",
+            wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C2,
                      reason=f"subscription {spec.subscription} already has {used} of {limit} clusters in "
                             f"{spec.location} ({names})",
                      remedy="delete a cluster there (settings.prune.clusters) or use another region or "
                             "subscription")
-            wb.gate(cluster.arm_id).wait("C2", "its cluster can't be created (blocked, C2)", None, step)
+            wb.gate(cluster.arm_id).wait(Rule.C2, "its cluster can't be created (blocked, C2)", None, step)
             return None
         deps = ready_deletes if len(live) + self.created[region] >= limit else []
         reserved_limit = wb.limits.reserved_per_region
@@ -189,17 +208,19 @@ class _Slots:
                 free_at = ends[reserved - reserved_limit] if reserved - reserved_limit < len(ends) else None
                 if free_at is None:
                     wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
-                             rule="C2", reason=f"{reserved} of {reserved_limit} cluster slots in "
+                             rule=Rule.C2, reason=f"{reserved} of {reserved_limit} cluster slots in "
                              f"{spec.location} are taken by active and soft-deleted clusters",
                              remedy="delete a cluster there and wait 14 days, or use another region")
-                    wb.gate(cluster.arm_id).wait("C2", "its cluster can't be created (blocked, C2)", None,
+                    wb.gate(cluster.arm_id).wait(Rule.C2, "its cluster can't be created (blocked, C2)", None,
                                                  step)
                     return None
                 wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
-                         rule="C11", reason=f"{spec.location} has {reserved} of {reserved_limit} slots taken "
+                         rule=Rule.C11,
+                         reason=f"{spec.location} has {reserved} of {reserved_limit} slots taken "
                          "counting soft-deleted clusters; one frees when its 14-day retention ends",
                          not_before=free_at)
-                wb.gate(cluster.arm_id).wait("C11", "its cluster's create is deferred (C11)", free_at, step)
+                wb.gate(cluster.arm_id).wait(Rule.C11, "its cluster's create is deferred (C11)", free_at,
+                                             step)
                 return None
         self.created[region] += 1
         return deps
@@ -213,56 +234,56 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
     gate = wb.gate(cluster.arm_id)
 
     if spec.subscription.lower() not in {x.lower() for x in wb.observed.subscriptions}:
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C2",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C2,
                  reason=f"subscription {spec.subscription} was not read: whether the cluster exists, and how "
                         "many clusters the region holds, is unknown",
                  remedy="grant the controller Reader on the subscription and plan again")
-        gate.wait("C2", "its subscription was not read", None, step)
+        gate.wait(Rule.C2, "its subscription was not read", None, step)
         return
     moved = _c10_original(wb, cluster)
     if moved is not None:
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C10",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C10,
                  reason=f"cluster {cluster.azure_name} exists in subscription {moved.subscription}, resource "
                         f"group {moved.resource_group}; a cluster cannot move",
                  remedy=f"set subscription/resourceGroup back to {moved.subscription}/"
                         f"{moved.resource_group}, or declare a new cluster under another name and move the "
                         "workspaces to it")
-        gate.wait("C10", "its cluster is blocked (C10)", None, step)
+        gate.wait(Rule.C10, "its cluster is blocked (C10)", None, step)
         return
     groups = wb.observed.resource_groups.get(spec.subscription.lower())
     if groups is not None and spec.resource_group.lower() not in groups:
         # Azure refuses a create into a missing group (ResourceGroupNotFound); cmkctl never creates groups
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=None,
                  reason=f"resource group {spec.resource_group} does not exist in subscription "
                         f"{spec.subscription}",
                  remedy=f"create it (az group create --name {spec.resource_group} --subscription "
                         f"{spec.subscription} --location {spec.location}) or fix spec.resourceGroup")
-        gate.wait("C5", "its cluster's resource group does not exist", None, step)
+        gate.wait(Rule.C5, "its cluster's resource group does not exist", None, step)
         _defer_key(wb, cluster, path, [step])
         return
     if not ids.CLUSTER_NAME.match(cluster.azure_name):  # rule C1 (the loader checks it too)
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C1",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C1,
                  reason=f"'{cluster.azure_name}' is not a valid cluster name ({ids.CLUSTER_NAME_RULE})",
                  remedy="set spec.name to a valid Azure name")
-        gate.wait("C1", "its cluster is blocked (C1)", None, step)
+        gate.wait(Rule.C1, "its cluster is blocked (C1)", None, step)
         return
     if not wb.limits.capacity_ok(spec.capacity):
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C3",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C3,
                  reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
                  remedy="set spec.capacity to an allowed value")
-        gate.wait("C3", "its cluster is blocked (C3)", None, step)
+        gate.wait(Rule.C3, "its cluster is blocked (C3)", None, step)
         return
     if spec.identity.type is IdentityType.NONE:
-        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C5",
+        wb.block(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C5,
                  reason="a cluster needs an identity at creation", remedy="set identity.type")
-        gate.wait("C5", "its cluster is blocked (C5)", None, step)
+        gate.wait(Rule.C5, "its cluster is blocked (C5)", None, step)
         return
     reserved = _reserved_until(wb, cluster)
     if reserved is not None:
-        wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule="C11",
+        wb.defer(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id, rule=Rule.C11,
                  reason=f"the name {cluster.azure_name} is reserved by a soft-deleted cluster until "
                         f"{reserved.isoformat()}", not_before=reserved)
-        gate.wait("C11", "its cluster's create is deferred (C11)", reserved, step)
+        gate.wait(Rule.C11, "its cluster's create is deferred (C11)", reserved, step)
         _defer_key(wb, cluster, path, [step])
         return
     deps = slots.claim(cluster, step)
@@ -280,18 +301,18 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
                              principal_id=principal, access_granted_by_spec=spec.identity.key_access_granted)
     at_creation = (ref is not None and not problems and spec.identity.type is IdentityType.USER_ASSIGNED
                    and spec.identity.key_access_granted)  # rule C5
-    params: dict[str, Any] = {
-        "subscription": spec.subscription, "resource_group": spec.resource_group,
-        "name": cluster.azure_name, "location": spec.location, "identity": _identity(cluster),
-        "capacity": spec.capacity, "billing_type": str(spec.billing_type),
-        "double_encryption": spec.double_encryption, "availability_zones": spec.availability_zones,
-        "tags": dict(sorted(spec.tags.items())), "key": key_params(ref) if at_creation else None,
-    }
+    params = CreateParams(
+        subscription=spec.subscription, resource_group=spec.resource_group, name=cluster.azure_name,
+        location=spec.location, identity=IdentityParams(**_identity(cluster)), capacity=spec.capacity,
+        billing_type=str(spec.billing_type), double_encryption=spec.double_encryption,
+        availability_zones=spec.availability_zones, tags=dict(sorted(spec.tags.items())),
+        key=KeyParams.of(ref) if at_creation else None,
+    )
     after = {"provisioning_state": "Succeeded", "capacity": spec.capacity,
-             "billing_type": str(spec.billing_type), "key": params["key"]}
+             "billing_type": str(spec.billing_type), "key": key_params(ref) if at_creation else None}
     wb.add(Change(id=step, action=Action.CREATE, address=address, resource_id=cluster.arm_id,
                   cluster_id=cluster.arm_id, depends_on=tuple(sorted(deps)), parameters=params,
-                  after=after, reason="declared in the spec, not found", rules=("C2", "C5", "C6")))
+                  after=after, reason="declared in the spec, not found", rules=(Rule.C2, Rule.C5, Rule.C6)))
     gate.depends_on.append(step)
     if ref is None or at_creation:
         return
@@ -300,7 +321,7 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
         p = problems[0]
         wb.block(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id, rule=p.rule,
                  reason=p.reason, remedy=p.remedy)
-        gate.wait("W4", f"its cluster's key can't be set ({p.rule}): links would store data unencrypted "
+        gate.wait(Rule.W4, f"its cluster's key can't be set ({p.rule}): links would store data unencrypted "
                   "by the customer key", None, key_step)
         return
     warns: tuple[str, ...] = ()
@@ -313,9 +334,9 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
                  f"{grant_remedy(ref, principal)}",)
     wb.add(Change(id=key_step, action=Action.SET_KEY, address=address, resource_id=cluster.arm_id,
                   cluster_id=cluster.arm_id, depends_on=(step,),
-                  parameters=_set_key_params(cluster, key_params(ref)),
+                  parameters=_set_key_params(cluster, ref),
                   after={"key": key_params(ref), "provisioning_state": "Succeeded"},
-                  reason="rule C5: the key is set after creation", rules=("C5", "C7"), warnings=warns))
+                  reason="rule C5: the key is set after creation", rules=(Rule.C5, Rule.C7), warnings=warns))
     gate.depends_on.append(key_step)
 
 
@@ -325,13 +346,13 @@ def _defer_key(wb: Workbench, cluster: Cluster, path: str, deps: list[str]) -> N
         return
     ref = cluster.spec.key.ref()
     wb.defer(id=f"set_key:cluster:{path}", action=Action.SET_KEY, address=address_of(cluster),
-             resource_id=cluster.arm_id, rule="C5", reason="the key is set once the cluster exists",
-             not_before=None, depends_on=deps, parameters=_set_key_params(cluster, key_params(ref)))
+             resource_id=cluster.arm_id, rule=Rule.C5, reason="the key is set once the cluster exists",
+             not_before=None, depends_on=deps, parameters=_set_key_params(cluster, ref))
 
 
-def _set_key_params(cluster: Cluster, key: dict[str, Any] | None) -> dict[str, Any]:
-    return {"subscription": cluster.spec.subscription, "resource_group": cluster.spec.resource_group,
-            "name": cluster.azure_name, "key": key}
+def _set_key_params(cluster: Cluster, ref: ids.KeyRef) -> SetKeyParams:
+    return SetKeyParams(subscription=cluster.spec.subscription, resource_group=cluster.spec.resource_group,
+                        name=cluster.azure_name, key=KeyParams.of(ref))
 
 
 def _reserved_until(wb: Workbench, cluster: Cluster) -> datetime | None:
@@ -363,13 +384,13 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     path = cluster_path(obs.subscription, obs.resource_group, obs.name)
     address = address_of(cluster)
     gate = wb.gate(cluster.arm_id)
-    base = {"subscription": obs.subscription, "resource_group": obs.resource_group, "name": obs.name}
+    base = _Target(subscription=obs.subscription, resource_group=obs.resource_group, name=obs.name)
     busy = _busy(wb, obs)
     chain: list[str] = []  # steps in this plan, in order (C6: one at a time)
     chain_pending = False  # an earlier step of the chain is deferred/blocked
 
     def drift(field_: str, desired: Any, live: Any, severity: Severity = Severity.WARNING,
-              rule: str | None = None) -> None:
+              rule: Rule | None = None) -> None:
         wb.drifted(address=address, resource_id=obs.id, field_=field_, desired=desired, live=live,
                    severity=severity, rule=rule)
 
@@ -378,7 +399,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
         nonlocal chain_pending
         deps = tuple(sorted(set(change.depends_on) | ({chain[-1]} if chain else set())))
         if busy or chain_pending:
-            rule = "C6"
+            rule = Rule.C6
             state = f"is {obs.provisioning_state}" if obs.busy else "has an operation of ours running"
             reason = (f"{obs.name} {state}; no update while an operation runs"
                       if busy else "waits for an earlier step on this cluster")
@@ -395,16 +416,16 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                 "unknown, so nothing is changed for it", address=address)
     live_loc = ids.normalise_location(obs.location) if "location" not in obs.unknown else spec.location
     if live_loc != spec.location:
-        drift("location", spec.location, obs.location, Severity.CRITICAL, "C10")
+        drift("location", spec.location, obs.location, Severity.CRITICAL, Rule.C10)
         wb.block(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
-                 rule="C10", reason=f"the cluster is in {obs.location}, the spec says {spec.location}",
+                 rule=Rule.C10, reason=f"the cluster is in {obs.location}, the spec says {spec.location}",
                  remedy="a cluster cannot move: declare a new cluster in the new region")
-        gate.wait("C10", "its cluster is blocked", None, f"update:cluster:{path}")
+        gate.wait(Rule.C10, "its cluster is blocked", None, f"update:cluster:{path}")
         return
     if obs.double_encryption != spec.double_encryption:
-        drift("double_encryption", spec.double_encryption, obs.double_encryption, rule="C9")
+        drift("double_encryption", spec.double_encryption, obs.double_encryption, rule=Rule.C9)
         wb.block(id=f"update:cluster:{path}:double_encryption", action=Action.UPDATE, address=address,
-                 resource_id=obs.id, rule="C9",
+                 resource_id=obs.id, rule=Rule.C9,
                  reason=f"double encryption is {obs.double_encryption} and fixed at creation",
                  remedy=f"set doubleEncryption: {str(obs.double_encryption).lower()}, or declare a new "
                         "cluster and move the workspaces")
@@ -416,17 +437,17 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
         # A failed provisioning is repaired by re-issuing the PUT (ARM re-drives it); without this
         # step a cluster whose create failed would wait forever and its links with it (W4).
         wb.warn("cluster-failed", f"{address} is Failed; it is re-provisioned first and its links wait "
-                "until it is Succeeded", address=address, rule="C6", severity=Severity.CRITICAL)
+                "until it is Succeeded", address=address, rule=Rule.C6, severity=Severity.CRITICAL)
         emit(Change(id=f"create:cluster:{path}:repair", action=Action.CREATE, address=address,
                     resource_id=obs.id, cluster_id=obs.id,
-                    parameters={**base, "location": obs.location, "identity": _live_identity(obs),
-                                "capacity": obs.capacity, "billing_type": obs.billing_type,
-                                "double_encryption": obs.double_encryption,
-                                "availability_zones": obs.availability_zones,
-                                "tags": dict(sorted(obs.tags.items())), "key": None},
+                    parameters=CreateParams(
+                        **base, location=obs.location, identity=IdentityParams(**_live_identity(obs)),
+                        capacity=obs.capacity, billing_type=obs.billing_type,
+                        double_encryption=obs.double_encryption, availability_zones=obs.availability_zones,
+                        tags=dict(sorted(obs.tags.items())), key=None),
                     before={"provisioning_state": "Failed"},
                     after={"provisioning_state": "Succeeded", "capacity": obs.capacity},
-                    reason="its provisioning Failed: re-issue the create to repair it", rules=("C6",)))
+                    reason="its provisioning Failed: re-issue the create to repair it", rules=(Rule.C6,)))
 
     live_ident, want_ident = _live_identity(obs), _identity(cluster)
     want_key = spec.key.ref() if spec.key is not None else None
@@ -451,19 +472,20 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     if identity_changes:
         ok = _plan_identity(wb, cluster, obs, path, base, emit, want_ident, live_ident)
         if not ok:
-            gate.wait("C12", "its cluster's identity change is blocked", None,
+            gate.wait(Rule.C12, "its cluster's identity change is blocked", None,
                       f"update:cluster:{path}:identity")
             return
         if str(want_ident["type"]) == "SystemAssigned" and str(live_ident["type"]) == "UserAssigned" \
                 and (want_key is not None or live_key is not None):
             ref = want_key or live_key
             step4 = f"set_key:cluster:{path}"
-            wb.defer(id=step4, action=Action.SET_KEY, address=address, resource_id=obs.id, rule="C7",
+            wb.defer(id=step4, action=Action.SET_KEY, address=address, resource_id=obs.id, rule=Rule.C7,
                      reason="step 4 of UserAssigned → SystemAssigned: grant the new system-assigned "
                             f"principal get, wrapKey, unwrapKey on {ref.vault_name if ref else ''}, then "
                             "re-plan", not_before=None, depends_on=[chain[-1]],
-                     parameters={**base, "key": key_params(ref)})
-            gate.wait("C7", "the cluster's key is set again after its new identity is granted", None, step4)
+                     parameters=SetKeyParams(**base, key=KeyParams.of(ref)))
+            gate.wait(Rule.C7, "the cluster's key is set again after its new identity is granted", None,
+                      step4)
             key_after_identity = False
 
     # key (C7, C8, K1): rotation to the new version comes before anything else that waits
@@ -478,7 +500,7 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
             wb.block(id=step, action=Action.SET_KEY, address=address, resource_id=obs.id, rule=p.rule,
                      reason=p.reason, remedy=p.remedy)
             if live_key is None:  # links would land on Microsoft keys (W4)
-                gate.wait("W4", f"its cluster's key can't be set ({p.rule})", None, step)
+                gate.wait(Rule.W4, f"its cluster's key can't be set ({p.rule})", None, step)
         else:
             rotation = live_key is not None and live_key.key() == want_key.key()
             notes: tuple[str, ...] = ()
@@ -486,14 +508,14 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
                 notes = ("versionless: the cluster will follow the key's current version (auto-rotation, K1)"
                          if want_key.version is None else
                          f"pinned to {want_key.version}: rotation becomes explicit (K1)",)
-                wb.warn("key-versioning", f"{address}: {notes[0]}", address=address, rule="K1",
+                wb.warn("key-versioning", f"{address}: {notes[0]}", address=address, rule=Rule.K1,
                         severity=Severity.INFO)
             emit(Change(id=step, action=Action.SET_KEY, address=address, resource_id=obs.id,
-                        cluster_id=obs.id, parameters={**base, "key": key_params(want_key)},
+                        cluster_id=obs.id, parameters=SetKeyParams(**base, key=KeyParams.of(want_key)),
                         before={"key": key_params(live_key)},
                         after={"key": key_params(want_key), "provisioning_state": "Succeeded"},
                         reason="key rotation (rule K1)" if rotation else "the declared key differs",
-                        rules=("C7", "K1") if rotation else ("C7",), warnings=notes))
+                        rules=(Rule.C7, Rule.K1) if rotation else (Rule.C7,), warnings=notes))
     elif want_key is not None and not key_changes:
         # the key is already set: nothing to send, but anything the service would now refuse means the
         # cluster is at risk of revocation (K2): say so loudly
@@ -508,67 +530,68 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
     # gate for links (W4): a Succeeded cluster (the busy reason first), and every step of the chain
     if busy:
         what = f"is {obs.provisioning_state}" if obs.busy else "has an operation of ours still running"
-        gate.wait("W4", f"{obs.name} {what}: links wait until it is Succeeded", None, None)
+        gate.wait(Rule.W4, f"{obs.name} {what}: links wait until it is Succeeded", None, None)
     for step in chain:
         if step in wb.changes:
             gate.depends_on.append(step)
         else:
-            gate.wait(wb.deferred[step].rule if step in wb.deferred else "C6",
+            gate.wait(wb.deferred[step].rule if step in wb.deferred else Rule.C6,
                       f"waits for {step}", None, step)
     if not busy and obs.provisioning_state != _LINKABLE and not any(s in wb.changes for s in chain):
-        gate.wait("W4", f"{obs.name} is {obs.provisioning_state}, not Succeeded", None, None)
+        gate.wait(Rule.W4, f"{obs.name} is {obs.provisioning_state}, not Succeeded", None, None)
 
 
-def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: dict[str, Any],
+def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: _Target,
                    emit: Any, want: dict[str, Any], live: dict[str, Any]) -> bool:
     """Plan the identity change; False when it is blocked."""
     address = address_of(cluster)
     step = f"update:cluster:{path}:identity"
     if str(live["type"]) == "None":
-        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C12",
+        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule=Rule.C12,
                  reason="the cluster's identity is None: its access was revoked irreversibly",
                  remedy="open a support request to restore it, or declare a new cluster")
         return False
     if str(want["type"]) == "None":
         if not cluster.spec.allow_access_revocation:
-            wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C12",
+            wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule=Rule.C12,
                      reason="identity None revokes access to the cluster's data irreversibly",
                      remedy="set allowAccessRevocation: true if this is really wanted")
             return False
         wb.warn("identity-none", f"{address}: identity None REVOKES access to the data irreversibly (C12)",
-                address=address, rule="C12", severity=Severity.CRITICAL)
+                address=address, rule=Rule.C12, severity=Severity.CRITICAL)
         emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
-                    parameters={**base, "identity": want}, before={"identity": live},
-                    after={"identity": want}, reason="identity None (opted in)", rules=("C12",),
+                    parameters=UpdateParams(**base, identity=IdentityParams(**want)),
+                    before={"identity": live},
+                    after={"identity": want}, reason="identity None (opted in)", rules=(Rule.C12,),
                     destructive=True, warnings=("irreversible: only a support request restores access",)))
         return True
     if str(want["type"]) == "UserAssigned" and obs.key is not None \
             and not cluster.spec.identity.key_access_granted:
-        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule="C7",
+        wb.block(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, rule=Rule.C7,
                  reason=f"switching to {want['user_assigned_identity']} while the cluster uses a key would "
                         "revoke access unless that identity already has get/wrapKey/unwrapKey (K2)",
                  remedy="grant the identity on the vault, then set identity.keyAccessGranted: true")
         return False
     if str(want["type"]) == "SystemAssigned" and str(live["type"]) == "UserAssigned" and obs.key is not None:
         emit(Change(id=f"set_key:cluster:{path}:clear", action=Action.SET_KEY, address=address,
-                    resource_id=obs.id, cluster_id=obs.id, parameters={**base, "key": None},
+                    resource_id=obs.id, cluster_id=obs.id, parameters=SetKeyParams(**base, key=None),
                     before={"key": key_params(obs.key)}, after={"key": None},
                     reason="step 1 of UserAssigned → SystemAssigned: clear the key (identity and key never "
-                           "change together)", rules=("C5", "C13"),
+                           "change together)", rules=(Rule.C5, Rule.C13),
                     warnings=("new data uses Microsoft keys until step 4 sets the key again (W6)",)))
     # ARM PATCH merges user-assigned identities: the ones to leave are named, each sent as null
     wanted = ids.id_key(want["user_assigned_identity"] or "")
-    unassign = [u for u in obs.user_assigned_identities if ids.id_key(u) != wanted] \
-        if str(want["type"]) == "UserAssigned" else []
+    unassign = tuple(u for u in obs.user_assigned_identities if ids.id_key(u) != wanted) \
+        if str(want["type"]) == "UserAssigned" else ()
     emit(Change(id=step, action=Action.UPDATE, address=address, resource_id=obs.id, cluster_id=obs.id,
-                parameters={**base, "identity": want,
-                            **({"unassign_identities": unassign} if unassign else {})},
+                parameters=UpdateParams(**base, identity=IdentityParams(**want),
+                                        unassign_identities=unassign),
                 before={"identity": live}, after={"identity": want},
-                reason="the declared identity differs", rules=("C5",)))
+                reason="the declared identity differs", rules=(Rule.C5,)))
     return True
 
 
-def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: dict[str, Any],
+def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: str, base: _Target,
                  emit: Any, drift: Any) -> None:
     """Capacity (C3, C4) as its own step (now, or deferred to the unlock date), then billing and tags."""
     spec = cluster.spec
@@ -586,7 +609,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
         drift("capacity", spec.capacity, obs.capacity)
         if not wb.limits.capacity_ok(spec.capacity):
             wb.block(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
-                     resource_id=obs.id, rule="C3",
+                     resource_id=obs.id, rule=Rule.C3,
                      reason=f"capacity {spec.capacity} is not allowed ({wb.limits.capacity_rule_text()})",
                      remedy="set spec.capacity to an allowed value")
         elif spec.capacity > obs.capacity:
@@ -596,20 +619,22 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
             unlocked = since + wb.limits.capacity_lock if since is not None else None
             if unlocked is not None and unlocked > wb.now:  # rule C4
                 wb.defer(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
-                         resource_id=obs.id, rule="C4",
+                         resource_id=obs.id, rule=Rule.C4,
                          reason=f"capacity decrease {obs.capacity} → {spec.capacity} is locked for "
                                 f"{wb.limits.capacity_lock.days} days after the last SKU update "
                                 f"({since.isoformat() if since else '?'})",
-                         not_before=unlocked, parameters={**base, "capacity": spec.capacity})
+                         not_before=unlocked, parameters=UpdateParams(**base, capacity=spec.capacity))
             else:
                 capacity_now = True
     if capacity_now:  # its own step: the id stays the same whether it runs now or is deferred (C4)
         emit(Change(id=f"update:cluster:{path}:capacity", action=Action.UPDATE, address=address,
-                    resource_id=obs.id, cluster_id=obs.id, parameters={**base, "capacity": spec.capacity},
+                    resource_id=obs.id, cluster_id=obs.id,
+                    parameters=UpdateParams(**base, capacity=spec.capacity),
                     before={"capacity": obs.capacity}, after={"capacity": spec.capacity},
                     reason=f"declared capacity {spec.capacity} GB/day (live {obs.capacity})",
-                    rules=("C3", "C4")))
+                    rules=(Rule.C3, Rule.C4)))
     if changed:
         emit(Change(id=f"update:cluster:{path}", action=Action.UPDATE, address=address, resource_id=obs.id,
-                    cluster_id=obs.id, parameters={**base, **changed}, before=before, after=dict(changed),
+                    cluster_id=obs.id, parameters=UpdateParams(**base, **changed), before=before,
+                    after=dict(changed),
                     reason="declared " + ", ".join(sorted(changed)) + " differ"))

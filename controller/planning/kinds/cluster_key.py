@@ -19,13 +19,14 @@ from typing import Any
 from controller.model.access import grant_remedy
 from controller.model.ids import KeyRef
 from controller.model.observed import ObservedKey, ObservedVault
+from controller.model.rules import Rule
 from controller.planning.context import Workbench
 from controller.planning.plan import Severity
 
 
 @dataclass(frozen=True)
 class KeyProblem:
-    rule: str
+    rule: Rule
     reason: str
     remedy: str
 
@@ -77,45 +78,46 @@ def check_key(
 
     if key is not None and key.readable:
         if not key.exists:
-            problems.append(KeyProblem("C7", f"key '{ref.name}' does not exist in {ref.vault_host}",
+            problems.append(KeyProblem(Rule.C7, f"key '{ref.name}' does not exist in {ref.vault_host}",
                                        f"create key '{ref.name}' in the vault, or fix spec.key"))
         elif ref.version is not None:
             why = version_usable(key, ref.version, wb.now)
             if why is not None:
-                problems.append(KeyProblem("C7", why, "enable the version or pin an enabled one in spec.key"))
+                problems.append(
+                    KeyProblem(Rule.C7, why, "enable the version or pin an enabled one in spec.key"))
             elif key.current_version and key.current_version.lower() != ref.version.lower():
                 wb.warn("key-newer-version",
                         f"{where}: pinned version {ref.version} while {key.current_version} is newer; "
                         "pin the new version to rotate (rule K1)",
-                        address=address, rule="K1", severity=Severity.INFO)
+                        address=address, rule=Rule.K1, severity=Severity.INFO)
         elif not key.current_version:
-            problems.append(KeyProblem("C7", f"key '{ref.name}' has no enabled version",
+            problems.append(KeyProblem(Rule.C7, f"key '{ref.name}' has no enabled version",
                                        "enable or create a version of the key"))
         _expiry_warning(wb, key, ref, address)
     else:
         wb.warn("key-unreadable", f"{where}: the key could not be read; the service will validate it",
-                address=address, rule="C7")
+                address=address, rule=Rule.C7)
 
     recoverable = _recoverable(vault, key)
     if recoverable is False:
         problems.append(KeyProblem(
-            "C7", f"vault {ref.vault_host} is not recoverable (needs soft delete and purge protection)",
+            Rule.C7, f"vault {ref.vault_host} is not recoverable (needs soft delete and purge protection)",
             f"enable purge protection on {ref.vault_name} (soft delete is on by default)"))
     elif recoverable is None:
         wb.warn("vault-recoverability-unknown",
                 f"{ref.vault_host}: soft delete / purge protection could not be read", address=address,
-                rule="C7")
+                rule=Rule.C7)
 
     # rule C8: region and tenant count whenever observe learnt them, even when the vault resource is not
     # otherwise readable (the location can come from a resource listing without read access to it)
     if vault is not None and vault.location and vault.location.replace(" ", "").lower() != cluster_location:
         problems.append(KeyProblem(
-            "C8", f"vault {ref.vault_host} is in {vault.location}, the cluster in {cluster_location}",
+            Rule.C8, f"vault {ref.vault_host} is in {vault.location}, the cluster in {cluster_location}",
             "use a key in a vault in the cluster's region"))
     if (vault is not None and vault.tenant_id and cluster_tenant
             and vault.tenant_id.lower() != cluster_tenant.lower()):
         problems.append(KeyProblem(
-            "C8",
+            Rule.C8,
             f"vault {ref.vault_host} is in tenant {vault.tenant_id}, the cluster in {cluster_tenant}",
             "use a key in a vault of the cluster's tenant"))
     # the vault's access policies outrank identity.keyAccessGranted: that flag only stands in for what
@@ -124,19 +126,20 @@ def check_key(
         granted = vault.grants_key_access(principal_id)
         if granted is False:
             problems.append(KeyProblem(
-                "C7", f"the cluster identity (principal {principal_id}) lacks get/wrapKey/unwrapKey on key "
+                Rule.C7,
+                f"the cluster identity (principal {principal_id}) lacks get/wrapKey/unwrapKey on key "
                 f"{ref.name} in vault {ref.vault_name}; Azure would refuse the key",
                 grant_remedy(ref, principal_id)))
         elif granted is None and principal_id is not None:
             wb.warn("key-access-unverified",
                     f"{ref.vault_host}: access of principal {principal_id} could not be verified "
                     f"(RBAC vault); {grant_remedy(ref, principal_id)}",
-                    address=address, rule="C7", severity=Severity.INFO)
+                    address=address, rule=Rule.C7, severity=Severity.INFO)
     elif ref.is_managed_hsm and principal_id is not None and not access_granted_by_spec:
         # rule C7: a Managed HSM is RBAC-only and its role assignments are not read: say what it needs
         wb.warn("key-access-unverified",
                 f"{address}: access to Managed HSM {ref.vault_name} could not be verified; "
-                f"{grant_remedy(ref, principal_id)}", address=address, rule="C7")
+                f"{grant_remedy(ref, principal_id)}", address=address, rule=Rule.C7)
     return problems
 
 
@@ -149,7 +152,7 @@ def _expiry_warning(wb: Workbench, key: ObservedKey, ref: KeyRef, address: str) 
     if wb.now < v.expires <= horizon:
         wb.warn("key-expiring",
                 f"{ref.vault_host}/keys/{ref.name}/{v.version} expires on {v.expires.isoformat()}; rotate "
-                "before then (rule K1)", address=address, rule="K1")
+                "before then (rule K1)", address=address, rule=Rule.K1)
 
 
 def live_key_health(wb: Workbench, ref: KeyRef, *, address: str, resource_id: str) -> None:
@@ -167,8 +170,8 @@ def live_key_health(wb: Workbench, ref: KeyRef, *, address: str, resource_id: st
     if why is None:
         return
     wb.drifted(address=address, resource_id=resource_id, field_="key.version_state",
-               desired="enabled", live=why, severity=Severity.CRITICAL, rule="K1")
+               desired="enabled", live=why, severity=Severity.CRITICAL, rule=Rule.K1)
     wb.warn("key-revoked",
             f"{address} uses {ref.uri()}: {why}; the cluster is losing access to its data (rules K1, K2). "
             "Re-enable the version, or point the cluster at an enabled version",
-            address=address, rule="K1", severity=Severity.CRITICAL)
+            address=address, rule=Rule.K1, severity=Severity.CRITICAL)

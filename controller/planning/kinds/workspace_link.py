@@ -26,10 +26,11 @@ from datetime import datetime
 from controller.model import ids
 from controller.model.history import History
 from controller.model.observed import ObservedWorkspace
+from controller.model.rules import Rule
 from controller.model.spec import Cluster
 from controller.planning.budget import earliest_with_room, with_associate_dates
 from controller.planning.context import Workbench, workspace_path
-from controller.planning.plan import Action, Change
+from controller.planning.plan import Action, Change, LinkParams, UnlinkParams
 
 _IN_PROGRESS_DONE = {None, "succeeded", "failed", "canceled"}
 
@@ -43,14 +44,14 @@ class _Intent:
     link_id: str = ""
     unlink_id: str = ""
     status: str = "ok"  # ok | deferred | blocked
-    rule: str = ""
+    rule: Rule = Rule.W2
     reason: str = ""
     remedy: str = ""
     not_before: datetime | None = None
     wait_ids: list[str] = field(default_factory=list)
     extra_deps: list[str] = field(default_factory=list)
 
-    def stop(self, status: str, rule: str, reason: str, not_before: datetime | None = None,
+    def stop(self, status: str, rule: Rule, reason: str, not_before: datetime | None = None,
              remedy: str = "", wait_ids: list[str] | None = None) -> None:
         if self.status != "ok":
             return
@@ -88,7 +89,7 @@ def plan_links(wb: Workbench) -> None:
         link_id = f"link:{path}@{target.azure_name}"
         address = f"workspace.{ids.ResourceId.parse(entry.id).name}"
         if ws is None:
-            wb.block(id=link_id, action=Action.LINK, address=address, resource_id=entry.id, rule="W2",
+            wb.block(id=link_id, action=Action.LINK, address=address, resource_id=entry.id, rule=Rule.W2,
                      reason="the workspace does not exist (or is not readable)",
                      remedy="create the workspace or fix its id in the WorkspaceSet")
             continue
@@ -121,7 +122,7 @@ def plan_links(wb: Workbench) -> None:
         prunes.append(intent)
     if len(prunes) > prune.max_unlinks:
         for intent in prunes:
-            intent.stop("blocked", "W6", f"{len(prunes)} prune unlinks exceed settings.prune.maxUnlinks "
+            intent.stop("blocked", Rule.W6, f"{len(prunes)} prune unlinks exceed settings.prune.maxUnlinks "
                         f"({prune.max_unlinks}); unlinked workspaces store new data with Microsoft keys",
                         remedy="raise maxUnlinks or name the workspaces in a WorkspaceSet")
     intents.extend(prunes)
@@ -138,15 +139,15 @@ def _check_workspace(wb: Workbench, intent: _Intent, history: History) -> None:
     """W5 in-progress, C8 region, W4 gate, W3 budget, in that order (the first reason wins)."""
     ws = intent.ws
     if (ws.link_state or "").lower() not in {s or "" for s in _IN_PROGRESS_DONE}:
-        intent.stop("deferred", "W5", f"a link operation on {ws.name} is still {ws.link_state}")
+        intent.stop("deferred", Rule.W5, f"a link operation on {ws.name} is still {ws.link_state}")
         return
     if any(ids.id_key(op.target) == intent.ws_key for op in wb.history.in_flight):
-        intent.stop("deferred", "W5", f"a link operation we started on {ws.name} has not finished")
+        intent.stop("deferred", Rule.W5, f"a link operation we started on {ws.name} has not finished")
         return
     target = intent.target
     if target is not None:
         if ids.normalise_location(ws.location) != target.spec.location:
-            intent.stop("blocked", "C8", f"workspace {ws.name} is in {ws.location}, cluster "
+            intent.stop("blocked", Rule.C8, f"workspace {ws.name} is in {ws.location}, cluster "
                         f"{target.azure_name} in {target.spec.location}",
                         remedy="link it to a cluster in its own region")
             return
@@ -164,8 +165,9 @@ def _budget(wb: Workbench, intent: _Intent, history: History, *, only_date: bool
     needed = (1 if intent.target is not None else 0) + (1 if intent.old_cluster_id else 0)
     at = earliest_with_room(history, intent.ws_key, wb.now, wb.limits, needed)
     if at is None:
-        intent.stop("blocked", "W3", f"{needed} operations never fit in {wb.limits.link_ops_per_window} per "
-                    "window", remedy="link the workspace in two steps")
+        intent.stop("blocked", Rule.W3,
+                    f"{needed} operations never fit in {wb.limits.link_ops_per_window} per window",
+                    remedy="link the workspace in two steps")
         return
     if at <= wb.now:
         return
@@ -174,7 +176,7 @@ def _budget(wb: Workbench, intent: _Intent, history: History, *, only_date: bool
             intent.not_before = at
         return
     what = "a move (unlink + link) needs 2" if needed == 2 else "needs 1"
-    intent.stop("deferred", "W3", f"{intent.ws.name} used its {wb.limits.link_ops_per_window} link/unlink "
+    intent.stop("deferred", Rule.W3, f"{intent.ws.name} used its {wb.limits.link_ops_per_window} link/unlink "
                 f"operations of the last {wb.limits.link_window.days} days; {what}", at)
 
 
@@ -206,10 +208,10 @@ def _check_w1(wb: Workbench, intents: list[_Intent], current: dict[str, str]) ->
             count = n_live - n_out + into.get(key, 0) + 1
             if count > limit:
                 if out_later.get(key, 0):
-                    i.stop("deferred", "W1", f"cluster {i.target.azure_name} would exceed {limit} linked "
+                    i.stop("deferred", Rule.W1, f"cluster {i.target.azure_name} would exceed {limit} linked "
                            "workspaces until the deferred unlinks out of it have run")
                 else:
-                    i.stop("blocked", "W1", f"cluster {i.target.azure_name} would exceed {limit} linked "
+                    i.stop("blocked", Rule.W1, f"cluster {i.target.azure_name} would exceed {limit} linked "
                            "workspaces", remedy="link the workspace to another cluster")
                 changed = True
                 continue
@@ -221,8 +223,8 @@ def _check_w1(wb: Workbench, intents: list[_Intent], current: dict[str, str]) ->
 def _emit(wb: Workbench, i: _Intent) -> None:
     ws = i.ws
     address = f"workspace.{ws.name}"
-    unlink_params = {"workspace_id": ws.id, "cluster_id": i.old_cluster_id}
-    link_params = {"workspace_id": ws.id, "cluster_id": i.target.arm_id} if i.target else {}
+    unlink_params = UnlinkParams(workspace_id=ws.id, cluster_id=i.old_cluster_id)
+    link_params = LinkParams(workspace_id=ws.id, cluster_id=i.target.arm_id) if i.target else None
     if i.status == "blocked":
         for sid, action in ((i.link_id, Action.LINK), (i.unlink_id, Action.UNLINK)):
             if sid:
@@ -246,7 +248,7 @@ def _emit(wb: Workbench, i: _Intent) -> None:
             cluster_id=i.old_cluster_id, parameters=unlink_params, before={"cluster_id": i.old_cluster_id},
             after={"cluster_id": None},
             reason="not named by any WorkspaceSet (prune)" if prune else "first half of a move (W2)",
-            rules=("W2", "W3", "W5", "W6"), destructive=prune,
+            rules=(Rule.W2, Rule.W3, Rule.W5, Rule.W6), destructive=prune,
             warnings=("new data of this workspace will use Microsoft keys (W6)",) if prune else ()))
     if i.target is not None:
         deps = [*wb.gate(i.target.arm_id).depends_on, *i.extra_deps]
@@ -256,7 +258,7 @@ def _emit(wb: Workbench, i: _Intent) -> None:
             id=i.link_id, action=Action.LINK, address=address, resource_id=ws.id, cluster_id=i.target.arm_id,
             depends_on=tuple(sorted(set(deps))), parameters=link_params,
             before={"cluster_id": i.old_cluster_id}, after={"cluster_id": i.target.arm_id},
-            reason=f"declared on cluster {i.target.azure_name}", rules=("W1", "W3", "W4", "W5")))
+            reason=f"declared on cluster {i.target.azure_name}", rules=(Rule.W1, Rule.W3, Rule.W4, Rule.W5)))
 
 
 def _order_deletes_after_unlinks(wb: Workbench, intents: list[_Intent]) -> None:
