@@ -447,6 +447,15 @@ def parse_state_url(url: str, cloud: clouds.Cloud = clouds.DEFAULT) -> BlobState
     if not url.startswith(SCHEME):
         raise CmkError(f"--state {url!r}: an azureblob state starts with {SCHEME}")
     host, _, rest = url[len(SCHEME):].partition("/")
+    if "?" in url or "#" in url or "@" in host:
+        # never trimmed and never echoed: a SAS signature or a password on the command line ends up in
+        # shell history, CI logs and process lists
+        account = host.split("?")[0].split("#")[0].rpartition("@")[2]
+        raise CmkError(
+            f"--state {SCHEME}{account}/...: credentials in the URL (a SAS query or "
+            "user:password@) are refused; sign in with Azure AD (az login, a managed identity) or give "
+            "the account key in AZURE_STORAGE_KEY"
+        )
     parts = [p for p in rest.split("/") if p]
     hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host.split("]")[0] + "]"
     usage = "expected azureblob://ACCOUNT/CONTAINER[/BLOB]"

@@ -82,6 +82,7 @@ def _debug() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: run the app, map every outcome to a message and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _emulator_note(args)
     try:
         # standalone mode: typer prints usage errors and --help itself and ends with SystemExit
         app(args=args, prog_name="cmkctl", standalone_mode=True)
@@ -106,6 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+_AZURE_COMMANDS = frozenset({"plan", "apply", "drift", "report", "controller"})
+
+
+def _emulator_note(args: Sequence[str]) -> None:
+    """One stderr line when a command talks to the emulator: its output is not about Azure."""
+    target = os.environ.get("CMKCTL_EMULATOR", "").strip()
+    if target and args and args[0] in _AZURE_COMMANDS and not {"--help", "-h"} & set(args):
+        print(f"cmkctl: talking to the Azure emulator at {target} (CMKCTL_EMULATOR), not to Azure",
+              file=sys.stderr)
 
 
 def _exit_code(code: object) -> int:

@@ -107,6 +107,12 @@ def run(
             raise CmkError("give spec files with -f PATH, or a saved plan file (cmkctl plan --out)")
         quiet_sdk_logging()
         settings = Settings.read()
+        if settings.now is not None:
+            # a what-if clock would let apply send what Azure's own clock refuses (rules C4, W3)
+            raise CmkError(
+                "CMKCTL_NOW is set: it is plan's what-if clock and never decides what apply sends; "
+                "unset it to apply"
+            )
         saved = load_plan_file(planfile) if planfile else None
         if saved is not None and files and saved.spec_paths:
             # a reviewed plan is checked against the spec it was made from, never another one

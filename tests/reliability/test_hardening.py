@@ -260,3 +260,48 @@ def test_unreadable_live_field_is_unknown_not_a_difference(
     assert "revoked irreversibly" not in planned.text and "the cluster is in ," not in planned.text
     assert [r for r in emulator.requests() if r["method"] != "GET"] == [], "a write from an unknown field"
     record("hardening", case=f"unknown-{label}", plan_rc=planned.rc, apply_rc=applied.rc)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "azureblob://stcmkstate/journal?sv=2024-01-01&sig=SENTINEL-SAS-SIG",
+        "azureblob://stcmkstate/journal/history.json?sig=SENTINEL-SAS-SIG",
+        "azureblob://me:SENTINEL-SAS-SIG@stcmkstate/journal",
+    ],
+)
+def test_state_url_with_credentials_is_refused_without_echoing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    from controller.cli.app import main
+
+    spec = write_spec(tmp_path / "spec", estate_for("capacity"))
+    code = main(["plan", "-f", str(spec), "--state", url])
+    out = capsys.readouterr()
+    assert code != 0
+    assert "credentials in the URL (a SAS query or user:password@) are refused" in out.err, out.err
+    assert "SENTINEL" not in out.err + out.out and "Traceback" not in out.err
+
+
+def test_emulator_is_named_once_and_what_if_clock_never_drives_apply(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Output says it talks to the emulator; CMKCTL_NOW plans as of a date but apply refuses it."""
+    from controller.cli.app import main
+
+    estate = estate_for("capacity")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    main(["plan", "-f", str(spec), "--state", str(state)])
+    err = capsys.readouterr().err
+    assert err.count("talking to the Azure emulator at") == 1, err
+
+    monkeypatch.setenv("CMKCTL_NOW", "2030-01-01T00:00:00Z")
+    assert main(["plan", "-f", str(spec), "--state", str(state)]) in (0, 2)
+    capsys.readouterr()
+    emulator.clear_requests()
+    code = main(["apply", "-f", str(spec), "--state", str(state), "--auto-approve"])
+    err = capsys.readouterr().err
+    assert code != 0 and "CMKCTL_NOW is set" in err, err
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == []
