@@ -85,7 +85,7 @@ class StateRef:
             return blob_store.read_history(self.url, cloud=cloud)
         if self.directory is None or not (self.directory / FILENAME).exists():
             return History()
-        store = SqliteHistoryStore(self.directory)
+        store = SqliteHistoryStore(self.directory, read_only=True)
         try:
             return store.load()
         finally:

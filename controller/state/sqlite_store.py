@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from controller.errors import CmkError
 from controller.model.history import (
     AppliedResource,
     ClusterDeletion,
@@ -84,24 +85,66 @@ def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def journal_error(path: Path, exc: BaseException) -> CmkError:
+    """A journal that cannot be opened or written, as a message with its path and the remedy."""
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return CmkError(
+            f"{path}: the journal is damaged ({exc}); nothing was changed. Move it aside "
+            f"(mv {path} {path}.damaged) and run apply again: it starts a new journal, and the link "
+            "history comes back from Azure's Activity Log (rule W3); operations that were in flight are "
+            "read back from Azure before anything is sent"
+        )
+    if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
+        return CmkError(f"{path}: the state directory is read-only ({exc}); apply needs to write its "
+                        "journal: give it a writable --state (plan works on a read-only one)")
+    if "disk is full" in text or "no space" in text:
+        return CmkError(f"{path}: the disk is full ({exc}); free space there and run again")
+    return CmkError(f"{path}: cannot open the journal ({exc}); check the path and its permissions")
+
+
 class SqliteHistoryStore:
     """HistoryStore on SQLite; safe to share between the executor's worker threads."""
 
-    def __init__(self, directory: str | Path, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, directory: str | Path, *, now: Callable[[], datetime] | None = None, read_only: bool = False
+    ) -> None:
+        """`read_only`: only `load()` (plan on a read-only state directory); nothing is created."""
         self.path = Path(directory) / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._now = now or (lambda: datetime.now(UTC))
         self._mutex = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        # WAL + FULL sync: a committed journal entry survives SIGKILL and power loss.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._mutex:
-            self._db.executescript(_SCHEMA)
+        try:
+            if read_only:
+                self._db = self._open_read_only()
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            # WAL + FULL sync: a committed journal entry survives SIGKILL and power loss.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._mutex:
+                self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise journal_error(self.path, exc) from None
             for table in ("operations", "link_operations"):  # journals written before the column existed
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if "request_id" not in columns:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT")
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """mode=ro sees the WAL's latest entries; where the directory is read-only and no -shm file
+        exists SQLite cannot open it so, and immutable (the checkpointed journal) is what can be read."""
+        base = self.path.resolve().as_uri()
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            db = sqlite3.connect(f"{base}?{query}", uri=True, check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+                if "immutable" in query:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         with self._mutex:

@@ -305,3 +305,22 @@ def test_emulator_is_named_once_and_what_if_clock_never_drives_apply(
     err = capsys.readouterr().err
     assert code != 0 and "CMKCTL_NOW is set" in err, err
     assert [r for r in emulator.requests() if r["method"] != "GET"] == []
+
+
+def test_damaged_journal_gets_its_path_and_the_remedy(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal that is not a database: plan and apply name the file and the way out, no internal error."""
+    from controller.cli.app import main
+
+    estate = estate_for("capacity")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    state.mkdir()
+    (state / FILENAME).write_bytes(b"this is not a journal" * 100)
+    for argv in (["plan", "-f", str(spec)], ["apply", "-f", str(spec), "--auto-approve"]):
+        code = main([*argv, "--state", str(state)])
+        err = capsys.readouterr().err
+        assert code != 0, err
+        assert f"{state / FILENAME}: the journal is damaged" in err and "mv " in err, err
+        assert "internal error" not in err and "Traceback" not in err, err
