@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hostile = _records(figures, "hostile")
         secrets = _records(figures, "secrets")
         guards = _records(figures, "guards")
+        hardening = _records(figures, "hardening")
     ruff = _ruff_security()
 
     fm = outcomes.get("test_fault_matrix", Counter())
@@ -165,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "secrets": {"checks": len(secrets), "leaks": sum(r["leaks"] for r in secrets)},
         "guards": {"checks": len(guards), "violations": sum(r["violations"] for r in guards)},
+        "hostile_state": {
+            "cases": len(hardening),
+            "passed": outcomes.get("test_hardening", Counter())["passed"],
+            "failed": outcomes.get("test_hardening", Counter())["failed"],
+            "detail": hardening,
+        },
         "harm_events": harm,
         "ruff_security": ruff,
         "packaging_checks": dict(pk),
@@ -206,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "guard violations",
             f"{result['guards']['violations']} in {len(guards)} checks",
             bool(guards) and result["guards"]["violations"] == 0,
+        ),
+        _row(
+            "hostile state and answers",
+            f"{result['hostile_state']['passed']} passed, {result['hostile_state']['failed']} failed "
+            "(journal tokens, foreign hosts, unreadable lists and fields, damaged journal)",
+            result["hostile_state"]["passed"] > 0 and result["hostile_state"]["failed"] == 0,
         ),
         _row("harm events", str(harm), harm == 0),
         _row("ruff security (S)", f"{ruff.get('findings')} findings", ruff.get("findings") == 0),
