@@ -73,7 +73,10 @@ def test_bad_input_is_one_line_not_a_traceback(env: dict[str, str], tmp_path: Pa
         )
         assert proc.returncode == 1, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
-        assert proc.stderr.startswith("error: "), proc.stderr
+        # the first line says the emulator is the target (CMKCTL_EMULATOR); then the one error line
+        note, _, rest = proc.stderr.partition("\n")
+        assert note.startswith("cmkctl: talking to the Azure emulator at "), proc.stderr
+        assert rest.startswith("error: ") and len(rest.splitlines()) == 1, proc.stderr
 
 
 def test_lock_timeout_durations() -> None:
