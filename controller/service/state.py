@@ -24,7 +24,7 @@ from controller.model import clouds
 from controller.model.history import History, HistoryStore, Revision, WriterLock
 from controller.model.settings import Settings
 from controller.state.file_lock import FileLock
-from controller.state.sqlite_store import FILENAME, SqliteHistoryStore
+from controller.state.sqlite_store import FILENAME, SqliteHistoryStore, check_not_lost
 
 AZUREBLOB = "azureblob://"
 LOCAL = "local:"
@@ -83,7 +83,10 @@ class StateRef:
         """The journal's history (rule W3 link times, C11 deletions); never creates or locks anything."""
         if self.url is not None:
             return blob_store.read_history(self.url, cloud=cloud)
-        if self.directory is None or not (self.directory / FILENAME).exists():
+        if self.directory is None:
+            return History()
+        check_not_lost(self.directory / FILENAME)
+        if not (self.directory / FILENAME).exists():
             return History()
         store = SqliteHistoryStore(self.directory, read_only=True)
         try:

@@ -27,6 +27,22 @@ from controller.model.history import (
 )
 
 FILENAME = "history.sqlite"
+# written beside the journal once it exists: a journal that then goes missing or empty is damage, not a
+# first run (its in-flight operations and W3 history would be lost silently)
+MARKER = "history.sqlite.written"
+
+
+def check_not_lost(path: Path) -> None:
+    """Refuse a missing or 0-byte journal where the marker says one was written."""
+    marker = path.with_name(MARKER)
+    if marker.exists() and (not path.exists() or path.stat().st_size == 0):
+        raise CmkError(
+            f"{path}: the journal is missing or empty, but {marker.name} beside it says one was written "
+            "here; its in-flight operations and link history (rule W3) would be lost. Restore it from a "
+            f"backup, or start a new journal from what Azure shows: delete {marker} and run again (link "
+            "history comes back from the Activity Log; running operations are read back before anything "
+            "is sent)"
+        )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -114,6 +130,7 @@ class SqliteHistoryStore:
         self._now = now or (lambda: datetime.now(UTC))
         self._mutex = threading.Lock()
         try:
+            check_not_lost(self.path)
             if read_only:
                 self._db = self._open_read_only()
                 return
@@ -124,6 +141,7 @@ class SqliteHistoryStore:
             self._db.execute("PRAGMA synchronous=FULL")
             with self._mutex:
                 self._db.executescript(_SCHEMA)
+            self.path.with_name(MARKER).touch()
         except (sqlite3.Error, OSError) as exc:
             raise journal_error(self.path, exc) from None
             for table in ("operations", "link_operations"):  # journals written before the column existed

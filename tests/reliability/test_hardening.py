@@ -324,3 +324,27 @@ def test_damaged_journal_gets_its_path_and_the_remedy(
         assert code != 0, err
         assert f"{state / FILENAME}: the journal is damaged" in err and "mv " in err, err
         assert "internal error" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied"])
+def test_lost_journal_is_refused_not_started_empty(
+    emulator: Any, env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A journal that existed and is gone or 0 bytes: refused with the way to rebuild, never empty."""
+    from controller.cli.app import main
+
+    estate = estate_for("capacity")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    assert apply(spec, state).rc == 0
+    journal = state / FILENAME
+    if damage == "deleted":
+        journal.unlink()
+    else:
+        journal.write_bytes(b"")
+    for argv in (["plan", "-f", str(spec)], ["apply", "-f", str(spec), "--auto-approve"]):
+        code = main([*argv, "--state", str(state)])
+        err = capsys.readouterr().err
+        assert code != 0, err
+        assert "the journal is missing or empty" in err and "delete " in err, err
+    assert not journal.exists() or journal.stat().st_size == 0  # nothing was started in its place
