@@ -39,9 +39,23 @@ def same_key(want: KeyRef | None, live: KeyRef | None) -> bool:
     return key_form(want) == key_form(live)
 
 
+# Azure tag names may not contain "/" (nor < > % & \\ ?), so not the Kubernetes-style "cmkctl.io/scope"
+OWNER_TAG = "cmkctl-scope"
+
+
 def same_tags(want: Mapping[str, str], live: Mapping[str, str]) -> bool:
-    """Tags in the spec are the complete set; names compare case-insensitively (ARM), values exactly."""
-    return {k.lower(): v for k, v in want.items()} == {k.lower(): v for k, v in live.items()}
+    """Tags in the spec are the complete set; names compare case-insensitively (ARM), values exactly.
+
+    The ownership tag cmkctl puts on the clusters it creates is not the spec's: it never counts."""
+    def user(tags: Mapping[str, str]) -> dict[str, str]:
+        return {k.lower(): v for k, v in tags.items() if k.lower() != OWNER_TAG}
+
+    return user(want) == user(live)
+
+
+def owner_scope(tags: Mapping[str, str]) -> str | None:
+    """The scope id of the cmkctl that created the resource, from its ownership tag (None: not ours)."""
+    return next((v for k, v in tags.items() if k.lower() == OWNER_TAG), None)
 
 
 def same_identity(

@@ -373,6 +373,15 @@ class DesiredState(BaseModel):
         default_factory=dict, description="'Kind/name' -> where it was declared"
     )
 
+    @property
+    def scope_id(self) -> str:
+        """Who owns what this spec creates: the Settings document's name, else "default".
+
+        It is the value of the `cmkctl-scope` tag on every cluster cmkctl creates, and prune
+        deletes only clusters that carry it (a foreign cluster in a managed group is never ours)."""
+        names = sorted(k.split("/", 1)[1] for k in self.sources if k.startswith("Settings/"))
+        return names[0] if names else "default"
+
     def cluster_by_name(self, name: str) -> Cluster | None:
         return next((c for c in self.clusters if c.metadata.name == name), None)
 

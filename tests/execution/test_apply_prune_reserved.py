@@ -59,7 +59,9 @@ def test_pruned_clusters_stay_reserved_in_their_region(
 ) -> None:
     seed_estate(emulator, workspaces=())
     emulator.seed({"clusters": [
-        {"subscription": SUB, "resource_group": RG, "name": name, "location": "westeurope"}
+        # created by this scope (its ownership tag): prune deletes only those
+        {"subscription": SUB, "resource_group": RG, "name": name, "location": "westeurope",
+         "tags": {"cmkctl-scope": "settings"}}
         for name in KEPT + PRUNED]})
     state = tmp_path / "state"
     spec = _spec(tmp_path / "spec" / "spec.yaml", KEPT)

@@ -489,8 +489,9 @@ def test_a_pruned_cluster_is_deleted_before_the_create_that_needs_its_slot(
     emulator: Any, plan: PlanRunner
 ) -> None:
     seeded = estate()
-    seeded["clusters"].append(
-        {"subscription": SUB, "resource_group": RG, "name": "old02", "location": LOCATION}
+    seeded["clusters"].append(  # created by this scope: its ownership tag names the Settings document
+        {"subscription": SUB, "resource_group": RG, "name": "old02", "location": LOCATION,
+         "tags": {"cmkctl-scope": "fleet"}}
     )
     emulator.seed(seeded)  # the region is full (C2: 2 per region in the seed profile)
     settings = {

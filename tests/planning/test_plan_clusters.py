@@ -29,6 +29,7 @@ from plan_builders import (
 )
 
 from controller.model import ids
+from controller.model.compare import OWNER_TAG
 from controller.model.history import ClusterDeletion, History, InFlightOperation
 from controller.model.limits import CURRENT, SEED
 from controller.planning.plan import Action, CreateParams, KeyParams, Severity, UpdateParams
@@ -64,7 +65,8 @@ def test_create_parameters_follow_the_executor_convention() -> None:
     p = plan(desired([cluster(capacity=2000, tags={"env": "prod"})]), observed())
     params = p.changes[0].parameters
     assert isinstance(params, CreateParams)
-    assert params.capacity == 2000 and params.tags == {"env": "prod"} and params.location == LOC
+    assert params.capacity == 2000 and params.location == LOC
+    assert params.tags == {"env": "prod", OWNER_TAG: "default"}  # the ownership tag prune relies on
     assert params.availability_zones is None  # rule C9: unset in the spec, Azure decides by region
 
 
@@ -162,8 +164,10 @@ def test_capacity_1100_is_blocked_under_the_default_profile_c3() -> None:
     assert (b.action, b.rule) == (Action.CREATE, "C3") and "one of 100, 200" in b.reason
 
 
-def _other(name: str, location: str = LOC, state: str = "Succeeded") -> object:
-    return obs_cluster(cluster(name), provisioning_state=state, location=location)
+def _other(name: str, location: str = LOC, state: str = "Succeeded", owner: str | None = "default") -> object:
+    """A live cluster the spec does not name; `owner` is its ownership tag (None: not created by cmkctl)."""
+    return obs_cluster(cluster(name), provisioning_state=state, location=location,
+                       tags={OWNER_TAG: owner} if owner is not None else {})
 
 
 def test_third_cluster_in_a_region_is_blocked_under_the_seed_profile_c2() -> None:
@@ -364,3 +368,26 @@ def test_cluster_in_a_subscription_that_was_not_read_is_never_created() -> None:
     assert p.changes == ()
     (b,) = [b for b in p.blocked if b.action == Action.CREATE]
     assert "not read" in b.reason
+
+
+def test_prune_deletes_only_clusters_this_scope_created() -> None:
+    """A cluster in a managed resource group without this scope's ownership tag (created by hand, or
+    by another cmkctl scope) is reported and never deleted, even with prune.clusters."""
+    live = [_other("mine1"), _other("foreign1", owner=None), _other("theirs1", owner="team-b")]
+    p = plan(desired([cluster("keep1")], prune={"clusters": True}), observed(live))  # type: ignore[arg-type]
+    deletes = [c.address for c in p.changes if c.action == Action.DELETE]
+    assert deletes == ["cluster.mine1"]
+    notes = {w.address: w.message for w in p.warnings if w.code == "prune-not-owned"}
+    assert set(notes) == {"cluster.foreign1", "cluster.theirs1"}
+    assert "not created by cmkctl" in notes["cluster.foreign1"]
+    assert "team-b" in notes["cluster.theirs1"]
+
+
+def test_the_ownership_tag_is_not_drift_and_survives_a_tag_update() -> None:
+    c = cluster(tags={"env": "prod"})
+    adopted = plan(desired([c]), observed([obs_cluster(c, tags={"env": "prod", OWNER_TAG: "default"})]))
+    assert adopted.changes == () and adopted.drift == ()
+    retag = plan(desired([cluster(tags={"env": "test"})]),
+                 observed([obs_cluster(c, tags={"env": "prod", OWNER_TAG: "default"})]))
+    (update,) = [ch for ch in retag.changes if getattr(ch.parameters, "tags", None)]
+    assert update.parameters.tags == {"env": "test", OWNER_TAG: "default"}  # type: ignore[union-attr]

@@ -124,6 +124,16 @@ def _plan_unmanaged(wb: Workbench, managed: dict[str, Cluster]) -> None:
         address = f"cluster.{obs.name}"
         wb.drifted(address=address, resource_id=obs.id, field_="exists", desired=False, live=True)
         step = f"delete:cluster:{cluster_path(obs.subscription, obs.resource_group, obs.name)}"
+        owner = compare.owner_scope(obs.tags)
+        if prune and owner != wb.desired.scope_id:
+            # prune deletes only what this scope created (its ownership tag): a foreign cluster that
+            # shares the resource group is reported, never deleted
+            whose = f"created by cmkctl scope '{owner}'" if owner else "not created by cmkctl"
+            wb.warn("prune-not-owned",
+                    f"{address} is in a managed resource group but not in the spec; it is {whose} "
+                    f"({compare.OWNER_TAG} is not '{wb.desired.scope_id}'), so prune leaves it alone",
+                    address=address)
+            continue
         if not prune:
             wb.warn("prune-disabled",
                     f"{address} is in a managed resource group but not in the spec; set "
@@ -305,7 +315,9 @@ def _plan_new(wb: Workbench, cluster: Cluster, slots: _Slots) -> None:
         subscription=spec.subscription, resource_group=spec.resource_group, name=cluster.azure_name,
         location=spec.location, identity=IdentityParams(**_identity(cluster)), capacity=spec.capacity,
         billing_type=str(spec.billing_type), double_encryption=spec.double_encryption,
-        availability_zones=spec.availability_zones, tags=dict(sorted(spec.tags.items())),
+        availability_zones=spec.availability_zones,
+        # the ownership tag: prune.clusters deletes only clusters that carry this scope's id
+        tags=dict(sorted({**spec.tags, compare.OWNER_TAG: wb.desired.scope_id}.items())),
         key=KeyParams.of(ref) if at_creation else None,
     )
     after = {"provisioning_state": "Succeeded", "capacity": spec.capacity,
@@ -604,7 +616,9 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
         changed["billing_type"], before["billing_type"] = str(spec.billing_type), obs.billing_type
     if not compare.same_tags(spec.tags, obs.tags):
         drift("tags", dict(spec.tags), dict(obs.tags))
-        changed["tags"], before["tags"] = dict(sorted(spec.tags.items())), dict(sorted(obs.tags.items()))
+        owner = compare.owner_scope(obs.tags)  # kept: tags are sent as the complete set
+        wanted = {**spec.tags, **({compare.OWNER_TAG: owner} if owner is not None else {})}
+        changed["tags"], before["tags"] = dict(sorted(wanted.items())), dict(sorted(obs.tags.items()))
     if "capacity" not in obs.unknown and spec.capacity != obs.capacity:
         drift("capacity", spec.capacity, obs.capacity)
         if not wb.limits.capacity_ok(spec.capacity):
