@@ -146,7 +146,7 @@ def test_token_is_journaled_before_waiting_and_link_time_recorded(tmp_path: Path
 def test_links_into_one_cluster_run_in_parallel_one_per_workspace(tmp_path: Path) -> None:
     """Scenario: four links into cluster 'a' run side by side (each is its own workspace's operation,
     rule W5), while a link and a BYOS link on the same workspace w0 never overlap (W5)."""
-    azure = FakeAzure(step_seconds=0.05)
+    azure = FakeAzure(step_seconds=0.4)
     byos = Change(id="byos-w0", action=Action.BYOS_LINK, address="workspace.w0",
                   resource_id=workspace_id("w0"),
                   parameters={"workspace_id": workspace_id("w0"), "data_source_type": "Alerts",
@@ -163,7 +163,7 @@ def test_accepted_operations_wait_without_holding_a_request_slot(tmp_path: Path)
     """Scenario: --parallelism 2 and six links of independent workspaces: at most two requests are
     being sent at once, but all six operations run in Azure together (a cluster's 1000 links take
     one link's time, not 500 waves of it)."""
-    azure = FakeAzure(step_seconds=0.2, send_seconds=0.02)
+    azure = FakeAzure(step_seconds=1.0, send_seconds=0.02)
     ex, _, _ = _executor(tmp_path, azure, parallelism=2)
     assert ex.apply(plan_of(*[link(f"w{i}", "a") for i in range(6)])).ok
     assert azure.max_sending == 2
