@@ -191,3 +191,17 @@ def test_examples_validate_against_the_published_schema_as_editors_see_it() -> N
         "spec": {"drfit": "report"},
     }
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["apply"], ["show"], ["validate"], ["drift"], ["explain"]])
+def test_dash_h_prints_the_help_of_every_command(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "-h"]) == 0
+    assert "Usage:" in capsys.readouterr().out
+
+
+def test_plan_help_documents_the_detailed_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 something is blocked" in text and "2 changes or deferred work" in text
