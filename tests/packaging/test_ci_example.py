@@ -45,3 +45,13 @@ def test_every_cmkctl_flag_in_the_workflow_exists() -> None:
         assert "Usage" in help_text, command
         for flag in re.findall(r"(?<!\S)(--[a-z][a-z-]*|-f)(?=\s|$)", " ".join(words[2:])):
             assert flag in help_text, f"cmkctl {command} has no {flag}"
+
+
+def test_the_plan_job_fails_on_blocked_items_after_posting_the_plan() -> None:
+    """`plan --detailed-exitcode` exits 3 when something is blocked: the example fails the job on it,
+    after the comment and the artefact so the reviewer sees the remedies."""
+    steps = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]["plan"]["steps"]
+    names = [s.get("name") or s.get("uses") for s in steps]
+    gate = next(s for s in steps if "exitcode == '3'" in str(s.get("if", "")))
+    assert "exit 1" in gate["run"]
+    assert names.index(gate["name"]) > names.index("Comment the plan on the pull request")
