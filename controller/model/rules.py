@@ -82,7 +82,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/loading/validate.py",
             "controller/planning/kinds/cluster.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_SPEC, "azure-cli recorded cluster tests (2025)", _SEED_DOC),
     ),
@@ -97,7 +97,10 @@ _RULES: tuple[RuleInfo, ...] = (
         "deletions in its journal still inside the 14 days when the profile counts reserved slots. A "
         "create that finds no slot is blocked, waits for a delete in the same plan, or is deferred to "
         "the day a soft-deleted slot frees. The emulator refuses the create.",
-        enforced_in=("controller/planning/kinds/cluster.py", "emulator/arm.py"),
+        enforced_in=(
+            "controller/planning/kinds/cluster.py",
+            "emulator/resources/clusters.py",
+        ),
         sources=(_DC_DOC, _CMK_DOC, _SEED_DOC),
     ),
     RuleInfo(
@@ -114,7 +117,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/loading/validate.py",
             "controller/planning/kinds/cluster.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_SPEC, _DC_DOC, _SEED_DOC),
     ),
@@ -133,7 +136,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/reporting/build.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC, _SEED_DOC),
     ),
@@ -153,7 +156,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/azure/operations.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC, _CMK_DOC, _SEED_DOC),
     ),
@@ -173,7 +176,7 @@ _RULES: tuple[RuleInfo, ...] = (
             "controller/planning/kinds/cluster.py",
             "controller/execution/executor.py",
             "controller/azure/operations.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC, "recorded cluster create, update and delete sessions (azure-cli 2020-2025)"),
     ),
@@ -210,7 +213,8 @@ _RULES: tuple[RuleInfo, ...] = (
             "controller/planning/kinds/cluster_key.py",
             "controller/planning/kinds/workspace_link.py",
             "emulator/keyvault.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
+            "emulator/resources/links.py",
         ),
         sources=(_CMK_DOC,),
     ),
@@ -231,7 +235,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/azure/operations.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC, _SPEC, "Microsoft Learn, Azure regions with availability zones"),
     ),
@@ -244,7 +248,10 @@ _RULES: tuple[RuleInfo, ...] = (
         cmkctl="When the spec names a cluster under another subscription or resource group than the "
         "live one, the planner blocks the create and says where the cluster is. The emulator refuses "
         "a move.",
-        enforced_in=("controller/planning/kinds/cluster.py", "emulator/arm.py"),
+        enforced_in=(
+            "controller/planning/kinds/cluster.py",
+            "emulator/resources/resource_groups.py",
+        ),
         sources=(_DC_DOC,),
     ),
     RuleInfo(
@@ -260,7 +267,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/reporting/build.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC, _SEED_DOC),
     ),
@@ -274,7 +281,11 @@ _RULES: tuple[RuleInfo, ...] = (
         cmkctl="A spec with `identity.type: None` is refused unless it sets `allowAccessRevocation: "
         "true`; the plan then shows the step as destructive. The emulator records the revocation as "
         "harm.",
-        enforced_in=("controller/model/spec.py", "controller/planning/kinds/cluster.py", "emulator/arm.py"),
+        enforced_in=(
+            "controller/model/spec.py",
+            "controller/planning/kinds/cluster.py",
+            "emulator/resources/clusters.py",
+        ),
         sources=(_CMK_DOC, _SEED_DOC),
     ),
     RuleInfo(
@@ -293,7 +304,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/azure/operations.py",
-            "emulator/arm.py",
+            "emulator/resources/clusters.py",
         ),
         sources=(_DC_DOC + ', "Change managed identity type"',),
     ),
@@ -309,7 +320,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/loading/validate.py",
             "controller/planning/kinds/workspace_link.py",
-            "emulator/arm.py",
+            "emulator/resources/links.py",
         ),
         sources=(_DC_DOC,),
     ),
@@ -326,7 +337,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/loading/validate.py",
             "controller/planning/kinds/workspace_link.py",
-            "emulator/arm.py",
+            "emulator/resources/links.py",
         ),
         sources=(_DC_DOC, _SEED_DOC),
     ),
@@ -349,7 +360,7 @@ _RULES: tuple[RuleInfo, ...] = (
             "controller/planning/kinds/workspace_link.py",
             "controller/execution/executor.py",
             "controller/azure/observe.py",
-            "emulator/arm.py",
+            "emulator/resources/links.py",
         ),
         sources=(_DC_DOC, _SEED_DOC, "Azure Monitor Activity Log REST API (2015-04-01)"),
     ),
@@ -367,7 +378,7 @@ _RULES: tuple[RuleInfo, ...] = (
         enforced_in=(
             "controller/planning/kinds/cluster.py",
             "controller/planning/kinds/workspace_link.py",
-            "emulator/arm.py",
+            "emulator/resources/links.py",
         ),
         sources=(_CMK_DOC,),
     ),
@@ -385,7 +396,7 @@ _RULES: tuple[RuleInfo, ...] = (
             "controller/planning/kinds/workspace_link.py",
             "controller/execution/executor.py",
             "controller/azure/observe.py",
-            "emulator/arm.py",
+            "emulator/resources/links.py",
         ),
         sources=(_DC_DOC,),
     ),
@@ -460,7 +471,11 @@ _RULES: tuple[RuleInfo, ...] = (
         cmkctl="The spec takes one `query` and one `alerts` storage account id per workspace and "
         "validates that they are storage accounts; the planner links or replaces them and reports "
         "drift. The emulator refuses several ids or another region.",
-        enforced_in=("controller/model/spec.py", "controller/planning/kinds/byos.py", "emulator/arm.py"),
+        enforced_in=(
+            "controller/model/spec.py",
+            "controller/planning/kinds/byos.py",
+            "emulator/resources/linked_storage.py",
+        ),
         sources=(_CMK_DOC,),
     ),
     RuleInfo(
@@ -471,7 +486,10 @@ _RULES: tuple[RuleInfo, ...] = (
         seed=None,
         cmkctl="The plan blocks it unless the workspace's `byos` sets `allowSavedSearchLoss: true`, "
         "and then shows a critical warning. The emulator records the loss as harm.",
-        enforced_in=("controller/planning/kinds/byos.py", "emulator/arm.py"),
+        enforced_in=(
+            "controller/planning/kinds/byos.py",
+            "emulator/resources/linked_storage.py",
+        ),
         sources=(_CMK_DOC, _SEED_DOC),
     ),
 )
