@@ -24,7 +24,6 @@ def env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     values = {**emulator.env, "CMKCTL_RETRY_BACKOFF": "0.01", "CMKCTL_POLLING_INTERVAL": "0.05"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CMKCTL_NOW", emulator.now())  # plan on the emulator's clock
     yield
 
 
