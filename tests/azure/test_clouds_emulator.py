@@ -114,7 +114,6 @@ def emulated(running: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in running.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv(clouds.ENV_VAR, raising=False)
-    monkeypatch.setenv("CMKCTL_NOW", START.isoformat())
 
 
 def hosts(running: RunningEmulator) -> set[str]:
