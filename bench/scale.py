@@ -62,7 +62,10 @@ ACTION_KIND = {
 def minimum_plan_requests(f: fleet.Fleet) -> int:
     """The fewest ARM requests a correct plan of `f` can make (see module docstring)."""
     vault_subs = {c.subscription for c in f.clusters}
-    return 3 * len(f.subscriptions) + len(vault_subs) + f.byos_workspaces
+    # plus one read per user-assigned identity: its principal is checked against the vault's access
+    # policies before a key is planned (rule C7); ARM's identity list would make this one per subscription
+    identities = {c.identity_id.lower() for c in f.clusters}
+    return 3 * len(f.subscriptions) + len(vault_subs) + f.byos_workspaces + len(identities)
 
 
 def critical_path(dag: list[dict[str, Any]], durations: dict[str, float]) -> tuple[float, list[str]]:

@@ -53,6 +53,11 @@ def same_tags(want: Mapping[str, str], live: Mapping[str, str]) -> bool:
     return user(want) == user(live)
 
 
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags a user manages: all but cmkctl's ownership tag (what drift reports show)."""
+    return {k: v for k, v in tags.items() if k.lower() != OWNER_TAG}
+
+
 def owner_scope(tags: Mapping[str, str]) -> str | None:
     """The scope id of the cmkctl that created the resource, from its ownership tag (None: not ours)."""
     return next((v for k, v in tags.items() if k.lower() == OWNER_TAG), None)

@@ -53,7 +53,8 @@ def test_small_fleet_plan_is_list_based_and_the_benchmark_completes(tmp_path: Pa
     f = fleet.generate(SMALL)
     spec = fleet.write_spec(f, tmp_path / "spec")
     res = scale.measure_plan_side(f, spec, tmp_path, runs=1, baseline_runs=1, log=lambda s: None)
-    assert res["P1"]["minimum"] == 3 + 1 + 10  # clusters, workspaces, Activity Log, vaults + BYOS reads
+    # clusters, workspaces, Activity Log, vaults + BYOS reads + one principal read per identity (rule C7)
+    assert res["P1"]["minimum"] == 3 + 1 + 10 + 4
     assert res["P1"]["ratio"] <= 1.1, res["P1"]
     assert res["P1"]["plan_changes"] == 0 and res["P1"]["reads_only"]
     assert res["P2"]["baseline_gets"] == 4 + 2 * 200  # one GET per cluster, workspace, linked service

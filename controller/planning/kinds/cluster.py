@@ -615,7 +615,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
         drift("billing_type", str(spec.billing_type), obs.billing_type)
         changed["billing_type"], before["billing_type"] = str(spec.billing_type), obs.billing_type
     if not compare.same_tags(spec.tags, obs.tags):
-        drift("tags", dict(spec.tags), dict(obs.tags))
+        drift("tags", dict(spec.tags), compare.user_tags(obs.tags))
         owner = compare.owner_scope(obs.tags)  # kept: tags are sent as the complete set
         wanted = {**spec.tags, **({compare.OWNER_TAG: owner} if owner is not None else {})}
         changed["tags"], before["tags"] = dict(sorted(wanted.items())), dict(sorted(obs.tags.items()))
