@@ -58,7 +58,7 @@ class PlanRunner:
         fmt: str = "json",
         extra: list[str] | None = None,
     ) -> PlanRun:
-        self.monkeypatch.delenv("CMKCTL_NOW", raising=False)  # plans follow the emulator via ARM's Date header
+        self.monkeypatch.delenv("CMKCTL_NOW", raising=False)  # plans follow ARM's Date header
         if paths is None:
             spec = self.tmp_path / "spec"
             spec.mkdir(exist_ok=True)
