@@ -43,6 +43,15 @@ class FileLock:
         self._poll = poll_interval
         self._fh: IO[str] | None = None
 
+    def _holder_soon(self, attempts: int = 10) -> str | None:
+        """The holder's line; the winner writes it just after taking the lock, so wait a moment for it."""
+        for _ in range(attempts):
+            who = self.holder()
+            if who:
+                return who
+            self._sleep(0.05)
+        return None
+
     def acquire(self, *, timeout: float = 0.0) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+", encoding="utf-8")
@@ -54,7 +63,7 @@ class FileLock:
             except BlockingIOError:
                 if self._monotonic() >= deadline:
                     fh.close()
-                    who = self.holder() or "another process (holder unknown)"
+                    who = self._holder_soon() or "another process (holder unknown)"
                     raise LockHeldError(
                         f"the state in {self.path.parent} is locked by {who}; waited {timeout:g}s "
                         "(use --lock-timeout to wait longer)"
