@@ -349,6 +349,16 @@ class BlobLease:
             if exc.status_code not in (409, 412):  # 412: a lease is active on it = it exists
                 raise map_error(exc, operation="create the lock blob") from None
 
+    def _holder_soon(self) -> str | None:
+        """The holder as written; the winner writes it just after its lease, so wait a moment for it."""
+        who = self.current_holder()
+        for _ in range(10):
+            if who != "an unknown holder":
+                break
+            time.sleep(0.05)
+            who = self.current_holder()
+        return who
+
     def current_holder(self) -> str | None:
         """Who holds the lock, as the holder wrote it (None when free or unknown)."""
         try:
@@ -370,7 +380,7 @@ class BlobLease:
                 if exc.status_code != 409:
                     raise map_error(exc, operation="acquire the lock") from None
                 if time.monotonic() >= deadline:
-                    holder = self.current_holder() or "another writer"
+                    holder = self._holder_soon() or "another writer"
                     raise LockHeldError(
                         f"another cmkctl holds the lock ({holder}); "
                         "try again later or wait with --lock-timeout"
