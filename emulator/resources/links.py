@@ -133,17 +133,10 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
                 f"A maximum of {em.limits.workspaces_per_cluster} Log Analytics workspaces can be linked to "
                 f"a cluster. Cluster '{c.name}' has {linked + pending}.",
             )
-        bad = _w3(em, w, now)
-        if bad:
-            return bad
-        op = em.new_operation("link", sub, w.location, w.key_id, cluster=c.arm_id)
-        _apply_faults_to_op(em, req, op)
-        w.link_op = op
-        w.link_history.append((now, "link"))
-        _start_logged(req, op)
-        activity_log.record_link_write(
-            em, w, op, delete=False, http_status=200, client_request_id=_client_request_id(req)
-        )
+        started = _start_link_operation(em, req, w, "link", sub, c.arm_id, now)
+        if isinstance(started, Response):
+            return started
+        op = started
         creating = c.running_op() is not None and c.running_op().kind == "cluster_create"  # type: ignore[union-attr]
         if creating or c.failed:
             # rule W4: Azure accepts the link; data ingested meanwhile is dropped, unrecoverably. (A key
@@ -163,21 +156,33 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
             return arm_error(409, "Conflict", MSG_LINK_IN_PROCESS)  # rule W5
         if w.cluster is None:
             return Response(204)
-        bad = _w3(em, w, now)
-        if bad:
-            return bad
-        op = em.new_operation("unlink", sub, w.location, w.key_id, cluster=w.cluster)
-        _apply_faults_to_op(em, req, op)
-        w.link_op = op
-        w.link_history.append((now, "unlink"))
-        _start_logged(req, op)
-        activity_log.record_link_write(
-            em, w, op, delete=True, http_status=200, client_request_id=_client_request_id(req)
-        )
+        started = _start_link_operation(em, req, w, "unlink", sub, w.cluster, now)
+        if isinstance(started, Response):
+            return started
+        op = started
         _invalidate(em, w)
         # 200 + body + AAO (never a bare 204, which breaks SDK 14 .result(), facts §12.13)
         return Response(200, _ls_body(em, w), _op_headers(em, req, op))
     return no_route(req)
+
+
+def _start_link_operation(
+    em: Emulator, req: Request, w: Workspace, kind: str, sub: str, cluster: str | None, now: datetime
+) -> Any:
+    """A link or unlink Azure accepts (rule W3 checked first): the operation, its budget entry and its
+    Activity Log events; or the refusal Response."""
+    bad = _w3(em, w, now)
+    if bad:
+        return bad
+    op = em.new_operation(kind, sub, w.location, w.key_id, cluster=cluster)
+    _apply_faults_to_op(em, req, op)
+    w.link_op = op
+    w.link_history.append((now, kind))
+    _start_logged(req, op)
+    activity_log.record_link_write(
+        em, w, op, delete=kind == "unlink", http_status=200, client_request_id=_client_request_id(req)
+    )
+    return op
 
 
 def _w3(em: Emulator, w: Workspace, now: datetime) -> Response | None:
