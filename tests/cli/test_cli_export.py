@@ -250,3 +250,20 @@ def test_export_adopts_a_thousand_workspaces(emulator: Any, tmp_path: Path) -> N
     assert len(ws_set["spec"]["workspaces"]) == 1000
     shown = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     print(f"1,000 workspaces adopted in {elapsed:.1f} s: {shown}")
+
+
+def test_export_adopts_the_fleet_example(emulator: Any, tmp_path: Path) -> None:
+    """The estate examples/fleet describes, built out of band: its export plans to nothing and applies
+    nothing, in every subscription the example spans."""
+    from controller.loading import load
+    from tests.integration.fleet_estate import estate_for
+
+    desired = load([Path(__file__).resolve().parents[2] / "examples" / "fleet"])
+    emulator.seed(estate_for(desired, applied=True))
+    subscriptions = sorted({c.spec.subscription for c in desired.clusters})
+    assert len(subscriptions) > 1
+    out = tmp_path / "fleet"
+    adopt_and_check(emulator, _env(emulator, tmp_path), out, *subscriptions)
+    exported = "".join(p.read_text(encoding="utf-8") for p in out.glob("*.yaml"))
+    for cluster in desired.clusters:
+        assert f"name: {cluster.azure_name}" in exported
