@@ -1,10 +1,13 @@
 """`cmkctl apply`: make Azure match the spec, safely stoppable at any instant and safe to re-run.
 
     cmkctl apply -f PATH... [--auto-approve] [--parallelism N] [--lock-timeout D] [--state DIR]
+                 [--target ADDRESS]...
     cmkctl apply PLANFILE [--parallelism N] [--lock-timeout D] [--state DIR]
 
 A saved plan is checked against the spec it records; -f with it is refused (only a plan that records
-no spec paths takes them from -f).
+no spec paths takes them from -f). `--target` applies only those resources and what they depend on;
+with a saved plan it is refused, as Terraform does: a plan made with `plan --target --out` already
+holds only its targets, and applies only those.
 
 Order: take the writer lock (a second apply waits --lock-timeout, then exits 1 naming the holder) ->
 resume what a previous, interrupted apply left running (journaled LRO tokens; never re-issued) ->
@@ -45,6 +48,7 @@ from controller.execution.executor import StepResult, summarise
 from controller.execution.progress import LineProgress, LiveProgress, Progress
 from controller.model.settings import Settings
 from controller.planning import fingerprint as fp
+from controller.planning.targeting import record_keys, target_plan
 from controller.service.apply_session import ApplySession, record_applied, step_counts
 from controller.service.saved_plan import check_saved, load_plan_file
 from controller.service.state import parse_state
@@ -95,6 +99,7 @@ def run(
     clients: AzureClients | None = None,
     cloud: str | None = None,
     correct_drift: bool = False,
+    targets: Sequence[str] = (),
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     own = clients is None
@@ -112,6 +117,12 @@ def run(
             raise CmkError(
                 "CMKCTL_NOW is set: it is plan's what-if clock and never decides what apply sends; "
                 "unset it to apply"
+            )
+        if planfile is not None and targets:
+            # what was reviewed is what runs: a saved plan is never cut down (or widened) afterwards
+            raise CmkError(
+                f"--target is not accepted with a saved plan: {planfile} is applied exactly as it was "
+                "reviewed; make a targeted plan with `cmkctl plan -f ... --target ADDRESS --out FILE`"
             )
         saved = load_plan_file(planfile) if planfile else None
         if saved is not None and files and saved.spec_paths:
@@ -149,6 +160,8 @@ def run(
         # a saved plan made with --correct-drift was reviewed with its reverts: checked against the same
         snap = session.look(spec_paths, correct_drift=correct_drift or bool(saved and saved.correct_drift))
         plan = snap.artefact(spec_paths)
+        if targets:
+            plan = target_plan(plan, targets, desired=snap.desired)
         for warning in snap.observed.warnings:
             _err(f"warning: {warning}")
         if saved is not None:
@@ -167,6 +180,8 @@ def run(
             sys.stdout.write(plan_cmd.render(plan, plan_cmd.Format.TEXT))
             sys.stdout.flush()
 
+        # a targeted plan (given now, or saved with --target) records only the resources it covers
+        covered = record_keys(plan, snap.desired) if plan.targeting is not None else None
         if not plan.changes and not plan.deferred and not plan.blocked and not resumed:
             # the first look at an estate that already matches: it is the baseline drift compares with
             record_applied(
@@ -176,7 +191,11 @@ def run(
                 revision=plan.spec_digest,
                 now=session.now(),
                 only_missing=True,
+                only_keys=covered,
             )
+            if plan.targeting is not None:
+                print("No changes for the targeted resources.")
+                return EXIT_OK
             print("No changes. Azure matches the spec." if not snap.held else
                   "No changes. Differences made outside cmkctl are reported above, not reverted "
                   "(settings.drift: report; --correct-drift reverts them).")
@@ -186,7 +205,7 @@ def run(
         result.resumed = resumed
         for line in summarise(result):
             print(line)
-        session.record(plan.spec_digest or plan.fingerprint, step_counts(result), snap)
+        session.record(plan.spec_digest or plan.fingerprint, step_counts(result), snap, only_keys=covered)
         running = _report_still_running(session, resumed, result.failed)
         failed = [s for s in result.failed if s.id not in running]
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure
@@ -259,6 +278,7 @@ def apply_command(
             "otherwise only reports it)",
         ),
     ] = False,
+    target: plan_cmd.TargetOption = None,
 ) -> None:
     """Apply the spec (or a saved plan): resumable, idempotent, one writer at a time."""
     try:
@@ -276,6 +296,7 @@ def apply_command(
             state=state,
             cloud=cloud,
             correct_drift=correct_drift,
+            targets=target or (),
         )
     )
 

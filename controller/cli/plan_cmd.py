@@ -1,11 +1,16 @@
 """`cmkctl plan`: load the spec, observe Azure, plan against the rules and calendar, render.
 
     cmkctl plan -f PATH... [--out FILE] [--format text|markdown|json] [--detailed-exitcode] [--state DIR]
+                [--target ADDRESS]...
 
 The JSON plan is the artefact (`--out` always writes JSON, whatever `--format` prints). Exit codes:
 1 on any error (never a traceback); with --detailed-exitcode 0 = in sync, 2 = changes or deferred
 work (so CI can tell "in sync" from "needs apply"), 3 = something is blocked (apply cannot reach the
 spec as written: CI should fail), otherwise 0 on success.
+
+`--target cluster.NAME` / `--target workspace.NAME` (repeatable), as Terraform's -target: the plan
+keeps those resources and the steps they depend on, and names every change it left out
+(controller.planning.targeting). A plan saved with --target applies only those changes.
 
 `now` is Azure's clock (the `Date` of Resource Manager's answers), so the 30-day and 14-day windows
 are counted as Azure counts them, unless CMKCTL_NOW (ISO-8601) is set: a what-if knob ("plan as of").
@@ -25,6 +30,7 @@ from controller.azure.clients import AzureClients
 from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.planning.plan import Plan
+from controller.planning.targeting import target_plan
 from controller.render import MARKDOWN_LIMIT, to_json, to_markdown, to_text
 from controller.service.snapshot import snapshot
 
@@ -32,6 +38,16 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_BLOCKED = 3
+
+
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        metavar="ADDRESS",
+        help="Plan only this resource (cluster.NAME, workspace.NAME) and what it depends on (repeatable)",
+    ),
+]
 
 
 class Format(StrEnum):
@@ -74,6 +90,7 @@ def run(
     clients: AzureClients | None = None,
     cloud: str | None = None,
     correct_drift: bool = False,
+    targets: Sequence[str] = (),
 ) -> int:
     """The command body; returns the exit code and never lets a traceback reach the user."""
     quiet_sdk_logging()
@@ -83,6 +100,8 @@ def run(
             paths, state=state, clients=clients, cloud=selected_cloud(cloud), correct_drift=correct_drift
         )
         plan, observed = snap.artefact(paths), snap.observed
+        if targets:
+            plan = target_plan(plan, targets, desired=snap.desired)
         if fmt is Format.JSON:  # text and markdown show them in the plan; JSON keeps stdout clean
             for warning in observed.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
@@ -127,6 +146,7 @@ def plan_command(
             "(settings.drift: report otherwise only reports it)",
         ),
     ] = False,
+    target: TargetOption = None,
 ) -> None:
     """Show what apply would do now, what must wait (until when) and what can never run as declared.
 
@@ -142,6 +162,7 @@ def plan_command(
             state=state,
             cloud=cloud,
             correct_drift=correct_drift,
+            targets=target or (),
         )
     )
 

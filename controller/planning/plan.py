@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from controller.model.ids import KeyRef
 from controller.model.rules import Rule
 
-FORMAT_VERSION = "2.0"
+FORMAT_VERSION = "2.1"  # 2.1: `targeting` (plans made with --target)
 
 
 class LockScope(StrEnum):
@@ -320,6 +320,24 @@ class Summary(_Frozen):
         return sum(n for a, n in self.by_action.items() if a.traits.tally is column)
 
 
+class LeftOut(_Frozen):
+    """A step of the full plan that a targeted plan does not contain (`--target`)."""
+
+    id: str
+    action: Action
+    address: str
+    status: Literal["change", "deferred", "blocked"]
+
+
+class Targeting(_Frozen):
+    """Made with `--target`: only these addresses and the steps they depend on, like Terraform's -target.
+
+    `left_out` names every step of the full plan that this one does not run or report."""
+
+    addresses: tuple[str, ...]
+    left_out: tuple[LeftOut, ...] = ()
+
+
 class Plan(_Frozen):
     format_version: str = FORMAT_VERSION
     generated_at: datetime
@@ -337,6 +355,8 @@ class Plan(_Frozen):
     resource_digests: dict[str, str] = Field(default_factory=dict)  # planning.fingerprint.resource_digests
     # made with --correct-drift (or settings.drift: correct): applying it reviewed the reverts too
     correct_drift: bool = False
+    # made with --target (None: the whole spec); planning.targeting.target_plan
+    targeting: Targeting | None = None
 
     @property
     def complete(self) -> bool:

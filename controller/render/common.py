@@ -93,3 +93,19 @@ def detail(change: Change) -> str:
 
 def deps_text(depends_on: tuple[str, ...]) -> str:
     return ", ".join(depends_on)
+
+
+def left_out_line(plan: Plan, *, limit: int = 10) -> str | None:
+    """'N changes left out by --target: update cluster.b, link workspace.c, ...' (None: not targeted).
+
+    Terraform's -target warning, with what was left out named: a targeted plan never hides work."""
+    t = plan.targeting
+    if t is None:
+        return None
+    head = f"Targeted (--target): {', '.join(t.addresses)} and what they depend on. "
+    if not t.left_out:
+        return head + "0 changes left out by --target."
+    named = [f"{x.action.value} {x.address}" + ("" if x.status == "change" else f" ({x.status})")
+             for x in t.left_out[:limit]]
+    more = f" and {len(t.left_out) - limit} more" if len(t.left_out) > limit else ""
+    return head + f"{len(t.left_out)} changes left out by --target: {', '.join(named)}{more}."

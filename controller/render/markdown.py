@@ -6,7 +6,7 @@ pointing at the JSON artefact, never cut mid-row).
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import detail, glyph, short, summary_line, when
+from controller.render.common import detail, glyph, left_out_line, short, summary_line, when
 from controller.render.json_plan import redact
 
 MARKDOWN_LIMIT = 65_000
@@ -37,7 +37,11 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     s = plan.summary
     top: list[str] = [f"### cmkctl plan: {summary_line(plan)[6:]}", ""]
     if not plan.changes and not plan.deferred and not plan.blocked:
-        top.append("**No changes.** The live estate matches the spec.")
+        top.append("**No changes.** The live estate matches the spec." if plan.targeting is None
+                   else "**No changes** for the targeted resources.")
+    targeted = left_out_line(plan, limit=20)
+    if targeted is not None:
+        top.append(f"> {_cell(targeted)}")
     critical = [w for w in plan.warnings if w.severity == Severity.CRITICAL]
     destructive = [c for c in plan.changes if c.destructive]
     if plan.blocked:

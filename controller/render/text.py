@@ -7,14 +7,15 @@ Plain text only (it goes to terminals, CI logs and files alike); no colour codes
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import detail, glyph, short, summary_line, when
+from controller.render.common import detail, glyph, left_out_line, short, summary_line, when
 from controller.render.json_plan import redact
 
 
 def to_text(plan: Plan, *, verbose: bool = True) -> str:
     out: list[str] = []
     if not plan.changes and not plan.deferred and not plan.blocked:
-        out.append("No changes. The live estate matches the spec.")
+        out.append("No changes. The live estate matches the spec." if plan.targeting is None
+                   else "No changes for the targeted resources.")
     else:
         out.append("cmkctl will perform these actions, in this order:")
         out.append("")
@@ -30,6 +31,9 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
                 out.append(f"         ! {note}")
     out.append("")
     out.append(summary_line(plan))
+    targeted = left_out_line(plan)
+    if targeted is not None:
+        out.append(targeted)
     if plan.deferred:
         out.append("")
         out.append("Deferred (possible later; not a failure):")

@@ -134,11 +134,19 @@ class ApplySession:
         """Run what the plan says is ready now (deferred and blocked items stay in the result)."""
         return self.executor.apply(plan)
 
-    def record(self, revision: str, summary: dict[str, int], snap: Snapshot | None = None) -> None:
-        """Journal the applied revision and, with the snapshot it applied, what it left per resource."""
+    def record(
+        self,
+        revision: str,
+        summary: dict[str, int],
+        snap: Snapshot | None = None,
+        *,
+        only_keys: set[str] | None = None,
+    ) -> None:
+        """Journal the applied revision and, with the snapshot it applied, what it left per resource
+        (`only_keys`: those resources only, for a plan made with --target)."""
         store = self._held()
         if snap is not None:
-            record_applied(store, snap, self.clients, revision=revision, now=self.now())
+            record_applied(store, snap, self.clients, revision=revision, now=self.now(), only_keys=only_keys)
         store.record_revision(Revision(revision=revision, applied_at=self.now(), summary=summary))
 
 
@@ -150,13 +158,16 @@ def record_applied(
     revision: str,
     now: datetime,
     only_missing: bool = False,
+    only_keys: set[str] | None = None,
 ) -> bool:
     """Journal, per declared resource, the spec's intent and the live state the apply left: what
     `drift: report` and the "changed outside cmkctl" report compare with from now on.
 
     With `clients`, the state is read again (no Activity Log); without, the snapshot's own reading is
     used (nothing was written since). `only_missing`: record only resources the journal has no entry
-    for yet (a first in-sync pass). False when Azure cannot be read now (the next apply records)."""
+    for yet (a first in-sync pass). `only_keys`: only these journal keys (a targeted apply records the
+    resources it covered, never those it left alone). False when Azure cannot be read now (the next
+    apply records)."""
     after = snap.observed
     if clients is not None:
         try:
@@ -166,6 +177,8 @@ def record_applied(
     entries = snap.records(after, revision=revision, now=now)
     if only_missing:
         entries = [e for e in entries if e.key not in snap.applied]
+    if only_keys is not None:
+        entries = [e for e in entries if e.key in only_keys]
     store.record_applied(entries)
     return True
 
