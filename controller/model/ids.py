@@ -25,23 +25,26 @@ _ARM = re.compile(
 CLUSTER_NAME = re.compile(r"^(?=.{4,63}$)[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
 CLUSTER_NAME_RULE = "4-63 characters: letters, digits and hyphens, starting and ending with a letter or digit"
 
-# Azure's own name patterns (ARM REST specs and the naming-rules table): the characters and the maximum
-# lengths; a name that is too short is Azure's to refuse, it cannot change a request path
+# Azure's own name patterns and lengths (the ARM REST specs' name parameters and Azure's naming-rules
+# table): a name outside them is refused by Azure at the first write, so the spec loader refuses it first
 RESOURCE_GROUP = re.compile(r"^[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]$")
 RESOURCE_GROUP_RULE = "1-90 characters: letters, digits and -_.() not ending in '.'"
+# Microsoft.OperationalInsights workspaces: the REST spec's WorkspaceNameParameter (minLength 4,
+# maxLength 63, the same pattern as clusters)
+WORKSPACE_NAME = CLUSTER_NAME
 _NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "microsoft.operationalinsights/workspaces": (
-        re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"),
-        "workspace names are up to 63 letters, digits and hyphens, not starting or ending with a hyphen",
+        WORKSPACE_NAME,
+        f"workspace names are {CLUSTER_NAME_RULE}",
     ),
     "microsoft.operationalinsights/clusters": (CLUSTER_NAME, f"cluster names are {CLUSTER_NAME_RULE}"),
     "microsoft.storage/storageaccounts": (
-        re.compile(r"^[a-z0-9]{1,24}$"),
-        "storage account names are up to 24 lowercase letters and digits",
+        re.compile(r"^[a-z0-9]{3,24}$"),
+        "storage account names are 3-24 lowercase letters and digits",
     ),
     "microsoft.managedidentity/userassignedidentities": (
-        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"),
-        "identity names are up to 128 letters, digits, hyphens and underscores, "
+        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$"),
+        "identity names are 3-128 letters, digits, hyphens and underscores, "
         "starting with a letter or digit",
     ),
 }

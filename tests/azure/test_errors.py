@@ -144,7 +144,7 @@ RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]
         {**estate(), "clusters": [*estate()["clusters"], _seed_cluster("cla10")]},
         lambda c: c.loganalytics(SUB).linked_services.begin_create_or_update(
             "rg-apps",
-            "ws1",
+            "wks1",
             "cluster",
             {"properties": {"writeAccessResourceId": CLUSTER_ID.replace(CLUSTER, "cla10")}},
         ),
@@ -155,7 +155,7 @@ RULE_CASES: list[tuple[str, dict[str, Any], Callable[[AzureClients], Any], Rule]
         estate(),
         lambda c: c.loganalytics(SUB).linked_services.begin_create_or_update(
             "rg-apps",
-            "ws3",
+            "wks3",
             "cluster",
             {"properties": {"writeAccessResourceId": CLUSTER_ID}},
         ),
@@ -174,14 +174,14 @@ def test_service_refusals_map_to_the_rule_they_enforce(
     call: Callable[[AzureClients], Any],
     rule: Rule,
 ) -> None:
-    if rule is Rule.W3:  # ws3 already had a link and an unlink in the window
+    if rule is Rule.W3:  # wks3 already had a link and an unlink in the window
         seed = dict(seed)
         seed["workspaces"] = [
             *seed["workspaces"],
             {
                 "subscription": SUB,
                 "resource_group": "rg-apps",
-                "name": "ws3",
+                "name": "wks3",
                 "location": LOCATION,
                 "link_ops": [
                     {"time": "2026-11-10T00:00:00Z", "kind": "link"},
@@ -213,8 +213,8 @@ def test_second_link_while_one_runs_is_busy_w5(emulator: Any, clients: AzureClie
     emulator.seed(estate())
     la = clients.loganalytics(SUB)
     body = {"properties": {"writeAccessResourceId": CLUSTER_ID}}
-    la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body, polling=False)
-    err = _raised(lambda: la.linked_services.begin_delete("rg-apps", "ws2", "cluster", polling=False))
+    la.linked_services.begin_create_or_update("rg-apps", "wks2", "cluster", body, polling=False)
+    err = _raised(lambda: la.linked_services.begin_delete("rg-apps", "wks2", "cluster", polling=False))
     assert isinstance(err, Busy) and err.rule_id is Rule.W5
     assert err.status == 409
 
@@ -274,7 +274,7 @@ def test_lost_link_response_is_outcome_unknown_and_not_resent(emulator: Any, cli
     la = clients.loganalytics(SUB)
     body = {"properties": {"writeAccessResourceId": CLUSTER_ID}}
     err = _raised(
-        lambda: la.linked_services.begin_create_or_update("rg-apps", "ws2", "cluster", body)
+        lambda: la.linked_services.begin_create_or_update("rg-apps", "wks2", "cluster", body)
     )
     assert isinstance(err, OutcomeUnknown)
     assert "re-observe" in str(err)

@@ -39,7 +39,7 @@ def _spec(tmp_path: Path, **cluster: Any) -> Any:
         [
             cluster_doc(**cluster),
             workspace_set_doc(
-                ["ws1", "ws2"], byos={"ws1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
+                ["wks1", "wks2"], byos={"wks1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
             ),
         ],
     )
@@ -57,15 +57,15 @@ def test_observe_reads_a_seeded_estate_as_the_planner_needs_it(
     assert cluster.provisioning_state == "Succeeded"
     assert cluster.principal_id == PRINCIPAL
     assert cluster.key is not None and cluster.key.name == "cmk" and cluster.key.version is None
-    assert ids.id_key(workspace_id("ws1")) in cluster.associated_workspaces
+    assert ids.id_key(workspace_id("wks1")) in cluster.associated_workspaces
 
-    ws1 = observed.workspaces[ids.id_key(workspace_id("ws1"))]
-    ws2 = observed.workspaces[ids.id_key(workspace_id("ws2"))]
-    assert ws1.cluster_id is not None and ids.id_key(ws1.cluster_id) == ids.id_key(CLUSTER_ID)
-    assert ws2.cluster_id is None
+    wks1 = observed.workspaces[ids.id_key(workspace_id("wks1"))]
+    wks2 = observed.workspaces[ids.id_key(workspace_id("wks2"))]
+    assert wks1.cluster_id is not None and ids.id_key(wks1.cluster_id) == ids.id_key(CLUSTER_ID)
+    assert wks2.cluster_id is None
     # BYOS read only for the workspace whose spec has a BYOS block (rule B2 needs it)
-    assert ws1.byos_read and ids.id_key(ws1.byos["query"]) == ids.id_key(STORAGE_ID)
-    assert not ws2.byos_read
+    assert wks1.byos_read and ids.id_key(wks1.byos["query"]) == ids.id_key(STORAGE_ID)
+    assert not wks2.byos_read
 
     key = observed.keys[ids.KeyRef(VAULT_URI, "cmk").key()]
     assert key.exists and key.readable
@@ -73,8 +73,8 @@ def test_observe_reads_a_seeded_estate_as_the_planner_needs_it(
     assert key.current_version == KEY_V2  # the newest enabled version (what versionless resolves to)
     assert key.recovery_level == "Recoverable"  # soft delete + purge protection (rule C7)
 
-    # W3 history: ws1's link from associateDate, its earlier unlink+link from the Activity Log
-    ops = history.link_ops_since(ids.id_key(workspace_id("ws1")), NOW - timedelta(days=30))
+    # W3 history: wks1's link from associateDate, its earlier unlink+link from the Activity Log
+    ops = history.link_ops_since(ids.id_key(workspace_id("wks1")), NOW - timedelta(days=30))
     assert {o.source for o in ops} >= {"activityLog"}
     assert len(ops) >= 2
 
@@ -125,13 +125,13 @@ def test_request_count_is_list_based_not_per_resource(
 ) -> None:
     """Many workspaces, one cluster: ARM reads stay constant (clusters, workspaces, Activity Log,
     one BYOS read for the one BYOS workspace, one vault list)."""
-    many = [f"ws{i}" for i in range(1, 41)]
+    many = [f"wks{i}" for i in range(1, 41)]
     emulator.seed(estate(extra_workspaces=many))
     spec = write_spec(
         tmp_path,
         [
             cluster_doc(),
-            workspace_set_doc(many, byos={"ws1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}),
+            workspace_set_doc(many, byos={"wks1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}),
         ],
     )
     emulator.clear_requests()

@@ -62,12 +62,12 @@ def vault(**overrides: Any) -> dict[str, Any]:
 def estate(
     *, extra_workspaces: list[str] | None = None, vault_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """clu01 (SystemAssigned, versionless key, 1000 GB/day) with ws1 linked; ws2 unlinked."""
+    """clu01 (SystemAssigned, versionless key, 1000 GB/day) with wks1 linked; wks2 unlinked."""
     workspaces: list[dict[str, Any]] = [
         {
             "subscription": SUB,
             "resource_group": "rg-apps",
-            "name": "ws1",
+            "name": "wks1",
             "location": LOCATION,
             "cluster": CLUSTER_ID,
             "linked_at": "2026-11-20T00:00:00Z",
@@ -77,10 +77,10 @@ def estate(
                 {"time": "2026-11-20T00:00:00Z", "kind": "link"},
             ],
         },
-        {"subscription": SUB, "resource_group": "rg-apps", "name": "ws2", "location": LOCATION},
+        {"subscription": SUB, "resource_group": "rg-apps", "name": "wks2", "location": LOCATION},
     ]
     for name in extra_workspaces or []:
-        if name not in ("ws1", "ws2"):
+        if name not in ("wks1", "wks2"):
             workspaces.append(
                 {"subscription": SUB, "resource_group": "rg-apps", "name": name, "location": LOCATION}
             )

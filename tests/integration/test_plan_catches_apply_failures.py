@@ -22,7 +22,7 @@ UAI = f"/subscriptions/{SUB}/resourceGroups/rg-id/providers/Microsoft.ManagedIde
 UAI += "/userAssignedIdentities/id1"
 UAI_PRINCIPAL = "99999999-2222-4333-8444-555555555555"
 CLUSTER_RG = {"subscription": SUB, "name": RG, "location": LOCATION}
-WS1 = {"subscription": SUB, "resource_group": "rg-apps", "name": "ws1", "location": LOCATION}
+WS1 = {"subscription": SUB, "resource_group": "rg-apps", "name": "wks1", "location": LOCATION}
 
 
 def _uai_cluster(granted: bool) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def _uai_cluster(granted: bool) -> dict[str, Any]:
 
 def test_missing_resource_group_blocks_the_create_and_exits_3(emulator: Any, plan: PlanRunner) -> None:
     emulator.seed({"vaults": [vault()], "workspaces": [WS1]})
-    run = plan([cluster_doc(), workspace_set_doc(["ws1"])])
+    run = plan([cluster_doc(), workspace_set_doc(["wks1"])])
     assert run.exit_code == 3  # blocked: CI must fail, distinct from 2 (changes)
     blocked = run.one("blocked", "create", CLUSTER)
     assert RG in blocked["reason"] and "does not exist" in blocked["reason"]

@@ -27,7 +27,7 @@ def _ws(name: str, link_ops: list[dict[str, Any]], **extra: Any) -> dict[str, An
 
 def _seed(emulator: Any, workspaces: list[dict[str, Any]]) -> None:
     seeded = estate()
-    seeded["workspaces"] = [w for w in seeded["workspaces"] if w["name"] != "ws1"] + workspaces
+    seeded["workspaces"] = [w for w in seeded["workspaces"] if w["name"] != "wks1"] + workspaces
     emulator.seed(seeded)
 
 
@@ -46,28 +46,28 @@ def _deferred_w3(run: Any) -> dict[str, str]:
 def test_w3_automation_linked_service_writes_do_not_spend_the_cluster_link_budget(
     emulator: Any, plan: PlanRunner
 ) -> None:
-    """Same operation name, another linked service: linking ws3 to the cluster is still possible."""
+    """Same operation name, another linked service: linking wks3 to the cluster is still possible."""
     automation = [
         {"time": "2026-11-05T00:00:00Z", "kind": "link", "linked_service": "Automation"},
         {"time": "2026-11-20T00:00:00Z", "kind": "unlink", "linked_service": "Automation"},
         {"time": "2026-11-25T00:00:00Z", "kind": "link", "linked_service": "Automation"},
     ]
-    _seed(emulator, [_ws("ws3", automation, activity_noise=12)])
-    run = plan(_spec(["ws3"]))
-    assert "ws3" in str(run.items("changes", "link")), run.plan
+    _seed(emulator, [_ws("wks3", automation, activity_noise=12)])
+    run = plan(_spec(["wks3"]))
+    assert "wks3" in str(run.items("changes", "link")), run.plan
     assert _deferred_w3(run) == {}
 
 
 def test_w3_one_deployment_linking_many_workspaces_spends_each_workspace_budget(
     emulator: Any, plan: PlanRunner
 ) -> None:
-    """An ARM deployment links ws3..ws5 (one correlation id), a second one unlinks them: each workspace
+    """An ARM deployment links wks3..wks5 (one correlation id), a second one unlinks them: each workspace
     has used 2 of 2, so none may be linked before the first operation leaves the window."""
     ops = [
         {"time": "2026-11-05T00:00:00Z", "kind": "link", "correlation": "deployment-1"},
         {"time": "2026-11-20T00:00:00Z", "kind": "unlink", "correlation": "deployment-2"},
     ]
-    names = ["ws3", "ws4", "ws5"]
+    names = ["wks3", "wks4", "wks5"]
     _seed(emulator, [_ws(n, ops) for n in names])
     run = plan(_spec(names))
     assert run.items("changes", "link") == []
@@ -80,15 +80,15 @@ def test_w3_one_deployment_linking_many_workspaces_spends_each_workspace_budget(
 def test_w3_accepted_attempts_that_failed_spend_the_budget_even_an_hour_apart(
     emulator: Any, plan: PlanRunner
 ) -> None:
-    """Azure accepted two links of ws3 an hour apart and both failed: both count (2 of 2)."""
+    """Azure accepted two links of wks3 an hour apart and both failed: both count (2 of 2)."""
     failed = [
         {"time": "2026-11-25T10:00:00Z", "kind": "link", "status": "Failed"},
         {"time": "2026-11-25T11:00:00Z", "kind": "link", "status": "Failed"},
     ]
-    _seed(emulator, [_ws("ws3", failed)])
-    run = plan(_spec(["ws3"]))
+    _seed(emulator, [_ws("wks3", failed)])
+    run = plan(_spec(["wks3"]))
     assert run.items("changes", "link") == []
-    assert list(_deferred_w3(run)) and "ws3" in str(run.items("deferred", "link"))
+    assert list(_deferred_w3(run)) and "wks3" in str(run.items("deferred", "link"))
 
 
 def test_w3_refused_attempts_do_not_spend_the_budget(emulator: Any, plan: PlanRunner) -> None:
@@ -98,20 +98,20 @@ def test_w3_refused_attempts_do_not_spend_the_budget(emulator: Any, plan: PlanRu
         {"time": "2026-11-26T10:00:00Z", "kind": "link", "status": "Refused"},
         {"time": "2026-11-27T10:00:00Z", "kind": "link", "status": "Refused"},
     ]
-    _seed(emulator, [_ws("ws3", refused)])
-    run = plan(_spec(["ws3"]))
-    assert "ws3" in str(run.items("changes", "link"))
+    _seed(emulator, [_ws("wks3", refused)])
+    run = plan(_spec(["wks3"]))
+    assert "wks3" in str(run.items("changes", "link"))
 
 
 def test_w3_the_activity_log_query_is_narrow_and_every_page_is_read(emulator: Any, plan: PlanRunner) -> None:
-    """Realistic noise spreads ws3's two links over several pages; both still count."""
+    """Realistic noise spreads wks3's two links over several pages; both still count."""
     emulator.configure(activity_page_size=10)
     ops = [
         {"time": "2026-11-02T00:00:00Z", "kind": "link"},
         {"time": "2026-11-03T00:00:00Z", "kind": "unlink"},
     ]
-    _seed(emulator, [_ws("ws3", ops, activity_noise=30), _ws("ws6", [], activity_noise=30)])
-    run = plan(_spec(["ws3"]))
+    _seed(emulator, [_ws("wks3", ops, activity_noise=30), _ws("wks6", [], activity_noise=30)])
+    run = plan(_spec(["wks3"]))
     assert run.items("changes", "link") == [] and list(_deferred_w3(run))
     pages = [r for r in emulator.requests() if r["path"].lower().endswith("/eventtypes/management/values")]
     assert len(pages) > 3  # ~60 operations x 2-3 events, 10 per page

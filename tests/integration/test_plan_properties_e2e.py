@@ -17,7 +17,7 @@ from controller.model.limits import CURRENT  # no Settings document: the default
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 NAMES = [f"cl-{c}01" for c in "abcdefg"]  # more than the region holds (rule C2)
-WORKSPACES = [f"w{i}" for i in range(5)]
+WORKSPACES = [f"wsp{i}" for i in range(5)]
 
 
 @st.composite

@@ -27,7 +27,7 @@ from tests_azure_support import (
 )
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # the emulator fixture's clock
-BYOS_WS1 = {"ws1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
+BYOS_WS1 = {"wks1": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
 CLUSTER_RG = {"subscription": SUB, "name": RG, "location": LOCATION}  # a create needs its resource group
 
 
@@ -47,7 +47,7 @@ def _ws(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def _matching_spec(**cluster: Any) -> list[dict[str, Any]]:
-    return [cluster_doc(**cluster), workspace_set_doc(["ws1"], byos=BYOS_WS1)]
+    return [cluster_doc(**cluster), workspace_set_doc(["wks1"], byos=BYOS_WS1)]
 
 
 # ---- the whole build and adoption --------------------------------------------------------------
@@ -55,15 +55,15 @@ def _matching_spec(**cluster: Any) -> list[dict[str, Any]]:
 
 def test_empty_estate_plans_the_ordered_build(emulator: Any, plan: PlanRunner) -> None:
     emulator.seed(
-        {"resource_groups": [CLUSTER_RG], "vaults": [vault()], "workspaces": [_ws("ws1"), _ws("ws2")]}
+        {"resource_groups": [CLUSTER_RG], "vaults": [vault()], "workspaces": [_ws("wks1"), _ws("wks2")]}
     )
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws2"])])
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks2"])])
     assert run.exit_code == 2
     create = run.one("changes", "create", CLUSTER)
     set_key = run.one("changes", "set_key", CLUSTER)
     assert create["id"] in set_key["depends_on"]  # rule C5: SystemAssigned key after creation
     links = run.items("changes", "link")
-    assert {ln["address"] for ln in links} == {"workspace.ws1", "workspace.ws2"}
+    assert {ln["address"] for ln in links} == {"workspace.wks1", "workspace.wks2"}
     for ln in links:  # rule W4: never link before the cluster and its key are ready
         assert create["id"] in ln["depends_on"] and set_key["id"] in ln["depends_on"]
     assert run.plan["summary"]["by_action"]["create"] == 1 and run.plan["summary"]["by_action"]["link"] == 2
@@ -200,11 +200,11 @@ def test_name_of_a_recently_deleted_cluster_is_blocked_until_it_frees(
 def test_no_link_while_the_cluster_is_still_provisioning(emulator: Any, plan: PlanRunner) -> None:
     seeded = estate()
     seeded["clusters"][0].update(provisioning_state="Creating", remaining_seconds=3600)
-    seeded["workspaces"] = [_ws("ws2")]
+    seeded["workspaces"] = [_ws("wks2")]
     emulator.seed(seeded)
-    run = plan([cluster_doc(), workspace_set_doc(["ws2"])])
+    run = plan([cluster_doc(), workspace_set_doc(["wks2"])])
     assert run.items("changes", "link") == []
-    deferred = run.one("deferred", "link", "ws2")
+    deferred = run.one("deferred", "link", "wks2")
     assert deferred["rule"] in ("C6", "W4")
 
 
@@ -212,7 +212,7 @@ def test_link_budget_exhausted_defers_until_the_window_frees(emulator: Any, plan
     seeded = estate()
     seeded["workspaces"].append(
         _ws(
-            "ws3",
+            "wks3",
             link_ops=[
                 {"time": "2026-11-05T00:00:00Z", "kind": "link"},
                 {"time": "2026-11-20T00:00:00Z", "kind": "unlink"},
@@ -220,9 +220,9 @@ def test_link_budget_exhausted_defers_until_the_window_frees(emulator: Any, plan
         )
     )
     emulator.seed(seeded)
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws3"], byos=BYOS_WS1)])
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks3"], byos=BYOS_WS1)])
     assert run.items("changes", "link") == []
-    deferred = run.one("deferred", "link", "ws3")
+    deferred = run.one("deferred", "link", "wks3")
     assert deferred["rule"] == "W3"
     # the older operation leaves the 30-day window on 2026-12-05
     assert (
@@ -231,7 +231,7 @@ def test_link_budget_exhausted_defers_until_the_window_frees(emulator: Any, plan
 
 
 def test_a_move_that_could_not_finish_is_not_started(emulator: Any, plan: PlanRunner) -> None:
-    """ws4 sits on another cluster and had one link this month: unlink + relink would be 3 > 2 (W3),
+    """wks4 sits on another cluster and had one link this month: unlink + relink would be 3 > 2 (W3),
     leaving it on Microsoft keys (W6). Neither half may run now."""
     seeded = estate()
     other = (
@@ -242,16 +242,16 @@ def test_a_move_that_could_not_finish_is_not_started(emulator: Any, plan: PlanRu
     )
     seeded["workspaces"].append(
         _ws(
-            "ws4",
+            "wks4",
             cluster=other,
             linked_at="2026-11-20T00:00:00Z",
             link_ops=[{"time": "2026-11-20T00:00:00Z", "kind": "link"}],
         )
     )
     emulator.seed(seeded)
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws4"], byos=BYOS_WS1)])
-    assert [c for c in run.plan["changes"] if "ws4" in c["address"]] == []
-    deferred = [d for d in run.plan["deferred"] if "ws4" in d["address"]]
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks4"], byos=BYOS_WS1)])
+    assert [c for c in run.plan["changes"] if "wks4" in c["address"]] == []
+    deferred = [d for d in run.plan["deferred"] if "wks4" in d["address"]]
     assert deferred and all(d["rule"] == "W3" for d in deferred)
     assert all(d["not_before"] or d["depends_on"] for d in deferred)
 
@@ -323,35 +323,35 @@ def test_double_encryption_change_is_blocked(emulator: Any, plan: PlanRunner) ->
 def test_byos_query_without_opt_in_is_refused(emulator: Any, plan: PlanRunner) -> None:
     emulator.seed(estate())
     run = plan(
-        [cluster_doc(), workspace_set_doc(["ws1", "ws2"], byos={**BYOS_WS1, "ws2": {"query": STORAGE_ID}})]
+        [cluster_doc(), workspace_set_doc(["wks1", "wks2"], byos={**BYOS_WS1, "wks2": {"query": STORAGE_ID}})]
     )
-    assert [c for c in run.items("changes", "byos_link") if "ws2" in c["address"]] == []
-    refused = [b for b in run.plan["blocked"] if "ws2" in b["address"] and b["rule"] == "B2"]
+    assert [c for c in run.items("changes", "byos_link") if "wks2" in c["address"]] == []
+    refused = [b for b in run.plan["blocked"] if "wks2" in b["address"] and b["rule"] == "B2"]
     assert len(refused) == 1 and "saved search" in refused[0]["reason"].lower()
 
 
 def test_byos_query_with_opt_in_is_planned_with_a_loud_warning(emulator: Any, plan: PlanRunner) -> None:
     emulator.seed(estate())
-    byos = {**BYOS_WS1, "ws2": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws2"], byos=byos)])
-    change = run.one("changes", "byos_link", "ws2")
+    byos = {**BYOS_WS1, "wks2": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks2"], byos=byos)])
+    change = run.one("changes", "byos_link", "wks2")
     assert change["destructive"] or change["warnings"]
 
 
 def test_workspace_no_longer_named_is_not_unlinked_without_prune(emulator: Any, plan: PlanRunner) -> None:
     seeded = estate()
-    seeded["workspaces"].append(_ws("ws5", cluster=CLUSTER_ID, linked_at="2026-10-01T00:00:00Z"))
+    seeded["workspaces"].append(_ws("wks5", cluster=CLUSTER_ID, linked_at="2026-10-01T00:00:00Z"))
     emulator.seed(seeded)
     run = plan(_matching_spec())
     assert run.items("changes", "unlink") == []
-    assert "ws5" in str(run.plan["warnings"]) + str(run.plan["drift"]) + str(run.plan["blocked"])
+    assert "wks5" in str(run.plan["warnings"]) + str(run.plan["drift"]) + str(run.plan["blocked"])
 
 
 def test_workspace_linked_elsewhere_is_reported_not_moved_silently(emulator: Any, plan: PlanRunner) -> None:
     seeded = estate()
     seeded["workspaces"].append(
         _ws(
-            "ws6",
+            "wks6",
             cluster="/subscriptions/" + SUB + "/resourceGroups/rg-other/providers/"
             "Microsoft.OperationalInsights/clusters/clu09",
             linked_at="2026-09-01T00:00:00Z",
@@ -361,9 +361,9 @@ def test_workspace_linked_elsewhere_is_reported_not_moved_silently(emulator: Any
         {"subscription": SUB, "resource_group": "rg-other", "name": "clu09", "location": LOCATION}
     )
     emulator.seed(seeded)
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws6"], byos=BYOS_WS1)])
-    unlink = run.one("changes", "unlink", "ws6")
-    link = run.one("changes", "link", "ws6")
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks6"], byos=BYOS_WS1)])
+    unlink = run.one("changes", "unlink", "wks6")
+    link = run.one("changes", "link", "wks6")
     assert unlink["id"] in link["depends_on"]  # rule W2: unlink before relink
 
 
@@ -418,7 +418,7 @@ RequestFilter = Callable[[dict[str, Any]], bool]
 
 
 def test_a_link_someone_else_started_is_waited_for_not_repeated(emulator: Any, plan: PlanRunner) -> None:
-    """ws2's link to clu01 was started elsewhere (portal, another runner) and is still running: the plan
+    """wks2's link to clu01 was started elsewhere (portal, another runner) and is still running: the plan
     must not send a second one (rule W5: 409) and must count it against the W3 budget."""
     from controller.azure.clients import AzureClients
 
@@ -426,27 +426,27 @@ def test_a_link_someone_else_started_is_waited_for_not_repeated(emulator: Any, p
     emulator.seed(estate())
     azure = AzureClients(env=emulator.env)
     azure.loganalytics(SUB).linked_services.begin_create_or_update(
-        "rg-apps", "ws2", "cluster", {"properties": {"writeAccessResourceId": CLUSTER_ID}}, polling=False
+        "rg-apps", "wks2", "cluster", {"properties": {"writeAccessResourceId": CLUSTER_ID}}, polling=False
     )
     azure.close()
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "ws2"], byos=BYOS_WS1)])
-    assert [c for c in run.plan["changes"] if "ws2" in c["address"]] == []
-    waiting = run.one("deferred", "link", "ws2")
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "wks2"], byos=BYOS_WS1)])
+    assert [c for c in run.plan["changes"] if "wks2" in c["address"]] == []
+    waiting = run.one("deferred", "link", "wks2")
     assert waiting["rule"] == "W5"
 
 
 def test_moving_a_cluster_to_another_resource_group_is_blocked(emulator: Any, plan: PlanRunner) -> None:
     emulator.seed(estate())  # clu01 lives in rg-mon
-    run = plan([cluster_doc(resourceGroup="rg-new"), workspace_set_doc(["ws1"], byos=BYOS_WS1)])
+    run = plan([cluster_doc(resourceGroup="rg-new"), workspace_set_doc(["wks1"], byos=BYOS_WS1)])
     assert run.items("changes", "create") == [] and run.items("changes", "delete") == []
     blocked = run.one("blocked", "create", CLUSTER)
     assert blocked["rule"] == "C10" and RG in blocked["reason"] + blocked["remedy"]
-    # and ws1 is not moved off the cluster that stays where it is
-    assert [c for c in run.plan["changes"] if "ws1" in c["address"]] == []
+    # and wks1 is not moved off the cluster that stays where it is
+    assert [c for c in run.plan["changes"] if "wks1" in c["address"]] == []
 
 
 def test_cluster_never_goes_over_1000_links(emulator: Any, plan: PlanRunner) -> None:
-    """999 workspaces already on clu01 (998 the spec doesn't name, plus ws1): one more fits (W1)."""
+    """999 workspaces already on clu01 (998 the spec doesn't name, plus wks1): one more fits (W1)."""
     seeded = estate()
     seeded["workspaces"] += [
         {
@@ -458,9 +458,9 @@ def test_cluster_never_goes_over_1000_links(emulator: Any, plan: PlanRunner) -> 
         }
         for i in range(998)
     ]
-    seeded["workspaces"] += [_ws(f"n{i}") for i in range(3)]
+    seeded["workspaces"] += [_ws(f"new{i}") for i in range(3)]
     emulator.seed(seeded)
-    run = plan([cluster_doc(), workspace_set_doc(["ws1", "n0", "n1", "n2"], byos=BYOS_WS1)])
+    run = plan([cluster_doc(), workspace_set_doc(["wks1", "new0", "new1", "new2"], byos=BYOS_WS1)])
     assert len(run.items("changes", "link")) == 1
     over = [b for b in run.plan["blocked"] + run.plan["deferred"] if b["action"] == "link"]
     assert len(over) == 2 and {b["rule"] for b in over} == {"W1"}
@@ -482,7 +482,7 @@ def test_user_assigned_to_system_assigned_walks_the_documented_steps(emulator: A
     assert "key" not in identity["parameters"] and clear["id"] in identity["depends_on"]
     final_key = run.one("deferred", "set_key", CLUSTER)
     assert identity["id"] in final_key["depends_on"] and final_key["rule"] == "C7"
-    assert [c for c in run.plan["changes"] if "ws1" in c["address"]] == []  # the link stays
+    assert [c for c in run.plan["changes"] if "wks1" in c["address"]] == []  # the link stays
 
 
 def test_a_pruned_cluster_is_deleted_before_the_create_that_needs_its_slot(

@@ -398,8 +398,10 @@ CASES = [
         )
         for label, wid, fragment in [
             ("dot-dot-rg", ws("x").replace("rg-apps", ".."), "'..'"),
-            ("underscore", ws("law_1"), "workspace names are up to 63 letters, digits and hyphens"),
-            ("trailing-hyphen", ws("apps-"), "not starting or ending with a hyphen"),
+            ("underscore", ws("law_1"), "workspace names are 4-63 characters: letters, digits and hyphens"),
+            ("trailing-hyphen", ws("apps-"), "starting and ending with a letter or digit"),
+            # Azure's minimum length: the REST spec's workspace name is 4-63 characters
+            ("too-short", ws("abcd").replace("/abcd", "/law"), "name 'law' is not valid (workspace names are 4-63"),
             ("rg-trailing-dot", ws("apps").replace("rg-apps", "rg."), "not ending in '.'"),
             ("homoglyph", ws("p\u0430yments"), "U+0430 CYRILLIC SMALL LETTER A"),
             ("zero-width", ws("pay\u200bments"), "U+200B"),
@@ -415,7 +417,19 @@ CASES = [
                 f"      byos:\n        alerts: {storage('StAlerts')}\n",
             ),
         },
-        [("w.yaml", 10, "spec.workspaces[0].byos.alerts", "storage account names are up to 24 lowercase")],
+        [("w.yaml", 10, "spec.workspaces[0].byos.alerts", "storage account names are 3-24 lowercase")],
+    ),
+    Case(
+        "storage-account-too-short",
+        {
+            "c.yaml": cluster(),
+            "w.yaml": wset("apps", "cmkprod01", []).replace(
+                "  workspaces:\n",
+                f"  workspaces:\n    - id: {ws('law1')}\n"
+                f"      byos:\n        query: {storage('st')}\n",
+            ),
+        },
+        [("w.yaml", 10, "spec.workspaces[0].byos.query", "name 'st' is not valid (storage account names are 3-24")],
     ),
 ]
 

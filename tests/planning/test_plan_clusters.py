@@ -37,9 +37,9 @@ from controller.planning.plan import Action, CreateParams, KeyParams, Severity, 
 
 def test_empty_estate_builds_in_order_create_then_key_then_links() -> None:
     c = cluster()
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]), observed(workspaces=[obs_ws("ws1")]))
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]), observed(workspaces=[obs_ws("wks1")]))
     create, set_key, link = (f"create:cluster:{cpath(c)}", f"set_key:cluster:{cpath(c)}",
-                             f"link:{SUB}/rg-ws/ws1@prod1")
+                             f"link:{SUB}/rg-ws/wks1@prod1")
     assert ids_of(p.changes) == [create, set_key, link]
     assert by_id(p, set_key).depends_on == (create,)
     assert set(by_id(p, link).depends_on) == {create, set_key}
@@ -245,11 +245,11 @@ def test_reserved_name_defers_create_until_14_days_after_deletion() -> None:
     at = NOW - timedelta(days=3)
     hist = History(cluster_deletions=(ClusterDeletion(cluster_key=ids.id_key(c.arm_id), subscription=SUB,
                                                       location=LOC, name="prod1", at=at),))
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]), observed(workspaces=[obs_ws("ws1")]),
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]), observed(workspaces=[obs_ws("wks1")]),
              history=hist)
     create = by_id(p, f"create:cluster:{cpath(c)}")
     assert create.rule == "C11" and create.not_before == at + timedelta(days=14)
-    link = by_id(p, f"link:{SUB}/rg-ws/ws1@prod1")
+    link = by_id(p, f"link:{SUB}/rg-ws/wks1@prod1")
     assert link in p.deferred and create.id in link.depends_on
     assert p.changes == ()
 
@@ -273,8 +273,8 @@ def test_resource_group_move_is_blocked_c10() -> None:
 @pytest.mark.parametrize("state", ["Creating", "Updating", "ProvisioningAccount", "Deleting"])
 def test_busy_cluster_defers_its_updates_and_links(state: str) -> None:
     c = cluster(capacity=2000)
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
-             observed([obs_cluster(c, provisioning_state=state, capacity=1000)], [obs_ws("ws1")]))
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]),
+             observed([obs_cluster(c, provisioning_state=state, capacity=1000)], [obs_ws("wks1")]))
     assert p.changes == ()
     rules = {d.action: d.rule for d in p.deferred}
     assert rules[Action.UPDATE] == "C6"
@@ -333,8 +333,8 @@ def test_failed_cluster_is_reprovisioned_before_its_links() -> None:
     """A cluster whose create Failed gets the PUT re-issued (ARM re-drives provisioning) and the
     workspace link waits on that repair (rule W4), instead of waiting forever."""
     c = cluster()
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
-             observed([obs_cluster(c, provisioning_state="Failed")], [obs_ws("ws1")]))
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]),
+             observed([obs_cluster(c, provisioning_state="Failed")], [obs_ws("wks1")]))
     repair, link = p.changes
     assert repair.action == Action.CREATE and repair.id.endswith(":repair")
     assert repair.after is not None and repair.after["provisioning_state"] == "Succeeded"
@@ -345,8 +345,8 @@ def test_failed_cluster_is_reprovisioned_before_its_links() -> None:
 def test_busy_cluster_is_not_repaired_twice() -> None:
     """While the re-provisioning runs (Creating), nothing is re-issued and the link waits (C6, W4)."""
     c = cluster()
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
-             observed([obs_cluster(c, provisioning_state="Creating")], [obs_ws("ws1")]))
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]),
+             observed([obs_cluster(c, provisioning_state="Creating")], [obs_ws("wks1")]))
     assert p.changes == ()
     (d,) = p.deferred
     assert d.action == Action.LINK and d.rule == "W4"

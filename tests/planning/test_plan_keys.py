@@ -70,11 +70,11 @@ def test_cluster_on_a_deleted_version_with_unchanged_spec_is_critical_drift() ->
 def test_bad_key_blocks_set_key_and_defers_links(key: object, vault: object, rule: str, words: str) -> None:
     from plan_builders import obs_ws, ws_id, wsset
     c = cluster(version=V1)
-    p = plan(desired([c], [wsset("t", "prod1", [ws_id("ws1")])]),
-             observed([], [obs_ws("ws1")], key=key, vault=vault))  # type: ignore[arg-type]
+    p = plan(desired([c], [wsset("t", "prod1", [ws_id("wks1")])]),
+             observed([], [obs_ws("wks1")], key=key, vault=vault))  # type: ignore[arg-type]
     b = by_id(p, f"set_key:cluster:{cpath(c)}")
     assert b in p.blocked and b.rule == rule and words in b.reason
-    link = by_id(p, "link:00000000-0000-0000-0000-000000000001/rg-ws/ws1@prod1")
+    link = by_id(p, "link:00000000-0000-0000-0000-000000000001/rg-ws/wks1@prod1")
     assert link in p.deferred and b.id in link.depends_on  # never link a cluster without its key (W4)
     assert [ch.action for ch in p.changes] == [Action.CREATE]
 

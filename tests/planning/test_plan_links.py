@@ -46,8 +46,8 @@ def _ops(ws: str, *days_ago: int) -> History:
     ],
 )
 def test_new_link_respects_the_w3_window(days_ago: tuple[int, ...], expect_deferred_until: object) -> None:
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A)], [obs_ws("ws1")]), history=_ops("ws1", *days_ago))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A)], [obs_ws("wks1")]), history=_ops("wks1", *days_ago))
     if expect_deferred_until is None:
         assert [c.action for c in p.changes] == [Action.LINK]
     else:
@@ -57,84 +57,84 @@ def test_new_link_respects_the_w3_window(days_ago: tuple[int, ...], expect_defer
 
 
 def test_move_is_unlink_then_link_when_two_operations_fit() -> None:
-    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("ws1")])]),
-             observed([obs_cluster(A), obs_cluster(B)], [obs_ws("ws1", cluster_id=A.arm_id)]))
-    unlink, link = f"unlink:{SUB}/rg-ws/ws1@clA", f"link:{SUB}/rg-ws/ws1@clB"
+    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("wks1")])]),
+             observed([obs_cluster(A), obs_cluster(B)], [obs_ws("wks1", cluster_id=A.arm_id)]))
+    unlink, link = f"unlink:{SUB}/rg-ws/wks1@clA", f"link:{SUB}/rg-ws/wks1@clB"
     assert ids_of(p.changes) == [unlink, link]
     assert unlink in by_id(p, link).depends_on
-    assert by_id(p, unlink).parameters == UnlinkParams(workspace_id=ws_id("ws1"), cluster_id=A.arm_id)
+    assert by_id(p, unlink).parameters == UnlinkParams(workspace_id=ws_id("wks1"), cluster_id=A.arm_id)
     assert by_id(p, unlink).cluster_id == A.arm_id and by_id(p, link).cluster_id == B.arm_id
 
 
 def test_move_that_cannot_finish_is_not_started() -> None:
     # one op 10 days ago: an unlink would fit, its relink would not -> both wait (W3, W6)
-    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("ws1")])]),
-             observed([obs_cluster(A), obs_cluster(B)], [obs_ws("ws1", cluster_id=A.arm_id)]),
-             history=_ops("ws1", 10))
+    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("wks1")])]),
+             observed([obs_cluster(A), obs_cluster(B)], [obs_ws("wks1", cluster_id=A.arm_id)]),
+             history=_ops("wks1", 10))
     assert p.changes == ()
     assert {d.action for d in p.deferred} == {Action.LINK, Action.UNLINK}
     assert all(d.rule == "W3" and d.not_before == NOW + timedelta(days=20) for d in p.deferred)
 
 
 def test_associate_date_counts_as_a_link_operation() -> None:
-    live_a = obs_cluster(A, associated_workspaces={ids.id_key(ws_id("ws1")): NOW - timedelta(days=5)})
-    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("ws1")])]),
-             observed([live_a, obs_cluster(B)], [obs_ws("ws1", cluster_id=A.arm_id)]))
+    live_a = obs_cluster(A, associated_workspaces={ids.id_key(ws_id("wks1")): NOW - timedelta(days=5)})
+    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("wks1")])]),
+             observed([live_a, obs_cluster(B)], [obs_ws("wks1", cluster_id=A.arm_id)]))
     assert p.changes == ()
     assert {d.not_before for d in p.deferred} == {NOW + timedelta(days=25)}
 
 
 def test_journal_and_associate_date_of_the_same_link_count_once() -> None:
     at = NOW - timedelta(days=5)
-    live_a = obs_cluster(A, associated_workspaces={ids.id_key(ws_id("ws1")): at})
-    hist = History(link_operations=(LinkOperation(workspace_key=ids.id_key(ws_id("ws1")), kind="link",
+    live_a = obs_cluster(A, associated_workspaces={ids.id_key(ws_id("wks1")): at})
+    hist = History(link_operations=(LinkOperation(workspace_key=ids.id_key(ws_id("wks1")), kind="link",
                                                   at=at + timedelta(minutes=3)),))
     # one op used -> a further single link (to a cluster it's not on) would fit; a move (2) doesn't
-    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("ws1")])]),
-             observed([live_a, obs_cluster(B)], [obs_ws("ws1", cluster_id=A.arm_id)]), history=hist)
+    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("wks1")])]),
+             observed([live_a, obs_cluster(B)], [obs_ws("wks1", cluster_id=A.arm_id)]), history=hist)
     assert {d.not_before for d in p.deferred} == {at + timedelta(days=30)}
 
 
 def test_move_waits_for_a_target_cluster_still_being_created() -> None:
-    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("ws1")])]),
+    p = plan(desired([A, B], [wsset("t", "clB", [ws_id("wks1")])]),
              observed([obs_cluster(A), obs_cluster(B, provisioning_state="Creating")],
-                      [obs_ws("ws1", cluster_id=A.arm_id)]))
+                      [obs_ws("wks1", cluster_id=A.arm_id)]))
     assert p.changes == ()
     assert {(d.action, d.rule) for d in p.deferred} == {(Action.UNLINK, "W4"), (Action.LINK, "W4")}
 
 
 def test_links_wait_for_a_key_update_in_progress() -> None:
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A, provisioning_state="Updating")], [obs_ws("ws1")]))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A, provisioning_state="Updating")], [obs_ws("wks1")]))
     (d,) = p.deferred
     assert d.rule == "W4" and d.not_before is None and "Updating" in d.reason
 
 
 def test_link_in_progress_is_deferred_not_reissued() -> None:
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A)], [obs_ws("ws1", link_state="Updating")]))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A)], [obs_ws("wks1", link_state="Updating")]))
     (d,) = p.deferred
     assert d.rule == "W5" and d.action == Action.LINK
 
 
 def test_link_operation_of_ours_in_flight_is_deferred() -> None:
     from controller.model.history import InFlightOperation
-    hist = History(in_flight=(InFlightOperation(op_id="link:x", action="link", target=ws_id("ws1").upper(),
+    hist = History(in_flight=(InFlightOperation(op_id="link:x", action="link", target=ws_id("wks1").upper(),
                                                 status_url=None, started=NOW),))
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A)], [obs_ws("ws1")]), history=hist)
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A)], [obs_ws("wks1")]), history=hist)
     assert p.changes == () and [d.rule for d in p.deferred] == ["W5"]
 
 
 def test_location_spelling_does_not_matter() -> None:
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A, location="West Europe")], [obs_ws("ws1", location="West Europe")]))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A, location="West Europe")], [obs_ws("wks1", location="West Europe")]))
     assert [c.action for c in p.changes] == [Action.LINK] and p.blocked == ()
 
 
 def test_workspace_in_another_region_is_blocked_c8() -> None:
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("ws1")])]),
-             observed([obs_cluster(A)], [obs_ws("ws1", location="northeurope")]))
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wks1")])]),
+             observed([obs_cluster(A)], [obs_ws("wks1", location="northeurope")]))
     (b,) = p.blocked
     assert b.rule == "C8" and "northeurope" in b.reason
 
@@ -148,40 +148,40 @@ def test_missing_workspace_is_blocked() -> None:
 def test_link_to_a_cluster_that_is_full_is_blocked_w1() -> None:
     limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
                                "workspaces_per_cluster": 2})
-    live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("w2", cluster_id=A.arm_id), obs_ws("w3")]
-    p = plan(desired([A], [wsset("t", "clA", [ws_id("w1"), ws_id("w2"), ws_id("w3")])]),
+    live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("wsp2", cluster_id=A.arm_id), obs_ws("wsp3")]
+    p = plan(desired([A], [wsset("t", "clA", [ws_id("wsp1"), ws_id("wsp2"), ws_id("wsp3")])]),
              observed([obs_cluster(A)], live), limits=limits)
     (b,) = p.blocked
-    assert b.rule == "W1" and "w3" in b.id
+    assert b.rule == "W1" and "wsp3" in b.id
 
 
 def test_links_into_a_full_cluster_wait_for_the_unlinks_out_of_it() -> None:
     limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
                                "workspaces_per_cluster": 2})
-    live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("w2", cluster_id=A.arm_id), obs_ws("w3")]
-    d = desired([A, B], [wsset("a", "clA", [ws_id("w1"), ws_id("w3")]), wsset("b", "clB", [ws_id("w2")])])
+    live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("wsp2", cluster_id=A.arm_id), obs_ws("wsp3")]
+    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]), wsset("b", "clB", [ws_id("wsp2")])])
     p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits)
-    unlink = f"unlink:{SUB}/rg-ws/w2@clA"
-    assert unlink in by_id(p, f"link:{SUB}/rg-ws/w3@clA").depends_on
+    unlink = f"unlink:{SUB}/rg-ws/wsp2@clA"
+    assert unlink in by_id(p, f"link:{SUB}/rg-ws/wsp3@clA").depends_on
     assert p.blocked == ()
 
 
 def test_links_into_a_full_cluster_wait_while_the_unlinks_out_are_deferred() -> None:
     limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
                                "workspaces_per_cluster": 2})
-    live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("w2", cluster_id=A.arm_id), obs_ws("w3")]
-    d = desired([A, B], [wsset("a", "clA", [ws_id("w1"), ws_id("w3")]), wsset("b", "clB", [ws_id("w2")])])
-    # w2 can't move out yet (W3: two ops in the window), so w3 can't come in yet (W1)
-    p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits, history=_ops("w2", 3, 2))
+    live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("wsp2", cluster_id=A.arm_id), obs_ws("wsp3")]
+    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]), wsset("b", "clB", [ws_id("wsp2")])])
+    # wsp2 can't move out yet (W3: two ops in the window), so wsp3 can't come in yet (W1)
+    p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits, history=_ops("wsp2", 3, 2))
     assert p.changes == ()
     rules = {x.id: x.rule for x in p.deferred}
-    assert rules == {f"unlink:{SUB}/rg-ws/w2@clA": "W3", f"link:{SUB}/rg-ws/w2@clB": "W3",
-                     f"link:{SUB}/rg-ws/w3@clA": "W1"}
+    assert rules == {f"unlink:{SUB}/rg-ws/wsp2@clA": "W3", f"link:{SUB}/rg-ws/wsp2@clB": "W3",
+                     f"link:{SUB}/rg-ws/wsp3@clA": "W1"}
 
 
 def test_prune_unlinks_only_with_opt_in() -> None:
-    live = [obs_ws("w1", cluster_id=A.arm_id), obs_ws("stray", cluster_id=A.arm_id)]
-    d_args = ([A], [wsset("a", "clA", [ws_id("w1")])])
+    live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("stray", cluster_id=A.arm_id)]
+    d_args = ([A], [wsset("a", "clA", [ws_id("wsp1")])])
     p = plan(desired(*d_args), observed([obs_cluster(A)], live))
     assert p.changes == ()
     assert any(w.code == "prune-disabled" and "stray" in w.message for w in p.warnings)
@@ -199,15 +199,15 @@ def test_prune_above_max_unlinks_is_blocked() -> None:
 
 
 def test_workspace_in_a_set_without_cluster_is_not_pruned() -> None:
-    live = [obs_ws("w1", cluster_id=A.arm_id)]
-    p = plan(desired([A], [wsset("byos-only", None, [ws_id("w1")])], prune={"workspaceLinks": True}),
+    live = [obs_ws("wsp1", cluster_id=A.arm_id)]
+    p = plan(desired([A], [wsset("byos-only", None, [ws_id("wsp1")])], prune={"workspaceLinks": True}),
              observed([obs_cluster(A)], live))
     assert p.changes == ()
 
 
 def test_every_link_of_a_new_cluster_waits_on_create_and_key() -> None:
     c = cluster("new1")
-    names = [f"w{i}" for i in range(5)]
+    names = [f"wsp{i}" for i in range(5)]
     p = plan(desired([c], [wsset("t", "new1", [ws_id(n) for n in names])]),
              observed([], [obs_ws(n) for n in names]))
     create, key = f"create:cluster:{cpath(c)}", f"set_key:cluster:{cpath(c)}"

@@ -46,7 +46,7 @@ from controller.planning.plan import Action, Plan
 from controller.planning.planner import make_plan
 
 LOCS = (LOC, "northeurope")
-WS = [f"w{i}" for i in range(6)]
+WS = [f"wsp{i}" for i in range(6)]
 SMALL = replace(SEED, workspaces_per_cluster=3)
 
 

@@ -28,15 +28,15 @@ def busy_plan() -> Plan:
     """Creates, a move, a C4 deferral with a date, a B2 block, an opted-in B2 warning, drift."""
     a, b, new = cluster("clA"), cluster("clB", capacity=2000), cluster("new1", location="northeurope")
     d = desired([a, b, new], [
-        wsset("t", "clB", [ws_id("ws1"), ws_id("ws2")]),
-        wsset("n", "new1", [ws_id("ws4")]),
-        wsset("u", None, [{"id": ws_id("ws3"), "byos": {"query": storage_id("st")}},
-                          {"id": ws_id("ws5"),
-                           "byos": {"query": storage_id("st"), "allowSavedSearchLoss": True}}]),
+        wsset("t", "clB", [ws_id("wks1"), ws_id("wks2")]),
+        wsset("n", "new1", [ws_id("wks4")]),
+        wsset("u", None, [{"id": ws_id("wks3"), "byos": {"query": storage_id("stquery")}},
+                          {"id": ws_id("wks5"),
+                           "byos": {"query": storage_id("stquery"), "allowSavedSearchLoss": True}}]),
     ])
     o = observed([obs_cluster(a), obs_cluster(b, capacity=3000, last_sku_update=NOW - timedelta(days=2))],
-                 [obs_ws("ws1", cluster_id=a.arm_id), obs_ws("ws2"), obs_ws("ws3", byos_read=True),
-                  obs_ws("ws4", location="northeurope"), obs_ws("ws5", byos_read=True)])
+                 [obs_ws("wks1", cluster_id=a.arm_id), obs_ws("wks2"), obs_ws("wks3", byos_read=True),
+                  obs_ws("wks4", location="northeurope"), obs_ws("wks5", byos_read=True)])
     return plan(d, o)
 
 

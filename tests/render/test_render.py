@@ -93,7 +93,7 @@ def test_text_reads_like_terraform() -> None:
     lines = out.splitlines()
     assert "Plan: 2 to add, 0 to change, 0 to destroy, 3 links, 2 deferred, 2 blocked." in lines
     assert any(ln.lstrip().startswith("+") and "create" in ln and "cluster.new1" in ln for ln in lines)
-    assert any(ln.lstrip().startswith("-") and "unlink" in ln and "workspace.ws1" in ln for ln in lines)
+    assert any(ln.lstrip().startswith("-") and "unlink" in ln and "workspace.wks1" in ln for ln in lines)
     assert "[C4] not before 2026-12-29T06:00Z" in out
     assert "[B2]" in out and "remedy: export the saved searches" in out
     assert "CRITICAL [B2]" in out  # opted-in Query BYOS still shouts

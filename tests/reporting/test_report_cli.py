@@ -8,7 +8,7 @@ from typing import Any
 from report_runner import ReportRunner
 from tests_azure_support import cluster_doc, estate, workspace_set_doc
 
-SPEC = [cluster_doc(), workspace_set_doc(["ws1", "ws2"])]
+SPEC = [cluster_doc(), workspace_set_doc(["wks1", "wks2"])]
 
 
 def test_markdown_goes_to_stdout_with_findings_and_calendar(emulator: Any, report: ReportRunner) -> None:
@@ -16,7 +16,7 @@ def test_markdown_goes_to_stdout_with_findings_and_calendar(emulator: Any, repor
     run = report(SPEC, fmt="markdown")
     assert run.exit_code == 0, run.stderr
     assert run.stdout.startswith("## Encryption coverage, 2026-11-30")
-    assert "| WARNING | ws2 | expected on cluster clu01 but not linked" in run.stdout
+    assert "| WARNING | wks2 | expected on cluster clu01 but not linked" in run.stdout
     assert "| 2026-12-16 | capacity-lock-ends | clu01 |" in run.stdout
 
 

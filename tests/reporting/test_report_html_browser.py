@@ -46,7 +46,7 @@ def test_html_report_renders_offline_in_chromium_and_shows_the_calendar(
     ]}]
     emulator.seed(doc)
     page = tmp_path / "report.html"
-    run = report([cluster_doc(), workspace_set_doc(["ws1", "ws2"])], fmt="html", extra=["--out", str(page)])
+    run = report([cluster_doc(), workspace_set_doc(["wks1", "wks2"])], fmt="html", extra=["--out", str(page)])
     assert run.exit_code == 0, run.stderr
     html = page.read_text(encoding="utf-8")
     # self-contained: nothing to fetch (no src/href, no <script>), and the CSP forbids it anyway
@@ -60,7 +60,7 @@ def test_html_report_renders_offline_in_chromium_and_shows_the_calendar(
     assert shown.dom.count('class="event"') == 4
     for date in ("2026-12-10", "2026-12-16", "2026-12-20"):
         assert date in shown.dom
-    assert "ws2" in shown.dom and "NOT protected" in shown.dom
+    assert "wks2" in shown.dom and "NOT protected" in shown.dom
 
     image = read_png(shown.png)
     assert (image.width, image.height) == (1400, 1100)

@@ -48,9 +48,9 @@ def _codes(r: Report) -> list[tuple[str, str, str]]:
 def test_identity_none_is_critical_and_leaves_its_workspaces_unprotected() -> None:
     c = cluster(identity="None", revocation=True, version=None)
     oc = obs_cluster(c, identity_type="None", principal_id=None, associated_workspaces={
-        ids.id_key(ws_id("w1")): NOW - timedelta(days=3)})
-    r = _report(desired([c], [wsset("s", "prod1", [ws_id("w1")])]),
-                observed([oc], [obs_ws("w1", cluster_id=c.arm_id)]))
+        ids.id_key(ws_id("wsp1")): NOW - timedelta(days=3)})
+    r = _report(desired([c], [wsset("s", "prod1", [ws_id("wsp1")])]),
+                observed([oc], [obs_ws("wsp1", cluster_id=c.arm_id)]))
     assert ("critical", "identity-none", "prod1") in _codes(r)
     assert r.findings[0].rule == "C12"
     assert r.workspaces[0].cmk_protected is False and r.counts.workspaces_expected_not_protected == 1
@@ -84,24 +84,24 @@ def test_versionless_key_follows_the_newest_enabled_version() -> None:
 
 def test_workspace_linked_to_another_cluster_names_it() -> None:
     c, other = cluster("prod1"), cluster("other2")
-    r = _report(desired([c], [wsset("s", "prod1", [ws_id("w1")])]),
-                observed([obs_cluster(c), obs_cluster(other)], [obs_ws("w1", cluster_id=other.arm_id)]))
+    r = _report(desired([c], [wsset("s", "prod1", [ws_id("wsp1")])]),
+                observed([obs_cluster(c), obs_cluster(other)], [obs_ws("wsp1", cluster_id=other.arm_id)]))
     [finding] = [f for f in r.findings if f.code == "not-protected"]
-    assert "linked to other2" in finding.message and finding.subject == "w1"
+    assert "linked to other2" in finding.message and finding.subject == "wsp1"
     # it is on a CMK cluster, just not the declared one
     assert r.workspaces[0].cmk_protected is True and r.workspaces[0].linked_cluster == other.arm_id
 
 
 def test_linked_since_falls_back_to_the_journal_without_associate_date() -> None:
     c = cluster()
-    w, ck = ids.id_key(ws_id("w1")), ids.id_key(c.arm_id)
+    w, ck = ids.id_key(ws_id("wsp1")), ids.id_key(c.arm_id)
     history = History(link_operations=(
         LinkOperation(workspace_key=w, kind="link", at=NOW - timedelta(days=40), cluster_key=ck),
         LinkOperation(workspace_key=w, kind="unlink", at=NOW - timedelta(days=20)),
         LinkOperation(workspace_key=w, kind="link", at=NOW - timedelta(days=5), cluster_key=ck),
     ))
-    r = _report(desired([c], [wsset("s", "prod1", [ws_id("w1")])]),
-                observed([obs_cluster(c)], [obs_ws("w1", cluster_id=c.arm_id)]), history)
+    r = _report(desired([c], [wsset("s", "prod1", [ws_id("wsp1")])]),
+                observed([obs_cluster(c)], [obs_ws("wsp1", cluster_id=c.arm_id)]), history)
     ws = r.workspaces[0]
     assert ws.linked_since == NOW - timedelta(days=5) and ws.linked_since_source == "journal"
     assert ws.cmk_since == ws.linked_since
@@ -119,7 +119,7 @@ def test_soft_deleted_cluster_name_release_is_on_the_calendar() -> None:
 
 def test_cluster_declared_but_missing_is_reported_without_protection() -> None:
     c = cluster()
-    r = _report(desired([c], [wsset("s", "prod1", [ws_id("w1")])]), observed([], [obs_ws("w1")]))
+    r = _report(desired([c], [wsset("s", "prod1", [ws_id("wsp1")])]), observed([], [obs_ws("wsp1")]))
     assert r.clusters[0].exists is False
     assert ("info", "cluster-missing", "prod1") in _codes(r)
     assert r.counts.workspaces_cmk_protected == 0 and r.counts.workspaces_expected_not_protected == 1
@@ -130,19 +130,19 @@ def test_metrics_are_the_report_counts_and_omit_an_unknown_expiry() -> None:
     expiring = ObservedKey(vault_uri=good_key().vault_uri, name="cmk", exists=True, current_version=V1,
                            versions=(KeyVersion(V1, True, NOW - timedelta(days=9), NOW + timedelta(days=3),
                                                 None),), recovery_level="Recoverable")
-    d = desired([c], [wsset("s", "prod1", [ws_id("w1"), ws_id("w2")])])
-    linked = obs_cluster(c, associated_workspaces={ids.id_key(ws_id("w1")): NOW})
-    o = observed([linked], [obs_ws("w1", cluster_id=c.arm_id), obs_ws("w2")], key=expiring)
+    d = desired([c], [wsset("s", "prod1", [ws_id("wsp1"), ws_id("wsp2")])])
+    linked = obs_cluster(c, associated_workspaces={ids.id_key(ws_id("wsp1")): NOW})
+    o = observed([linked], [obs_ws("wsp1", cluster_id=c.arm_id), obs_ws("wsp2")], key=expiring)
     m = report_metrics(_report(d, o))
     assert m["cmk_workspaces_not_protected"] == 1 and m["cmk_workspaces_protected"] == 1
     assert m["cmk_key_expiry_days_min"] == 3.0
-    no_expiry = report_metrics(_report(d, observed([linked], [obs_ws("w1", cluster_id=c.arm_id)])))
+    no_expiry = report_metrics(_report(d, observed([linked], [obs_ws("wsp1", cluster_id=c.arm_id)])))
     assert "cmk_key_expiry_days_min" not in no_expiry
 
 
 def test_html_escapes_names_from_azure_and_stays_self_contained() -> None:
     c = cluster()
-    hostile = replace(obs_ws("w1", cluster_id=c.arm_id), id=ws_id("w1") + "<img src=x onerror=alert(1)>")
+    hostile = replace(obs_ws("wsp1", cluster_id=c.arm_id), id=ws_id("wsp1") + "<img src=x onerror=alert(1)>")
     r = _report(desired([c]), observed([obs_cluster(c)], [hostile]))
     page = to_html(r)
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -152,11 +152,11 @@ def test_html_escapes_names_from_azure_and_stays_self_contained() -> None:
 def test_timeline_is_capped_and_the_table_keeps_every_event() -> None:
     c = cluster()
     many = tuple(
-        LinkOperation(workspace_key=ids.id_key(ws_id(f"w{i}")), kind="link",
+        LinkOperation(workspace_key=ids.id_key(ws_id(f"wsp{i}")), kind="link",
                       at=NOW - timedelta(days=1, minutes=i))
         for i in range(TIMELINE_MAX_ROWS + 5)
     )
-    r = _report(desired([c]), observed([obs_cluster(c)], [obs_ws(f"w{i}", cluster_id=c.arm_id)
+    r = _report(desired([c]), observed([obs_cluster(c)], [obs_ws(f"wsp{i}", cluster_id=c.arm_id)
                                                           for i in range(TIMELINE_MAX_ROWS + 5)]),
                 History(link_operations=many))
     assert len(r.calendar) == TIMELINE_MAX_ROWS + 5
@@ -166,11 +166,11 @@ def test_timeline_is_capped_and_the_table_keeps_every_event() -> None:
 
 def test_text_markdown_and_json_say_the_same_thing() -> None:
     c = cluster(version=V1)
-    d = desired([c], [wsset("s", "prod1", [ws_id("w1")])])
-    r = _report(d, observed([obs_cluster(c)], [obs_ws("w1")], vault=good_vault(PRINCIPAL)))
+    d = desired([c], [wsset("s", "prod1", [ws_id("wsp1")])])
+    r = _report(d, observed([obs_cluster(c)], [obs_ws("wsp1")], vault=good_vault(PRINCIPAL)))
     text, md = to_text(r), to_markdown(r)
     assert "0 of 1 workspaces CMK-protected, 1 expected but not" in text
-    assert "| WARNING | w1 | expected on cluster prod1 but not linked" in md
+    assert "| WARNING | wsp1 | expected on cluster prod1 but not linked" in md
     assert "NOT protected" in text and "NOT protected" in md
     back = Report.model_validate(json.loads(to_json(r)))
     assert back == r
