@@ -159,7 +159,8 @@ def test_links_into_a_full_cluster_wait_for_the_unlinks_out_of_it() -> None:
     limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
                                "workspaces_per_cluster": 2})
     live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("wsp2", cluster_id=A.arm_id), obs_ws("wsp3")]
-    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]), wsset("b", "clB", [ws_id("wsp2")])])
+    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]),
+                         wsset("b", "clB", [ws_id("wsp2")])])
     p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits)
     unlink = f"unlink:{SUB}/rg-ws/wsp2@clA"
     assert unlink in by_id(p, f"link:{SUB}/rg-ws/wsp3@clA").depends_on
@@ -170,9 +171,11 @@ def test_links_into_a_full_cluster_wait_while_the_unlinks_out_are_deferred() -> 
     limits = SEED.__class__(**{**{f: getattr(SEED, f) for f in SEED.__dataclass_fields__},
                                "workspaces_per_cluster": 2})
     live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("wsp2", cluster_id=A.arm_id), obs_ws("wsp3")]
-    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]), wsset("b", "clB", [ws_id("wsp2")])])
+    d = desired([A, B], [wsset("a", "clA", [ws_id("wsp1"), ws_id("wsp3")]),
+                         wsset("b", "clB", [ws_id("wsp2")])])
     # wsp2 can't move out yet (W3: two ops in the window), so wsp3 can't come in yet (W1)
-    p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits, history=_ops("wsp2", 3, 2))
+    p = plan(d, observed([obs_cluster(A), obs_cluster(B)], live), limits=limits,
+             history=_ops("wsp2", 3, 2))
     assert p.changes == ()
     rules = {x.id: x.rule for x in p.deferred}
     assert rules == {f"unlink:{SUB}/rg-ws/wsp2@clA": "W3", f"link:{SUB}/rg-ws/wsp2@clB": "W3",
