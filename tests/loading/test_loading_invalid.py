@@ -401,7 +401,7 @@ CASES = [
             ("underscore", ws("law_1"), "workspace names are 4-63 characters: letters, digits and hyphens"),
             ("trailing-hyphen", ws("apps-"), "starting and ending with a letter or digit"),
             # Azure's minimum length: the REST spec's workspace name is 4-63 characters
-            ("too-short", ws("abcd").replace("/abcd", "/law"), "'law' is not valid (workspace names are 4-63"),
+            ("too-short", ws("abcd").replace("/abcd", "/law"), "'law' is not valid (workspace names are 4"),
             ("rg-trailing-dot", ws("apps").replace("rg-apps", "rg."), "not ending in '.'"),
             ("homoglyph", ws("p\u0430yments"), "U+0430 CYRILLIC SMALL LETTER A"),
             ("zero-width", ws("pay\u200bments"), "U+200B"),
