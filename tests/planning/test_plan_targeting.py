@@ -64,14 +64,14 @@ def test_a_workspace_target_brings_its_clusters_create_and_leaves_the_rest_out()
     """A link needs its cluster (W4): targeting one workspace of a new cluster plans the cluster's
     create and key, that link, and names the other link as left out."""
     c = cluster("prod1", identity="UserAssigned", granted=True)
-    d = desired([c], [wsset("apps", "prod1", [ws_id("w1"), ws_id("w2")])])
-    o = observed([], [obs_ws("w1"), obs_ws("w2")])
+    d = desired([c], [wsset("apps", "prod1", [ws_id("wsp1"), ws_id("wsp2")])])
+    o = observed([], [obs_ws("wsp1"), obs_ws("wsp2")])
     full = plan_of(d, o)
-    cut = target_plan(full, ["workspace.w1"], desired=d)
-    assert [ch.address for ch in cut.changes if ch.action is Action.LINK] == ["workspace.w1"]
+    cut = target_plan(full, ["workspace.wsp1"], desired=d)
+    assert [ch.address for ch in cut.changes if ch.action is Action.LINK] == ["workspace.wsp1"]
     assert {ch.action for ch in cut.changes if ch.address == "cluster.prod1"} >= {Action.CREATE}
     assert cut.targeting is not None
-    assert [(x.action, x.address) for x in cut.targeting.left_out] == [(Action.LINK, "workspace.w2")]
+    assert [(x.action, x.address) for x in cut.targeting.left_out] == [(Action.LINK, "workspace.wsp2")]
 
 
 def test_an_in_sync_resource_is_a_valid_target_with_nothing_to_do() -> None:
