@@ -408,8 +408,9 @@ _RULES: tuple[RuleInfo, ...] = (
         "after stays queryable.",
         seed=None,
         cmkctl="Plans warn on every unlink (prune and moves), and a move's unlink waits with its link "
-        "so a workspace is not left on Microsoft keys. `report` lists workspaces the spec puts on a "
-        "cluster that are not linked.",
+        "so a workspace is not left on Microsoft keys. Prune unlinks only links cmkctl made (its "
+        "journal) or on clusters it created (the `cmkctl-scope` tag); other links are reported, never "
+        "unlinked. `report` lists workspaces the spec puts on a cluster that are not linked.",
         enforced_in=("controller/planning/kinds/workspace_link.py", "controller/reporting/build.py"),
         sources=(_CMK_DOC,),
     ),

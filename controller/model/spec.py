@@ -322,7 +322,8 @@ class Prune(_Strict):
     workspace_links: bool = Field(
         default=False,
         alias="workspaceLinks",
-        description="Unlink workspaces from managed clusters when the spec does not name them (W3, W6)",
+        description="Unlink workspaces from managed clusters when the spec does not name them and the "
+        "link is ours: cmkctl linked it (journal) or created the cluster (cmkctl-scope tag) (W3, W6)",
     )
     max_unlinks: int = Field(
         default=50,

@@ -23,8 +23,10 @@ from plan_builders import (
 )
 
 from controller.model import ids
-from controller.model.history import History, LinkOperation
+from controller.model.compare import OWNER_TAG
+from controller.model.history import AppliedResource, History, LinkOperation
 from controller.model.limits import SEED
+from controller.planning.held import workspace_record_key
 from controller.planning.plan import Action, UnlinkParams
 
 A, B = cluster("clA"), cluster("clB")
@@ -182,21 +184,61 @@ def test_links_into_a_full_cluster_wait_while_the_unlinks_out_are_deferred() -> 
                      f"link:{SUB}/rg-ws/wsp3@clA": "W1"}
 
 
+OURS = {OWNER_TAG: "default"}  # the ownership tag of a cluster this scope created (no Settings: "default")
+
+
 def test_prune_unlinks_only_with_opt_in() -> None:
     live = [obs_ws("wsp1", cluster_id=A.arm_id), obs_ws("stray", cluster_id=A.arm_id)]
     d_args = ([A], [wsset("a", "clA", [ws_id("wsp1")])])
-    p = plan(desired(*d_args), observed([obs_cluster(A)], live))
+    p = plan(desired(*d_args), observed([obs_cluster(A, tags=OURS)], live))
     assert p.changes == ()
     assert any(w.code == "prune-disabled" and "stray" in w.message for w in p.warnings)
-    p = plan(desired(*d_args, prune={"workspaceLinks": True}), observed([obs_cluster(A)], live))
+    p = plan(desired(*d_args, prune={"workspaceLinks": True}), observed([obs_cluster(A, tags=OURS)], live))
     (ch,) = p.changes
     assert ch.action == Action.UNLINK and ch.destructive and "stray" in ch.id
+
+
+def _ours_by_journal(how: str) -> History:
+    if how == "applied":  # the last apply declared the workspace on clA
+        return History(applied=(AppliedResource(key=workspace_record_key(ws_id("stray")), revision="r1",
+                                                at=NOW - timedelta(days=3),
+                                                intent={"cluster_id": ids.id_key(A.arm_id)}),))
+    return History(link_operations=(  # an apply linked it into clA
+        LinkOperation(workspace_key=ids.id_key(ws_id("stray")), kind="link", at=NOW - timedelta(days=40),
+                      cluster_key=ids.id_key(A.arm_id), source="journal"),))
+
+
+@pytest.mark.parametrize("how", ["applied", "link-operation"])
+def test_prune_unlinks_a_link_the_journal_says_cmkctl_made(how: str) -> None:
+    """Prune (W6) on a cluster cmkctl did not create: the link is ours when the journal records it."""
+    live = [obs_ws("stray", cluster_id=A.arm_id)]
+    d = desired([A], [], prune={"workspaceLinks": True})
+    p = plan(d, observed([obs_cluster(A)], live), history=_ours_by_journal(how))
+    assert [(c.action, c.address) for c in p.changes] == [(Action.UNLINK, "workspace.stray")]
+
+
+def test_prune_reports_a_foreign_link_and_never_unlinks_it() -> None:
+    """Rule W6: no journal record and a cluster without this scope's tag: reported, not unlinked. A
+    record of another cluster, or a link into another cluster, does not make this link ours."""
+    live = [obs_ws("stray", cluster_id=A.arm_id)]
+    elsewhere = History(
+        applied=(AppliedResource(key=workspace_record_key(ws_id("stray")), revision="r1", at=NOW,
+                                 intent={"cluster_id": ids.id_key(B.arm_id)}),),
+        link_operations=(LinkOperation(workspace_key=ids.id_key(ws_id("stray")), kind="link",
+                                       at=NOW - timedelta(days=40), cluster_key=ids.id_key(B.arm_id)),))
+    for tags in ({}, {OWNER_TAG: "another-scope"}):
+        d = desired([A], [], prune={"workspaceLinks": True})
+        p = plan(d, observed([obs_cluster(A, tags=tags)], live), history=elsewhere)
+        assert p.changes == () and p.blocked == () and p.deferred == ()
+        (w,) = [w for w in p.warnings if w.code == "prune-not-owned"]
+        assert w.address == "workspace.stray" and w.rule == "W6" and "leaves it linked" in w.message
+        assert any(d.address == "workspace.stray" and d.field == "cluster" for d in p.drift)
 
 
 def test_prune_above_max_unlinks_is_blocked() -> None:
     live = [obs_ws(f"s{i}", cluster_id=A.arm_id) for i in range(3)]
     d = desired([A], [], prune={"workspaceLinks": True, "maxUnlinks": 2})
-    p = plan(d, observed([obs_cluster(A)], live))
+    p = plan(d, observed([obs_cluster(A, tags=OURS)], live))
     assert p.changes == ()
     assert len(p.blocked) == 3 and {b.rule for b in p.blocked} == {"W6"}
 

@@ -146,10 +146,12 @@ def estate_for(kind: str) -> Estate:
             links_needed=1,
         )
     if kind == "unlink":  # law2 is linked but no longer named; prune.workspaceLinks opts in
+        # the cluster carries this scope's ownership tag (the Settings document "settings"): its links
+        # are ours to prune (rule W6)
         return Estate(
             {
                 **base,
-                "clusters": [_existing_cluster(key=True)],
+                "clusters": [{**_existing_cluster(key=True), "tags": {"cmkctl-scope": "settings"}}],
                 "workspaces": [_workspace("law1", linked=True), _workspace("law2", linked=True)],
             },
             with_key=True,

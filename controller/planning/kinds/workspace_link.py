@@ -13,23 +13,29 @@ Decisions:
   slots freed by unlinks out depend on them; the excess waits (deferred) when more unlinks out are
   deferred, else is blocked.
 * Prune: workspaces linked to a declared cluster but named by no WorkspaceSet are unlinked only with
-  `settings.prune.workspaceLinks`; more than `maxUnlinks` such unlinks block them all. Without the
-  opt-in they are drift and a warning. Workspaces named by a set without a cluster are left alone.
+  `settings.prune.workspaceLinks`, and only when the link is ours: cmkctl made or applied it (the
+  journal's record of the workspace, `AppliedResource` intent, or a link operation it journaled, names
+  that cluster), or the cluster carries this scope's ownership tag (`cmkctl-scope`: cmkctl created
+  it). A foreign link is drift and a `prune-not-owned` warning, never unlinked. More than `maxUnlinks`
+  prune unlinks block them all. Without the opt-in they are drift and a warning. Workspaces named by
+  a set without a cluster are left alone.
 * A declared workspace that does not exist is blocked (rule W2: there is nothing to link).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.model import ids
+from controller.model import compare, ids
 from controller.model.history import History
 from controller.model.observed import ObservedWorkspace
 from controller.model.rules import Rule
 from controller.model.spec import Cluster
 from controller.planning.budget import earliest_with_room, with_associate_dates
 from controller.planning.context import Workbench, workspace_path
+from controller.planning.held import workspace_record_key
 from controller.planning.plan import Action, Change, LinkParams, UnlinkParams
 
 _IN_PROGRESS_DONE = {None, "succeeded", "failed", "canceled"}
@@ -73,6 +79,29 @@ def _current_links(wb: Workbench) -> dict[str, str]:
     return out
 
 
+def ours(wb: Workbench) -> Callable[[str, str], bool]:
+    """(workspace id, cluster id) -> whether prune may remove that link: cmkctl made or applied it, or
+    created its cluster.
+
+    The journal says what cmkctl made: the last apply's record of the workspace (`AppliedResource`
+    intent names the cluster it declared) or a link operation it journaled into that cluster. The
+    cluster's ownership tag says what it created (`cmkctl-scope` = this spec's scope)."""
+    declared = {a.key: a.intent.get("cluster_id") for a in wb.history.applied}
+    journaled = {(op.workspace_key, op.cluster_key) for op in wb.history.link_operations
+                 if op.source == "journal" and op.kind == "link"}
+    scope = wb.desired.scope_id
+
+    def check(workspace_id: str, cluster_id: str) -> bool:
+        ws_key, cluster_key = ids.id_key(workspace_id), ids.id_key(cluster_id)
+        obs = wb.observed.clusters.get(cluster_key)
+        if obs is not None and compare.owner_scope(obs.tags) == scope:
+            return True
+        return declared.get(workspace_record_key(workspace_id)) == cluster_key or (
+            (ws_key, cluster_key) in journaled)
+
+    return check
+
+
 def plan_links(wb: Workbench) -> None:
     history = with_associate_dates(wb.history, wb.observed)
     want = wb.desired.desired_links()
@@ -104,6 +133,7 @@ def plan_links(wb: Workbench) -> None:
 
     prune = wb.desired.settings.prune
     prunes: list[_Intent] = []
+    link_is_ours = ours(wb)
     for ws_key in sorted(current):
         cur = current[ws_key]
         if ids.id_key(cur) not in managed or ws_key in entries:
@@ -116,6 +146,16 @@ def plan_links(wb: Workbench) -> None:
         if not prune.workspace_links or ws is None:
             wb.warn("prune-disabled", f"{address} is linked to {ids.ResourceId.parse(cur).name} but no "
                     "WorkspaceSet names it; set settings.prune.workspaceLinks to unlink it", address=address)
+            continue
+        if not link_is_ours(ws.id, cur):
+            # prune removes only what this scope made: a link someone else made to a cluster we did not
+            # create is reported, never unlinked (its data would silently go to Microsoft keys, W6)
+            cluster_name = ids.ResourceId.parse(cur).name
+            wb.warn("prune-not-owned",
+                    f"{address} is linked to {cluster_name} but no WorkspaceSet names it; cmkctl did not "
+                    f"make that link (no journal record) and did not create {cluster_name} "
+                    f"({compare.OWNER_TAG} is not '{wb.desired.scope_id}'), so prune leaves it linked",
+                    address=address, rule=Rule.W6)
             continue
         intent = _Intent(ws_key=ws_key, ws=ws, target=None, old_cluster_id=cur,
                          unlink_id=f"unlink:{workspace_path(ws.id)}@{ids.ResourceId.parse(cur).name}")
