@@ -36,7 +36,8 @@ def _spec(directory: Path, workspaces: tuple[str, ...]) -> Path:
          "spec": {"prune": {"workspaceLinks": True}}},
         {"apiVersion": "cmk.azure.io/v1", "kind": "Cluster", "metadata": {"name": CLUSTER},
          "spec": {"subscription": SUB, "resourceGroup": RG, "location": "westeurope", "capacity": 1000,
-                  "identity": {"type": "UserAssigned", "userAssignedIdentity": UAI, "keyAccessGranted": True}}},
+                  "identity": {"type": "UserAssigned", "userAssignedIdentity": UAI,
+                               "keyAccessGranted": True}}},
         {"apiVersion": "cmk.azure.io/v1", "kind": "WorkspaceSet", "metadata": {"name": "apps"},
          "spec": {"cluster": CLUSTER, "workspaces": [workspace_id(w) for w in workspaces]}},
     ]
