@@ -31,12 +31,16 @@ class LockScope(StrEnum):
 
 
 class Tally(StrEnum):
-    """The summary sentence's column for an action ('N to add, N to change, N to destroy, N links')."""
+    """The summary sentence's column for an action: 'N clusters to add, N to change, N to destroy;
+    N workspace links to add, N to remove; N storage links to add, N to remove'."""
 
-    ADD = "add"
-    CHANGE = "change"
-    DESTROY = "destroy"
-    LINKS = "links"
+    CLUSTER_ADD = "cluster_add"
+    CLUSTER_CHANGE = "cluster_change"
+    CLUSTER_DESTROY = "cluster_destroy"
+    LINK_ADD = "link_add"
+    LINK_REMOVE = "link_remove"
+    STORAGE_ADD = "storage_add"
+    STORAGE_REMOVE = "storage_remove"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +71,14 @@ class Action(StrEnum):
 
 
 _TRAITS: dict[Action, ActionTraits] = {
-    Action.DELETE: ActionTraits("-", 0, LockScope.CLUSTER, 60, "~1m", Tally.DESTROY),
-    Action.UNLINK: ActionTraits("-", 1, LockScope.WORKSPACE, 90 * 60, "up to 90m", Tally.LINKS),
-    Action.CREATE: ActionTraits("+", 2, LockScope.CLUSTER, 2 * 3600, "~2h", Tally.ADD),
-    Action.UPDATE: ActionTraits("~", 3, LockScope.CLUSTER, 60, "~1m", Tally.CHANGE),
-    Action.SET_KEY: ActionTraits("~", 3, LockScope.CLUSTER, 5 * 60, "a few minutes", Tally.CHANGE),
-    Action.LINK: ActionTraits("+", 4, LockScope.WORKSPACE, 90 * 60, "up to 90m", Tally.LINKS),
-    Action.BYOS_LINK: ActionTraits("+", 5, LockScope.WORKSPACE, 10, "seconds", Tally.ADD),
-    Action.BYOS_UNLINK: ActionTraits("-", 5, LockScope.WORKSPACE, 10, "seconds", Tally.DESTROY),
+    Action.DELETE: ActionTraits("-", 0, LockScope.CLUSTER, 60, "~1m", Tally.CLUSTER_DESTROY),
+    Action.UNLINK: ActionTraits("-", 1, LockScope.WORKSPACE, 90 * 60, "up to 90m", Tally.LINK_REMOVE),
+    Action.CREATE: ActionTraits("+", 2, LockScope.CLUSTER, 2 * 3600, "~2h", Tally.CLUSTER_ADD),
+    Action.UPDATE: ActionTraits("~", 3, LockScope.CLUSTER, 60, "~1m", Tally.CLUSTER_CHANGE),
+    Action.SET_KEY: ActionTraits("~", 3, LockScope.CLUSTER, 5 * 60, "a few minutes", Tally.CLUSTER_CHANGE),
+    Action.LINK: ActionTraits("+", 4, LockScope.WORKSPACE, 90 * 60, "up to 90m", Tally.LINK_ADD),
+    Action.BYOS_LINK: ActionTraits("+", 5, LockScope.WORKSPACE, 10, "seconds", Tally.STORAGE_ADD),
+    Action.BYOS_UNLINK: ActionTraits("-", 5, LockScope.WORKSPACE, 10, "seconds", Tally.STORAGE_REMOVE),
 }
 
 

@@ -6,7 +6,18 @@ pointing at the JSON artefact, never cut mid-row).
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import detail, glyph, left_out_line, short, summary_line, when
+from controller.render.common import (
+    after_text,
+    detail,
+    drift_value,
+    field_name,
+    glyph,
+    left_out_line,
+    numbered,
+    shown_drift,
+    summary_line,
+    when,
+)
 from controller.render.json_plan import redact
 
 MARKDOWN_LIMIT = 65_000
@@ -35,6 +46,8 @@ def _section(title: str, header: str, rows: list[str], budget: int) -> tuple[str
 
 def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     s = plan.summary
+    names = numbered(plan)
+    drift = shown_drift(plan)
     top: list[str] = [f"### cmkctl plan: {summary_line(plan)[6:]}", ""]
     if not plan.changes and not plan.deferred and not plan.blocked:
         top.append("**No changes.** The live estate matches the spec." if plan.targeting is None
@@ -63,7 +76,8 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
           for b in plan.blocked]),
         ("Changes", "| # | | action | address | what | after | notes |\n|---|---|---|---|---|---|---|",
          [f"| {n} | {glyph(c.action)} | {c.action.value} | `{_cell(c.address)}` | {_cell(detail(c))} | "
-          f"{_cell(', '.join(c.depends_on))} | {'**destructive** ' if c.destructive else ''}"
+          f"{_cell(after_text(c.depends_on, names, brief=True))} | "
+          f"{'**destructive** ' if c.destructive else ''}"
           f"{_cell('; '.join(c.warnings))} |" for n, c in enumerate(plan.changes, 1)]),
         ("Deferred", "| action | address | rule | not before | reason |\n|---|---|---|---|---|",
          [f"| {d.action.value} | `{_cell(d.address)}` | {d.rule} | {when(d.not_before)} | {_cell(d.reason)} |"
@@ -71,11 +85,11 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         ("Warnings", "| severity | rule | message |\n|---|---|---|",
          [f"| {w.severity.value} | {w.rule or ''} | {_cell(w.message)} |" for w in plan.warnings]),
         ("Drift", "| severity | address | field | live | spec |\n|---|---|---|---|---|",
-         [f"| {r.severity.value} | `{_cell(r.address)}` | {r.field} | {_cell(short(r.live))} | "
-          f"{_cell(short(r.desired))}"
-          f"{' (changed outside cmkctl: reported, not reverted)' if r.held else ''} |" for r in plan.drift]),
+         [f"| {r.severity.value} | `{_cell(r.address)}` | {field_name(r.field)} | "
+          f"{_cell(drift_value(r.field, r.live))} | {_cell(drift_value(r.field, r.desired))}"
+          f"{' (changed outside cmkctl: reported, not reverted)' if r.held else ''} |" for r in drift]),
     ]
-    footer = f"\n<sub>observed {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}</sub>\n"
+    footer = f"\n<sub>limits profile {plan.limits_profile}</sub>\n"
     remaining = limit - len(text) - len(footer)
     present = [sec for sec in sections if sec[2]]
     for i, (title, header, rows) in enumerate(present):

@@ -1,36 +1,56 @@
 """Terraform-like text: changes with + ~ - symbols in execution order, the summary line, then what
 waits (with dates), what is blocked (with reasons and remedies), warnings and drift.
 
-Plain text only (it goes to terminals, CI logs and files alike); no colour codes.
+Plain text only (it goes to terminals, CI logs and files alike); no colour codes. Fields are named as
+the spec's YAML names them (`doubleEncryption`) and values are written as YAML writes them (`true`,
+`null`); step ids and the observed-state hash stay in the JSON artefact. A section with nothing in it
+is left out.
 """
 
 from __future__ import annotations
 
 from controller.planning.plan import Plan, Severity
-from controller.render.common import detail, glyph, left_out_line, short, summary_line, when
+from controller.render.common import (
+    after_text,
+    detail,
+    drift_value,
+    field_name,
+    glyph,
+    left_out_line,
+    numbered,
+    shown_drift,
+    summary_line,
+    when,
+)
 from controller.render.json_plan import redact
 
 
 def to_text(plan: Plan, *, verbose: bool = True) -> str:
     out: list[str] = []
+    names = numbered(plan)
+    drift = shown_drift(plan)
     if not plan.changes and not plan.deferred and not plan.blocked:
-        out.append("No changes. The live estate matches the spec." if plan.targeting is None
-                   else "No changes for the targeted resources.")
+        if plan.targeting is not None:
+            out.append("No changes for the targeted resources.")
+        else:
+            out.append("No changes. The live estate matches the spec." if not drift else
+                       "No changes to make. Differences are listed below.")
     else:
-        out.append("cmkctl will perform these actions, in this order:")
-        out.append("")
+        if plan.changes:
+            out.append("cmkctl will perform these actions, in this order:")
+            out.append("")
         for n, ch in enumerate(plan.changes, 1):
             flag = "  [DESTRUCTIVE]" if ch.destructive else ""
             out.append(f"  {glyph(ch.action)} {n:>3}. {ch.action.value:<11} {ch.address}{flag}")
-            out.append(f"         id: {ch.id}")
             if verbose:
                 out.append(f"         {detail(ch)}")
             if ch.depends_on:
-                out.append(f"         after: {', '.join(ch.depends_on)}")
+                out.append(f"         after: {after_text(ch.depends_on, names)}")
             for note in ch.warnings:
                 out.append(f"         ! {note}")
-    out.append("")
-    out.append(summary_line(plan))
+        if plan.changes:
+            out.append("")
+        out.append(summary_line(plan))
     targeted = left_out_line(plan)
     if targeted is not None:
         out.append(targeted)
@@ -41,6 +61,8 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
             wait = f"not before {when(d.not_before)}" if d.not_before else "after the steps it waits on"
             out.append(f"  {glyph(d.action)} {d.action.value:<11} {d.address}  [{d.rule}] {wait}")
             out.append(f"         {d.reason}")
+            if d.depends_on and not d.not_before:
+                out.append(f"         after: {after_text(d.depends_on, names)}")
     if plan.blocked:
         out.append("")
         out.append("Blocked (cannot run as declared; you must act):")
@@ -55,17 +77,18 @@ def to_text(plan: Plan, *, verbose: bool = True) -> str:
             rule = f" [{w.rule}]" if w.rule else ""
             label = "CRITICAL" if w.severity == Severity.CRITICAL else w.severity.value
             out.append(f"  {label}{rule}: {w.message}")
-    if plan.drift:
+    if drift:
         out.append("")
         out.append("Drift (live differs from the spec):")
-        for dr in plan.drift:
+        for dr in drift:
             label = "CRITICAL " if dr.severity == Severity.CRITICAL else ""
             kept = (
                 " (changed outside cmkctl; reported, not reverted: settings.drift report)" if dr.held else ""
             )
             out.append(
-                f"  {label}{dr.address} {dr.field}: live {short(dr.live)} -> spec {short(dr.desired)}{kept}"
+                f"  {label}{dr.address} {field_name(dr.field)}: live {drift_value(dr.field, dr.live)} "
+                f"-> spec {drift_value(dr.field, dr.desired)}{kept}"
             )
     out.append("")
-    out.append(f"Observed state {plan.fingerprint[:19]}…, limits profile {plan.limits_profile}.")
+    out.append(f"Limits profile: {plan.limits_profile}.")
     return redact("\n".join(out)) + "\n"

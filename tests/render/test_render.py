@@ -91,7 +91,8 @@ def test_json_parameters_and_summary_are_typed_and_readable() -> None:
 def test_text_reads_like_terraform() -> None:
     out = to_text(busy_plan())
     lines = out.splitlines()
-    assert "Plan: 2 to add, 0 to change, 0 to destroy, 3 links, 2 deferred, 2 blocked." in lines
+    assert ("Plan: 1 cluster to add, 0 to change, 0 to destroy; 2 workspace links to add, 1 to remove; "
+            "1 storage link to add, 0 to remove; 2 deferred, 2 blocked.") in lines
     assert any(ln.lstrip().startswith("+") and "create" in ln and "cluster.new1" in ln for ln in lines)
     assert any(ln.lstrip().startswith("-") and "unlink" in ln and "workspace.wks1" in ln for ln in lines)
     assert "[C4] not before 2026-12-29T06:00Z" in out
@@ -105,7 +106,7 @@ def test_text_reads_like_terraform() -> None:
 def test_text_without_changes_says_so() -> None:
     out = to_text(empty_plan())
     assert out.startswith("No changes.")
-    assert "Plan: 0 to add, 0 to change, 0 to destroy, 0 links, 0 deferred, 0 blocked." in out
+    assert "Plan:" not in out and "Drift" not in out and "Warnings" not in out  # empty sections left out
 
 
 def test_markdown_puts_the_summary_and_blockers_first_and_details_collapsed() -> None:

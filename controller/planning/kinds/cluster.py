@@ -438,13 +438,14 @@ def _plan_existing(wb: Workbench, cluster: Cluster, obs: ObservedCluster) -> Non
         drift("double_encryption", spec.double_encryption, obs.double_encryption, rule=Rule.C9)
         wb.block(id=f"update:cluster:{path}:double_encryption", action=Action.UPDATE, address=address,
                  resource_id=obs.id, rule=Rule.C9,
-                 reason=f"double encryption is {obs.double_encryption} and fixed at creation",
+                 reason=f"doubleEncryption is {str(obs.double_encryption).lower()} and fixed at creation",
                  remedy=f"set doubleEncryption: {str(obs.double_encryption).lower()}, or declare a new "
                         "cluster and move the workspaces")
     if spec.availability_zones is not None and obs.availability_zones != spec.availability_zones:  # rule C9
         drift("availability_zones", spec.availability_zones, obs.availability_zones)
-        wb.warn("fixed-at-creation", f"{address}: availability zones are fixed at creation "
-                f"(live {obs.availability_zones})", address=address)
+        live_zones = "null" if obs.availability_zones is None else str(obs.availability_zones).lower()
+        wb.warn("fixed-at-creation", f"{address}: availabilityZones is fixed at creation (live "
+                f"{live_zones}, spec {str(spec.availability_zones).lower()})", address=address, rule=Rule.C9)
     if obs.provisioning_state == "Failed" and not busy:
         # A failed provisioning is repaired by re-issuing the PUT (ARM re-drives it); without this
         # step a cluster whose create failed would wait forever and its links with it (W4).
