@@ -39,8 +39,8 @@ SUMMARY = re.compile(
 
 def _estate() -> dict[str, Any]:
     """clu01 exists (Cluster billing, costCenter 4711, double encryption, zones, SKU changed 15 days
-    ago); ws2 and ws3 exist unlinked."""
-    base = estate(extra_workspaces=["ws3"])
+    ago); wks2 and wks3 exist unlinked."""
+    base = estate(extra_workspaces=["wks3"])
     base["clusters"][0].update(
         {"billing_type": "Cluster", "tags": {"costCenter": "4711"}, "double_encryption": True,
          "availability_zones": True}
@@ -50,16 +50,16 @@ def _estate() -> dict[str, Any]:
 
 def _spec(directory: Path) -> Path:
     """clu01 changes billing and tags (an update now), lowers capacity (C4: deferred), asks for no
-    double encryption and no zones (C9: blocked, warned); clu02 is new and ws2, ws3 move onto it."""
+    double encryption and no zones (C9: blocked, warned); clu02 is new and wks2, wks3 move onto it."""
     docs = [
         cluster_doc(billingType="Workspaces", tags={"costCenter": "4712"}, doubleEncryption=False,
                     availabilityZones=False, capacity=500),
         {**cluster_doc(name=NEW, resourceGroup="rg-mon2"), "metadata": {"name": NEW}},
         {"apiVersion": "cmk.azure.io/v1", "kind": "WorkspaceSet", "metadata": {"name": "apps"},
          "spec": {"cluster": CLUSTER, "workspaces": [
-             {"id": workspace_id("ws1"), "byos": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}]}},
+             {"id": workspace_id("wks1"), "byos": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}]}},
         {"apiVersion": "cmk.azure.io/v1", "kind": "WorkspaceSet", "metadata": {"name": "new"},
-         "spec": {"cluster": NEW, "workspaces": [workspace_id("ws2"), workspace_id("ws3")]}},
+         "spec": {"cluster": NEW, "workspaces": [workspace_id("wks2"), workspace_id("wks3")]}},
     ]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "spec.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
@@ -107,9 +107,9 @@ def test_plan_text_names_fields_as_the_spec_does_and_adds_up(emulator: Any, tmp_
     assert f"key: {VAULT_URI.removeprefix('https://').rstrip('/')}/keys/cmk/(versionless)" in out
     # a step waits on others by their number in the list, not by an internal id
     assert re.search(r"after: #\d+ create cluster\.clu02", out), out
-    # no drift for what does not exist yet: ws2/ws3 are linked by steps to a cluster being created
+    # no drift for what does not exist yet: wks2/wks3 are linked by steps to a cluster being created
     drift = _section(out, "Drift (live differs from the spec):")
-    assert drift and not [ln for ln in drift if "ws2" in ln or "ws3" in ln], drift
+    assert drift and not [ln for ln in drift if "ws2" in ln or "wks3" in ln], drift
 
     # the summary adds up to the numbered list and the deferred and blocked sections
     (summary,) = SUMMARY.findall(out)
@@ -139,7 +139,7 @@ def test_a_plan_with_nothing_to_do_has_no_empty_sections(emulator: Any, tmp_path
     emulator.seed(estate())
     spec = tmp_path / "spec"
     spec.mkdir()
-    workspaces = [{"id": workspace_id("ws1"), "byos": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}]
+    workspaces = [{"id": workspace_id("wks1"), "byos": {"query": STORAGE_ID, "allowSavedSearchLoss": True}}]
     sets = {"apiVersion": "cmk.azure.io/v1", "kind": "WorkspaceSet", "metadata": {"name": "a"},
             "spec": {"cluster": CLUSTER, "workspaces": workspaces}}
     docs = [cluster_doc(), sets]
