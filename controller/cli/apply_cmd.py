@@ -84,8 +84,13 @@ def confirm(plan_text: str) -> bool:
     return answer.strip() == "yes"
 
 
-def _progress() -> Progress:
-    return LiveProgress() if sys.stderr.isatty() else LineProgress()
+def _progress(clients: AzureClients) -> Progress:
+    """A live table on a TTY, plain lines with heartbeats otherwise (CI logs). Elapsed times are on
+    the clock apply runs on, Azure's (ARM's `Date`), so they agree with the journal's times."""
+    def clock() -> float:
+        return clients.service_now().timestamp()
+
+    return LiveProgress(monotonic=clock) if sys.stderr.isatty() else LineProgress(monotonic=clock)
 
 
 def run(
@@ -137,7 +142,7 @@ def run(
         command = "cmkctl apply " + shlex.join([*([planfile] if planfile else []), *files])
         lock, open_store = ref.open_writer(command=command, cloud=chosen_cloud)
         azure = azure or AzureClients(cloud=chosen_cloud)
-        progress = _progress()
+        progress = _progress(azure)
         session = ApplySession(
             lock, open_store, clients=azure, settings=settings, parallelism=parallelism, progress=progress
         )

@@ -50,3 +50,37 @@ def test_live_view_lists_running_operations_with_elapsed_time() -> None:
 
 def test_human_durations() -> None:
     assert [human(s) for s in (5, 61, 3600, 7260)] == ["5s", "1m", "1h00m", "2h01m"]
+
+
+def test_plain_lines_say_a_long_step_is_still_running_at_growing_intervals() -> None:
+    """Scenario: a CI log of a 2-hour create: a heartbeat every 10 s in the first minute, every minute
+    up to 10 minutes, then every 5 minutes; a check between two due times prints nothing."""
+    lines: list[str] = []
+    clock = FakeClock()
+    progress = LineProgress(out=lines.append, monotonic=clock, heartbeat=None)
+    progress.step_started("c", "cluster.prod-weu: create", 7200, "~2h")
+    for t in range(0, 2 * 3600, 5):
+        clock.t = t
+        progress.heartbeat()
+    beats = [ln for ln in lines if "still running" in ln]
+    assert beats[:2] == [
+        "cluster.prod-weu: create: still running [10s elapsed, usually ~2h]",
+        "cluster.prod-weu: create: still running [20s elapsed, usually ~2h]",
+    ]
+    elapsed = [ln.split("[")[1].split(" elapsed")[0] for ln in beats]
+    assert elapsed[4:7] == ["50s", "1m", "2m"]
+    assert elapsed[13:16] == ["9m", "10m", "15m"]
+    assert elapsed[-1] == "1h55m" and len(beats) == 5 + 10 + 21
+
+
+def test_many_steps_due_at_once_are_one_heartbeat_line() -> None:
+    """Scenario: 400 links running side by side: one line names how many, not 400 lines."""
+    lines: list[str] = []
+    clock = FakeClock()
+    progress = LineProgress(out=lines.append, monotonic=clock, heartbeat=None)
+    for i in range(400):
+        progress.step_started(f"l{i}", f"workspace.ws{i}: link", 5400, "up to 90m")
+    lines.clear()
+    clock.t = 11
+    progress.heartbeat()
+    assert lines == ["still running: 400 operations (400 link); longest: workspace.ws0: link [11s elapsed]"]
