@@ -124,6 +124,8 @@ def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
 
 
 def _dedupe_workspace(ops: list[LinkOperation]) -> list[LinkOperation]:
+    if len(ops) == 1:  # most workspaces of a fleet: one link, one witness of it; nothing to match
+        return list(ops)
     ops = sorted(set(ops), key=lambda o: (o.at, o.kind, o.source, o.op_id or "", o.request_id or ""))
     kept: dict[str, LinkOperation] = {}
     for op in ops:

@@ -114,9 +114,12 @@ class ObservedVault:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ObservedState:
-    """What the planner sees. `complete` is False when some part could not be read."""
+    """What the planner sees. `complete` is False when some part could not be read.
+
+    Weak-referenceable: the planner's resource digests are computed once per state
+    (controller/planning/fingerprint.py)."""
 
     subscriptions: tuple[str, ...]
     clusters: dict[str, ObservedCluster]  # id_key -> cluster

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import threading
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +33,9 @@ def _canon(value: Any) -> Any:
     # Scalars first and field names cached per class: 80,000 resources in a 40,000-workspace fleet.
     if isinstance(value, _SCALARS):
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _canon(getattr(value, name)) for name in _field_names(type(value))}
+    names = _FIELDS.get(type(value))
+    if names is not None or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return {name: _canon(getattr(value, name)) for name in names or _field_names(type(value))}
     if isinstance(value, dict):
         return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, tuple | list):
@@ -55,8 +58,27 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# The last state digested and its digests: a plan fingerprints its state, and `plan --out` and the
+# apply's stale-plan check digest the same state again (80,000 resources for a 40,000-workspace
+# fleet, ~1 s each time). A weak reference: a state no longer used is not kept alive by the memo.
+_last: tuple[weakref.ref[ObservedState], dict[str, str]] | None = None
+_last_lock = threading.Lock()
+
+
 def resource_digests(observed: ObservedState) -> dict[str, str]:
     """'cluster:<id key>' / 'workspace:...' / 'key:...' / 'vault:...' -> sha256 of that resource."""
+    global _last
+    with _last_lock:
+        last = _last
+    if last is not None and last[0]() is observed:
+        return dict(last[1])
+    digests = _resource_digests(observed)
+    with _last_lock:
+        _last = (weakref.ref(observed), digests)
+    return dict(digests)
+
+
+def _resource_digests(observed: ObservedState) -> dict[str, str]:
     out: dict[str, str] = {}
     for prefix, table in (
         ("cluster", observed.clusters), ("workspace", observed.workspaces),
