@@ -28,13 +28,12 @@ unreadable part becomes `ObservedState.warnings` and an "unknown", never a "miss
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -544,24 +543,6 @@ def _shape(value: Any) -> str:
 LIST_CONCURRENCY = 2
 
 
-def _read_subscription(
-    sub: str,
-    clients: AzureClients,
-    acc: _Acc,
-    *,
-    now: Callable[[], datetime],
-    window: timedelta,
-    activity_log: bool,
-    lists: threading.Semaphore | None = None,
-    locations: Mapping[str, str] | None = None,
-) -> None:
-    with lists or contextlib.nullcontext():
-        _read_lists(sub, clients, acc)
-    if activity_log:
-        # the log covers the longer of the W3 window and the C11 retention
-        _read_activity(sub, clients, acc, now=now(), window=window, locations=locations or {})
-
-
 def _read_lists(sub: str, clients: AzureClients, acc: _Acc) -> None:
     la = clients.loganalytics(sub)
     base = f"/subscriptions/{sub}/providers/Microsoft.OperationalInsights"
@@ -641,7 +622,13 @@ def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
     la = clients.loganalytics(rid.subscription)
     key = ids.id_key(ws_id)
     try:
-        items = [_raw(x) for x in la.linked_storage_accounts.list_by_workspace(rid.resource_group, rid.name)]
+        # raw JSON through the client's pipeline, like the lists: one small read per BYOS workspace,
+        # where building the SDK's models cost as much as the request
+        items = list_raw(
+            la,
+            f"{rid}/linkedStorageAccounts",
+            partial(la.linked_storage_accounts.list_by_workspace, rid.resource_group, rid.name),
+        )
     except Exception as exc:  # mapped below
         err = map_error(exc, operation=f"BYOS of {rid.name}")
         if isinstance(err, NotFound):
@@ -806,34 +793,57 @@ def observe(
     window = max(limits.link_window, limits.soft_delete_retention)
     locations = {ids.id_key(c.arm_id): c.spec.location for c in desired.clusters}
     acc = _Acc()
-    lists = threading.Semaphore(LIST_CONCURRENCY)
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 16)), thread_name_prefix="observe") as pool:
-        _map_parallel(
-            pool,
-            lambda s: _read_subscription(
-                s,
-                clients,
-                acc,
-                now=clock,
-                window=window,
-                activity_log=activity_log,
-                lists=lists,
-                locations=locations,
-            ),
-            subs,
-        )
-
-        # BYOS only for named workspaces with a BYOS block that exist (1 request each).
-        byos_ids = [
-            e.id for k, e in desired.workspace_entries().items() if e.byos is not None and k in acc.workspaces
+    # BYOS only for named workspaces with a BYOS block that exist (1 request each), per subscription
+    byos_ids: dict[str, list[tuple[str, str]]] = {}
+    for ws_key, entry in desired.workspace_entries().items():
+        if entry.byos is not None:
+            sub = ids.ResourceId.parse(entry.id).subscription.lower()
+            byos_ids.setdefault(sub, []).append((ws_key, entry.id))
+    # Keys: the spec's and those the managed clusters reference now (rule K1 drift).
+    refs: dict[str, ids.KeyRef] = {}
+    for c in desired.clusters:
+        if c.spec.key is not None:
+            ref = c.spec.key.ref()
+            refs.setdefault(ref.key(), ref)
+    spec_refs = list(refs.values())
+    uais = {
+        ids.id_key(c.spec.identity.user_assigned_identity): c.spec.identity.user_assigned_identity
+        for c in desired.clusters
+        if c.spec.identity.user_assigned_identity and c.spec.key is not None
+    }
+    workers = max(1, min(max_workers, 16))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="observe") as pool, \
+            ThreadPoolExecutor(max_workers=LIST_CONCURRENCY, thread_name_prefix="observe-list") as lists:
+        # Reads that need nothing from the lists start with them: the spec's identities and keys.
+        # Each subscription's BYOS reads and Activity Log query start as soon as its lists are read,
+        # while other subscriptions' lists are still being answered.
+        started: list[Future[None]] = [
+            *(pool.submit(_read_identity, i, clients, acc) for i in uais.values()),
+            *(pool.submit(_read_key, r, clients, acc) for r in spec_refs),
         ]
-        # Keys: the spec's and those the managed clusters reference now (rule K1 drift).
-        refs: dict[str, ids.KeyRef] = {}
+
+        def after_lists(sub: str) -> None:
+            _read_lists(sub, clients, acc)
+            follow: list[Future[None]] = []
+            if activity_log:
+                # the log covers the longer of the W3 window and the C11 retention
+                follow.append(pool.submit(
+                    _read_activity, sub, clients, acc, now=clock(), window=window, locations=locations
+                ))
+            follow += [
+                pool.submit(_read_byos, ws_id, clients, acc)
+                for ws_key, ws_id in byos_ids.get(sub.lower(), [])
+                if ws_key in acc.workspaces
+            ]
+            with acc.lock:
+                started.extend(follow)
+
+        for future in [lists.submit(after_lists, s) for s in subs]:
+            future.result()
+        for future in list(started):
+            future.result()
+
         cluster_keys = {ids.id_key(c.arm_id) for c in desired.clusters}
-        for c in desired.clusters:
-            if c.spec.key is not None:
-                ref = c.spec.key.ref()
-                refs.setdefault(ref.key(), ref)
         for key, oc in acc.clusters.items():
             if key in cluster_keys and oc.key is not None:
                 if not clients.cloud.owns_vault_host(oc.key.vault_host):
@@ -845,19 +855,14 @@ def observe(
                     )
                     continue
                 refs.setdefault(oc.key.key(), oc.key)
-        _map_parallel(pool, lambda w: _read_byos(w, clients, acc), byos_ids)
         # Resource groups only where a declared cluster is missing: its create needs the group.
         missing_subs = sorted(
             {c.spec.subscription for c in desired.clusters if ids.id_key(c.arm_id) not in acc.clusters}
         )
         _map_parallel(pool, lambda s: _read_resource_groups(s, clients, acc), missing_subs)
-        uais = {
-            ids.id_key(c.spec.identity.user_assigned_identity): c.spec.identity.user_assigned_identity
-            for c in desired.clusters
-            if c.spec.identity.user_assigned_identity and c.spec.key is not None
-        }
-        _map_parallel(pool, lambda i: _read_identity(i, clients, acc), list(uais.values()))
-        _map_parallel(pool, lambda r: _read_key(r, clients, acc), list(refs.values()))
+        read_refs = {r.key() for r in spec_refs}
+        later = [r for k, r in refs.items() if k not in read_refs]  # keys only the live clusters name
+        _map_parallel(pool, lambda r: _read_key(r, clients, acc), later)
 
         # Vaults: the subscriptions of clusters using them first, the rest only if still unfound.
         # A Managed HSM is not a Microsoft.KeyVault/vaults resource and is RBAC-only: no access

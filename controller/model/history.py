@@ -124,9 +124,10 @@ def _dedupe_links(ops: tuple[LinkOperation, ...]) -> tuple[LinkOperation, ...]:
 
 
 def _dedupe_workspace(ops: list[LinkOperation]) -> list[LinkOperation]:
-    if len(ops) == 1:  # most workspaces of a fleet: one link, one witness of it; nothing to match
-        return list(ops)
-    ops = sorted(set(ops), key=lambda o: (o.at, o.kind, o.source, o.op_id or "", o.request_id or ""))
+    unique = set(ops)
+    if len(unique) == 1:  # most workspaces of a fleet: one link or one witness of it, nothing to match
+        return list(unique)
+    ops = sorted(unique, key=lambda o: (o.at, o.kind, o.source, o.op_id or "", o.request_id or ""))
     kept: dict[str, LinkOperation] = {}
     for op in ops:
         if op.op_id is not None:
