@@ -1,13 +1,14 @@
 """`cmkctl drift`: one controller-style drift check, for cron jobs and CI.
 
-    cmkctl drift -f PATH... [--format text|json] [--state DIR]
+    cmkctl drift -f PATH... [--format text|json|markdown] [--state DIR]
 
 Exit codes: 0 = Azure matches the spec, 2 = drift found, 1 = error (never a traceback). Nothing is
 changed. Drift is every field where live differs from the spec, plus resources the spec wants that
 are missing (the same definition the controller logs and serves at /status); a difference made
 outside cmkctl that `settings.drift: report` leaves in place is marked `held`. Below it, every field
 of a declared resource that changed since the last apply (from the journal), managed by the spec or
-not: `changedOutside` in JSON.
+not: `changedOutside` in JSON. `--format markdown` writes it as a PR or issue comment, in the style of
+`cmkctl plan --format markdown`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from controller.azure.clients import AzureClients
 from controller.cli.cloud_option import CloudOption, selected_cloud
 from controller.cli.guard import guarded, quiet_sdk_logging
 from controller.errors import CmkError
-from controller.reconcile.drift import drift_items, drifted_resources, render_text
+from controller.reconcile.drift import drift_items, drifted_resources, render_markdown, render_text
 from controller.service.snapshot import snapshot
 
 EXIT_OK = 0
@@ -34,6 +35,7 @@ EXIT_DRIFT = 2
 class DriftFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
+    MARKDOWN = "markdown"
 
 
 def run(
@@ -57,6 +59,8 @@ def run(
         if fmt is DriftFormat.JSON:
             body = {"drifted": drifted_resources(items), "drift": items, "changedOutside": outside}
             print(json.dumps(body, indent=2, default=str))
+        elif fmt is DriftFormat.MARKDOWN:
+            sys.stdout.write(render_markdown(items, outside))
         else:
             sys.stdout.write(render_text(items, outside))
         return EXIT_DRIFT if items else EXIT_OK
@@ -68,7 +72,7 @@ def drift_command(
     files: Annotated[
         list[str] | None, typer.Option("-f", "--file", metavar="PATH", help="Spec file or directory")
     ] = None,
-    fmt: Annotated[DriftFormat, typer.Option("--format", help="text or json")] = DriftFormat.TEXT,
+    fmt: Annotated[DriftFormat, typer.Option("--format", help="text, json or markdown")] = DriftFormat.TEXT,
     state: Annotated[
         str | None,
         typer.Option(

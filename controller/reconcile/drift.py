@@ -8,9 +8,12 @@ its action. `cmkctl drift` and the controller use this one definition.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from controller.planning.plan import Plan
+from controller.render.common import drift_value, field_name, show
+from controller.render.markdown import MARKDOWN_LIMIT, cell, fit
 
 
 def drift_items(plan: Plan, *, cause: str = "") -> list[dict[str, Any]]:
@@ -56,8 +59,28 @@ def drifted_resources(items: list[dict[str, Any]]) -> int:
 HELD_NOTE = "changed outside cmkctl; reported, not reverted (settings.drift: report)"
 
 
+def _field(item: dict[str, Any]) -> str:
+    return field_name(str(item["field"]))
+
+
+def _value(item: dict[str, Any], which: str) -> str:
+    return drift_value(str(item["field"]), item[which])
+
+
+def _path(outside: dict[str, Any]) -> str:
+    """A changed field's path with ARM ids shortened to their name and the spec's spelling
+    (`associated_workspaces./subscriptions/.../workspaces/law2` -> `associatedWorkspaces.law2`); the
+    full path and the applied revision are in the JSON report."""
+    path = _ARM_ID.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], str(outside["path"]))
+    return field_name(path)
+
+
+_ARM_ID = re.compile(r"/subscriptions/\S+", re.IGNORECASE)
+
+
 def render_text(items: list[dict[str, Any]], outside: list[dict[str, Any]] | None = None) -> str:
-    """Drift against the spec, then every field changed outside cmkctl since the last apply."""
+    """Drift against the spec, then every field changed outside cmkctl since the last apply. Fields
+    and values as the plan text writes them (the spec's names, YAML values)."""
     lines = (
         [f"Drift: {drifted_resources(items)} resource(s) differ from the spec."]
         if items
@@ -67,7 +90,7 @@ def render_text(items: list[dict[str, Any]], outside: list[dict[str, Any]] | Non
         rule = f" (rule {i['rule']})" if i.get("rule") else ""
         held = f" [{HELD_NOTE}]" if i.get("held") else ""
         lines.append(
-            f"  ~ {i['address']} {i['field']}: spec {_show(i['desired'])}, live {_show(i['live'])}"
+            f"  ~ {i['address']} {_field(i)}: spec {_value(i, 'desired')}, live {_value(i, 'live')}"
             f"{rule}{held}"
         )
     if outside:
@@ -75,11 +98,37 @@ def render_text(items: list[dict[str, Any]], outside: list[dict[str, Any]] | Non
         lines.append("Changed outside cmkctl since the last apply:")
         for o in outside:
             lines.append(
-                f"  ~ {o['address']} {o['path']}: {_show(o['before'])} -> {_show(o['after'])}"
-                f" (applied revision {str(o['appliedRevision'])[:19]})"
+                f"  ~ {o['address']} {_path(o)}: {show(o['before'])} -> {show(o['after'])}"
             )
     return "\n".join(lines) + "\n"
 
 
-def _show(value: Any) -> str:
-    return "(none)" if value is None else str(value)
+def render_markdown(
+    items: list[dict[str, Any]], outside: list[dict[str, Any]] | None = None, *, limit: int = MARKDOWN_LIMIT
+) -> str:
+    """The drift report as a PR or issue comment, in the plan's markdown style: the verdict and what
+    is critical first, then collapsed tables (left out when empty), under GitHub's comment limit."""
+    outside = outside or []
+    count = drifted_resources(items)
+    title = f"{count} resource(s) differ from the spec" if items else "Azure matches the spec"
+    top = [f"### cmkctl drift: {title}", ""]
+    for i in [i for i in items if i.get("severity") == "critical"][:20]:
+        rule = f"**{cell(i['rule'])}**: " if i.get("rule") else ""
+        top.append(f"> :warning: {rule}`{cell(i['address'])}` {cell(_field(i))}: spec "
+                   f"{cell(_value(i, 'desired'))}, live {cell(_value(i, 'live'))}")
+    held = sum(1 for i in items if i.get("held"))
+    if held:
+        top.append(f"> {held} difference(s) were made outside cmkctl: reported, not reverted "
+                   "(`settings.drift: report`).")
+    top.append("")
+    sections = [
+        ("Drift", "| severity | address | field | spec | live | rule | note |\n|---|---|---|---|---|---|---|",
+         [f"| {cell(i['severity'])} | `{cell(i['address'])}` | {cell(_field(i))} | "
+          f"{cell(_value(i, 'desired'))} | {cell(_value(i, 'live'))} | {cell(i.get('rule') or '')} | "
+          f"{'changed outside cmkctl: reported, not reverted' if i.get('held') else ''} |" for i in items]),
+        ("Changed outside cmkctl since the last apply",
+         "| address | field | before | after |\n|---|---|---|---|",
+         [f"| `{cell(o['address'])}` | {cell(_path(o))} | {cell(show(o['before']))} | "
+          f"{cell(show(o['after']))} |" for o in outside]),
+    ]
+    return fit("\n".join(top) + "\n", sections, "", limit)

@@ -94,7 +94,7 @@ def _aliases() -> dict[str, str]:
 
 
 _SPEC_ALIASES = _aliases()
-_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/@()-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/@()+:-]*")
 
 
 def show(value: Any) -> str:
@@ -122,7 +122,8 @@ def show(value: Any) -> str:
 def _scalar(text: str) -> str:
     if text.lower().startswith("/subscriptions/"):
         return text.rstrip("/").rsplit("/", 1)[-1]
-    if _PLAIN.fullmatch(text) and not _yaml_reads_otherwise(text) and text == text.strip():
+    if (_PLAIN.fullmatch(text) and not _yaml_reads_otherwise(text) and text == text.strip()
+            and ": " not in text and not text.endswith(":")):
         return text
     return json.dumps(text, ensure_ascii=False)
 

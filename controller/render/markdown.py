@@ -23,7 +23,7 @@ from controller.render.json_plan import redact
 MARKDOWN_LIMIT = 65_000
 
 
-def _cell(text: object) -> str:
+def cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
@@ -54,16 +54,16 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
                    else "**No changes** for the targeted resources.")
     targeted = left_out_line(plan, limit=20)
     if targeted is not None:
-        top.append(f"> {_cell(targeted)}")
+        top.append(f"> {cell(targeted)}")
     critical = [w for w in plan.warnings if w.severity == Severity.CRITICAL]
     destructive = [c for c in plan.changes if c.destructive]
     if plan.blocked:
         top.append(f"> **{s.blocked} blocked** change(s) need you: see *Blocked* below.")
     for w in critical[:20]:
-        top.append(f"> :warning: **{_cell(w.rule or w.code)}**: {_cell(w.message)}")
+        top.append(f"> :warning: **{cell(w.rule or w.code)}**: {cell(w.message)}")
     if destructive:
         top.append(f"> **{len(destructive)} destructive** change(s): "
-                   + ", ".join(f"`{_cell(c.address)}`" for c in destructive[:20]))
+                   + ", ".join(f"`{cell(c.address)}`" for c in destructive[:20]))
     if plan.deferred and plan.next_not_before is not None:
         top.append(f"> Next deferred change becomes possible at {when(plan.next_not_before)}.")
     top.append("")
@@ -71,25 +71,31 @@ def to_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
     sections: list[tuple[str, str, list[str]]] = [
         ("Blocked", "| action | address | rule | reason | remedy |\n|---|---|---|---|---|",
-         [f"| {b.action.value} | `{_cell(b.address)}` | {b.rule or ''} | {_cell(b.reason)} | "
-          f"{_cell(b.remedy)} |"
+         [f"| {b.action.value} | `{cell(b.address)}` | {b.rule or ''} | {cell(b.reason)} | "
+          f"{cell(b.remedy)} |"
           for b in plan.blocked]),
         ("Changes", "| # | | action | address | what | after | notes |\n|---|---|---|---|---|---|---|",
-         [f"| {n} | {glyph(c.action)} | {c.action.value} | `{_cell(c.address)}` | {_cell(detail(c))} | "
-          f"{_cell(after_text(c.depends_on, names, brief=True))} | "
+         [f"| {n} | {glyph(c.action)} | {c.action.value} | `{cell(c.address)}` | {cell(detail(c))} | "
+          f"{cell(after_text(c.depends_on, names, brief=True))} | "
           f"{'**destructive** ' if c.destructive else ''}"
-          f"{_cell('; '.join(c.warnings))} |" for n, c in enumerate(plan.changes, 1)]),
+          f"{cell('; '.join(c.warnings))} |" for n, c in enumerate(plan.changes, 1)]),
         ("Deferred", "| action | address | rule | not before | reason |\n|---|---|---|---|---|",
-         [f"| {d.action.value} | `{_cell(d.address)}` | {d.rule} | {when(d.not_before)} | {_cell(d.reason)} |"
+         [f"| {d.action.value} | `{cell(d.address)}` | {d.rule} | {when(d.not_before)} | {cell(d.reason)} |"
           for d in plan.deferred]),
         ("Warnings", "| severity | rule | message |\n|---|---|---|",
-         [f"| {w.severity.value} | {w.rule or ''} | {_cell(w.message)} |" for w in plan.warnings]),
+         [f"| {w.severity.value} | {w.rule or ''} | {cell(w.message)} |" for w in plan.warnings]),
         ("Drift", "| severity | address | field | live | spec |\n|---|---|---|---|---|",
-         [f"| {r.severity.value} | `{_cell(r.address)}` | {field_name(r.field)} | "
-          f"{_cell(drift_value(r.field, r.live))} | {_cell(drift_value(r.field, r.desired))}"
+         [f"| {r.severity.value} | `{cell(r.address)}` | {field_name(r.field)} | "
+          f"{cell(drift_value(r.field, r.live))} | {cell(drift_value(r.field, r.desired))}"
           f"{' (changed outside cmkctl: reported, not reverted)' if r.held else ''} |" for r in drift]),
     ]
     footer = f"\n<sub>limits profile {plan.limits_profile}</sub>\n"
+    return fit(text, sections, footer, limit)
+
+
+def fit(text: str, sections: list[tuple[str, str, list[str]]], footer: str, limit: int) -> str:
+    """`text`, then each section with rows as a collapsed table (empty ones left out), then `footer`,
+    all within `limit` characters; secrets redacted."""
     remaining = limit - len(text) - len(footer)
     present = [sec for sec in sections if sec[2]]
     for i, (title, header, rows) in enumerate(present):
