@@ -49,7 +49,7 @@ def test_drift_exit_codes_and_json(
     assert [r for r in emulator.requests() if r["method"] != "GET"] == []  # drift never writes
 
     assert main(["drift", "-f", str(spec), "--state", str(state)]) == 2
-    assert "tags: spec {'team': 'obs'}, live {'team': 'other'}" in capsys.readouterr().out
+    assert "tags: spec {team: obs}, live {team: other}" in capsys.readouterr().out  # YAML, not Python
 
 
 def test_drift_on_a_missing_file_is_one_line_exit_1(
