@@ -591,7 +591,8 @@ def _plan_identity(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: 
                     before={"key": key_params(obs.key)}, after={"key": None},
                     reason="step 1 of UserAssigned → SystemAssigned: clear the key (identity and key never "
                            "change together)", rules=(Rule.C5, Rule.C13),
-                    warnings=("new data uses Microsoft keys until step 4 sets the key again (W6)",)))
+                    warnings=("new data uses Microsoft keys until the identity switch's last step sets "
+                              "the key again (W6)",)))
     # ARM PATCH merges user-assigned identities: the ones to leave are named, each sent as null
     wanted = ids.id_key(want["user_assigned_identity"] or "")
     unassign = tuple(u for u in obs.user_assigned_identities if ids.id_key(u) != wanted) \
@@ -637,7 +638,7 @@ def _plan_update(wb: Workbench, cluster: Cluster, obs: ObservedCluster, path: st
                          resource_id=obs.id, rule=Rule.C4,
                          reason=f"capacity decrease {obs.capacity} → {spec.capacity} is locked for "
                                 f"{wb.limits.capacity_lock.days} days after the last SKU update "
-                                f"({since.isoformat() if since else '?'})",
+                                f"({since.strftime('%Y-%m-%dT%H:%MZ') if since else 'date unknown'})",
                          not_before=unlocked, parameters=UpdateParams(**base, capacity=spec.capacity))
             else:
                 capacity_now = True
