@@ -125,3 +125,25 @@ def test_intent_and_baseline_of_an_apply_survive_a_new_process_latest_apply_wins
     assert set(again) == {"cluster:c1", "workspace:w1"}
     assert again["cluster:c1"].revision == "rev2" and again["cluster:c1"].intent == {"capacity": 1300}
     assert again["workspace:w1"].baseline == {"name": "w1"}
+
+
+def test_a_step_is_marked_sent_and_ended_by_its_id_not_by_scanning_the_journal(tmp_path: Path) -> None:
+    """Scenario: a journal that already holds many past operations (a 40,000-link apply writes 40,000):
+    marking one step sent or ended finds its rows through an index, so an apply's journal writes cost
+    the same per step however long the journal is (a scan per step made an apply grow quadratically)."""
+    import sqlite3
+
+    store = SqliteHistoryStore(tmp_path)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # the statements the store itself runs
+    store.begin_operation(_op("link:a"))
+    store.record_operation_sent("link:a", status_url=None, continuation_token=None)
+    store.end_operation("link:a", "done")
+    store.close()
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 2
+    db = sqlite3.connect(tmp_path / "history.sqlite")
+    for sql in updates:
+        plan = " ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN operations" not in plan and "USING INDEX" in plan, (sql, plan)
+    db.close()
