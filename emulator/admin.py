@@ -100,11 +100,12 @@ def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
 def role_assignment(em: Emulator, body: dict[str, Any]) -> Response:
     """A data-plane role assignment on a Managed HSM (or an RBAC vault), as
     `az keyvault role assignment create --hsm-name H --role R --assignee-object-id P --scope /keys`
-    makes it. The HSM's own role-assignment API (`/providers/Microsoft.Authorization/...` on the HSM
-    host) is not emulated; this is its effect. Body: {"vault": URI, "principal_id", "role"}."""
+    makes it; a Managed HSM then lists it on its own role-assignment API
+    (`GET {hsm}/{scope}/providers/Microsoft.Authorization/roleAssignments`).
+    Body: {"vault": URI, "principal_id", "role", "scope"?: "/keys" (default), "/" or "/keys/<name>"}."""
     vault, principal, role = str(body["vault"]), str(body["principal_id"]), str(body["role"])
     try:
-        em.vaults.role_grant(vault, principal, role)
+        em.vaults.role_grant(vault, principal, role, str(body.get("scope") or "/keys"))
     except KeyError:
         return Response(404, {"error": {"code": "NotFound", "message": f"No vault or HSM at '{vault}'."}})
     return Response(200, {"vault": vault, "principal_id": principal, "role": role})

@@ -23,7 +23,8 @@ Seed format (`VaultRegistry.seed`), every field but `name` optional:
  "purgeProtection": true,                 # false/absent: never set (absent from ARM responses)
  "rbac": false,                           # true: access policies ignored, roleAssignments used
  "accessPolicies": [{"objectId": "<guid>", "tenantId": "<guid>"?, "keys": ["get", "wrapKey", "unwrapKey"]}],
- "roleAssignments": [{"principalId": "<guid>", "role": "Key Vault Crypto Service Encryption User"}],
+ "roleAssignments": [{"principalId": "<guid>", "role": "Key Vault Crypto Service Encryption User",
+                      "scope": "/"}],         # scope: "/", "/keys" or "/keys/<name>" (default "/")
  "callerDenied": false,                   # true: every data-plane call by the caller gets 403;
                                           # a list (["get", "list"]) denies only those permissions
  "enforceCallerAccess": false,            # true: the caller needs an access policy / role like anyone
@@ -45,6 +46,7 @@ import base64
 import re
 import secrets
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,6 +104,19 @@ CLUSTER_KEY_ROLES = frozenset(
         "key vault administrator",
     }
 )
+# The Managed HSM local RBAC built-in roles (learn.microsoft.com: managed-hsm/built-in-roles): a role
+# assignment's roleDefinitionId ends with one of these ids.
+HSM_ROLE_IDS = {
+    "managed hsm administrator": "a290e904-7015-4bba-90c8-60543313cdb4",
+    "managed hsm crypto officer": "515eb02d-2335-4d2d-92f2-b1cbdf9c3778",
+    "managed hsm crypto user": "21dbd100-6940-42c2-9190-5d6cb909625b",
+    "managed hsm policy administrator": "4bd23610-cdcf-4971-bdee-bdc562cc28e4",
+    "managed hsm crypto auditor": "2c18b078-7c48-4d3a-af88-5a3a1b3f82b3",
+    "managed hsm crypto service encryption user": "33413926-3206-4cdd-b39a-83574fe37a17",
+    "managed hsm crypto service release user": "21dbd100-6940-42c2-9190-5d6cb909625c",
+    "managed hsm backup": "7b127d3c-77bd-4e3e-bbe0-dbb8971fa7f8",
+    "managed hsm restore": "6efe6056-5259-49d2-8b3d-d3d73544b20b",
+}
 ALL_KEY_PERMISSIONS = (
     "encrypt", "decrypt", "wrapkey", "unwrapkey", "sign", "verify", "get", "list", "create", "update",
     "import", "delete", "backup", "restore", "recover", "purge", "release", "rotate",
@@ -207,6 +222,7 @@ class Vault:
     purge_protection: bool | None = None  # None: never set, absent from ARM responses (§10)
     rbac: bool = False
     access_policies: list[AccessPolicy] = field(default_factory=list)
+    # {"principalId", "role" (its name), "scope" ("/", "/keys", "/keys/<name>"), "name" (a guid)}
     role_assignments: list[dict[str, str]] = field(default_factory=list)
     caller_denied: bool | list[str] = False
     enforce_caller: bool = False
@@ -262,11 +278,16 @@ class Vault:
         """Log Analytics' notion: soft delete and purge protection both on (rule C7)."""
         return self.soft_delete and bool(self.purge_protection)
 
-    def principal_key_perms(self, principal_id: str) -> set[str]:
-        """Key permissions a principal holds in this vault, by access policy or role (rule C7)."""
+    def principal_key_perms(self, principal_id: str, key_name: str | None = None) -> set[str]:
+        """Key permissions a principal holds in this vault, by access policy or role (rule C7); on key
+        `key_name`, a role counts only when its scope covers that key ("/", "/keys", "/keys/<name>")."""
         pid = principal_id.lower()
         if self.uses_rbac:
-            roles = {r["role"].lower() for r in self.role_assignments if r["principalId"].lower() == pid}
+            roles = {
+                r["role"].lower()
+                for r in self.role_assignments
+                if r["principalId"].lower() == pid and (key_name is None or scope_covers_key(r, key_name))
+            }
             roles &= CLUSTER_KEY_ROLES
             if roles - {"key vault crypto service encryption user"}:  # crypto user / officer / admin
                 return set(ALL_KEY_PERMISSIONS)
@@ -281,6 +302,18 @@ class Vault:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+
+
+def scope_covers_key(assignment: dict[str, str], key_name: str) -> bool:
+    """A role assignment at "/" or "/keys" covers every key; at "/keys/<name>" that key only."""
+    scope = "/" + "/".join(p for p in assignment.get("scope", "/").lower().split("/") if p)
+    return scope in ("/", "/keys") or scope == f"/keys/{key_name.lower()}"
+
+
+def role_assignment(principal_id: str, role: str, scope: str = "/") -> dict[str, str]:
+    """One stored role assignment; its name is a guid, as the service makes it."""
+    norm = "/" + "/".join(p for p in scope.split("/") if p)
+    return {"principalId": principal_id, "role": role, "scope": norm, "name": str(uuid.uuid4())}
 
 
 # Data-plane api-versions in release order (dates and numbers do not sort as strings).
@@ -462,12 +495,10 @@ class VaultRegistry:
             vault.role_assignments = [r for r in vault.role_assignments if r["principalId"].lower() != oid]
         self._on_change()
 
-    def role_grant(self, vault_uri: str, principal_id: str, role: str) -> None:
-        """Seed an RBAC role assignment on the vault (no Microsoft.Authorization API is emulated)."""
+    def role_grant(self, vault_uri: str, principal_id: str, role: str, scope: str = "/") -> None:
+        """Add a data-plane role assignment (a Managed HSM lists it on its roleAssignments API)."""
         with self._lock:
-            self._require_vault(vault_uri).role_assignments.append(
-                {"principalId": principal_id, "role": role}
-            )
+            self._require_vault(vault_uri).role_assignments.append(role_assignment(principal_id, role, scope))
         self._on_change()
 
     def set_key_enabled(self, vault_uri: str, key_name: str, key_version: str, enabled: bool) -> None:
@@ -626,7 +657,7 @@ class VaultRegistry:
         return bool(_NAME_RE.match(name or "")) and (version == "" or bool(_VERSION_RE.match(version)))
 
     def _key_usable_locked(self, vault: Vault, name: str, version: str, principal_id: str) -> bool:
-        if not set(CLUSTER_KEY_PERMISSIONS) <= vault.principal_key_perms(principal_id):
+        if not set(CLUSTER_KEY_PERMISSIONS) <= vault.principal_key_perms(principal_id, name):
             return False
         key = self.live_key(vault, name)
         if key is None:
@@ -656,7 +687,7 @@ class VaultRegistry:
         for r in doc.get("roleAssignments", []):
             if not isinstance(r, dict) or not r.get("principalId") or not r.get("role"):
                 raise SeedError(f"vault {name}: a role assignment needs principalId and role")
-            roles.append({"principalId": str(r["principalId"]), "role": str(r["role"])})
+            roles.append(role_assignment(str(r["principalId"]), str(r["role"]), str(r.get("scope") or "/")))
         retention = int(doc.get("softDeleteRetentionDays", 90))
         if not 7 <= retention <= 90:
             raise SeedError(f"vault {name}: softDeleteRetentionDays must be 7..90")

@@ -113,6 +113,13 @@ class Sdk:
 
         return KeyClient(vault_url, self.credential, transport=self.transport(), retry_total=0)
 
+    def access_control(self, hsm_url: str) -> Any:
+        from azure.keyvault.administration import KeyVaultAccessControlClient
+
+        return KeyVaultAccessControlClient(
+            hsm_url, self.credential, transport=self.transport(), retry_total=0
+        )
+
 
 class EmulatorHandle:
     """What a test sees: connection facts plus admin helpers (over HTTPS, like a user's CI)."""

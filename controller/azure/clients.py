@@ -394,6 +394,20 @@ class AzureClients:
             lambda: KeyClient(vault_url=uri, credential=self.credential(), **self._kwargs()),
         )
 
+    def access_control(self, hsm_uri: str) -> Any:
+        """KeyVaultAccessControlClient for one Managed HSM (its local RBAC: role assignments, rule C7)."""
+        from azure.keyvault.administration import KeyVaultAccessControlClient
+
+        uri = hsm_uri if hsm_uri.endswith("/") else hsm_uri + "/"
+        check_host(uri, self.cloud.owns_vault_host, "Managed HSM")
+        return self._cached(
+            "access_control",
+            ids.normalise_vault_uri(hsm_uri),
+            lambda: KeyVaultAccessControlClient(
+                vault_url=uri, credential=self.credential(), **self._kwargs()
+            ),
+        )
+
     def keyvault_mgmt(self, subscription: str) -> Any:
         """KeyVaultManagementClient (vault resource: soft delete, purge protection, access policies)."""
         from azure.mgmt.keyvault import KeyVaultManagementClient

@@ -13,7 +13,10 @@ Request budget (asserted by tests/azure/test_observe.py and tests/integration/te
 * per subscription where a declared cluster does not exist yet: 1 resource group list (a create
   into a missing group fails at apply);
 * per user-assigned identity a declared cluster names: 1 GET of the identity (its principal id, so
-  the vault's access policies can be checked before a create or key update, rule C7).
+  the vault's access policies can be checked before a create or key update, rule C7);
+* per Managed HSM key a declared cluster uses and principal known (the user-assigned identity's, an
+  existing cluster's): 1 list of that principal's role assignments on the key (the HSM's local RBAC,
+  rule C7).
 
 Link state comes from the lists alone (`features.clusterResourceId`, `associatedWorkspaces`): no
 per-workspace GETs. W3 history = `associateDate` ∪ Activity Log (one operation per correlation id that
@@ -47,6 +50,7 @@ from controller.model.history import ClusterDeletion, History, LinkOperation
 from controller.model.limits import for_profile
 from controller.model.observed import (
     AccessPolicy,
+    HsmRoleAssignment,
     KeyVersion,
     ObservedCluster,
     ObservedKey,
@@ -57,6 +61,7 @@ from controller.model.observed import (
 from controller.model.spec import DesiredState
 
 log = logging.getLogger(__name__)
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 T = TypeVar("T")
 
 LINK_WRITE = "microsoft.operationalinsights/workspaces/linkedservices/write"
@@ -455,6 +460,9 @@ class _Acc:
     vault_regions: dict[str, str] = field(default_factory=dict)  # vault host -> x-ms-keyvault-region
     resource_groups: dict[str, frozenset[str]] = field(default_factory=dict)  # sub lower -> rg names lower
     principals: dict[str, str] = field(default_factory=dict)  # user-assigned identity id_key -> principal
+    # Managed HSM host -> the role assignments read, and the (principal, key) pairs they were read for
+    hsm_roles: dict[str, list[HsmRoleAssignment]] = field(default_factory=dict)
+    hsm_read: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -766,6 +774,53 @@ def _read_identity(identity_id: str, clients: AzureClients, acc: _Acc) -> None:
             acc.principals[ids.id_key(identity_id)] = str(principal)
 
 
+def _read_hsm_roles(read: tuple[str, str, str], clients: AzureClients, acc: _Acc) -> None:
+    """Rule C7 on a Managed HSM: the role assignments of one principal that reach one key, from the
+    HSM's local RBAC (`GET {hsm}/keys/{key}/providers/Microsoft.Authorization/roleAssignments` with
+    `$filter=principalId eq '{id}'`). Unreadable: a warning, and the access stays unverified."""
+    host, key_name, principal = read
+    try:
+        client = clients.access_control(f"https://{host}/")
+        only = f"principalId eq '{principal}'"
+        items = list(client.list_role_assignments(f"/keys/{key_name}", filter=only))
+    except Exception as exc:  # mapped below
+        acc.warn(f"could not read the role assignments of principal {principal} on Managed HSM {host}: "
+                 f"{map_error(exc)}")
+        return
+    roles = []
+    for item in items:
+        props = getattr(item, "properties", None)
+        role_id = str(getattr(props, "role_definition_id", "") or "")
+        scope = getattr(props, "scope", None)
+        roles.append(HsmRoleAssignment(
+            principal_id=str(getattr(props, "principal_id", "") or ""),
+            role_id=role_id.rstrip("/").rsplit("/", 1)[-1].lower(),
+            # the SDK turns "/" and "/keys" into KeyVaultRoleScope members (str enums): their value
+            scope=str(getattr(scope, "value", scope) or "/"),
+        ))
+    with acc.lock:
+        acc.hsm_roles.setdefault(host, []).extend(roles)
+        acc.hsm_read.setdefault(host, set()).add((principal.lower(), key_name.lower()))
+
+
+def _hsm_reads(desired: DesiredState, clients: AzureClients, acc: _Acc) -> list[tuple[str, str, str]]:
+    """(HSM host, key name, principal) for every Managed HSM key a declared cluster uses or will use and
+    every principal known now: the user-assigned identity's, and an existing cluster's. A new cluster's
+    system-assigned principal does not exist yet (its access is checked once it does)."""
+    out: set[tuple[str, str, str]] = set()
+    for c in desired.clusters:
+        live = acc.clusters.get(ids.id_key(c.arm_id))
+        uai = c.spec.identity.user_assigned_identity
+        principals = {acc.principals.get(ids.id_key(uai)) if uai else None,
+                      live.principal_id if live else None}
+        for ref in (c.spec.key.ref() if c.spec.key is not None else None, live.key if live else None):
+            if ref is None or not ref.is_managed_hsm or not clients.cloud.owns_vault_host(ref.vault_host):
+                continue
+            # a principal id goes into an OData filter: only a GUID, as Azure makes them
+            out |= {(ref.vault_host.lower(), ref.name, p) for p in principals if p and _GUID.match(p)}
+    return sorted(out)
+
+
 def _map_parallel(pool: ThreadPoolExecutor, fn: Callable[[Any], None], items: Iterable[Any]) -> None:
     for future in [pool.submit(fn, item) for item in items]:
         future.result()
@@ -867,11 +922,14 @@ def observe(
         # Vaults: the subscriptions of clusters using them first, the rest only if still unfound.
         # A Managed HSM is not a Microsoft.KeyVault/vaults resource and is RBAC-only: no access
         # policies to read; its recoverability comes from the key's recoveryLevel.
+        _map_parallel(pool, lambda r: _read_hsm_roles(r, clients, acc), _hsm_reads(desired, clients, acc))
         for r in refs.values():
             if r.is_managed_hsm:
                 host = r.vault_host.lower()
                 acc.vaults[host] = ObservedVault(
-                    uri=f"https://{host}/", readable=False, rbac=True, location=acc.vault_regions.get(host)
+                    uri=f"https://{host}/", readable=False, rbac=True, location=acc.vault_regions.get(host),
+                    hsm_roles_read=frozenset(acc.hsm_read.get(host, set())),
+                    hsm_roles=tuple(acc.hsm_roles.get(host, [])),
                 )
         wanted = {r.vault_host.lower() for r in refs.values() if not r.is_managed_hsm}
         if wanted:

@@ -17,8 +17,8 @@ emulator is seeded, so a script may wait for it and then source it.
 
 `grant` plays the platform team's step after a SystemAssigned cluster is created (rule C7): key access
 for the cluster's principal, as `az keyvault set-policy` (an access policy through Resource Manager) or,
-on a Managed HSM, `az keyvault role assignment create` (the emulator's documented admin call, since the
-HSM's own role-assignment API is not emulated).
+on a Managed HSM, `az keyvault role assignment create` (the emulator's documented admin call; the HSM
+then lists the assignment on its role-assignment API, which `plan` reads).
 
 Stopping `cmkctl emulator` (SIGTERM, SIGINT, SIGHUP) stops the emulator: the signal is forwarded and
 the wrapper waits for the server to exit.

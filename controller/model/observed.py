@@ -90,6 +90,24 @@ class AccessPolicy:
     key_permissions: frozenset[str]  # lower-cased
 
 
+# Managed HSM local RBAC built-in roles whose data actions include keys read, wrap and unwrap (rule C7):
+# "Managed HSM Crypto Service Encryption User" and "Managed HSM Crypto User", by role definition id.
+HSM_KEY_ROLE_IDS = frozenset({"33413926-3206-4cdd-b39a-83574fe37a17", "21dbd100-6940-42c2-9190-5d6cb909625b"})
+
+
+@dataclass(frozen=True, slots=True)
+class HsmRoleAssignment:
+    """One Managed HSM role assignment of a principal: its role definition id (a guid) and its scope."""
+
+    principal_id: str
+    role_id: str  # lower-case guid, the last segment of roleDefinitionId
+    scope: str  # "/", "/keys", "/keys/<name>"
+
+    def covers(self, key_name: str) -> bool:
+        scope = "/" + "/".join(p for p in self.scope.lower().split("/") if p)
+        return scope in ("/", "/keys") or scope == f"/keys/{key_name.lower()}"
+
+
 @dataclass(frozen=True, slots=True)
 class ObservedVault:
     uri: str
@@ -100,6 +118,20 @@ class ObservedVault:
     purge_protection: bool | None = None
     rbac: bool | None = None
     access_policies: tuple[AccessPolicy, ...] = ()
+    # a Managed HSM's role assignments, read per principal: (principal lower, key name lower) pairs read
+    hsm_roles_read: frozenset[tuple[str, str]] = frozenset()
+    hsm_roles: tuple[HsmRoleAssignment, ...] = ()
+
+    def hsm_grants_key_access(self, object_id: str | None, key_name: str) -> bool | None:
+        """Rule C7 on a Managed HSM: a built-in role with keys read/wrap/unwrap at "/", "/keys" or the
+        key. None = can't tell (not read, or only other roles, which may be custom ones that grant it)."""
+        if object_id is None or (object_id.lower(), key_name.lower()) not in self.hsm_roles_read:
+            return None
+        who = object_id.lower()
+        mine = [r for r in self.hsm_roles if r.principal_id.lower() == who and r.covers(key_name)]
+        if any(r.role_id in HSM_KEY_ROLE_IDS for r in mine):
+            return True
+        return None if mine else False
 
     def grants_key_access(self, object_id: str | None) -> bool | None:
         """Rule C7: get, wrapKey, unwrapKey. None = can't tell (RBAC vault or vault not readable)."""

@@ -5,11 +5,14 @@ themselves live in the registry (emulator/keyvault.py)."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from emulator.http import Request, Response
 from emulator.keyvault import (
@@ -17,6 +20,7 @@ from emulator.keyvault import (
     _NAME_RE,
     _PAGE_MAX,
     DATAPLANE_API_VERSIONS,
+    HSM_ROLE_IDS,
     KEY_NOT_FOUND,
     LATEST_DATAPLANE_API,
     Key,
@@ -82,6 +86,8 @@ def serve(reg: VaultRegistry, req: Request) -> Response:
 
 
 def _route_dataplane(reg: VaultRegistry, vault: Vault, req: Request, api: str) -> Response:
+    if _ROLE_ASSIGNMENTS in req.path.lower():
+        return _list_role_assignments(vault, req, api)
     segs = req.path.split("/")[1:]  # "/keys/k/" -> ["keys", "k", ""]
     m = req.method
     if not segs or segs[0].lower() not in ("keys", "deletedkeys"):
@@ -96,6 +102,92 @@ def _route_dataplane(reg: VaultRegistry, vault: Vault, req: Request, api: str) -
         if route.matches(m, collection, rest):
             return _guard(reg, vault, route.permission) or route.handler(reg, vault, req, api, rest)
     return _kv_error(405, "MethodNotAllowed", f"{m} {req.path} is not supported by the emulated vault.")
+
+
+_ROLE_ASSIGNMENTS = "/providers/microsoft.authorization/roleassignments"
+_ROLE_DEFINITION = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/{}"
+_FILTER_PRINCIPAL = re.compile(r"^principalId\s+eq\s+'?([^'\s]+)'?$", re.IGNORECASE)
+
+
+def _norm_scope(scope: str) -> str:
+    return "/" + "/".join(p for p in scope.split("/") if p)
+
+
+def _list_role_assignments(vault: Vault, req: Request, api: str) -> Response:
+    """`GET {hsm}/{scope}/providers/Microsoft.Authorization/roleAssignments` (rbac.json,
+    RoleAssignments_ListForScope): the Managed HSM's local RBAC. Without `$filter=atScope()` the list
+    holds the assignments at, above and below the scope; `principalId eq '<id>'` keeps one principal's.
+    A vault's RBAC assignments live in ARM (Microsoft.Authorization), not on its data plane."""
+    at = req.path.lower().index(_ROLE_ASSIGNMENTS)
+    if not vault.managed_hsm or req.path[at + len(_ROLE_ASSIGNMENTS):].strip("/"):
+        return _kv_error(400, "BadParameter", f"Unknown request path: {req.path}")
+    if req.method != "GET":
+        return _kv_error(405, "MethodNotAllowed", f"{req.method} {req.path} is not supported here.")
+    denied = vault.caller_denied
+    if denied is True or (isinstance(denied, list) and "roleassignments" in {d.lower() for d in denied}):
+        return _kv_error(
+            403,
+            "Forbidden",
+            "Caller is not authorized to perform action on resource.\r\nAction: "
+            "'Microsoft.KeyVault/managedHsm/roleAssignments/read/action'",
+            "ForbiddenByRbac",
+        )
+    scope = _norm_scope(req.path[:at])
+    principal: str | None = None
+    at_scope = False
+    for term in re.split(r"\s+and\s+", (req.q("$filter") or "").strip(), flags=re.IGNORECASE):
+        term = term.strip()
+        if not term:
+            continue
+        if term.lower() == "atscope()":
+            at_scope = True
+            continue
+        m = _FILTER_PRINCIPAL.match(term)
+        if m is None:
+            return _kv_error(400, "BadParameter", f"The filter '{req.q('$filter')}' is not supported.")
+        principal = m.group(1).lower()
+
+    def related(assigned: str) -> bool:
+        above = scope == assigned or scope.startswith(assigned.rstrip("/") + "/")
+        below = assigned.startswith(scope.rstrip("/") + "/")
+        return above or (below and not at_scope)
+
+    items = []
+    for r in vault.role_assignments:
+        assigned = _norm_scope(r.get("scope", "/"))
+        if principal is not None and r["principalId"].lower() != principal:
+            continue
+        if not related(assigned):
+            continue
+        role = r["role"].lower()
+        role_id = HSM_ROLE_IDS.get(role) or str(uuid.uuid5(uuid.NAMESPACE_URL, role))
+        name = r.get("name") or str(uuid.uuid5(uuid.NAMESPACE_OID, f"{r['principalId']}|{role}|{assigned}"))
+        items.append({
+            "id": f"{assigned.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}",
+            "name": name,
+            "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "scope": assigned,
+                "roleDefinitionId": _ROLE_DEFINITION.format(role_id),
+                "principalId": r["principalId"],
+            },
+        })
+    return _page_at(vault, req, api, items)
+
+
+def _page_at(vault: Vault, req: Request, api: str, items: list[dict[str, Any]]) -> Response:
+    """One page of a role assignment list; the nextLink keeps the scope and the filter."""
+    try:
+        start = int(req.q("$skiptoken") or 0)
+    except ValueError:
+        return _kv_error(400, "BadParameter", "$skiptoken is not a valid number.")
+    end = start + _PAGE_MAX
+    next_link = None
+    if end < len(items):
+        flt = req.q("$filter")
+        extra = f"&$filter={quote(flt)}" if flt else ""
+        next_link = f"https://{vault.host}:443{req.path}?api-version={api}&$skiptoken={end}{extra}"
+    return Response(200, {"value": items[start:end], "nextLink": next_link})
 
 
 def _guard(reg: VaultRegistry, vault: Vault, perm: str) -> Response | None:

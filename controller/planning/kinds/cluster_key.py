@@ -4,8 +4,10 @@ Decisions:
 * A key that is unreadable (403) is unknown, not missing: warn, let the service validate (C7).
 * Recoverability: the vault's soft delete + purge protection when the vault is readable, else the
   key's `recoveryLevel` ("Recoverable" without "Purgeable"); unknown on both → warn, don't block.
-* Access (get/wrapKey/unwrapKey) is checked only when the principal is known and the vault uses
-  access policies; RBAC vaults and unread vaults → warn that it could not be verified.
+* Access (get/wrapKey/unwrapKey) is checked only when the principal is known: a vault's access
+  policies, or a Managed HSM's role assignments of that principal on the key (the built-in roles
+  Managed HSM Crypto Service Encryption User / Crypto User); RBAC vaults, unread vaults and HSM roles
+  that may be custom → warn that it could not be verified.
 * A pinned version while a newer enabled version exists → info, not a change (the user pins on purpose).
 * Expired or not-yet-valid versions are treated like disabled ones (the service can't wrap with them).
 """
@@ -135,11 +137,20 @@ def check_key(
                     f"{ref.vault_host}: access of principal {principal_id} could not be verified "
                     f"(RBAC vault); {grant_remedy(ref, principal_id)}",
                     address=address, rule=Rule.C7, severity=Severity.INFO)
-    elif ref.is_managed_hsm and principal_id is not None and not access_granted_by_spec:
-        # rule C7: a Managed HSM is RBAC-only and its role assignments are not read: say what it needs
-        wb.warn("key-access-unverified",
-                f"{address}: access to Managed HSM {ref.vault_name} could not be verified; "
-                f"{grant_remedy(ref, principal_id)}", address=address, rule=Rule.C7)
+    elif ref.is_managed_hsm and principal_id is not None:
+        # rule C7: a Managed HSM is RBAC-only; the principal's role assignments on the key were read
+        # (observe), and they outrank identity.keyAccessGranted as a vault's access policies do
+        granted = vault.hsm_grants_key_access(principal_id, ref.name) if vault is not None else None
+        if granted is False:
+            problems.append(KeyProblem(
+                Rule.C7,
+                f"the cluster identity (principal {principal_id}) has no role on key {ref.name} in Managed "
+                f"HSM {ref.vault_name} that allows get/wrapKey/unwrapKey; Azure would refuse the key",
+                grant_remedy(ref, principal_id)))
+        elif granted is None and not access_granted_by_spec:
+            wb.warn("key-access-unverified",
+                    f"{address}: access to Managed HSM {ref.vault_name} could not be verified; "
+                    f"{grant_remedy(ref, principal_id)}", address=address, rule=Rule.C7)
     return problems
 
 
