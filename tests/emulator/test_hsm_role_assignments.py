@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
-from conftest import redirect_session
 
 HSM_URL = "https://hsmprod.managedhsm.azure.net/"
 PRINCIPAL = "9a8b7c6d-0000-4000-8000-000000000001"
@@ -59,11 +58,16 @@ def test_list_for_a_key_with_a_principal_filter(emulator: Any, sdk: Any) -> None
 def test_the_wire_format_and_what_only_a_managed_hsm_serves(emulator: Any) -> None:
     """Raw HTTP: the JSON shape the SDK parses; a vault's RBAC is not on its data plane."""
     _seed(emulator)
-    session: requests.Session = redirect_session(emulator.running.port)
-    headers = {"Authorization": "Bearer emulator-token"}
-    url = ("https://hsmprod.managedhsm.azure.net/keys/cmk/providers/Microsoft.Authorization/roleAssignments"
-           f"?api-version=7.4&$filter=principalId eq '{PRINCIPAL}'")
-    body = session.get(url, headers=headers, verify=emulator.ca_file, timeout=30).json()
+    session = requests.Session()
+    session.trust_env = False
+
+    def get(host: str) -> requests.Response:  # to the emulator, with the Azure host (as the SDK tests do)
+        path = ("/keys/cmk/providers/Microsoft.Authorization/roleAssignments"
+                f"?api-version=7.4&$filter=principalId eq '{PRINCIPAL}'")
+        return session.get(f"https://127.0.0.1:{emulator.running.port}{path}", verify=emulator.ca_file,
+                           headers={"Host": host, "Authorization": "Bearer emulator-token"}, timeout=30)
+
+    body = get("hsmprod.managedhsm.azure.net").json()
     (item,) = body["value"]
     assert set(item) == {"id", "name", "type", "properties"}
     assert item["properties"] == {
@@ -72,8 +76,7 @@ def test_the_wire_format_and_what_only_a_managed_hsm_serves(emulator: Any) -> No
             f"Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/{ENCRYPTION_USER}"),
         "principalId": PRINCIPAL,
     }
-    plain = session.get(url.replace("hsmprod.managedhsm", "kvplain.vault"), headers=headers,
-                        verify=emulator.ca_file, timeout=30)
+    plain = get("kvplain.vault.azure.net")
     assert plain.status_code == 400
 
 
