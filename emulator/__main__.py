@@ -32,12 +32,16 @@ def _durations(text: str | None) -> dict[str, float] | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emulator", description="Azure emulator for cmk-controller")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 = a free port")
-    p.add_argument("--env-file", help="write CMKCTL_EMULATOR / CMKCTL_CA_BUNDLE here (shell-sourceable)")
-    p.add_argument("--clock", help="simulated start time, ISO-8601")
-    p.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
-    p.add_argument("--seed", help="estate file (JSON or YAML) to load at start")
+    p.add_argument("--host", metavar="ADDRESS", default="127.0.0.1")
+    p.add_argument("--port", metavar="PORT", type=int, default=0, help="0 = a free port")
+    p.add_argument(
+        "--env-file", metavar="FILE", help="write CMKCTL_EMULATOR / CMKCTL_CA_BUNDLE here (shell-sourceable)"
+    )
+    p.add_argument("--clock", metavar="TIME", help="simulated start time, ISO-8601")
+    p.add_argument(
+        "--time-scale", metavar="FACTOR", type=float, default=1.0, help="simulated seconds per real second"
+    )
+    p.add_argument("--seed", metavar="FILE", help="estate file (JSON or YAML) to load at start")
     p.add_argument(
         "--limits",
         choices=sorted(PROFILES),
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--durations",
+        metavar="JSON",
         help='simulated seconds per operation kind, JSON, e.g. \'{"cluster_create": 60, "link": 30}\' '
         "(defaults: create 2 h, key update 2 min, delete 1 min, link/unlink 90 min)",
     )

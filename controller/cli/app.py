@@ -4,6 +4,10 @@ Adding a command: write `controller/cli/<name>_cmd.py` with `def register(app: t
 and list the module in COMMAND_MODULES below. Modules in the list that do not exist yet are skipped,
 so the list can name commands that other work will add.
 
+Help: every command's --help ends with the environment variables that affect it (COMMAND_ENVIRONMENT),
+and arguments read as their placeholder (`PATH...`, `[PLANFILE]`), not as a Python type.
+Shell completion: `cmkctl --install-completion` (or `--show-completion bash|zsh|fish`).
+
 Error contract (main): a CmkError prints its message on stderr and exits with its exit_code; any
 other exception prints one "internal error" line (exit 1). A traceback is shown only with
 CMKCTL_DEBUG=1, never by default.
@@ -17,12 +21,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from controller import __version__
 from controller.errors import CmkError
+from controller.model.settings import ENVIRONMENT
 
 COMMAND_MODULES = (
     "controller.cli.validate_cmd",
@@ -38,11 +44,96 @@ COMMAND_MODULES = (
     "controller.cli.export_cmd",
 )
 
+_SIGN_IN = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_TOKEN_CREDENTIALS",
+)
+_TRANSPORT = (
+    "CMKCTL_EMULATOR",
+    "CMKCTL_CA_BUNDLE",
+    "CMKCTL_POLLING_INTERVAL",
+    "CMKCTL_AZURE_RETRY_TOTAL",
+    "CMKCTL_AZURE_TIMEOUT",
+    "CMKCTL_ARM_READ_RATE",
+    "CMKCTL_ARM_WRITE_RATE",
+)
+_AZURE = ("AZURE_CLOUD", *_SIGN_IN, *_TRANSPORT)
+_EXECUTOR = ("CMKCTL_OPERATION_TIMEOUT", "CMKCTL_BUSY_TIMEOUT", "CMKCTL_RETRY_BACKOFF")
+_STATE = ("CMKCTL_STATE", "AZURE_STORAGE_KEY")
+# command -> the environment variables that change what it does, shown at the end of its --help
+COMMAND_ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "validate": ("AZURE_CLOUD",),
+    "plan": (*_STATE, "CMKCTL_NOW", *_AZURE),
+    "apply": (*_STATE, *_EXECUTOR, "CMKCTL_NOW", *_AZURE),
+    "drift": (*_STATE, "CMKCTL_NOW", *_AZURE),
+    "report": (*_STATE, "CMKCTL_NOW", *_AZURE),
+    "export": _AZURE,
+    "controller": (
+        *_STATE,
+        "CMKCTL_WORKDIR",
+        "CMKCTL_GIT_CREDENTIALS_FILE",
+        *_EXECUTOR,
+        *_AZURE,
+    ),
+}
+
+
+def environment_epilog(names: Sequence[str]) -> str:
+    """One line per variable, kept as written (click's \\b: no rewrapping)."""
+    lines = [f"  {name}: {ENVIRONMENT[name]}" for name in names]
+    return "\b\nEnvironment:\n" + "\n".join(lines)
+
+
+def _argument_placeholder(param: Any) -> str:
+    """PATH, [PLANFILE], PATH... or [PATH]...: the argument as the usage line and help show it."""
+    name = param.metavar or (param.name or "ARG").upper()
+    if name.startswith("["):
+        return name  # already written as optional
+    name = f"{name}..." if param.nargs != 1 else name
+    return name if param.required else f"[{name}]"
+
+
+class _Command(TyperCommand):
+    """Typer's command, with arguments shown by placeholder (not `{paths}... <list[Path]>`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_argument_placeholder(param))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((_argument_placeholder(param), record[1]))
+            elif param.param_type_name == "option":
+                opts.append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+
 app = typer.Typer(
     name="cmkctl",
     help="Keep Log Analytics dedicated clusters with customer-managed keys as declared in git.",
+    epilog=environment_epilog(list(ENVIRONMENT)),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion [bash|zsh|fish|powershell]
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},  # -h on every command, as users expect
@@ -71,6 +162,11 @@ def _register_all() -> None:
             continue  # not written yet
         module = importlib.import_module(name)
         module.register(app)
+    for info in app.registered_commands:
+        if info.cls in (None, TyperCommand):  # a command with its own class keeps it
+            info.cls = _Command
+        if info.epilog is None and info.name:
+            info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(info.name, ()), "CMKCTL_DEBUG"])
 
 
 _register_all()

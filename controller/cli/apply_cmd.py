@@ -258,20 +258,23 @@ def apply_command(
     parallelism: Annotated[
         int, typer.Option(
             "--parallelism",
+            metavar="N",
             min=1,
             max=100,
             help="Requests sent at once; operations Azure accepted wait without holding a slot",
         )
     ] = 10,
     lock_timeout: Annotated[
-        str, typer.Option("--lock-timeout", metavar="D", help="Wait this long for another apply (e.g. 5m)")
+        str,
+        typer.Option("--lock-timeout", metavar="DURATION", help="Wait this long for another apply (e.g. 5m)"),
     ] = "0s",
     state: Annotated[
         str | None,
         typer.Option(
             "--state",
-            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
-            help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
+            metavar="STATE",
+            help="Journal and lock: DIR or azureblob://ACCOUNT/CONTAINER[/BLOB] "
+            "(default $CMKCTL_STATE, else .cmkctl)",
         ),
     ] = None,
     cloud: CloudOption = None,

@@ -65,8 +65,8 @@ def controller_command(
     state: Annotated[
         str | None, typer.Option(
             "--state",
-            metavar="local:DIR|azureblob://ACCOUNT/CONTAINER",
-            help="Journal and lock (one per scope)",
+            metavar="STATE",
+            help="Journal and lock (one per scope): local:DIR or azureblob://ACCOUNT/CONTAINER",
         )
     ] = None,
     listen: Annotated[

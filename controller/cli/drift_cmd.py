@@ -77,8 +77,8 @@ def drift_command(
         str | None,
         typer.Option(
             "--state",
-            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
-            help="Journal: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
+            metavar="STATE",
+            help="Journal: DIR or azureblob://ACCOUNT/CONTAINER[/BLOB] (default $CMKCTL_STATE, else .cmkctl)",
         ),
     ] = None,
     cloud: CloudOption = None,

@@ -133,8 +133,9 @@ def plan_command(
         str | None,
         typer.Option(
             "--state",
-            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
-            help="Journal and lock: a local directory (default $CMKCTL_STATE or .cmkctl) or a shared blob",
+            metavar="STATE",
+            help="Journal and lock: DIR or azureblob://ACCOUNT/CONTAINER[/BLOB] "
+            "(default $CMKCTL_STATE, else .cmkctl)",
         ),
     ] = None,
     cloud: CloudOption = None,

@@ -1,4 +1,4 @@
-"""`cmkctl validate PATH...`: check spec files without touching Azure."""
+"""`cmkctl validate PATH...` (or `-f PATH`, as plan and apply take it): check spec files without Azure."""
 
 from __future__ import annotations
 
@@ -18,16 +18,31 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(
+    ctx: typer.Context,
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Spec files or directories (*.yaml, *.yml, recursively)."),
-    ],
+        list[Path] | None,
+        typer.Argument(
+            metavar="[PATH]...",
+            help="Spec files or directories (*.yaml, *.yml, recursively)",
+            show_default=False,
+        ),
+    ] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-f", "--file", metavar="PATH", help="Spec file or directory (repeatable), as plan takes it"
+        ),
+    ] = None,
     cloud: CloudOption = None,
 ) -> None:
     """Validate spec files: schema, static rules (C1, C3, W1, B1) and cross-document consistency.
 
-    Exit 0 with a summary, or exit 1 listing every problem as file:line: field: message.
+    Exit 0 with a summary, or exit 1 listing every problem of every document as
+    file:line: field: message.
     """
+    paths = [*(files or []), *(paths or [])]
+    if not paths:
+        ctx.fail("Missing argument 'PATH...': give spec files or directories (or -f PATH)")
     try:
         desired = load(paths, cloud=selected_cloud(cloud))
     except SpecError as err:
@@ -42,7 +57,7 @@ def validate(
     except CmkError as err:  # an unknown --cloud / AZURE_CLOUD
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-    files = {s.file for s in desired.sources.values()}
+    spec_files = {s.file for s in desired.sources.values()}
     entries = desired.workspace_entries()
     links = desired.desired_links()
     byos = sum(1 for e in entries.values() if e.byos is not None)
@@ -54,7 +69,7 @@ def validate(
         f"{byos} with BYOS, in {len(desired.subscriptions())} subscription(s), "
         f"{len({c.spec.location for c in desired.clusters})} region(s); "
         f"limits profile '{desired.settings.limits_profile}', drift '{desired.settings.drift}'; "
-        f"from {len(files)} file(s)"
+        f"from {len(spec_files)} file(s)"
     )
     for cluster in desired.clusters:
         linked = sum(1 for c in links.values() if c.metadata.name == cluster.metadata.name)

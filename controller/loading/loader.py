@@ -4,7 +4,9 @@ Paths may be files or directory trees; directories contribute their `*.yaml`/`*.
 order, so the same tree always loads the same way. Each document is dispatched on `apiVersion` and
 `kind` first (an unknown kind gets one clear message, not a wall of union errors), then validated by
 its pydantic model; pydantic's error locations are mapped back to lines through the node marks that
-`yamlsafe` recorded. Cross-document rules run last (`validate.check_documents`).
+`yamlsafe` recorded. Cross-document rules run last (`validate.check_documents`), on every document
+that could be read: one with schema errors is salvaged (`salvage`) so that its other fields are
+checked in the same run, and a duplicate key is reported without hiding the rest of its file.
 
 Nothing but SpecError ever leaves `load()`: a spec comes from a pull request and may be anything.
 So the whole tree is bounded too (MAX_TOTAL_BYTES, MAX_TOTAL_DOCUMENTS: many files just under the
@@ -26,6 +28,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from controller.errors import SpecError, SpecProblem
+from controller.loading.salvage import salvage
 from controller.loading.validate import LoadedDocument, check_documents
 from controller.loading.yamlsafe import Path_, RawDocument, ReadLimits, YamlProblem, dotted, read_documents
 from controller.model import clouds
@@ -285,17 +288,47 @@ def _validate_document(
         message = f"{unknown}must be one of {', '.join(KINDS)} (got {got})"
         problems.append(SpecProblem(file, raw.line_of(("kind",)), "kind", message))
         return None
+    context = {"cloud": cloud}
     try:
         # by_name=False: YAML uses the documented camelCase names only (`resource_group` is a typo here)
         # context: the selected cloud decides which Key Vault / Managed HSM host names a vaultUri may use
-        doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False, context={"cloud": cloud})
+        doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False, context=context)
     except ValidationError as err:
         for error in err.errors(include_url=False):
             path = _field_path(data, error["loc"])
             problems.append(SpecProblem(file, raw.line_of(path), dotted(path), _message(error, model)))
-        return None
+        return _salvaged(file, raw, model, str(kind), context)
     assert isinstance(doc, Cluster | WorkspaceSet | Settings)  # noqa: S101 - narrowing for mypy
     return LoadedDocument(file=file, line=raw.line, lines=raw.lines, model=doc)
+
+
+def _salvaged(
+    file: str,
+    raw: RawDocument,
+    model: type[BaseModel],
+    kind: str,
+    context: dict[str, Any],
+) -> LoadedDocument | None:
+    """The document without its failed fields, for the rule checks (None: it cannot do without them).
+
+    Best effort: the errors are already reported, so a failure here only means fewer checks."""
+    try:
+        found = salvage(model, kind, raw.data, context, _field_path)
+    except Exception:  # a salvage bug must not hide the problems already found
+        return None
+    if found is None:
+        return None
+    doc = found.model
+    assert isinstance(doc, Cluster | WorkspaceSet | Settings)  # noqa: S101 - narrowing for mypy
+    return LoadedDocument(
+        file=file,
+        line=raw.line,
+        lines=raw.lines,
+        model=doc,
+        unknown=found.unknown,
+        positions=found.positions,
+        partial=True,
+    )
 
 
 def load_documents(
@@ -307,10 +340,24 @@ def load_documents(
 ) -> tuple[list[LoadedDocument], list[SpecProblem], int]:
     """Read and validate every document one by one: (documents, problems, number of files read).
 
-    `root`: links must resolve inside it (the controller passes its repository checkout)."""
+    The documents are those valid on their own. `root`: links must resolve inside it (the controller
+    passes its repository checkout)."""
+    documents, problems, files, _ = _read_tree(paths, limits, cloud=cloud, root=root)
+    return [d for d in documents if not d.partial], problems, files
+
+
+def _read_tree(
+    paths: Sequence[str | Path],
+    limits: LoadLimits | None,
+    *,
+    cloud: clouds.Cloud,
+    root: Path | None,
+) -> tuple[list[LoadedDocument], list[SpecProblem], int, bool]:
+    """(documents, also those salvaged from errors; problems; files read; was every document read?)"""
     limits = limits or LoadLimits()
     problems: list[SpecProblem] = []
     files = discover(paths, problems, limits.max_files, root)
+    complete = not problems
     documents: list[LoadedDocument] = []
     total_bytes = total_documents = 0
     for path in files:
@@ -323,15 +370,19 @@ def load_documents(
                 )
             if total_bytes + size > limits.max_total_bytes:
                 problems.append(SpecProblem(file, None, "", _tree_too_big(total_bytes + size, limits)))
+                complete = False
                 break  # the point of the cap: read nothing more
             data = _read_at_most(path, limits.max_bytes)
             total_bytes += len(data)
             raws = read_documents(data, limits)
         except YamlProblem as err:
+            # the rest of this file is unread; the documents before the problem are still checked
+            raws = err.documents
             problems.append(SpecProblem(file, err.line, err.field, err.message))
-            continue
+            complete = False
         except OSError as err:
             problems.append(SpecProblem(file, None, "", f"cannot read: {err.strerror or err}"))
+            complete = False
             continue
         total_documents += len(raws)
         if total_documents > limits.max_total_documents:
@@ -344,12 +395,17 @@ def load_documents(
                     "a whole tree (MAX_TOTAL_DOCUMENTS); nothing from here on was read",
                 )
             )
+            complete = False
             break
         for raw in raws:
-            loaded = _validate_document(file, raw, problems, cloud)
+            for note in raw.problems:  # a duplicate key; with `readable` False, why it was not read
+                problems.append(SpecProblem(file, note.line, note.field, note.message))
+            loaded = _validate_document(file, raw, problems, cloud) if raw.readable else None
             if loaded is not None:
                 documents.append(loaded)
-    return documents, problems, len(files)
+            else:
+                complete = False
+    return documents, problems, len(files), complete
 
 
 def _tree_too_big(total: int, limits: LoadLimits) -> str:
@@ -395,10 +451,10 @@ def load(
     `root`: symbolic links must resolve inside it; without one, inside each directory given.
     """
     try:
-        documents, problems, _ = load_documents(paths, limits, cloud=cloud, root=root)
-        # Cross-document rules run on the documents that are valid on their own, so one run reports
-        # everything; a reference to a cluster is only judged when no document was dropped.
-        problems.extend(check_documents(documents, complete=not problems))
+        documents, problems, _, complete = _read_tree(paths, limits, cloud=cloud, root=root)
+        # Rules run on every document that could be read (those with schema errors salvaged), so one
+        # run reports everything; a reference to a cluster is only judged when no document was lost.
+        problems.extend(check_documents(documents, complete=complete))
         if not problems and not documents:
             problems.append(
                 SpecProblem(", ".join(str(p) for p in paths) or ".", None, "", "no spec documents found")

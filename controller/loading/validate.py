@@ -24,12 +24,35 @@ class LoadedDocument:
     line: int
     model: Cluster | WorkspaceSet | Settings
     lines: dict[Path_, int] = field(default_factory=dict)
+    # A document with schema errors, salvaged for the rule checks (controller.loading.salvage): the
+    # paths set aside (the checks skip what depends on them), and where kept list items stood.
+    # `partial`: salvaged, so checked but never part of the desired state.
+    unknown: frozenset[Path_] = frozenset()
+    positions: dict[Path_, tuple[int, ...]] = field(default_factory=dict)
+    partial: bool = False
 
     @property
     def ref(self) -> str:
         return f"{self.model.kind}/{self.model.metadata.name}"
 
+    def known(self, *paths: Path_) -> bool:
+        """Was every one of `paths` read as written (nothing at or above it set aside)?"""
+        return not any(p[:cut] in self.unknown for p in paths for cut in range(len(p) + 1))
+
+    def written(self, path: Path_) -> Path_:
+        """A path in the model -> the same place in the file (list items set aside shift indexes)."""
+        if not self.positions:
+            return path
+        out: list[str | int] = []
+        for part in path:
+            where = self.positions.get(tuple(out))
+            if isinstance(part, int) and where is not None and 0 <= part < len(where):
+                part = where[part]
+            out.append(part)
+        return tuple(out)
+
     def line_of(self, path: Path_) -> int:
+        path = self.written(path)
         for cut in range(len(path), -1, -1):
             found = self.lines.get(path[:cut])
             if found is not None:
@@ -40,12 +63,14 @@ class LoadedDocument:
         return f"{self.file}:{self.line_of(path)}"
 
     def problem(self, path: Path_, message: str) -> SpecProblem:
-        return SpecProblem(self.file, self.line_of(path), dotted(path), message)
+        return SpecProblem(self.file, self.line_of(path), dotted(self.written(path)), message)
 
 
 def check_documents(documents: list[LoadedDocument], *, complete: bool = True) -> list[SpecProblem]:
-    """All cross-document problems. `complete=False` (some document failed on its own) skips the
-    unknown-cluster check, which would otherwise blame a reference to a document that merely failed."""
+    """All rule and cross-document problems, also of documents salvaged from schema errors (the
+    checks skip what such a document could not tell). `complete=False` (some document could not be
+    read at all, so its name is unknown) skips the unknown-cluster check, which would otherwise blame
+    a reference to a document that merely failed."""
     problems: list[SpecProblem] = []
     settings_docs = [d for d in documents if isinstance(d.model, Settings)]
     clusters = [d for d in documents if isinstance(d.model, Cluster)]
@@ -60,6 +85,8 @@ def check_documents(documents: list[LoadedDocument], *, complete: bool = True) -
             )
         )
     settings = settings_docs[0].model.spec if settings_docs else SettingsSpec()
+    if settings_docs and not settings_docs[0].known(("spec", "limitsProfile")):
+        settings = SettingsSpec()
     assert isinstance(settings, SettingsSpec)  # noqa: S101 - narrowing for mypy
     profile = limits.for_profile(settings.limits_profile)
 
@@ -94,8 +121,9 @@ def _check_clusters(clusters: list[LoadedDocument], profile: limits.Limits) -> l
         cluster = doc.model
         assert isinstance(cluster, Cluster)  # noqa: S101 - narrowing for mypy
         name_path: Path_ = ("spec", "name") if cluster.spec.name else ("metadata", "name")
+        name_known = doc.known(("spec", "name"))
         # rule C1: the Azure name (spec.name, else metadata.name) matches the REST spec's pattern
-        if not ids.CLUSTER_NAME.match(cluster.azure_name):
+        if name_known and not ids.CLUSTER_NAME.match(cluster.azure_name):
             problems.append(
                 doc.problem(
                     name_path,
@@ -104,7 +132,7 @@ def _check_clusters(clusters: list[LoadedDocument], profile: limits.Limits) -> l
                 )
             )
         # rule C3: capacity per the limits profile in Settings
-        if not profile.capacity_ok(cluster.spec.capacity):
+        if doc.known(("spec", "capacity")) and not profile.capacity_ok(cluster.spec.capacity):
             problems.append(
                 doc.problem(
                     ("spec", "capacity"),
@@ -113,6 +141,8 @@ def _check_clusters(clusters: list[LoadedDocument], profile: limits.Limits) -> l
                 )
             )
         # the same Azure cluster declared twice (ARM names are case-insensitive)
+        if not (name_known and doc.known(("spec", "subscription"), ("spec", "resourceGroup"))):
+            continue
         arm_key = ids.id_key(cluster.arm_id)
         seen = by_arm_key.setdefault(arm_key, doc)
         if seen is not doc:
@@ -137,7 +167,7 @@ def _check_workspace_sets(
     for doc in sets:
         ws_set = doc.model
         assert isinstance(ws_set, WorkspaceSet)  # noqa: S101 - narrowing for mypy
-        target = ws_set.spec.cluster
+        target = ws_set.spec.cluster if doc.known(("spec", "cluster")) else None
         if target is not None and complete and target not in cluster_names:
             known = ", ".join(sorted(cluster_names)) or "none declared"
             problems.append(

@@ -7,6 +7,9 @@ deep nesting, and forgets where a value came from. Specs come from pull requests
 * refuses aliases outright (`*name`); anchors alone are harmless and ignored. No expansion budget
   to tune, and a declarative spec has no real need for them;
 * refuses duplicate mapping keys (the second one would silently win) and merge keys (`<<`);
+  a duplicate key is reported on its document while the rest is still read (the first value is
+  kept), so one run names it together with every other problem; a merge key, a key that is not a
+  string or a value that cannot be read gives up on its document only, not on the rest of the file;
 * refuses nesting deeper than `max_depth`, files larger than `max_bytes`, bytes that are not UTF-8,
   and more than `max_documents` documents per file;
 * records `path -> line` for every node, so a pydantic error location maps to a file line.
@@ -23,7 +26,9 @@ The pure-Python parser is still used in two cases: when PyYAML was built without
 one wording whichever parser is installed. Larger files keep libyaml's wording, so a huge broken
 file is never handed to the slow parser.
 
-Everything it raises is `YamlProblem` (the loader turns it into a SpecProblem).
+Everything it raises is `YamlProblem` (the loader turns it into a SpecProblem); one that gives up on
+the rest of a file (a syntax error, an alias, too deep) carries the documents read before it, so they
+are still checked. Problems that do not stop the reading are on each `RawDocument.problems`.
 """
 
 from __future__ import annotations
@@ -73,14 +78,21 @@ class ReadLimits:
     max_documents: int = 500
 
 
+# Duplicate keys reported per file at most (a hostile file could hold hundreds of thousands).
+MAX_NOTES_PER_FILE = 100
+
+
 class YamlProblem(Exception):
-    """A file that cannot be read as a spec; `line` is 1-based, or None for the whole file."""
+    """A file that cannot be read as a spec; `line` is 1-based, or None for the whole file.
+
+    `documents`: when it stops the reading of a file, the documents read before it."""
 
     def __init__(self, message: str, line: int | None = None, field: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.field = field
+        self.documents: list[RawDocument] = []
 
 
 @dataclass
@@ -90,6 +102,9 @@ class RawDocument:
     line: int
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    # problems found while reading it (a duplicate key); with readable=False, why `data` is None
+    problems: list[YamlProblem] = field(default_factory=list)
+    readable: bool = True
 
     def line_of(self, path: Path_) -> int:
         """Line of `path`, or of its nearest ancestor that exists (a missing field -> its parent)."""
@@ -161,8 +176,32 @@ if CParser is not None:
             self._max_depth = max_depth
 
 
-def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int]) -> Any:
-    """Build plain data from a node tree (no aliases, bounded depth), recording each path's line."""
+class _Notes:
+    """Problems that do not stop the reading (duplicate keys), at most MAX_NOTES_PER_FILE per file."""
+
+    def __init__(self) -> None:
+        self.items: list[YamlProblem] = []
+        self.full = False
+
+    def add(self, problem: YamlProblem) -> None:
+        if len(self.items) < MAX_NOTES_PER_FILE:
+            self.items.append(problem)
+        elif not self.full:
+            self.full = True
+            self.items.append(
+                YamlProblem(
+                    f"more than {MAX_NOTES_PER_FILE} duplicate keys in this file; the rest are not listed",
+                    problem.line,
+                    problem.field,
+                )
+            )
+
+
+def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], notes: _Notes) -> Any:
+    """Build plain data from a node tree (no aliases, bounded depth), recording each path's line.
+
+    A duplicate key goes to `notes` and its value is checked but not kept (the first one is);
+    anything else that is refused raises YamlProblem."""
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -176,19 +215,24 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int]) 
             if key in out:
                 first = lines.get((*path, key))
                 where = f" (first at line {first})" if first else ""
-                raise YamlProblem(
-                    f"duplicate key '{key}'{where}: YAML would silently keep only the last one",
-                    key_node.start_mark.line + 1,
-                    dotted((*path, key)),
+                notes.add(
+                    YamlProblem(
+                        f"duplicate key '{key}'{where}: YAML would silently keep only the last one; "
+                        "the first is checked, remove one of them",
+                        key_node.start_mark.line + 1,
+                        dotted((*path, key)),
+                    )
                 )
+                _to_data(loader, value_node, (*path, key), {}, notes)  # refusals inside still count
+                continue
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(loader, value_node, (*path, key), lines)
+            out[key] = _to_data(loader, value_node, (*path, key), lines, notes)
         return out
     if isinstance(node, SequenceNode):
         items: list[Any] = []
         for i, item in enumerate(node.value):
             lines[(*path, i)] = item.start_mark.line + 1
-            items.append(_to_data(loader, item, (*path, i), lines))
+            items.append(_to_data(loader, item, (*path, i), lines, notes))
         return items
     if isinstance(node, ScalarNode):
         if node.tag == _STR_TAG:  # most values: the constructor would return node.value as it is
@@ -260,6 +304,7 @@ def _warn_pure_python() -> None:
 
 def _read(loader: _Loader, limits: ReadLimits) -> list[RawDocument]:
     docs: list[RawDocument] = []
+    notes = _Notes()
     try:
         count = 0
         while loader.check_node():
@@ -270,22 +315,35 @@ def _read(loader: _Loader, limits: ReadLimits) -> list[RawDocument]:
             if node is None:  # pragma: no cover - check_node() said there is one
                 break
             lines: dict[Path_, int] = {}
-            data = _to_data(loader, node, (), lines)
-            if data is None:
+            before = len(notes.items)
+            line = node.start_mark.line + 1
+            try:
+                data = _to_data(loader, node, (), lines, notes)
+            except YamlProblem as err:  # this document only: the parser is fine, the next one is read
+                docs.append(RawDocument(line, None, lines, [*notes.items[before:], err], readable=False))
                 continue
-            docs.append(RawDocument(line=node.start_mark.line + 1, data=data, lines=lines))
+            if data is None and len(notes.items) == before:
+                continue
+            docs.append(RawDocument(line=line, data=data, lines=lines, problems=notes.items[before:]))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         context = ""
         if err.context and err.context_mark is not None and err.context_mark is not mark:
             context = f" ({err.context} that starts at line {err.context_mark.line + 1})"
-        raise _SyntaxProblem(
-            f"invalid YAML: {_short(err)}{context}", mark.line + 1 if mark else None
+        raise _with(
+            _SyntaxProblem(f"invalid YAML: {_short(err)}{context}", mark.line + 1 if mark else None), docs
         ) from None
     except yaml.YAMLError as err:
-        raise _SyntaxProblem(f"invalid YAML: {_short(err)}") from None
+        raise _with(_SyntaxProblem(f"invalid YAML: {_short(err)}"), docs) from None
     except RecursionError:
-        raise YamlProblem(f"nesting deeper than {limits.max_depth} levels") from None
+        raise _with(YamlProblem(f"nesting deeper than {limits.max_depth} levels"), docs) from None
+    except YamlProblem as err:  # the composer's alias ban or depth cap, or too many documents
+        raise _with(err, docs) from None
     finally:
         loader.dispose()
     return docs
+
+
+def _with(problem: YamlProblem, documents: list[RawDocument]) -> YamlProblem:
+    problem.documents = documents
+    return problem

@@ -196,12 +196,33 @@ class ResourceId:
 _TYPES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
+def _guid_for_id(value: str, expected_type: str) -> str:
+    """A GUID where a resource id belongs: say which GUID it probably is and the form to write."""
+    form = f"/subscriptions/<sub>/resourceGroups/<rg>/providers/{expected_type}/<name>"
+    if expected_type.lower() == WORKSPACE_TYPE.lower():
+        return (
+            f"'{value}' is a GUID (a workspace's customer id?), not the workspace's resource id: write "
+            f"{form} (`az monitor log-analytics workspace show --query id` prints it)"
+        )
+    if expected_type.lower() == USER_IDENTITY_TYPE.lower():
+        return (
+            f"'{value}' is a GUID (an identity's client or principal id?), not the identity's resource "
+            f"id: write {form} (`az identity show --query id` prints it)"
+        )
+    return f"'{value}' is a GUID, not a resource id: write {form}"
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _parse_cached(value: str, expected_type: str | None) -> ResourceId:
     if expected_type is None:
         return ResourceId._parse(value, None)
     # the spec names an id and Azure's lists return it: the shape is checked once for both
-    rid = _parse_cached(value, None)
+    try:
+        rid = _parse_cached(value, None)
+    except InvalidId:
+        if is_guid(value.strip()):  # a GUID where an id of a known type belongs: say which id
+            raise InvalidId(_guid_for_id(value, expected_type)) from None
+        raise
     if rid.type.lower() != expected_type.lower():
         raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
     _check_names(value, rid)
@@ -298,6 +319,10 @@ def normalise_vault_uri(value: str) -> str:
     return f"{scheme}://{netloc}{path}/"
 
 
+# A key's URI (what the portal's "Key Identifier" shows): https://<vault>/keys/<name>[/<version>]
+_KEY_PATH = re.compile(r"/keys/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]{1,64}))?/?")
+
+
 def parse_vault_uri(value: str, cloud: clouds.Cloud | None = None) -> str:
     """Validate a Key Vault / Managed HSM URI and return it normalised as https://host/.
 
@@ -320,6 +345,15 @@ def parse_vault_uri(value: str, cloud: clouds.Cloud | None = None) -> str:
             f"'{value}' is a vault in {owner.name}, but the selected cloud is {cloud.name} "
             f"(vaults there end in .{cloud.vault_suffix} or .{cloud.hsm_suffix}); "
             f"select the cloud with --cloud or {clouds.ENV_VAR}"
+        )
+    key_path = _KEY_PATH.fullmatch(parts.path)
+    if key_path and parts.scheme == "https" and suffix in accepted:
+        version = key_path.group("version")
+        raise InvalidId(
+            f"'{value}' is a key URI, not a vault URI: split it into vaultUri: https://{host}/, "
+            f"name: {key_path.group('name')}"
+            + (f", version: {version}" if version else "")
+            + " (leave version out for automatic rotation)"
         )
     if parts.scheme != "https" or not _VAULT_NAME.match(name) or suffix not in accepted or parts.path not in (
         "",

@@ -101,11 +101,36 @@ def _describe(exc: ValidationError) -> str:
     return "invalid environment: " + "; ".join(parts)
 
 
+# Every variable cmkctl reads, with what it does: the --help of each command lists those that affect
+# it (controller.cli.app), and a test keeps this in step with the fields above.
+ENVIRONMENT: dict[str, str] = {
+    "CMKCTL_STATE": "journal and lock when --state is not given: DIR or azureblob://ACCOUNT/CONTAINER[/BLOB]",
+    "CMKCTL_WORKDIR": "the controller's local directory when the state is a blob",
+    "CMKCTL_NOW": "what-if planning clock, ISO-8601 (plan as of; apply refuses it)",
+    "CMKCTL_DEBUG": "1 shows a traceback with an internal error",
+    "CMKCTL_EMULATOR": "talk to the local Azure emulator at this address instead of Azure",
+    "CMKCTL_CA_BUNDLE": "CA certificates to trust (the emulator's)",
+    "CMKCTL_POLLING_INTERVAL": "seconds between polls of a long operation",
+    "CMKCTL_AZURE_RETRY_TOTAL": "retries of one request",
+    "CMKCTL_AZURE_TIMEOUT": "read timeout of one request, seconds",
+    "CMKCTL_ARM_READ_RATE": "Resource Manager reads per second per subscription (default 25)",
+    "CMKCTL_ARM_WRITE_RATE": "Resource Manager writes per second per subscription (default 10)",
+    "CMKCTL_OPERATION_TIMEOUT": "seconds to wait for one of our own operations",
+    "CMKCTL_BUSY_TIMEOUT": "seconds to wait for someone else's running operation (C6, W5)",
+    "CMKCTL_RETRY_BACKOFF": "first retry wait, seconds",
+    "CMKCTL_GIT_CREDENTIALS_FILE": "git credentials for --source (a mounted Secret)",
+    "AZURE_CLOUD": "the Azure cloud when --cloud is not given",
+    "AZURE_STORAGE_KEY": "shared key of an azureblob:// state (else the Azure sign-in)",
+    "AZURE_TENANT_ID": "service principal or workload identity sign-in (else managed identity or az login)",
+    "AZURE_CLIENT_ID": "service principal, workload or user-assigned managed identity",
+    "AZURE_CLIENT_SECRET": "service principal secret",
+    "AZURE_CLIENT_CERTIFICATE_PATH": "service principal certificate",
+    "AZURE_FEDERATED_TOKEN_FILE": "workload identity token",
+    "AZURE_TOKEN_CREDENTIALS": "azure-identity's choice of sign-in methods (dev, prod)",
+}
+
 ENVIRONMENT_HELP = (
-    "Environment: CMKCTL_STATE (journal and lock), CMKCTL_WORKDIR (controller clone with a blob state), "
-    "CMKCTL_NOW (what-if planning clock, ISO-8601), "
-    "CMKCTL_DEBUG=1 (tracebacks), CMKCTL_EMULATOR / CMKCTL_CA_BUNDLE (talk to the local emulator), "
-    "CMKCTL_POLLING_INTERVAL, CMKCTL_AZURE_RETRY_TOTAL, CMKCTL_AZURE_TIMEOUT (seconds), "
-    "CMKCTL_OPERATION_TIMEOUT, CMKCTL_BUSY_TIMEOUT, CMKCTL_RETRY_BACKOFF (seconds), "
-    "CMKCTL_GIT_CREDENTIALS_FILE, AZURE_STORAGE_KEY. A bad value is an error naming the variable."
+    "Environment: "
+    + "; ".join(f"{name} ({text})" for name, text in ENVIRONMENT.items())
+    + ". A bad value is an error naming the variable."
 )
