@@ -200,13 +200,15 @@ def left_out_line(plan: Plan, *, limit: int = 10) -> str | None:
     t = plan.targeting
     if t is None:
         return None
-    head = f"Targeted (--target): {', '.join(t.addresses)} and what they depend on. "
+    head = (f"Targeted (--target): {', '.join(t.addresses)} and what "
+            f"{'it depends' if len(t.addresses) == 1 else 'they depend'} on. ")
     if not t.left_out:
         return head + "0 changes left out by --target."
     named = [f"{x.action.value} {x.address}" + ("" if x.status == "change" else f" ({x.status})")
              for x in t.left_out[:limit]]
     more = f" and {len(t.left_out) - limit} more" if len(t.left_out) > limit else ""
-    return head + f"{len(t.left_out)} changes left out by --target: {', '.join(named)}{more}."
+    changes = "change" if len(t.left_out) == 1 else "changes"
+    return head + f"{len(t.left_out)} {changes} left out by --target: {', '.join(named)}{more}."
 
 
 def _value(field: str, value: Any) -> str:

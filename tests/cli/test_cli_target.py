@@ -46,7 +46,7 @@ def test_plan_target_keeps_the_workspace_and_its_cluster_and_names_what_it_left_
     assert f"create      cluster.{CLUSTER}" in text.stdout  # the link needs its cluster
     assert "link        workspace.law1" in text.stdout
     assert "workspace.law2" not in text.stdout.split("Targeted (--target)")[0]
-    assert "1 changes left out by --target: link workspace.law2." in text.stdout
+    assert "1 change left out by --target: link workspace.law2." in text.stdout
 
     made = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--target", "workspace.law1",
                    "--format", "json", "--out", str(planfile))
