@@ -14,6 +14,7 @@ Implements the `HistoryStore` protocol of controller.model.history.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError as AzureCoreError
@@ -73,6 +75,21 @@ def _empty() -> dict[str, Any]:
     }
 
 
+# In the container's metadata once a journal blob was written there: a journal blob that is then missing or
+# empty is damage, not a first run (its in-flight operations and link history, rule W3, would be lost)
+MARKER_PREFIX = "cmkctljournal"
+REBUILD = "cmkctl state rebuild -f SPEC --state {state}"
+
+
+def marker_key(blob_name: str) -> str:
+    """Metadata names are C# identifiers: one per journal blob in the container, from its name's hash."""
+    return f"{MARKER_PREFIX}{hashlib.sha256(blob_name.encode()).hexdigest()[:16]}"
+
+
+class JournalLost(CmkError):
+    """The journal blob is missing or empty where the container's marker says one was written."""
+
+
 class ConcurrentWriteError(CmkError):
     """Too many other writers changed the journal while we tried to write it."""
 
@@ -88,9 +105,15 @@ class BlobHistoryStore:
         now: Callable[[], datetime] | None = None,
         max_attempts: int = 30,
         create: bool = True,
+        state: str | None = None,
     ) -> None:
-        """`create=False`: a reader that must not create anything (a missing container = empty journal)."""
+        """`create=False`: a reader that must not create anything (a missing container = empty journal).
+        `state`: the `--state` URL, for the messages that name the rebuild command."""
         self._container = container
+        self._blob_name = blob_name
+        container_name = getattr(container, "container_name", "CONTAINER")
+        self._state = state or f"azureblob://ACCOUNT/{container_name}/{blob_name}"
+        self._marked = False
         self._blob = container.get_blob_client(blob_name)
         # what each apply left per resource (intent, baseline) in a blob of its own: it is large (one
         # entry per workspace) and written once per apply, so the journal's frequent writes (every
@@ -109,17 +132,70 @@ class BlobHistoryStore:
             raise map_error(exc, operation="create the history container") from None
 
     # -- reading ------------------------------------------------------------------------------------
+    # -- the marker ---------------------------------------------------------------------------------
+    def has_marker(self) -> bool:
+        """Whether the container's metadata says this journal blob was written (a missing container:
+        no)."""
+        try:
+            meta = self._container.get_container_properties().metadata or {}
+        except ResourceNotFoundError:
+            return False
+        except AzureCoreError as exc:
+            raise map_error(exc, operation="read the state container's metadata") from None
+        key = marker_key(self._blob_name)
+        return any(k.lower() == key for k in meta)
+
+    def mark(self) -> None:
+        """Record in the container's metadata that this journal blob exists (once per store)."""
+        if self._marked:
+            return
+        try:
+            meta = dict(self._container.get_container_properties().metadata or {})
+            key = marker_key(self._blob_name)
+            if not any(k.lower() == key for k in meta):
+                meta[key] = quote(self._blob_name, safe="")
+                self._container.set_container_metadata(meta)
+        except AzureCoreError as exc:
+            raise map_error(exc, operation="mark the state container") from None
+        self._marked = True
+
+    def _lost(self, what: str) -> JournalLost:
+        return JournalLost(
+            f"the journal blob {self._blob_name} in container "
+            f"{getattr(self._container, 'container_name', '?')} is {what}, but the container's metadata "
+            f"({marker_key(self._blob_name)}) says one was written there: its in-flight operations and "
+            "link history (rule W3) would be lost. Restore it from a blob version or snapshot if the "
+            f"account keeps them, or rebuild it from what Azure shows: {REBUILD.format(state=self._state)} "
+            "(the link history comes back from the Activity Log; operations that were running are not "
+            "known, and apply reads them back from Azure before it sends anything)"
+        )
+
+    def whole(self) -> bool:
+        """True when the journal blob exists and reads as a journal, False when there is none yet (no
+        marker either); raises JournalLost / CmkError where it is lost or damaged."""
+        _, etag = self._read()
+        return etag is not None
+
     def _read(self, blob: Any = None) -> tuple[dict[str, Any], str | None]:
-        """(document, etag); a missing blob is an empty journal with no etag."""
+        """(document, etag); a missing blob is an empty journal with no etag, unless the container's
+        marker says the journal was written (then it is lost, and refused)."""
+        journal = blob is None or blob is self._blob
         blob = blob or self._blob
         try:
             downloader = blob.download_blob()
             raw = downloader.readall()
             etag = downloader.properties.etag
         except ResourceNotFoundError:
+            if journal and self.has_marker():
+                raise self._lost("missing") from None
             return _empty(), None
         except AzureCoreError as exc:  # any status, or the storage account not reachable at all
             raise map_error(exc, operation="read the history blob") from None
+        if journal and not raw:  # cmkctl never writes an empty journal
+            raise self._lost("empty (0 bytes)") if self.has_marker() else CmkError(
+                f"the journal blob {self._blob_name} is empty (0 bytes), which cmkctl never writes; "
+                f"rebuild it from what Azure shows: {REBUILD.format(state=self._state)}"
+            )
         try:
             doc = json.loads(raw or b"{}")
         except ValueError as exc:
@@ -212,6 +288,8 @@ class BlobHistoryStore:
                         blob.upload_blob(
                             body, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
                         )
+                    if blob is self._blob:
+                        self.mark()
                     return
                 except (ResourceModifiedError, ResourceExistsError):
                     time.sleep(min(0.5, 0.01 * (2**attempt)))  # another writer won: re-read, re-apply
@@ -233,6 +311,42 @@ class BlobHistoryStore:
         doc["cluster_deletions"] = [d for d in doc["cluster_deletions"] if _dt(d["at"]) > cutoff]
         doc["finished"] = doc["finished"][-500:]
         doc["revisions"] = doc["revisions"][-200:]
+
+    def rebuild(self, history: History) -> str | None:
+        """Replace the journal with what `history` (read from Azure) holds, and mark it; call under the
+        writer lease. A whole journal is refused (a rebuild would drop its in-flight operations); a
+        damaged (non-empty) blob is first copied aside: returns where, if it was."""
+        try:
+            whole = self.whole()
+        except CmkError:
+            whole = False
+        if whole:
+            raise CmkError(
+                f"the journal blob {self._blob_name} is whole; nothing to rebuild (a rebuild would drop the "
+                "operations it has in flight)"
+            )
+        aside = None
+        with self._mutex:
+            try:
+                raw = self._blob.download_blob().readall()
+            except ResourceNotFoundError:
+                raw = b""
+            except AzureCoreError as exc:
+                raise map_error(exc, operation="read the history blob") from None
+            doc = _empty()
+            doc["link_operations"] = [{**asdict(op), "at": _ts(op.at)} for op in history.link_operations]
+            doc["cluster_deletions"] = [{**asdict(d), "at": _ts(d.at)} for d in history.cluster_deletions]
+            self._trim(doc)
+            try:
+                if raw:
+                    aside = f"{self._blob_name}.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+                    self._container.get_blob_client(aside).upload_blob(raw, overwrite=False)
+                body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+                self._blob.upload_blob(body, overwrite=True)
+            except AzureCoreError as exc:
+                raise map_error(exc, operation="write the history blob") from None
+        self.mark()
+        return aside
 
     def record_link_operation(self, op: LinkOperation) -> None:
         entry = asdict(op)
@@ -567,7 +681,7 @@ def open_state(
         raise
     lock = BlobWriterLock(lease, on_release=clients.close)
     # typed as the protocols so mypy proves the blob backend implements all of them (record_operation_sent)
-    return lock, lambda: BlobHistoryStore(container, where.blob)
+    return lock, lambda: BlobHistoryStore(container, where.blob, state=url)
 
 
 def read_history(url: str, *, cloud: clouds.Cloud | None = None) -> History:
@@ -580,7 +694,7 @@ def read_history(url: str, *, cloud: clouds.Cloud | None = None) -> History:
     credential: Any = {"account_name": where.account_name, "account_key": key} if key else None
     try:
         container = container_client(clients, where.account_url, where.container, credential)
-        return BlobHistoryStore(container, where.blob, create=False).load()  # plan never writes
+        return BlobHistoryStore(container, where.blob, create=False, state=url).load()  # plan never writes
     finally:
         clients.close()
 
@@ -595,6 +709,7 @@ class BlobState:
         self._clients = AzureClients(cloud=cloud)
         self._where = parse_state_url(url, self._clients.cloud)
         self._command = command
+        self._url = url
         key = _storage_key()
         credential: Any = {"account_name": self._where.account_name, "account_key": key} if key else None
         self._container = container_client(
@@ -602,7 +717,7 @@ class BlobState:
         )
 
     def store(self) -> BlobHistoryStore:
-        return BlobHistoryStore(self._container, self._where.blob)
+        return BlobHistoryStore(self._container, self._where.blob, state=self._url)
 
     def lock(self) -> BlobWriterLock:
         holder = (

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "controller.cli.report_cmd",
     "controller.cli.explain_cmd",
     "controller.cli.export_cmd",
+    "controller.cli.state_cmd",
 )
 
 _SIGN_IN = (
@@ -206,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_AZURE_COMMANDS = frozenset({"plan", "apply", "drift", "report", "controller"})
+_AZURE_COMMANDS = frozenset({"plan", "apply", "drift", "report", "controller", "state"})
 
 
 def _emulator_note(args: Sequence[str]) -> None:

@@ -34,6 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from controller.azure import errors
 from controller.azure.operations import Handle, OnSent, Precheck
+from controller.errors import CmkError
 from controller.execution.progress import NullProgress, Progress
 from controller.model import ids
 from controller.model.history import (
@@ -401,13 +402,11 @@ class Executor:
                 res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
             except Exception as exc:  # a bug must not take the other branches down; report it as a failure
                 self.store.end_operation(change.id, "failed", f"{type(exc).__name__}: {exc}")
-                res = StepResult(
-                    change.id,
-                    change.address,
-                    change.action,
-                    StepStatus.FAILED,
-                    f"internal error: {type(exc).__name__}: {exc}",
-                )
+                # a CmkError (the journal's disk is full) says itself what to do; anything else is a bug
+                why = f"internal error: {type(exc).__name__}: {exc}"
+                if isinstance(exc, CmkError):
+                    why = str(exc)
+                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, why)
         res.seconds = time.monotonic() - started
         failed = res.status is StepStatus.FAILED
         self.progress.step_finished(change.id, str(res.status), res.message if failed else "")

@@ -8,6 +8,7 @@ The kernel drops a flock when its process dies, so a SIGKILLed apply never leave
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -19,9 +20,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from controller.errors import LockHeldError
+from controller.errors import CmkError, LockHeldError
 
 FILENAME = "lock"
+
+
+def _unwritable(path: Path, exc: OSError) -> CmkError:
+    """The lock file cannot be written: a read-only or full state directory, named with the way out."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CmkError(
+            f"{path}: the state directory {path.parent} is read-only ({exc.strerror}); apply needs to "
+            "write its lock and journal there: make it writable, or give apply a writable --state (plan "
+            "works on a read-only one)"
+        )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CmkError(f"{path}: the disk is full ({exc.strerror}); free space on it and run again")
+    return CmkError(f"{path}: cannot write the lock file ({exc.strerror}); check the path and its rights")
 
 
 class FileLock:
@@ -53,8 +67,11 @@ class FileLock:
         return None
 
     def acquire(self, *, timeout: float = 0.0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = self.path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise _unwritable(self.path, exc) from None
         deadline = self._monotonic() + max(0.0, timeout)
         while True:
             try:

@@ -9,6 +9,7 @@ is azure-core's JSON, from which it strips auth headers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -27,22 +28,72 @@ from controller.model.history import (
 )
 
 FILENAME = "history.sqlite"
-# written beside the journal once it exists: a journal that then goes missing or empty is damage, not a
-# first run (its in-flight operations and W3 history would be lost silently)
+# written beside the journal once it exists, with how many entries it holds: a journal that then goes
+# missing or empty, or holds fewer entries (its write-ahead log `-wal` lost while it held committed
+# entries, an older copy restored), is damage, not a first run: its in-flight operations and link history
+# (rule W3) would be lost silently
 MARKER = "history.sqlite.written"
+REBUILD = "cmkctl state rebuild -f SPEC --state {state}"
+_TABLES = ("operations", "link_operations", "cluster_deletions", "applied_resources", "revisions")
+
+
+def _remedy(path: Path) -> str:
+    return (
+        f"Restore it from a backup (with its {path.name}-wal file), or rebuild it from what Azure shows: "
+        f"{REBUILD.format(state=path.parent)} (the link history comes back from the Activity Log; "
+        "operations that were running are not known, and apply reads them back from Azure before it "
+        "sends anything)"
+    )
+
+
+def marked_entries(path: Path) -> int | None:
+    """The entry count the marker beside `path` records; None without a marker, 0 if it names none."""
+    try:
+        text = path.with_name(MARKER).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        value = json.loads(text or "{}").get("entries", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def check_not_lost(path: Path) -> None:
     """Refuse a missing or 0-byte journal where the marker says one was written."""
     marker = path.with_name(MARKER)
-    if marker.exists() and (not path.exists() or path.stat().st_size == 0):
+    if marked_entries(path) is not None and (not path.exists() or path.stat().st_size == 0):
         raise CmkError(
             f"{path}: the journal is missing or empty, but {marker.name} beside it says one was written "
-            "here; its in-flight operations and link history (rule W3) would be lost. Restore it from a "
-            f"backup, or start a new journal from what Azure shows: delete {marker} and run again (link "
-            "history comes back from the Activity Log; running operations are read back before anything "
-            "is sent)"
+            f"here; its in-flight operations and link history (rule W3) would be lost. {_remedy(path)}"
         )
+
+
+def check_complete(path: Path, entries: int, *, wal_unread: bool = False) -> None:
+    """Refuse a journal holding fewer entries than its marker records (lost `-wal`, older copy)."""
+    marked = marked_entries(path) or 0
+    if entries >= marked:
+        return
+    if wal_unread:
+        raise CmkError(
+            f"{path}: its latest entries are in {path.name}-wal, which cannot be read from a read-only "
+            f"directory ({entries} of the {marked} entries {MARKER} records are readable); run plan on a "
+            "writable copy of the state directory, or let the last apply finish there"
+        )
+    raise CmkError(
+        f"{path}: the journal holds {entries} entries, but {MARKER} beside it records {marked}: entries "
+        f"were lost (its write-ahead log {path.name}-wal deleted or not copied with it, or an older copy "
+        f"restored), and with them in-flight operations and link history (rule W3). {_remedy(path)}"
+    )
+
+
+def mark(path: Path, entries: int) -> None:
+    """Record beside the journal that it exists and how many entries it holds (atomically replaced)."""
+    marker = path.with_name(MARKER)
+    tmp = marker.with_name(f"{MARKER}.tmp")
+    tmp.write_text(json.dumps({"entries": entries}), encoding="utf-8")
+    tmp.replace(marker)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -109,16 +160,20 @@ def journal_error(path: Path, exc: BaseException) -> CmkError:
     text = str(exc).lower()
     if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
         return CmkError(
-            f"{path}: the journal is damaged ({exc}); nothing was changed. Move it aside "
-            f"(mv {path} {path}.damaged) and run apply again: it starts a new journal, and the link "
-            "history comes back from Azure's Activity Log (rule W3); operations that were in flight are "
-            "read back from Azure before anything is sent"
+            f"{path}: the journal is damaged ({exc}); nothing was changed. {_remedy(path)}; it moves the "
+            "damaged file aside"
         )
     if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
-        return CmkError(f"{path}: the state directory is read-only ({exc}); apply needs to write its "
-                        "journal: give it a writable --state (plan works on a read-only one)")
+        return CmkError(
+            f"{path}: the state directory {path.parent} is read-only ({exc}); apply needs to write its "
+            "journal there: make it writable, or give apply a writable --state (plan works on a "
+            "read-only one)"
+        )
     if "disk is full" in text or "no space" in text:
-        return CmkError(f"{path}: the disk is full ({exc}); free space there and run again")
+        return CmkError(
+            f"{path}: the disk is full ({exc}); free space on the disk holding {path.parent} and run "
+            "again (what was journaled before stays; apply resumes from it)"
+        )
     return CmkError(f"{path}: cannot open the journal ({exc}); check the path and its permissions")
 
 
@@ -132,10 +187,12 @@ class SqliteHistoryStore:
         self.path = Path(directory) / FILENAME
         self._now = now or (lambda: datetime.now(UTC))
         self._mutex = threading.Lock()
+        self._wal_unread = False
         try:
             check_not_lost(self.path)
             if read_only:
                 self._db = self._open_read_only()
+                check_complete(self.path, self._entries(), wal_unread=self._wal_unread)
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -144,13 +201,36 @@ class SqliteHistoryStore:
             self._db.execute("PRAGMA synchronous=FULL")
             with self._mutex:
                 self._db.executescript(_SCHEMA)
-            self.path.with_name(MARKER).touch()
+                for table in ("operations", "link_operations"):  # journals written before the column
+                    columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                    if "request_id" not in columns:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT")
+            entries = self._entries()
+            check_complete(self.path, entries)
+            mark(self.path, entries)
         except (sqlite3.Error, OSError) as exc:
+            self._close_quietly()
             raise journal_error(self.path, exc) from None
-            for table in ("operations", "link_operations"):  # journals written before the column existed
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if "request_id" not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT")
+        except CmkError:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def _entries(self) -> int:
+        """Rows in the journal: entries are only ever added (or replaced in place), never removed, so
+        fewer than the marker records means entries were lost."""
+        total = 0
+        for table in _TABLES:
+            try:
+                total += self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+            except sqlite3.OperationalError:  # a table its lost write-ahead log held
+                continue
+        return int(total)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """mode=ro sees the WAL's latest entries; where the directory is read-only and no -shm file
@@ -160,6 +240,7 @@ class SqliteHistoryStore:
             db = sqlite3.connect(f"{base}?{query}", uri=True, check_same_thread=False, isolation_level=None)
             try:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._wal_unread = "immutable" in query and self.path.with_name(f"{FILENAME}-wal").exists()
                 return db
             except sqlite3.OperationalError:
                 db.close()
@@ -173,13 +254,18 @@ class SqliteHistoryStore:
 
     def _write(self, sql: str, args: tuple[object, ...]) -> int:
         with self._mutex:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(sql, args)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(sql, args)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite already rolled back after some errors (full)
+                        self._db.execute("ROLLBACK")
+                    raise
+                mark(self.path, self._entries())
+            except (sqlite3.Error, OSError) as exc:
+                raise journal_error(self.path, exc) from None
             return cur.rowcount
 
     # -- HistoryStore ---------------------------------------------------------------------------
@@ -296,13 +382,20 @@ class SqliteHistoryStore:
         if not rows:
             return
         with self._mutex:  # one transaction: a crash leaves the previous apply's records or these
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO applied_resources VALUES (?, ?, ?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO applied_resources VALUES (?, ?, ?, ?, ?)", rows
+                    )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite already rolled back after some errors (full)
+                        self._db.execute("ROLLBACK")
+                    raise
+                mark(self.path, self._entries())
+            except (sqlite3.Error, OSError) as exc:
+                raise journal_error(self.path, exc) from None
 
     # -- reading the journal (status, tests) ----------------------------------------------------
 
@@ -322,3 +415,44 @@ class SqliteHistoryStore:
                 "SELECT revision, applied_at, summary FROM revisions ORDER BY rowid"
             ).fetchall()
         return [Revision(revision=r, applied_at=_dt(a), summary=json.loads(s)) for r, a, s in rows]
+
+
+def rebuild(directory: str | Path, history: History, *, now: datetime | None = None) -> Path | None:
+    """Start the journal anew from `history` (what Azure shows); call under the writer lock.
+
+    A journal that opens whole is refused (a rebuild would drop its in-flight operations). A damaged,
+    lost or incomplete one is moved aside (with its -wal and -shm files) as `history.sqlite.damaged-<UTC>`;
+    returns where, if there was one.
+    """
+    path = Path(directory) / FILENAME
+    existed = path.exists()
+    try:
+        store = SqliteHistoryStore(directory)
+    except CmkError:
+        store = None
+    if store is not None:
+        if existed:
+            entries = store._entries()
+            store.close()
+            raise CmkError(
+                f"{path}: the journal is whole ({entries} entries); nothing to rebuild (a rebuild would drop "
+                "the operations it has in flight)"
+            )
+        aside = None
+    else:
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{FILENAME}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = path.with_name(f"{FILENAME}{suffix}")
+            if part.exists():
+                part.replace(aside.with_name(f"{aside.name}{suffix}"))
+        path.with_name(MARKER).unlink(missing_ok=True)
+        store = SqliteHistoryStore(directory)
+    try:
+        for op in history.link_operations:
+            store.record_link_operation(op)
+        for deletion in history.cluster_deletions:
+            store.record_cluster_deletion(deletion)
+    finally:
+        store.close()
+    return aside if existed else None

@@ -164,3 +164,56 @@ def test_unreachable_state_account_is_one_line_and_exit_1(
     assert err.startswith("error: ") and "journal" in err and "could not reach" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert KEY not in captured.out + captured.err
+
+
+def _cmkctl(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it; the environment (emulator, AZURE_STORAGE_KEY) is the test's."""
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args],
+        env={**os.environ, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=180, check=False,
+    )
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied"])
+def test_lost_journal_blob_is_refused_and_rebuilt_from_azure(
+    emulator: Any, state_url: str, tmp_path: Path, damage: str
+) -> None:
+    """Scenario: the journal blob an apply wrote is deleted or emptied. The container's metadata still
+    marks it, so plan and apply refuse (naming `cmkctl state rebuild`) instead of starting empty and
+    losing the W3 link history; the rebuild reads that history back from the Activity Log."""
+    seed_estate(emulator)
+    spec = write_spec(tmp_path / "spec")
+    assert _cmkctl("apply", "-f", str(spec), "--auto-approve", "--state", state_url).returncode == 0
+    where = parse_state_url(state_url)
+    clients = AzureClients(env={})
+    try:
+        container = container_client(clients, where.account_url, where.container,
+                                     {"account_name": where.account_name, "account_key": KEY})
+        marked = container.get_container_properties().metadata
+        assert any(k.startswith("cmkctljournal") for k in marked), marked
+        journal = container.get_blob_client(where.blob)
+        if damage == "deleted":
+            journal.delete_blob()
+        else:
+            journal.upload_blob(b"", overwrite=True)
+        emulator.clear_requests()
+
+        for argv in (["plan"], ["apply", "--auto-approve"]):
+            run = _cmkctl(*argv, "-f", str(spec), "--state", state_url)
+            text = run.stdout + run.stderr
+            assert run.returncode == 1, text
+            assert "Traceback" not in text and "internal error" not in text, text
+            assert f"the journal blob {where.blob} in container {where.container} is" in text, text
+            assert f"cmkctl state rebuild -f SPEC --state {state_url}" in text, text
+        assert [r for r in emulator.requests() if r["method"] != "GET"] == []
+
+        rebuilt = _cmkctl("state", "rebuild", "-f", str(spec), "--state", state_url)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert "2 link/unlink operation(s) (rule W3)" in rebuilt.stdout, rebuilt.stdout
+        assert "not known: which operations were running" in rebuilt.stdout, rebuilt.stdout
+        history = parse_state(state_url).read_history()
+        assert sorted((op.kind, op.source) for op in history.link_operations) == [("link", "activityLog")] * 2
+        again = _cmkctl("apply", "-f", str(spec), "--auto-approve", "--state", state_url)
+        assert again.returncode == 0 and "Azure matches the spec" in again.stdout, again.stdout + again.stderr
+    finally:
+        clients.close()
