@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -156,8 +155,9 @@ def readonly_dir() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="cmkctl-ro-"))
     base.chmod(0o755)
     yield base
-    for path in [base, *base.rglob("*")]:
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    base.chmod(0o755)
+    for path in sorted(base.rglob("*")):  # a directory before its children
+        path.chmod(0o755 if path.is_dir() else 0o644)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -165,18 +165,17 @@ def test_read_only_state_directory_plans_but_apply_refuses_with_the_remedy(
     emulator: Any, env: dict[str, str], applied: tuple[Path, Path], readonly_dir: Path
 ) -> None:
     """plan reads a read-only journal; apply names the directory and the remedy before sending anything."""
-    spec, state = applied
+    _, state = applied
     ro_state, ro_spec = readonly_dir / "state", readonly_dir / "spec.yaml"
     shutil.copytree(state, ro_state)
-    shutil.copyfile(spec, ro_spec)
+    # the spec now asks for another capacity: apply would have a change to write
+    shutil.copyfile(write_spec(readonly_dir / "grown", estate_for("capacity")), ro_spec)
     ca = readonly_dir / "ca.pem"
     shutil.copyfile(env["CMKCTL_CA_BUNDLE"], ca)
     child_env = {**env, "CMKCTL_CA_BUNDLE": str(ca), "HOME": str(readonly_dir)}
     preexec = _without_dac_override if os.geteuid() == 0 else None
-    for path in [*ro_state.rglob("*"), ro_spec, ca]:
-        path.chmod(0o444)
-    ro_state.chmod(0o555)
-    emulator.seed(estate_for("capacity").seed)  # Azure now differs from the spec: apply would write
+    for path in sorted(readonly_dir.rglob("*"), reverse=True):  # children before their directory
+        path.chmod(0o555 if path.is_dir() else 0o444)
     emulator.clear_requests()
 
     planned = cmkctl(child_env, "plan", "-f", str(ro_spec), "--state", str(ro_state), preexec=preexec,
@@ -186,7 +185,7 @@ def test_read_only_state_directory_plans_but_apply_refuses_with_the_remedy(
 
     _clean(planned)
     assert planned.returncode in (0, 2), planned.stdout + planned.stderr
-    assert "to change" in planned.stdout, planned.stdout
+    assert "capacity: 1000 -> 2000" in planned.stdout, planned.stdout
     _clean(applied_run)
     text = applied_run.stdout + applied_run.stderr
     assert applied_run.returncode != 0, text
