@@ -37,7 +37,7 @@ from bench import fleet, harness
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parent / "README.md"
-TARGETS = {"P1": 1.1, "P2": 10.0, "P3": 1.05, "P4": 300.0}
+TARGETS = {"P1": 1.1, "P2": 30.0, "P3": 1.05, "P4": 300.0}
 
 # Simulated durations for P3 (seconds): docs/rules.md and docs/azure-wire.md (create ~2 h, key update
 # minutes, link up to 90 min). BYOS links are synchronous (200), so they weigh 0.
@@ -310,7 +310,11 @@ def verdicts(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     storm = res["P3"]["arm_429_median"]
     return {
         "P1": {"target": "<= 1.1 x minimum", "value": p1, "pass": p1 <= TARGETS["P1"]},
-        "P2": {"target": ">= 10x faster than per-resource refresh", "value": p2, "pass": p2 >= TARGETS["P2"]},
+        "P2": {
+            "target": f">= {TARGETS['P2']:g}x faster than per-resource refresh",
+            "value": p2,
+            "pass": p2 >= TARGETS["P2"],
+        },
         "P3": {
             "target": "makespan <= 1.05 x critical path, no 429 storms",
             "value": p3,
@@ -382,7 +386,8 @@ def table(res: dict[str, Any]) -> str:
         f"| P1 ARM requests per plan | <= 1.1 x minimum | {p1['arm_requests']:.0f} vs minimum "
         f"{p1['minimum']} "
         f"= **{p1['ratio']}x** | {mark[v['P1']['pass']]} |",
-        f"| P2 plan vs per-resource refresh | >= 10x faster | plan {p2['plan_wall_s_median']} s, refresh "
+        f"| P2 plan vs per-resource refresh | >= {TARGETS['P2']:g}x faster | plan "
+        f"{p2['plan_wall_s_median']} s, refresh "
         f"{p2['baseline_wall_s_median']} s ({p2['baseline_gets']} GETs) = **{p2['speedup']}x** | "
         f"{mark[v['P2']['pass']]} |",
         f"| P3 apply makespan vs critical path | <= 1.05, no 429 storms | **{p3['ratio_median']}x** "
@@ -445,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspaces", type=int, default=40_000)
     p.add_argument("--byos", type=int, default=400)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--baseline-runs", type=int, default=3)
+    # one refresh baseline (~200 s of steady GETs, little spread between runs) keeps `make bench` near 20 min
+    p.add_argument("--baseline-runs", type=int, default=1)
     p.add_argument("--apply-subscriptions", type=int, default=1)
     p.add_argument("--apply-workspaces", type=int, default=20)
     p.add_argument("--apply-byos", type=int, default=4)
