@@ -131,6 +131,11 @@ def make_fault(body: dict[str, Any]) -> Fault:
         message_given="message" in body,
         body=body.get("body"),
         has_body="body" in body,
+        headers=(
+            {str(k): (None if v is None else str(v)) for k, v in dict(body["headers"]).items()}
+            if body.get("headers") is not None
+            else None
+        ),
     )
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -80,6 +80,7 @@ class Injected:
     reset: bool = False  # the connection is dropped instead of answering
     delay: float = 0.0
     after_accept: bool = False  # the request is served first: its effect happens, its answer is lost
+    headers: dict[str, str | None] = field(default_factory=dict)  # set/drop on the real answer
 
 
 def pick_fault(em: Emulator, req: Request) -> Injected:
@@ -91,6 +92,10 @@ def pick_fault(em: Emulator, req: Request) -> Injected:
             if f.shapes_operation or not f.fires(req.method, req.path, em.rng):
                 continue
             out.delay += f.delay
+            if f.headers is not None:  # the answer is served as usual, with these headers changed
+                out.headers.update(f.headers)
+                if f.status is None and not f.reset and not f.has_body:
+                    continue
             if f.reset:
                 out.reset, out.after_accept = True, f.after_accept
                 return out
@@ -179,6 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if injected.response is not None:
                 resp, extra = injected.response, {}
+        if injected.headers:
+            for name, value in injected.headers.items():
+                for present in [k for k in resp.headers if k.lower() == name.lower()]:
+                    del resp.headers[present]
+                if value is not None:
+                    resp.headers[name] = value
         if not admin_call:
             em.log_request(req.method, host, req.path, resp.status, req.q("api-version"), query=req.query)
         payload = resp.encoded()

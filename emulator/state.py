@@ -166,6 +166,9 @@ class Fault:
     message_given: bool = False  # `message` was set by the caller, not defaulted
     body: Any = None  # with `has_body`: this JSON is the answer (status `status`, default 200)
     has_body: bool = False
+    # set (a string) or drop (None) these headers on the real answer, which is served as usual: e.g. an
+    # `Azure-AsyncOperation` or `Location` naming another host than the cloud's Resource Manager
+    headers: dict[str, str | None] | None = None
 
     @property
     def shapes_operation(self) -> bool:

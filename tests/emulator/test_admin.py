@@ -308,3 +308,17 @@ def test_chunked_request_bodies_are_read(emulator: Any) -> None:
     r = s.post(f"{emulator.url}/_emulator/clock", data=body(), verify=emulator.ca_file, timeout=10)
     assert r.status_code == 200 and r.json()["now"] != before
     assert r.json()["now"].startswith("2026-11-30T06:01:00")
+
+
+def test_fault_headers_change_the_real_answer(emulator: Any) -> None:
+    """`headers`: the request is served as usual and its answer carries the given headers (a string sets,
+    null drops): an LRO `Location` naming another host, as a hostile or broken front door could."""
+    make_rg(emulator, "rg2")
+    evil = "https://evil.example.com/operationresults/x"
+    emulator.fault(method="DELETE", path="/resourcegroups/rg2$", headers={"Location": evil}, count=1)
+    r = emulator.arm("DELETE", f"/subscriptions/{SUB}/resourcegroups/rg2", api_version="2021-04-01")
+    assert r.status_code == 202 and r.headers["Location"] == evil
+    make_rg(emulator, "rg2")
+    emulator.fault(method="DELETE", path="/resourcegroups/rg2$", headers={"Location": None}, count=1)
+    r = emulator.arm("DELETE", f"/subscriptions/{SUB}/resourcegroups/rg2", api_version="2021-04-01")
+    assert r.status_code == 202 and "Location" not in r.headers

@@ -11,7 +11,10 @@ import base64
 import contextlib
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -348,3 +351,41 @@ def test_lost_journal_is_refused_not_started_empty(
         assert code != 0, err
         assert "the journal is missing or empty" in err and "cmkctl state rebuild" in err, err
     assert not journal.exists() or journal.stat().st_size == 0  # nothing was started in its place
+
+
+@pytest.mark.parametrize(
+    ("label", "headers"),
+    [
+        ("async-operation", {"Azure-AsyncOperation": f"https://{EVIL}/operations/x?api-version=2025-07-01"}),
+        ("location", {"Azure-AsyncOperation": None, "Location": f"https://{EVIL}/operationresults/x"}),
+    ],
+)
+def test_foreign_host_in_an_lro_header_is_never_called(
+    emulator: Any, env: None, tmp_path: Path, label: str, headers: dict[str, str | None]
+) -> None:
+    """Azure's answer to the create names another host to poll (Azure-AsyncOperation or Location): the
+    CLI refuses to send the ARM token there, says so, and neither that run nor the next calls the host or
+    sends the create again."""
+    estate = estate_for("create")
+    emulator.seed(estate.seed)
+    spec, state = write_spec(tmp_path / "spec", estate), tmp_path / "state"
+    emulator.fault(method="PUT", path=CLUSTER_PATH, headers=headers, count=1)
+    emulator.clear_requests()
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "controller.cli", "apply", "-f", str(spec), "--state", str(state),
+             "--auto-approve"],
+            env={**os.environ, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=180, check=False,
+        )
+        for _ in range(2)
+    ]
+
+    assert EVIL not in _hosts(emulator), [r for r in emulator.requests() if EVIL in str(r.get("host"))]
+    first = runs[0].stdout + runs[0].stderr
+    assert runs[0].returncode != 0 and f"refused to send a token to https://{EVIL}" in first, first
+    for run in runs:
+        assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    puts = [r for r in emulator.requests() if r["method"] == "PUT" and r["path"].endswith("/relcluster01")]
+    assert len(puts) == 1, "the create was sent again"
+    record("hardening", case=f"lro-header-{label}", rc=[r.returncode for r in runs], violations=0)
