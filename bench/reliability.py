@@ -1,9 +1,12 @@
 """`python -m bench.reliability` (`make reliability`): the reliability figures in one table.
 
 Runs the reliability suite (tests/reliability) at full size (50 crash trials, 500 hypothesis inputs),
+with the controller's recovery and shutdown tests and the blob journal's loss test (HARDENING_EXTRA),
 ruff's security rules over the product, and the packaging tests' hadolint/checkov checks; collects the
 figures every scenario records (CMKCTL_RELIABILITY_OUT) and the pass/fail of every test (JUnit XML),
-prints the table and writes it to bench/reliability.json. Exit 0 only when every figure is clean.
+prints the table and writes it to bench/reliability.json. The hardening cases are counted by category
+(`hardening_category`): tampering, W3 accounting, malformed observations, controller recovery; each
+must have cases and 0 violations (a failed case is a violation). Exit 0 only when every figure is clean.
 
 Options: --trials N (crash-restart trials, default 50), --examples N (hypothesis inputs, default 500),
 --quick (the `make test` sizes: 20 trials, 150 inputs).
@@ -54,6 +57,69 @@ def _junit(path: Path) -> dict[str, Counter[str]]:
     return per
 
 
+# Run with tests/reliability: the controller's recovery and shutdown, and the blob journal's loss test
+HARDENING_EXTRA = (
+    "tests/reconcile/test_controller_outcomes.py",
+    "tests/reconcile/test_controller_shutdown.py",
+    "tests/azure/test_blob_state.py::test_lost_journal_blob_is_refused_and_rebuilt_from_azure",
+)
+CATEGORIES = {
+    "tampering": "tampering cases",
+    "w3_accounting": "W3 accounting cases",
+    "malformed_observation": "malformed observation cases",
+    "controller_recovery": "controller recovery cases",
+}
+
+
+def hardening_category(module: str, name: str) -> str | None:
+    """Which hardening category a test case belongs to (one at most), by its module and name."""
+    lowered = name.lower()
+    if module == "test_link_budget_recovery" or "w3" in lowered:
+        return "w3_accounting"  # rule W3: every link/unlink counted once, across crashes and sources
+    if module == "test_hardening" and any(k in lowered for k in ("unreadable", "read_timeout", "vault_host")):
+        return "malformed_observation"  # an answer cmkctl cannot read or trust is never planned from
+    if module in ("test_hardening", "test_state_damage") or "lost_journal_blob" in lowered:
+        return "tampering"  # journal and state damage, rewritten tokens, hosts that are not Azure's
+    if module in ("test_controller_outcomes", "test_controller_shutdown", "test_resume_stuck"):
+        return "controller_recovery"
+    return None
+
+
+def _junit_cases(path: Path) -> list[tuple[str, str, str]]:
+    """(module, test name, outcome) of every case in a JUnit XML file."""
+    if not path.exists():
+        return []
+    out: list[tuple[str, str, str]] = []
+    tree = ElementTree.parse(path)  # noqa: S314 - our own pytest output, not untrusted input
+    for case in tree.iter("testcase"):
+        module = (case.get("classname") or "").rsplit(".", 1)[-1]
+        outcome = "passed"
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcome = "failed"
+        elif case.find("skipped") is not None:
+            outcome = "skipped"
+        out.append((module, case.get("name") or "", outcome))
+    return out
+
+
+def hardening_counts(cases: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+    """Counts per category; a failed case is a violation."""
+    out: dict[str, dict[str, Any]] = {
+        key: {"cases": 0, "passed": 0, "failed": 0, "skipped": 0, "violations": 0, "tests": []}
+        for key in CATEGORIES
+    }
+    for module, name, outcome in cases:
+        key = hardening_category(module, name)
+        if key is None:
+            continue
+        entry = out[key]
+        entry[outcome] += 1
+        entry["cases"] += outcome != "skipped"
+        entry["violations"] += outcome == "failed"
+        entry["tests"].append(f"{module}::{name}: {outcome}")
+    return out
+
+
 def _pytest(args: Sequence[str], env: dict[str, str], junit: Path) -> int:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
@@ -96,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "CMKCTL_RELIABILITY_EXAMPLES": str(examples),
         }
         junit = Path(tmp) / "reliability.xml"
-        suite_rc = _pytest(["tests/reliability"], env, junit)
+        suite_rc = _pytest(["tests/reliability", *HARDENING_EXTRA], env, junit)
         outcomes = _junit(junit)
+        categories = hardening_counts(_junit_cases(junit))
         pk_junit = Path(tmp) / "packaging.xml"
         _pytest(
             [
@@ -172,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "failed": outcomes.get("test_hardening", Counter())["failed"],
             "detail": hardening,
         },
+        "hardening": categories,
         "harm_events": harm,
         "ruff_security": ruff,
         "packaging_checks": dict(pk),
@@ -220,6 +288,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(journal tokens, foreign hosts, unreadable lists and fields, damaged journal)",
             result["hostile_state"]["passed"] > 0 and result["hostile_state"]["failed"] == 0,
         ),
+        *[
+            _row(
+                label,
+                f"{categories[key]['cases']} cases, {categories[key]['violations']} violations"
+                + (f", {categories[key]['skipped']} skipped" if categories[key]["skipped"] else ""),
+                categories[key]["cases"] > 0 and categories[key]["violations"] == 0,
+            )
+            for key, label in CATEGORIES.items()
+        ],
         _row("harm events", str(harm), harm == 0),
         _row("ruff security (S)", f"{ruff.get('findings')} findings", ruff.get("findings") == 0),
         _row(
