@@ -69,11 +69,14 @@ def check_not_lost(path: Path) -> None:
         )
 
 
-def check_complete(path: Path, entries: int, *, wal_unread: bool = False) -> None:
-    """Refuse a journal holding fewer entries than its marker records (lost `-wal`, older copy)."""
+def check_complete(path: Path, count: Callable[[], int], *, wal_unread: bool = False) -> int:
+    """Refuse a journal holding fewer entries than its marker records (lost `-wal`, older copy); else
+    its entry count. The marker is read first: a writer commits an entry before it raises the marker,
+    so a reader racing it never counts fewer entries than the marker it read."""
     marked = marked_entries(path) or 0
+    entries = count()
     if entries >= marked:
-        return
+        return entries
     if wal_unread:
         raise CmkError(
             f"{path}: its latest entries are in {path.name}-wal, which cannot be read from a read-only "
@@ -188,11 +191,12 @@ class SqliteHistoryStore:
         self._now = now or (lambda: datetime.now(UTC))
         self._mutex = threading.Lock()
         self._wal_unread = False
+        self._count = 0  # entries in the journal, kept by the one writer (the lock) as it adds them
         try:
             check_not_lost(self.path)
             if read_only:
                 self._db = self._open_read_only()
-                check_complete(self.path, self._entries(), wal_unread=self._wal_unread)
+                check_complete(self.path, self._entries, wal_unread=self._wal_unread)
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -205,9 +209,8 @@ class SqliteHistoryStore:
                     columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                     if "request_id" not in columns:
                         self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT")
-            entries = self._entries()
-            check_complete(self.path, entries)
-            mark(self.path, entries)
+            self._count = check_complete(self.path, self._entries)
+            mark(self.path, self._count)
         except (sqlite3.Error, OSError) as exc:
             self._close_quietly()
             raise journal_error(self.path, exc) from None
@@ -263,7 +266,9 @@ class SqliteHistoryStore:
                     if self._db.in_transaction:  # SQLite already rolled back after some errors (full)
                         self._db.execute("ROLLBACK")
                     raise
-                mark(self.path, self._entries())
+                if sql.lstrip().upper().startswith("INSERT"):
+                    self._count += max(cur.rowcount, 0)
+                    mark(self.path, self._count)
             except (sqlite3.Error, OSError) as exc:
                 raise journal_error(self.path, exc) from None
             return cur.rowcount
@@ -393,7 +398,8 @@ class SqliteHistoryStore:
                     if self._db.in_transaction:  # SQLite already rolled back after some errors (full)
                         self._db.execute("ROLLBACK")
                     raise
-                mark(self.path, self._entries())
+                self._count = self._entries()  # replaced rows are not new entries: counted once per apply
+                mark(self.path, self._count)
             except (sqlite3.Error, OSError) as exc:
                 raise journal_error(self.path, exc) from None
 

@@ -136,7 +136,7 @@ def test_journal_that_lost_entries_is_refused_not_read_as_complete(
     assert after.returncode == 0 and "Azure matches the spec" in after.stdout, after.stdout + after.stderr
     again = cmkctl(env, "state", "rebuild", "-f", str(spec), "--state", str(state))
     assert again.returncode == 1 and "the journal is whole" in again.stderr, again.stderr
-    record("tampering", case=f"journal-{damage}", violations=0)
+    record("hardening", case=f"journal-{damage}", violations=0)
 
 
 def _without_dac_override() -> None:
@@ -192,7 +192,7 @@ def test_read_only_state_directory_plans_but_apply_refuses_with_the_remedy(
     assert f"the state directory {ro_state} is read-only" in text, text
     assert "writable --state" in text, text
     assert [r for r in emulator.requests() if r["method"] != "GET"] == [], "apply wrote without a journal"
-    record("tampering", case="read-only-state", violations=0)
+    record("hardening", case="read-only-state", violations=0)
 
 
 # The disk fills up under the journal: SQLite's page limit gives the real "database or disk is full"
@@ -230,7 +230,7 @@ def test_full_disk_names_the_journal_and_the_remedy(
     assert writes(emulator.requests(), "PUT", CLUSTER_PATH) == [], "a create sent without its journal entry"
     again = cmkctl(env, "apply", "-f", str(spec), "--state", str(state), "--auto-approve")
     assert again.returncode == 0, again.stdout + again.stderr
-    record("tampering", case="disk-full", violations=0)
+    record("hardening", case="disk-full", violations=0)
 
 
 def test_full_disk_while_apply_journals_is_named_and_resumed(
@@ -250,4 +250,4 @@ def test_full_disk_while_apply_journals_is_named_and_resumed(
     again = cmkctl(env, "apply", "-f", str(spec), "--state", str(state), "--auto-approve")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Azure matches the spec" in again.stdout or "1 changed" in again.stdout, again.stdout
-    record("tampering", case="disk-full-mid-apply", violations=0)
+    record("hardening", case="disk-full-mid-apply", violations=0)
