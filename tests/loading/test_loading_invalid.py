@@ -457,3 +457,29 @@ def test_invalid_spec_names_file_line_field(
         fragment = fragment.replace("{dir}", str(tmp_path))
         matching = [m for m in lines if m.startswith(head) and fragment in m]
         assert matching, f"expected a line starting {head!r} containing {fragment!r}; got:\n{out.err}"
+
+
+def test_too_short_names_are_refused_by_cmkctl_validate(tmp_path: Path) -> None:
+    """`cmkctl validate` (the CLI, as CI runs it): a workspace and a storage account name shorter than
+    Azure allows are named with file, line and field, before any plan promises them."""
+    import subprocess
+    import sys
+
+    short_ws = ws("abcd").replace("/abcd", "/law")
+    (tmp_path / "c.yaml").write_text(cluster(), encoding="utf-8")
+    (tmp_path / "w.yaml").write_text(
+        wset("apps", "cmkprod01", []).replace(
+            "  workspaces:\n",
+            f"  workspaces:\n    - id: {short_ws}\n      byos:\n        alerts: {storage('st')}\n",
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "validate", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    w = tmp_path / "w.yaml"
+    assert f"{w}:8: spec.workspaces[0].id: " in done.stderr and "(workspace names are 4-63" in done.stderr
+    assert f"{w}:10: spec.workspaces[0].byos.alerts: " in done.stderr, done.stderr
+    assert "storage account names are 3-24" in done.stderr, done.stderr
