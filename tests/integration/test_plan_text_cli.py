@@ -109,7 +109,7 @@ def test_plan_text_names_fields_as_the_spec_does_and_adds_up(emulator: Any, tmp_
     assert re.search(r"after: #\d+ create cluster\.clu02", out), out
     # no drift for what does not exist yet: wks2/wks3 are linked by steps to a cluster being created
     drift = _section(out, "Drift (live differs from the spec):")
-    assert drift and not [ln for ln in drift if "ws2" in ln or "wks3" in ln], drift
+    assert drift and not [ln for ln in drift if "wks2" in ln or "wks3" in ln], drift
 
     # the summary adds up to the numbered list and the deferred and blocked sections
     (summary,) = SUMMARY.findall(out)
