@@ -163,11 +163,21 @@ def _register_all() -> None:
             continue  # not written yet
         module = importlib.import_module(name)
         module.register(app)
-    for info in app.registered_commands:
+    _conventions(app, "")
+
+
+def _conventions(typer_app: typer.Typer, group: str) -> None:
+    """Placeholders and the environment epilog on every command, also those of a command group
+    (`cmkctl GROUP SUBCOMMAND` reads what COMMAND_ENVIRONMENT lists for GROUP)."""
+    for info in typer_app.registered_commands:
         if info.cls in (None, TyperCommand):  # a command with its own class keeps it
             info.cls = _Command
-        if info.epilog is None and info.name:
-            info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(info.name, ()), "CMKCTL_DEBUG"])
+        name = group or info.name or ""
+        if info.epilog is None and name:
+            info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(name, ()), "CMKCTL_DEBUG"])
+    for sub in typer_app.registered_groups:
+        if sub.typer_instance is not None:
+            _conventions(sub.typer_instance, group or sub.name or "")
 
 
 _register_all()
