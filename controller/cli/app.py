@@ -73,6 +73,7 @@ COMMAND_ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "drift": (*_STATE, "CMKCTL_NOW", *_AZURE),
     "report": (*_STATE, "CMKCTL_NOW", *_AZURE),
     "export": _AZURE,
+    "state": (*_STATE, *_AZURE),
     "controller": (
         *_STATE,
         "CMKCTL_WORKDIR",
@@ -176,8 +177,14 @@ def _conventions(typer_app: typer.Typer, group: str) -> None:
         if info.epilog is None and name:
             info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(name, ()), "CMKCTL_DEBUG"])
     for sub in typer_app.registered_groups:
-        if sub.typer_instance is not None:
-            _conventions(sub.typer_instance, group or sub.name or "")
+        if sub.typer_instance is None:
+            continue
+        info = sub.typer_instance.info
+        sub_name = next((n for n in (sub.name, info.name) if isinstance(n, str)), "")
+        name = group or sub_name
+        if not isinstance(info.epilog, str) and not isinstance(sub.epilog, str) and name:
+            info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(name, ()), "CMKCTL_DEBUG"])
+        _conventions(sub.typer_instance, name)
 
 
 _register_all()

@@ -1,6 +1,6 @@
 """`cmkctl state rebuild`: a new journal from what Azure shows, where the old one is lost or damaged.
 
-    cmkctl state rebuild -f PATH... [--state DIR|azureblob://...] [--lock-timeout D]
+    cmkctl state rebuild -f PATH... [--state STATE] [--lock-timeout DURATION]
 
 plan and apply refuse a journal that existed and is gone, empty, unreadable or missing entries, and
 name this command. It takes the writer lock, reads the spec's link and unlink operations (rule W3) and
@@ -66,12 +66,16 @@ def rebuild_command(
         str | None,
         typer.Option(
             "--state",
-            metavar="DIR|azureblob://ACCOUNT/CONTAINER[/BLOB]",
-            help="The journal to rebuild: a local directory (default $CMKCTL_STATE or .cmkctl) or a blob",
+            metavar="STATE",
+            help="The journal to rebuild: DIR or azureblob://ACCOUNT/CONTAINER[/BLOB] "
+            "(default $CMKCTL_STATE, else .cmkctl)",
         ),
     ] = None,
     lock_timeout: Annotated[
-        str, typer.Option("--lock-timeout", metavar="D", help="Wait this long for a running apply (e.g. 5m)")
+        str,
+        typer.Option(
+            "--lock-timeout", metavar="DURATION", help="Wait this long for a running apply (e.g. 5m)"
+        ),
     ] = "0s",
     cloud: CloudOption = None,
 ) -> None:

@@ -121,6 +121,11 @@ def test_placeholders_say_what_to_type(helps: dict[str, str]) -> None:
     assert "-f, --file PATH" in helps["validate"]
     assert "--state STATE" in helps["controller"]
     for command, text in helps.items():
+        options = text.split("Environment:")[0]
+        placeholders = [("--state", "STATE"), ("--lock-timeout", "DURATION"), ("-f, --file", "PATH")]
+        for option, placeholder in placeholders:
+            if f"  {option} " in options:
+                assert f"  {option} {placeholder} " in options, (command, option)
         # no type names, no Python-ish metavars, no braces for a required argument
         for bad in ("<str>", "<int", "<list", "<Path", "TEXT", "INTEGER", "PATH_OR_DIR", "{"):
             assert bad not in text.split("Environment:")[0], (command, bad)
