@@ -179,11 +179,11 @@ def _conventions(typer_app: typer.Typer, group: str) -> None:
     for sub in typer_app.registered_groups:
         if sub.typer_instance is None:
             continue
-        info = sub.typer_instance.info
-        sub_name = next((n for n in (sub.name, info.name) if isinstance(n, str)), "")
+        group_info = sub.typer_instance.info
+        sub_name = next((n for n in (sub.name, group_info.name) if isinstance(n, str)), "")
         name = group or sub_name
-        if not isinstance(info.epilog, str) and not isinstance(sub.epilog, str) and name:
-            info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(name, ()), "CMKCTL_DEBUG"])
+        if not isinstance(group_info.epilog, str) and not isinstance(sub.epilog, str) and name:
+            group_info.epilog = environment_epilog([*COMMAND_ENVIRONMENT.get(name, ()), "CMKCTL_DEBUG"])
         _conventions(sub.typer_instance, name)
 
 
