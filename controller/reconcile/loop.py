@@ -46,7 +46,7 @@ from typing import Any
 from controller.azure.clients import AzureClients
 from controller.azure.errors import AzureError
 from controller.azure.operations import Operations
-from controller.errors import LockHeldError, SpecError
+from controller.errors import CmkError, LockHeldError, SpecError
 from controller.execution.executor import ApplyResult, Gateway, StepStatus
 from controller.loading import load
 from controller.model import ids
@@ -257,6 +257,8 @@ class Reconciler:
         out = PassOutcome(record=PassRecord(started=self.now()), requeue_after=self._interval())
         try:
             outcome = self._reconcile(out)
+        except CmkError as exc:  # e.g. a lost or damaged journal: its message names the way out
+            outcome = Outcome(Result.RETRY, Reason.RETRYING, str(exc)[:1000], "failed")
         except Exception as exc:  # a bug must not kill the controller: report it and retry
             outcome = Outcome(
                 Result.RETRY,

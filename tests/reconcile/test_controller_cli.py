@@ -154,3 +154,28 @@ def test_sigterm_stops_the_controller_cleanly(emulator: Any, env: dict[str, str]
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert events[0] == "controller.started" and events[-2:] == ["controller.stopping", "controller.stopped"]
     assert "Traceback" not in err
+
+
+def test_controller_on_a_lost_journal_reports_the_rebuild_and_writes_nothing(
+    emulator: Any, env: dict[str, str], repo: GitRepo, tmp_path: Path
+) -> None:
+    """A controller whose journal is gone (the marker beside it remains): the pass is refused, its status
+    says how to rebuild the journal (not "internal error"), and nothing is sent to Azure."""
+    seed(emulator)
+    repo.commit_spec(spec_docs(), "cluster")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "history.sqlite.written").write_text('{"entries": 4}', encoding="utf-8")
+    emulator.clear_requests()
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "controller", "--source", repo.url, "--path", "specs",
+         "--once", "--state", f"local:{state}"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    status = json.loads(done.stdout)
+    messages = " ".join(c["message"] for c in status["conditions"])
+    assert "the journal is missing or empty" in messages and "cmkctl state rebuild" in messages, status
+    assert "internal error" not in messages and "Traceback" not in done.stderr, status
+    assert [r for r in emulator.requests() if r["method"] != "GET"] == []
+    assert not (state / "history.sqlite").exists()
