@@ -215,5 +215,7 @@ def test_lost_journal_blob_is_refused_and_rebuilt_from_azure(
         assert sorted((op.kind, op.source) for op in history.link_operations) == [("link", "activityLog")] * 2
         again = _cmkctl("apply", "-f", str(spec), "--auto-approve", "--state", state_url)
         assert again.returncode == 0 and "Azure matches the spec" in again.stdout, again.stdout + again.stderr
+        whole = _cmkctl("state", "rebuild", "-f", str(spec), "--state", state_url)
+        assert whole.returncode == 1 and f"the journal blob {where.blob} is whole" in whole.stderr
     finally:
         clients.close()
