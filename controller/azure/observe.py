@@ -68,6 +68,9 @@ LINK_WRITE = "microsoft.operationalinsights/workspaces/linkedservices/write"
 LINK_DELETE = "microsoft.operationalinsights/workspaces/linkedservices/delete"
 _LINKED_SERVICE_TAIL = re.compile(r"/linkedservices/[^/]+$", re.I)
 _FRACTION = re.compile(r"\.(\d+)")
+_RFC1123 = re.compile(r"^[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$")
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                       "nov", "dec"), start=1)}
 
 
 # -- parsing helpers ------------------------------------------------------------------------------
@@ -91,6 +94,16 @@ def parse_time(value: Any) -> datetime | None:
         except ValueError:
             return None
     else:
+        fixed = _RFC1123.match(text)
+        month = _MONTHS.get(fixed.group(2).lower()) if fixed else None
+        if fixed and month:
+            # ARM's usual form (`Thu, 01 Jan 2026 00:00:00 GMT`, e.g. 40,000 associateDates of a fleet's
+            # clusters) read directly; anything else goes through the general RFC-822 parser
+            day, _, year, hour, minute, second = fixed.groups()
+            try:
+                return datetime(int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+            except ValueError:
+                return None
         try:
             parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
@@ -509,7 +522,7 @@ def list_raw(client: Any, path: str, fallback: Callable[[], Iterable[Any]]) -> l
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     while url:
-        response = client.send_request(HttpRequest("GET", url))
+        response = _read_page(client, HttpRequest, url)
         response.raise_for_status()
         try:
             body = response.json()
@@ -532,6 +545,31 @@ def list_raw(client: Any, path: str, fallback: Callable[[], Iterable[Any]]) -> l
         if url:
             seen.add(url)
     return items
+
+
+PAGE_READS = 3  # a page whose body broke off is asked for again, as the SDK's read retries would
+
+
+def _read_page(client: Any, request_type: Any, url: str) -> Any:
+    """One list page through the client's pipeline, streamed and then read whole.
+
+    Streamed because the pipeline's ContentDecodePolicy would otherwise parse every body as JSON once
+    more for nobody (the generated operations' way of reading it): 40 MB of JSON for a 40,000-workspace
+    fleet. A streamed body is read after the retry policy has let go, so a connection that breaks while
+    it is read is re-sent here."""
+    from azure.core.exceptions import DecodeError, ServiceResponseError
+
+    for attempt in range(1, PAGE_READS + 1):
+        response = client.send_request(request_type("GET", url), stream=True)
+        try:
+            response.read()
+        except (ServiceResponseError, DecodeError):  # IncompleteReadError is a DecodeError
+            response.close()
+            if attempt == PAGE_READS:
+                raise
+            continue
+        return response
+    raise AssertionError("unreachable")
 
 
 def _shape(value: Any) -> str:

@@ -91,12 +91,23 @@ def check_resource_group(value: str) -> str:
     return value
 
 
+_UNROUTABLE = re.compile(r"[?#%\\&]")
+
+
 def _check_segments(value: str, segments: list[str]) -> None:
     """Every path segment of an id is a name ARM can route: not `.`/`..`, no URL syntax, no controls.
 
     `.` and `..` are resolved away by HTTP clients, so a segment would silently disappear from the
     request path.
     """
+    joined = "/".join(segments)
+    if (
+        joined.isascii()
+        and joined.isprintable()
+        and not _UNROUTABLE.search(joined)
+        and not any(seg in ("", ".", "..") for seg in segments)
+    ):
+        return  # the usual id, checked in one pass; the walk below names what is wrong
     for seg in segments:
         bad = unsafe_character(seg, ascii_only=False)
         if seg in ("", ".", "..") or bad or _FORBIDDEN_IN_SEGMENT & set(seg):
