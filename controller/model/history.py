@@ -84,13 +84,25 @@ class History:
     cluster_deletions: tuple[ClusterDeletion, ...] = ()
     in_flight: tuple[InFlightOperation, ...] = ()
     applied: tuple[AppliedResource, ...] = ()  # our journal only; never from Azure
+    # link_operations by workspace key, built on the first per-workspace question: a plan or report asks
+    # once per workspace, and scanning every operation each time grew with the square of the fleet
+    _by_workspace: dict[str, tuple[LinkOperation, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def applied_by_key(self) -> dict[str, AppliedResource]:
         return {a.key: a for a in self.applied}
 
     def link_ops_since(self, workspace_key: str, since: datetime) -> list[LinkOperation]:
         """Rule W3: the distinct operations on one workspace after a time."""
-        ops = [op for op in self.link_operations if op.workspace_key == workspace_key and op.at > since]
+        index = self._by_workspace
+        if index is None:
+            grouped: dict[str, list[LinkOperation]] = {}
+            for op in self.link_operations:
+                grouped.setdefault(op.workspace_key, []).append(op)
+            index = {key: tuple(ops) for key, ops in grouped.items()}
+            object.__setattr__(self, "_by_workspace", index)  # a cache of immutable data (frozen class)
+        ops = [op for op in index.get(workspace_key, ()) if op.at > since]
         return sorted(_dedupe_links(tuple(ops)), key=lambda o: o.at)
 
     def merged(self, other: History) -> History:

@@ -82,3 +82,26 @@ def test_fingerprint_ignores_read_time_order_and_casing_but_sees_changes() -> No
     assert fingerprint(moved) != fingerprint(o)
     assert changed_resources(resource_digests(o), resource_digests(moved)) == [
         "workspace:" + ids.id_key(obs_ws("w1").id)]
+
+
+def test_w3_budget_of_every_workspace_of_a_large_history_is_answered_per_workspace() -> None:
+    """Scenario: a report, or a plan that moves every workspace, asks the W3 budget of each of 20,000
+    workspaces whose links are all in the history: each answer holds only that workspace's operations,
+    and all of them together take a fraction of a second, where scanning the whole history per
+    question (quadratic) took ~10 s of CPU at this size (the bound is loose for a loaded machine)."""
+    import time
+
+    keys = [f"/subscriptions/s/resourcegroups/rg/providers/microsoft.operationalinsights/workspaces/w{i}"
+            for i in range(20_000)]
+    history = History(link_operations=tuple(
+        LinkOperation(workspace_key=k, kind=kind, at=NOW - timedelta(days=d), source="journal")
+        for k in keys
+        for kind, d in (("link", 3), ("unlink", 2))
+    ))
+    started = time.process_time()
+    answers = [earliest_with_room(history, k, NOW, SEED, needed=1) for k in keys]
+    elapsed = time.process_time() - started
+    # both of the profile's two operations used: room again when the link leaves the window
+    assert answers[0] == answers[-1] == NOW - timedelta(days=3) + SEED.link_window
+    assert [o.kind for o in history.link_ops_since(keys[7], NOW - timedelta(days=30))] == ["link", "unlink"]
+    assert elapsed < 3, f"{elapsed:.1f} s of CPU for 20,000 budget questions"
