@@ -149,15 +149,19 @@ class BlobHistoryStore:
         """Record in the container's metadata that this journal blob exists (once per store)."""
         if self._marked:
             return
+        key = marker_key(self._blob_name)
         try:
-            meta = dict(self._container.get_container_properties().metadata or {})
-            key = marker_key(self._blob_name)
-            if not any(k.lower() == key for k in meta):
+            # metadata is replaced as a whole: a writer of another journal in the container may replace
+            # it at the same time, so read it back until ours is in it
+            for _ in range(5):
+                meta = dict(self._container.get_container_properties().metadata or {})
+                if any(k.lower() == key for k in meta):
+                    self._marked = True
+                    return
                 meta[key] = quote(self._blob_name, safe="")
                 self._container.set_container_metadata(meta)
         except AzureCoreError as exc:
             raise map_error(exc, operation="mark the state container") from None
-        self._marked = True
 
     def _lost(self, what: str) -> JournalLost:
         return JournalLost(
