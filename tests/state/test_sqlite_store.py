@@ -147,3 +147,32 @@ def test_a_step_is_marked_sent_and_ended_by_its_id_not_by_scanning_the_journal(t
         plan = " ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "SCAN operations" not in plan and "USING INDEX" in plan, (sql, plan)
     db.close()
+
+
+def test_a_journal_written_before_request_ids_opens_and_keeps_its_links(tmp_path: Path) -> None:
+    """Scenario: a journal from before link operations carried their x-ms-client-request-id (rule W3
+    identity) gets the column on open; its old links still count and new ones keep their id."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "history.sqlite")
+    db.executescript(
+        """
+        CREATE TABLE operations (seq INTEGER PRIMARY KEY AUTOINCREMENT, op_id TEXT NOT NULL, plan_id TEXT,
+            action TEXT NOT NULL, target TEXT NOT NULL, phase TEXT NOT NULL, status_url TEXT,
+            continuation_token TEXT, started TEXT NOT NULL, ended TEXT, outcome TEXT,
+            detail TEXT NOT NULL DEFAULT '');
+        CREATE TABLE link_operations (workspace_key TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+            cluster_key TEXT, source TEXT NOT NULL);
+        """
+    )
+    db.execute("INSERT INTO link_operations VALUES (?, 'link', ?, NULL, 'journal')", (WS, T0.isoformat()))
+    db.commit()
+    db.close()
+
+    store = SqliteHistoryStore(tmp_path)
+    try:
+        store.record_link_operation(LinkOperation(WS, "unlink", T0 + timedelta(hours=1), request_id="rq-1"))
+        ops = store.load().link_operations
+    finally:
+        store.close()
+    assert [(o.kind, o.request_id) for o in ops] == [("link", None), ("unlink", "rq-1")]
