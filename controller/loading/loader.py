@@ -294,8 +294,11 @@ def _validate_document(
         # context: the selected cloud decides which Key Vault / Managed HSM host names a vaultUri may use
         doc: BaseModel = model.model_validate(data, by_alias=True, by_name=False, context=context)
     except ValidationError as err:
+        left_out = {p.path for p in raw.problems if p.path is not None}
         for error in err.errors(include_url=False):
             path = _field_path(data, error["loc"])
+            if left_out and any(path[:cut] in left_out for cut in range(len(path) + 1)):
+                continue  # a value the reader left out, already reported
             problems.append(SpecProblem(file, raw.line_of(path), dotted(path), _message(error, model)))
         return _salvaged(file, raw, model, str(kind), context)
     assert isinstance(doc, Cluster | WorkspaceSet | Settings)  # noqa: S101 - narrowing for mypy

@@ -7,9 +7,9 @@ deep nesting, and forgets where a value came from. Specs come from pull requests
 * refuses aliases outright (`*name`); anchors alone are harmless and ignored. No expansion budget
   to tune, and a declarative spec has no real need for them;
 * refuses duplicate mapping keys (the second one would silently win) and merge keys (`<<`);
-  a duplicate key is reported on its document while the rest is still read (the first value is
-  kept), so one run names it together with every other problem; a merge key, a key that is not a
-  string or a value that cannot be read gives up on its document only, not on the rest of the file;
+  these, keys that are not strings and values that cannot be read are reported on their document
+  while the rest of it is still read (a duplicate's first value is kept, the others are left out),
+  so one run names them together with every other problem;
 * refuses nesting deeper than `max_depth`, files larger than `max_bytes`, bytes that are not UTF-8,
   and more than `max_documents` documents per file;
 * records `path -> line` for every node, so a pydantic error location maps to a file line.
@@ -78,7 +78,8 @@ class ReadLimits:
     max_documents: int = 500
 
 
-# Duplicate keys reported per file at most (a hostile file could hold hundreds of thousands).
+# Problems that do not stop the reading (duplicate keys, merge keys, values that cannot be read)
+# reported per file at most: a hostile file could hold hundreds of thousands.
 MAX_NOTES_PER_FILE = 100
 
 
@@ -87,11 +88,14 @@ class YamlProblem(Exception):
 
     `documents`: when it stops the reading of a file, the documents read before it."""
 
-    def __init__(self, message: str, line: int | None = None, field: str = "") -> None:
+    def __init__(
+        self, message: str, line: int | None = None, field: str = "", path: Path_ | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.field = field
+        self.path = path  # a value left out of its document: the loader reports nothing else there
         self.documents: list[RawDocument] = []
 
 
@@ -177,7 +181,7 @@ if CParser is not None:
 
 
 class _Notes:
-    """Problems that do not stop the reading (duplicate keys), at most MAX_NOTES_PER_FILE per file."""
+    """Problems that do not stop the reading, at most MAX_NOTES_PER_FILE per file."""
 
     def __init__(self) -> None:
         self.items: list[YamlProblem] = []
@@ -190,28 +194,40 @@ class _Notes:
             self.full = True
             self.items.append(
                 YamlProblem(
-                    f"more than {MAX_NOTES_PER_FILE} duplicate keys in this file; the rest are not listed",
+                    f"more than {MAX_NOTES_PER_FILE} problems like this in this file; "
+                    "the rest are not listed",
                     problem.line,
                     problem.field,
                 )
             )
 
 
+class _Unreadable:
+    """A value refused while reading (reported in the notes): left out of its mapping, None in a list."""
+
+
+_UNREADABLE = _Unreadable()
+
+
 def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], notes: _Notes) -> Any:
     """Build plain data from a node tree (no aliases, bounded depth), recording each path's line.
 
-    A duplicate key goes to `notes` and its value is checked but not kept (the first one is);
-    anything else that is refused raises YamlProblem."""
+    What is refused here goes to `notes` and the rest of the document is still read: a duplicate
+    key's value is checked but not kept (the first one is); a merge key, a key that is not a string
+    and a value that cannot be read are left out. The loader does not report the same place twice."""
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
+        unreadable = False
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
             if not isinstance(key_node, ScalarNode):
-                raise YamlProblem("a mapping key must be a plain string", key_node.start_mark.line + 1)
+                notes.add(YamlProblem("a mapping key must be a plain string", line, dotted(path), path))
+                continue
             key = loader.construct_scalar(key_node)
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise YamlProblem(
-                    "YAML merge keys (<<) are not allowed in specs", key_node.start_mark.line + 1
-                )
+                message = "YAML merge keys (<<) are not allowed in specs: write the keys out"
+                notes.add(YamlProblem(message, line, dotted(path), path))
+                continue
             if key in out:
                 first = lines.get((*path, key))
                 where = f" (first at line {first})" if first else ""
@@ -219,20 +235,22 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], 
                     YamlProblem(
                         f"duplicate key '{key}'{where}: YAML would silently keep only the last one; "
                         "the first is checked, remove one of them",
-                        key_node.start_mark.line + 1,
+                        line,
                         dotted((*path, key)),
                     )
                 )
                 _to_data(loader, value_node, (*path, key), {}, notes)  # refusals inside still count
                 continue
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(loader, value_node, (*path, key), lines, notes)
-        return out
+            lines[(*path, key)] = line
+            value = out[key] = _to_data(loader, value_node, (*path, key), lines, notes)
+            unreadable = unreadable or value is _UNREADABLE
+        return {k: v for k, v in out.items() if v is not _UNREADABLE} if unreadable else out
     if isinstance(node, SequenceNode):
         items: list[Any] = []
         for i, item in enumerate(node.value):
             lines[(*path, i)] = item.start_mark.line + 1
-            items.append(_to_data(loader, item, (*path, i), lines, notes))
+            value = _to_data(loader, item, (*path, i), lines, notes)
+            items.append(None if value is _UNREADABLE else value)
         return items
     if isinstance(node, ScalarNode):
         if node.tag == _STR_TAG:  # most values: the constructor would return node.value as it is
@@ -240,9 +258,11 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], 
         try:
             return loader.construct_object(node, deep=True)
         except yaml.YAMLError as err:
-            raise YamlProblem(f"cannot read this value: {_short(err)}", node.start_mark.line + 1) from None
+            why = _short(err)
         except (ValueError, OverflowError) as err:  # e.g. an integer with too many digits
-            raise YamlProblem(f"cannot read this value: {err}", node.start_mark.line + 1) from None
+            why = str(err)
+        notes.add(YamlProblem(f"cannot read this value: {why}", node.start_mark.line + 1, dotted(path), path))
+        return _UNREADABLE
     raise YamlProblem("unsupported YAML node", node.start_mark.line + 1)  # pragma: no cover
 
 
@@ -321,6 +341,9 @@ def _read(loader: _Loader, limits: ReadLimits) -> list[RawDocument]:
                 data = _to_data(loader, node, (), lines, notes)
             except YamlProblem as err:  # this document only: the parser is fine, the next one is read
                 docs.append(RawDocument(line, None, lines, [*notes.items[before:], err], readable=False))
+                continue
+            if data is _UNREADABLE:  # the whole document is one value that cannot be read
+                docs.append(RawDocument(line, None, lines, notes.items[before:], readable=False))
                 continue
             if data is None and len(notes.items) == before:
                 continue

@@ -143,15 +143,26 @@ def test_documents_before_a_syntax_error_are_still_checked(tmp_path: Path) -> No
     assert has(lines, f"{spec}:14: ", "invalid YAML")
 
 
-def test_a_merge_key_refuses_its_document_and_the_next_one_is_read(tmp_path: Path) -> None:
+def test_a_merge_key_or_an_unreadable_value_hides_nothing_else(tmp_path: Path) -> None:
+    """Both are refused and reported once (not again as a missing field); the rest of the document
+    is still checked (C1 on its name), and so is the next document."""
     spec = tmp_path / "c.yaml"
-    spec.write_text("base: {<<: {a: 1}}\n---\n" + cluster("ab", spec=GOOD_SPEC))
+    spec.write_text(
+        cluster("ab", spec=GOOD_SPEC.replace("  capacity: 1000\n", "  capacity: !!int 1x\n"))  # 11
+        + "  tags: {<<: {team: a}}\n"  # 12
+        + "---\n"  # 13
+        + cluster("cd", spec=GOOD_SPEC)  # 17: name
+    )
 
     lines = lines_of(proc := cmkctl("validate", str(spec)))
 
     assert proc.returncode == 1
-    assert has(lines, f"{spec}:1: ", "YAML merge keys (<<) are not allowed")
-    assert has(lines, f"{spec}:6: metadata.name: ", "rule C1")
+    assert has(lines, f"{spec}:11: spec.capacity: ", "cannot read this value")
+    assert has(lines, f"{spec}:12: spec.tags: ", "YAML merge keys (<<) are not allowed")
+    assert has(lines, f"{spec}:4: metadata.name: ", "rule C1")
+    assert has(lines, f"{spec}:17: metadata.name: ", "rule C1")
+    assert not any("spec.capacity: required field is missing" in line for line in lines)
+    assert lines[-1].startswith("4 problem(s) in 1 file(s)")
 
 
 def test_a_full_key_uri_in_vault_uri_says_how_to_split_it(tmp_path: Path) -> None:
