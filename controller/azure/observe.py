@@ -21,10 +21,12 @@ Request budget (asserted by tests/azure/test_observe.py and tests/integration/te
 Link state comes from the lists alone (`features.clusterResourceId`, `associatedWorkspaces`): no
 per-workspace GETs. W3 history = `associateDate` ∪ Activity Log (one operation per correlation id that
 succeeded, or that started and has not finished: that one also marks the workspace busy, rule W5); the
-CLI adds the local journal. Cluster and workspace lists are read as raw JSON through the SDK client's
-own pipeline (`send_request`; 3x faster than building models at 40k workspaces); other reads go
-through the generated operations and `_raw`, so SDK generations that type dates differently
-(RFC-1123 strings in SDK 14, docs/azure-wire.md) parse the same way. An unreadable cluster or
+CLI adds the local journal. Cluster, workspace and linkedStorageAccounts lists are read as raw JSON
+through the SDK client's own pipeline (`send_request`, streamed so each page is parsed once; 3x faster
+than building models at 40k workspaces); other reads go through the generated operations and `_raw`,
+so SDK generations that type dates differently (RFC-1123 strings in SDK 14, docs/azure-wire.md) parse
+the same way. Lists run two subscriptions at a time; identities and the spec's keys are read alongside,
+and a subscription's BYOS reads and Activity Log query start as soon as its lists are in. An unreadable cluster or
 workspace list raises (planning from an empty view would propose re-creating everything); any other
 unreadable part becomes `ObservedState.warnings` and an "unknown", never a "missing".
 """

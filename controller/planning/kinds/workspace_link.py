@@ -74,8 +74,8 @@ def _current_links(wb: Workbench) -> dict[str, str]:
             out.setdefault(ws_key, cluster.id)
     for ws_key, ws in wb.observed.workspaces.items():
         if ws.cluster_id:
-            out[ws_key] = wb.observed.clusters[ids.id_key(ws.cluster_id)].id \
-                if ids.id_key(ws.cluster_id) in wb.observed.clusters else ws.cluster_id
+            live = wb.observed.clusters.get(ids.id_key(ws.cluster_id))
+            out[ws_key] = live.id if live is not None else ws.cluster_id
     return out
 
 
@@ -109,11 +109,22 @@ def plan_links(wb: Workbench) -> None:
     current = _current_links(wb)
     managed = {ids.id_key(c.arm_id): c for c in wb.desired.clusters}
     intents: list[_Intent] = []
+    # id keys of the few cluster ids every workspace is compared with, computed once each
+    cluster_keys: dict[str, str] = {}
+
+    def key_of(cluster_id: str) -> str:
+        key = cluster_keys.get(cluster_id)
+        if key is None:
+            key = cluster_keys[cluster_id] = ids.id_key(cluster_id)
+        return key
 
     for ws_key in sorted(want):
         target = want[ws_key]
         entry = entries[ws_key]
         ws = wb.observed.workspaces.get(ws_key)
+        cur = current.get(ws_key)
+        if ws is not None and cur is not None and key_of(cur) == key_of(target.arm_id):
+            continue  # adopted: already where the spec wants it
         path = workspace_path(entry.id)
         link_id = f"link:{path}@{target.azure_name}"
         address = f"workspace.{ids.ResourceId.parse(entry.id).name}"
@@ -122,9 +133,6 @@ def plan_links(wb: Workbench) -> None:
                      reason="the workspace does not exist (or is not readable)",
                      remedy="create the workspace or fix its id in the WorkspaceSet")
             continue
-        cur = current.get(ws_key)
-        if cur is not None and ids.id_key(cur) == ids.id_key(target.arm_id):
-            continue  # adopted: already where the spec wants it
         wb.drifted(address=address, resource_id=ws.id, field_="cluster", desired=target.arm_id, live=cur)
         intent = _Intent(ws_key=ws_key, ws=ws, target=target, old_cluster_id=cur, link_id=link_id)
         if cur is not None:
