@@ -26,9 +26,10 @@ through the SDK client's own pipeline (`send_request`, streamed so each page is 
 than building models at 40k workspaces); other reads go through the generated operations and `_raw`,
 so SDK generations that type dates differently (RFC-1123 strings in SDK 14, docs/azure-wire.md) parse
 the same way. Lists run two subscriptions at a time; identities and the spec's keys are read alongside,
-and a subscription's BYOS reads and Activity Log query start as soon as its lists are in. An unreadable cluster or
-workspace list raises (planning from an empty view would propose re-creating everything); any other
-unreadable part becomes `ObservedState.warnings` and an "unknown", never a "missing".
+and a subscription's BYOS reads and Activity Log query start as soon as its lists are in. An
+unreadable cluster or workspace list raises (planning from an empty view would propose re-creating
+everything); any other unreadable part becomes `ObservedState.warnings` and an "unknown", never a
+"missing".
 """
 
 from __future__ import annotations
