@@ -4,10 +4,10 @@ PyYAML's SafeLoader is safe against code execution but not against the rest: it 
 ("billion laughs"), silently keeps the last of duplicate mapping keys, recurses without bound on
 deep nesting, and forgets where a value came from. Specs come from pull requests, so this module:
 
-* refuses aliases outright (`*name`); anchors alone are harmless and ignored. No expansion budget
-  to tune, and a declarative spec has no real need for them;
+* refuses aliases outright (`*name`: never followed, reported where they stand); anchors alone are
+  harmless and ignored. No expansion budget to tune, and a declarative spec has no real need for them;
 * refuses duplicate mapping keys (the second one would silently win) and merge keys (`<<`);
-  these, keys that are not strings and values that cannot be read are reported on their document
+  these, aliases, keys that are not strings and values that cannot be read are reported on their document
   while the rest of it is still read (a duplicate's first value is kept, the others are left out),
   so one run names them together with every other problem;
 * refuses nesting deeper than `max_depth`, files larger than `max_bytes`, bytes that are not UTF-8,
@@ -131,12 +131,9 @@ class _Guarded(Composer):
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         events: Any = self  # the event methods come from whichever parser is mixed in
         if events.check_event(AliasEvent):
-            event = events.peek_event()
-            raise YamlProblem(
-                "YAML aliases (*name) are not allowed in specs: they can expand without bound "
-                "(a 'billion laughs' bomb); write the value out",
-                event.start_mark.line + 1,
-            )
+            # never followed: a placeholder that _to_data reports (with its field) and leaves out
+            event = events.get_event()
+            return ScalarNode(_ALIAS_TAG, "", event.start_mark, event.end_mark)
         self._depth += 1
         try:
             if self._depth > self._max_depth:
@@ -162,6 +159,11 @@ class _PyLoader(Reader, Scanner, Parser, _Guarded, SafeConstructor, Resolver):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_ALIAS_TAG = "!cmkctl/refused-alias"  # not a tag a document can name: '!' tags resolve to their text
+_ALIAS_MESSAGE = (
+    "YAML aliases (*name) are not allowed in specs: they can expand without bound "
+    "(a 'billion laughs' bomb); write the value out"
+)
 
 # Either loader: _PyLoader, or _CLoader (its C base has no usable static type in the stubs).
 _Loader = Any
@@ -214,19 +216,23 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], 
 
     What is refused here goes to `notes` and the rest of the document is still read: a duplicate
     key's value is checked but not kept (the first one is); a merge key, a key that is not a string
-    and a value that cannot be read are left out. The loader does not report the same place twice."""
+    and a value that cannot be read are left out. A left-out value's note carries its path: the loader
+    does not report that place again (as a missing field)."""
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         unreadable = False
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, ScalarNode):
-                notes.add(YamlProblem("a mapping key must be a plain string", line, dotted(path), path))
+                notes.add(YamlProblem("a mapping key must be a plain string", line, dotted(path)))
+                continue
+            if key_node.tag == _ALIAS_TAG:
+                notes.add(YamlProblem(_ALIAS_MESSAGE, line, dotted(path)))
                 continue
             key = loader.construct_scalar(key_node)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 message = "YAML merge keys (<<) are not allowed in specs: write the keys out"
-                notes.add(YamlProblem(message, line, dotted(path), path))
+                notes.add(YamlProblem(message, line, dotted(path)))
                 continue
             if key in out:
                 first = lines.get((*path, key))
@@ -255,6 +261,9 @@ def _to_data(loader: _Loader, node: Node, path: Path_, lines: dict[Path_, int], 
     if isinstance(node, ScalarNode):
         if node.tag == _STR_TAG:  # most values: the constructor would return node.value as it is
             return node.value
+        if node.tag == _ALIAS_TAG:
+            notes.add(YamlProblem(_ALIAS_MESSAGE, node.start_mark.line + 1, dotted(path), path))
+            return _UNREADABLE
         try:
             return loader.construct_object(node, deep=True)
         except yaml.YAMLError as err:
