@@ -401,7 +401,7 @@ def _read_tree(
             complete = False
             break
         for raw in raws:
-            for note in raw.problems:  # a duplicate key; with `readable` False, why it was not read
+            for note in raw.problems:  # what the reader refused (a duplicate key, an alias, ...)
                 problems.append(SpecProblem(file, note.line, note.field, note.message))
             loaded = _validate_document(file, raw, problems, cloud) if raw.readable else None
             if loaded is not None:
