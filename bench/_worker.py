@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -143,6 +144,20 @@ def _links_free_of_cluster_lock() -> None:
     ex.Executor._lock_keys = lock_keys  # type: ignore[method-assign]
 
 
+def _progress_by_polls_only() -> None:
+    """P3's comparison (never the product): in-flight links followed by per-operation status reads
+    alone, without the workspaces list (controller.azure.watch)."""
+    from controller.azure import operations
+
+    original = operations.Operations.__init__
+
+    def init(self: operations.Operations, *args: Any, **kwargs: Any) -> None:
+        kwargs["list_progress"] = False
+        original(self, *args, **kwargs)
+
+    operations.Operations.__init__ = init  # type: ignore[method-assign]
+
+
 def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
     from controller.azure.clients import AzureClients
     from controller.cli import apply_cmd
@@ -150,16 +165,26 @@ def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
     clients = AzureClients()
     t0 = time.perf_counter()
     sink = io.StringIO()
+    threads = [threading.active_count()]
+    stop = threading.Event()
+
+    def sample() -> None:  # the most threads alive at once: in-flight operations must not add any
+        while not stop.wait(0.5):
+            threads.append(threading.active_count())
+
+    threading.Thread(target=sample, name="bench-threads", daemon=True).start()
     try:
         with contextlib.redirect_stdout(sink):
             code = apply_cmd.run(
                 None, [spec], auto_approve=True, state=state, parallelism=parallelism, clients=clients
             )
     finally:
+        stop.set()
         clients.close()
     tail = [ln for ln in sink.getvalue().splitlines() if ln.strip()][-3:]
     return {
         "wall_s": time.perf_counter() - t0,
+        "max_threads": max(threads),
         "exit_code": code,
         "summary": tail,
         "client_arm_requests": clients.counter.arm(),
@@ -195,9 +220,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--parallelism", type=int, default=10)
     p.add_argument("--dag", default=None)
     p.add_argument("--links-free-of-cluster-lock", action="store_true")
+    p.add_argument("--progress", choices=["list", "polls"], default="list")
     args = p.parse_args(argv)
     if args.links_free_of_cluster_lock:
         _links_free_of_cluster_lock()
+    if args.progress == "polls":
+        _progress_by_polls_only()
     if args.action == "plan":
         out = _plan(args.spec, args.dag)
     elif args.action == "baseline":

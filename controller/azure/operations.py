@@ -7,8 +7,11 @@ Every action has the same four phases so the executor can journal between them:
                       operation is running on it: wait, never send a second one, rules C6/W5);
 * `start(change, on_sent)`  send the request, and hand the LRO's continuation token and status URL
                       to `on_sent` (which journals them) BEFORE anything waits;
-* `wait(handle)` / `resume(action, target, token)`  poll to the end; after a restart the poller is
-                      rebuilt from the journaled token (`begin_*(continuation_token=...)`), never re-sent;
+* `when_done(handle, on_end)` / `wait(handle)` / `resume(action, target, token)`  follow it to the end:
+                      `when_done` hands it to the Watch and returns at once (`on_end` is called when
+                      it ends: the operation holds no thread), `wait` blocks; after a restart the
+                      poller is rebuilt from the journaled token (`begin_*(continuation_token=...)`),
+                      never re-sent;
 * `verify(change)`    re-read and compare with the change's parameters: a mismatch is InconsistentResult.
 
 Precheck and verify compare through controller.model.compare, the functions the planner decides
@@ -33,7 +36,7 @@ from urllib.parse import urlsplit
 
 from controller.azure import errors
 from controller.azure.clients import AzureClients, check_host
-from controller.azure.observe import byos_link_from_arm, cluster_from_arm, link_from_arm
+from controller.azure.observe import byos_link_from_arm, cluster_from_arm, link_from_arm, list_raw
 from controller.azure.pacing import READS, subscription_of
 from controller.azure.watch import DeferredPolling, Watch
 from controller.model import compare, ids
@@ -77,6 +80,8 @@ class Handle:
     poller: Any
     continuation_token: str | None
     status_url: str | None
+    # how the workspaces list shows a link (unlink) ended: (workspace key, cluster key or None)
+    probe: tuple[str, str | None] | None = None
 
 
 OnSent = Callable[[str | None, str | None], None]  # (status_url, continuation_token)
@@ -139,6 +144,7 @@ class Operations:
         poll_interval: float | None = None,
         operation_timeout: float | None = None,
         watch: Watch | None = None,
+        list_progress: bool = True,
     ) -> None:
         self.clients = clients
         self._sleep = sleep
@@ -147,7 +153,9 @@ class Operations:
         # matrix cell "op-stuck"). Creates usually take ~2 h, links up to 90 min.
         default = clients.settings.operation_timeout  # CMKCTL_OPERATION_TIMEOUT
         self._op_timeout = operation_timeout if operation_timeout is not None else default
-        self.watch = watch or Watch(read_rate=self._read_rate, min_interval=self._poll)
+        # link progress from one workspaces list per subscription (see controller.azure.watch)
+        lister = self.linked_clusters if list_progress else None
+        self.watch = watch or Watch(read_rate=self._read_rate, min_interval=self._poll, lister=lister)
 
     def _read_rate(self, subscription: str) -> float | None:
         """Reads per second ARM refills for the subscription as our requests are paced (None: unpaced)."""
@@ -192,6 +200,21 @@ class Operations:
                 rid.resource_group, rid.name, _LINKED_SERVICE
             ),
         )
+
+    def linked_clusters(self, subscription: str) -> dict[str, str | None]:
+        """Every workspace of the subscription -> the cluster it is linked to (id keys; None: none), from
+        one workspaces list (`features.clusterResourceId`, as observe reads it)."""
+        la = self._la(subscription)
+        path = f"/subscriptions/{subscription}/providers/Microsoft.OperationalInsights/workspaces"
+        items = self._call(
+            f"list workspaces of {subscription}", lambda: list_raw(la, path, la.workspaces.list)
+        )
+        out: dict[str, str | None] = {}
+        for item in items:
+            features = (item.get("properties") or {}).get("features") or {}
+            cluster = features.get("clusterResourceId") if isinstance(features, dict) else None
+            out[ids.id_key(str(item.get("id") or ""))] = ids.id_key(str(cluster)) if cluster else None
+        return out
 
     def read_byos(self, workspace_id: str, data_source_type: str) -> dict[str, Any] | None:
         rid = ids.ResourceId.parse(workspace_id)
@@ -281,7 +304,13 @@ class Operations:
             except Exception:
                 token = None
         on_sent(url, token)
-        return Handle(change.action, change.resource_id, poller, token, url)
+        p = change.parameters
+        probe: tuple[str, str | None] | None = None
+        if isinstance(p, LinkParams):
+            probe = (ids.id_key(p.workspace_id), ids.id_key(p.cluster_id))
+        elif isinstance(p, UnlinkParams):
+            probe = (ids.id_key(p.workspace_id), None)
+        return Handle(change.action, change.resource_id, poller, token, url, probe)
 
     def _with_key_access_fix(self, change: Change, exc: errors.RuleViolation) -> errors.RuleViolation:
         """Rule C7: name the principal, the vault, the permissions and the `az` command that grants them.
@@ -335,6 +364,38 @@ class Operations:
             return
         self._wait_poller(f"{handle.action} {handle.target}", handle.poller)
 
+    def when_done(self, handle: Handle, on_end: Callable[[errors.AzureError | None], None]) -> None:
+        """Follow the operation without a thread: `on_end(None)` when it succeeded, else its error
+        (mapped; StillRunning past the operation timeout). Returns at once."""
+        what = f"{handle.action} {handle.target}"
+        poller = handle.poller
+        method = poller.polling_method() if poller is not None and hasattr(poller, "polling_method") else None
+        if not isinstance(method, DeferredPolling):  # synchronous answer or a foreign poller
+            try:
+                self.wait(handle)
+            except errors.AzureError as exc:
+                on_end(exc)
+                return
+            on_end(None)
+            return
+
+        def ended(exc: BaseException | None) -> None:
+            if exc is None:
+                on_end(None)
+            elif isinstance(exc, errors.StillRunning):
+                on_end(self._still_running(what))
+            else:
+                on_end(errors.map_error(exc, operation=f"wait for {what}"))
+
+        sub = subscription_of(method._initial_response.http_response.request.url) or ""
+        self.watch.watch(sub, method, timeout=self._op_timeout, on_done=ended, probe=handle.probe)
+
+    def _still_running(self, what: str) -> errors.StillRunning:
+        return errors.StillRunning(
+            f"{what}: Azure is still running it after {self._op_timeout:g}s "
+            "(CMKCTL_OPERATION_TIMEOUT); it was not sent again: run apply later to resume it"
+        )
+
     def _wait_poller(self, what: str, poller: Any) -> None:
         """Wait at most the operation timeout; past it raise StillRunning (the journal keeps the token).
 
@@ -348,10 +409,7 @@ class Operations:
         try:
             self._call(f"wait for {what}", lambda: self.watch.wait(sub, method, timeout=self._op_timeout))
         except errors.StillRunning:
-            raise errors.StillRunning(
-                f"{what}: Azure is still running it after {self._op_timeout:g}s "
-                "(CMKCTL_OPERATION_TIMEOUT); it was not sent again: run apply later to resume it"
-            ) from None
+            raise self._still_running(what) from None
 
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None:
         """Rebuild the poller from a journaled continuation token and wait: the request is not re-sent."""

@@ -12,6 +12,13 @@ a time by a scheduler:
   never faster than `min_interval` per operation: with n operations running in a subscription each is
   read every max(min_interval, n / (share x rate)) seconds. A few worker threads make the reads (an
   ARM GET takes tens of milliseconds); the operations themselves hold no thread.
+* Link progress from the list: a link (or unlink) is over when its workspace shows the cluster in
+  `features.clusterResourceId` (or none), and ONE workspaces list per subscription shows that for
+  all its workspaces. When a subscription has more links in flight than per-operation reads can
+  follow every `list_interval`, the Watch lists its workspaces every `list_interval` and reads the
+  status of a link the list shows ended at once (the SDK still decides how it ended: terminal state,
+  final GET, error). The per-operation reads of such links drop to `probe_share` of the refill: they
+  only find the links that fail, which the list cannot show.
 
 The continuation token is ARMPolling's, so a journaled operation resumes after a crash as before.
 """
@@ -22,9 +29,9 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -36,6 +43,11 @@ from controller.azure import errors
 # Of each subscription's read refill, what status reads may use: the rest stays for the executor's
 # prechecks and verifies and for other clients of the subscription.
 READ_SHARE = 0.8
+# Of that refill, what the status reads of links the workspaces list follows may use: they look for
+# failures only (a success shows in the list).
+PROBE_SHARE = 0.1
+# A workspace id key -> the cluster id key it is linked to (None: not linked), for one subscription.
+Lister = Callable[[str], Mapping[str, str | None]]
 
 
 class DeferredPolling(ARMPolling):
@@ -79,14 +91,18 @@ class DeferredPolling(ARMPolling):
             return 0.0
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class _Entry:
-    due: float
-    seq: int
-    sub: str = field(compare=False)
-    method: DeferredPolling = field(compare=False)
-    deadline: float = field(compare=False)
-    on_done: Callable[[BaseException | None], None] = field(compare=False)
+    """One watched operation. The heap holds (due, seq, entry, gen): an item whose gen is no longer the
+    entry's was superseded (the list moved the read forward) and is dropped when it comes up."""
+
+    sub: str
+    method: DeferredPolling | None  # None: the subscription's workspaces list
+    deadline: float
+    on_done: Callable[[BaseException | None], None]
+    probe: tuple[str, str | None] | None = None  # (workspace key, cluster key it ends linked to)
+    gen: int = 0
+    ended: bool = False
 
 
 class Watch:
@@ -100,19 +116,28 @@ class Watch:
         workers: int = 8,
         read_share: float = READ_SHARE,
         clock: Callable[[], float] = time.monotonic,
+        lister: Lister | None = None,
+        list_interval: float | None = None,
+        probe_share: float = PROBE_SHARE,
     ) -> None:
         self._read_rate = read_rate  # reads/s ARM refills for a subscription; None: unlimited
         self.min_interval = max(0.0, min_interval)
         self.read_share = read_share
         self._clock = clock
+        self._lister = lister
+        self.list_interval = 2 * self.min_interval if list_interval is None else list_interval
+        self.probe_share = probe_share
         self._cond = threading.Condition()
-        self._heap: list[_Entry] = []
+        self._heap: list[tuple[float, int, _Entry, int]] = []
         self._seq = itertools.count()
         self._active: dict[str, int] = {}  # operations being watched, per subscription
+        self._probes: dict[str, dict[str, _Entry]] = {}  # links the list can follow: sub -> ws key -> op
+        self._listing: set[str] = set()  # subscriptions whose next list is scheduled
         self._next_slot: dict[str, float] = {}  # earliest time of the subscription's next read
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="watch")
         self._thread: threading.Thread | None = None
         self.reads = 0  # status reads made (a figure for the benchmark and tests)
+        self.lists = 0  # workspaces lists made for link progress
 
     # -- the API -----------------------------------------------------------------------------------
 
@@ -123,18 +148,29 @@ class Watch:
         *,
         timeout: float,
         on_done: Callable[[BaseException | None], None],
+        probe: tuple[str, str | None] | None = None,
     ) -> None:
-        """Read `method`'s status until it ends or `timeout` passes; then `on_done(error or None)`."""
+        """Read `method`'s status until it ends or `timeout` passes; then `on_done(error or None)`.
+
+        `probe` (workspace id key, cluster id key or None) says how the workspaces list shows that a
+        link (or unlink) is over: the workspace linked to that cluster (or to none)."""
         now = self._clock()
         with self._cond:
             sub = sub.lower()
             self._active[sub] = self._active.get(sub, 0) + 1
-            entry = _Entry(now, next(self._seq), sub, method, now + timeout, on_done)
-            heapq.heappush(self._heap, entry)
+            entry = _Entry(sub, method, now + timeout, on_done, probe if self._lister else None)
+            if entry.probe is not None:
+                self._probes.setdefault(sub, {})[entry.probe[0]] = entry
+            self._push(entry, now)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="watch-scheduler", daemon=True)
                 self._thread.start()
             self._cond.notify()
+
+    def _push(self, entry: _Entry, due: float) -> None:
+        """(Re)schedule `entry` at `due`; an earlier item of it still in the heap is superseded."""
+        entry.gen += 1
+        heapq.heappush(self._heap, (due, next(self._seq), entry, entry.gen))
 
     def wait(self, sub: str, method: DeferredPolling, *, timeout: float) -> None:
         """Block the caller until the operation ends (re-raising its error) or StillRunning at the timeout."""
@@ -166,9 +202,12 @@ class Watch:
             with self._cond:
                 while not self._heap:
                     self._cond.wait()
-                entry = self._heap[0]
+                due, _, entry, gen = self._heap[0]
+                if gen != entry.gen or entry.ended:  # superseded, or ended meanwhile
+                    heapq.heappop(self._heap)
+                    continue
                 now = self._clock()
-                start = max(entry.due, self._next_slot.get(entry.sub, 0.0))
+                start = max(due, self._next_slot.get(entry.sub, 0.0))
                 if start > now:
                     self._cond.wait(timeout=start - now)
                     continue
@@ -176,11 +215,48 @@ class Watch:
                 self._next_slot[entry.sub] = max(now, self._next_slot.get(entry.sub, 0.0)) + self._spacing(
                     entry.sub
                 )
-            self._pool.submit(self._poll, entry)
+            self._pool.submit(self._poll if entry.method is not None else self._list, entry)
+
+    def _probe_interval(self, sub: str) -> float:
+        """Seconds between two status reads of one listed link: n of them share `probe_share`."""
+        rate = self._read_rate(sub)
+        n = len(self._probes.get(sub, ()))
+        return 0.0 if not rate else n / (rate * self.probe_share)
+
+    def _list_wanted(self, sub: str) -> bool:
+        """The list pays when per-operation reads would come less often than it (under the lock)."""
+        return bool(self._probes.get(sub)) and self._probe_interval(sub) > max(
+            self.list_interval, self.min_interval
+        )
+
+    def _list(self, entry: _Entry) -> None:
+        """One workspaces list of the subscription: read at once every link it shows ended."""
+        sub = entry.sub
+        linked: Mapping[str, str | None] | None = None
+        try:
+            linked = self._lister(sub) if self._lister else None
+        except Exception:  # a failed list only delays what the status reads find anyway
+            linked = None
+        now = self._clock()
+        with self._cond:
+            self.lists += 1
+            for ws, op in list(self._probes.get(sub, {}).items()):
+                if linked is None or op.ended or op.probe is None or ws not in linked:
+                    continue
+                if linked[ws] == op.probe[1]:
+                    self._push(op, now)  # its status read now; the SDK says how it ended
+            if self._list_wanted(sub):
+                self._push(entry, now + max(self.list_interval, self.min_interval))
+            else:
+                self._listing.discard(sub)
+            self._cond.notify()
 
     def _poll(self, entry: _Entry) -> None:
+        method = entry.method
+        if method is None:
+            return
         try:
-            ended = entry.method.poll_once()
+            ended = method.poll_once()
         except BaseException as exc:  # the operation's own error, as the SDK raised it
             self._finish(entry, exc)
             return
@@ -201,15 +277,27 @@ class Watch:
             )
             return
         with self._cond:
-            n = self._active.get(entry.sub, 1)
-            # each operation of the subscription gets its turn once per n reads of the subscription
-            interval = max(self.min_interval, entry.method.hinted_delay(), n * self._spacing(entry.sub))
-            entry.due = now + interval
-            entry.seq = next(self._seq)
-            heapq.heappush(self._heap, entry)
+            hinted = method.hinted_delay()
+            if entry.probe is not None and self._list_wanted(entry.sub):
+                # the list finds its end; this read only looks for a failure
+                interval = max(self.min_interval, hinted, self._probe_interval(entry.sub))
+                if entry.sub not in self._listing:
+                    self._listing.add(entry.sub)
+                    lister = _Entry(entry.sub, None, float("inf"), lambda _exc: None)
+                    self._push(lister, now + max(self.list_interval, self.min_interval))
+            else:
+                n = self._active.get(entry.sub, 1)
+                # each operation of the subscription gets its turn once per n reads of the subscription
+                interval = max(self.min_interval, hinted, n * self._spacing(entry.sub))
+            self._push(entry, now + interval)
             self._cond.notify()
 
     def _finish(self, entry: _Entry, exc: BaseException | None) -> None:
         with self._cond:
+            entry.ended = True
             self._active[entry.sub] = self._active.get(entry.sub, 1) - 1
+            if entry.probe is not None:
+                probes = self._probes.get(entry.sub, {})
+                if probes.get(entry.probe[0]) is entry:
+                    del probes[entry.probe[0]]
         entry.on_done(exc)

@@ -3,7 +3,13 @@
 Order per step: journal "begin" -> pre-check (skip what is already done) -> send ->
 journal the LRO token -> wait -> verify against its parameters -> journal "done" (+ link time, rule W3).
 
-* Parallel across independent branches (thread pool, `parallelism`), serialised per cluster for the
+A step runs in two halves: `start` (journal, pre-check, send, journal the token) and `finish` (verify,
+journal the result). Between them the operation is only an entry in the gateway's watch
+(`when_done`), which calls back when Azure has ended it: 40,000 links of 90 minutes in flight cost
+memory, not 40,000 threads. A few workers (`parallelism` + a margin) run the halves, taking work
+round-robin per subscription so one subscription waiting for its write budget never starves another.
+
+* Parallel across independent branches (`parallelism` requests at once), serialised per cluster for the
   cluster's own operations (C6) and per workspace for links, unlinks and BYOS (W5): a step holds the
   locks of what it touches, taken in sorted order so two steps can never deadlock. Links into one
   cluster run in parallel (each is its workspace's operation).
@@ -19,16 +25,18 @@ journal the LRO token -> wait -> verify against its parameters -> journal "done"
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import time
 import uuid
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -70,6 +78,15 @@ class Gateway(Protocol):
     def resume(self, *, action: str, target: str, parameters: dict[str, Any], token: str) -> None: ...
 
     def read_link(self, workspace_id: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A gateway that follows an accepted operation without a thread: `on_end(None)` when it ended
+    well, else its error (controller.azure.operations.Operations implements it). A gateway without it
+    is waited on with `wait`, one thread per operation."""
+
+    def when_done(self, handle: Handle, on_end: Callable[[errors.AzureError | None], None]) -> None: ...
 
 
 class StepStatus(StrEnum):
@@ -159,16 +176,19 @@ class Executor:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Progress | None = None,
         plan_id: str | None = None,
-        max_in_flight: int = 500,
+        max_waiting: int = 500,
     ) -> None:
         self.gateway = gateway
         self.store = store
         # `parallelism` bounds the requests being made at once (reads, sends, verifies), like
         # Terraform's; an operation that Azure accepted waits without holding one of those slots, so
-        # 1000 links of ~90 min take ~90 min, not 100 waves of them. `max_in_flight`
-        # bounds the operations waiting at once (one thread each).
+        # 1000 links of ~90 min take ~90 min, not 100 waves of them. It waits in the gateway's watch
+        # (no thread); only a gateway that cannot call back is waited on by threads, `max_waiting` of them.
         self.parallelism = max(1, parallelism)
-        self.max_in_flight = max(self.parallelism, max_in_flight)
+        # the workers that run the halves of steps: a few more than the request slots, for the steps
+        # that sleep (retry backoff, waiting for someone else's running operation) without a request
+        self.workers = self.parallelism + 8
+        self.max_waiting = max(self.parallelism, max_waiting)
         self._request_slots = threading.BoundedSemaphore(self.parallelism)
         self.busy_timeout = busy_timeout
         self.max_attempts = max(1, max_attempts)
@@ -262,20 +282,42 @@ class Executor:
             blocked=[(b.address, b.rule or "", b.reason, b.remedy) for b in plan.blocked],
         )
         changes = {c.id: c for c in plan.changes}
+        order = {c.id: i for i, c in enumerate(plan.changes)}
         deferred_ids = {d.id for d in plan.deferred}
+        deps_of = {
+            c.id: [d for d in c.depends_on if d in changes or d in deferred_ids] for c in plan.changes
+        }
+        dependents: dict[str, list[str]] = defaultdict(list)
+        for cid, deps in deps_of.items():
+            for d in deps:
+                dependents[d].append(cid)
+        keys_of: dict[str, frozenset[str]] = {}
         outcome: dict[str, StepResult] = {}
         root_of: dict[str, str] = {}
         pending = dict(changes)
-        running: dict[Future[StepResult], str] = {}
+        running: set[str] = set()
         held: set[str] = set()  # cluster/workspace keys of running steps (rules C6, W5)
+        blocked_on_keys: set[str] = set()  # ready, but a running step holds one of their keys
+        ended: queue.SimpleQueue[StepResult] = queue.SimpleQueue()
+        work = _FairQueue()
 
-        def schedule(pool: ThreadPoolExecutor) -> None:
-            """Skip what can't run, start what is ready and whose cluster/workspace is free."""
-            progressed = True
-            while progressed:  # a skip can unblock (skip) steps seen earlier in the same scan
-                progressed = False
-                for cid, change in list(pending.items()):
-                    deps = [d for d in change.depends_on if d in changes or d in deferred_ids]
+        def keys(cid: str) -> frozenset[str]:
+            if cid not in keys_of:
+                keys_of[cid] = frozenset(self._lock_keys(changes[cid]))
+            return keys_of[cid]
+
+        def schedule(candidates: Iterable[str]) -> None:
+            """Skip what can't run, start what is ready and whose cluster/workspace is free. Only the
+            steps a finished step can have changed are looked at (its dependents, those waiting for
+            its keys), in plan order: a 40,000-step plan is not rescanned per finished step."""
+            todo = sorted(set(candidates), key=order.__getitem__)
+            while todo:
+                later: set[str] = set()
+                for cid in todo:
+                    if cid not in pending:
+                        continue
+                    change = pending[cid]
+                    deps = deps_of[cid]
                     bad = [
                         d
                         for d in deps
@@ -298,18 +340,31 @@ class Executor:
                         )
                         root_of[cid] = root
                         del pending[cid]
-                        progressed = True
+                        blocked_on_keys.discard(cid)
+                        later.update(dependents[cid])  # a skip can skip steps seen earlier
                         continue
-                    keys = set(self._lock_keys(change))
-                    if all(d in outcome for d in deps) and not keys & held:
-                        # a busy cluster must not tie up a worker: wait here, not in the pool
-                        held.update(keys)
-                        running[pool.submit(self._run_step, change)] = cid
-                        del pending[cid]
+                    if not all(d in outcome for d in deps):
+                        continue
+                    if keys(cid) & held:
+                        blocked_on_keys.add(cid)
+                        continue
+                    # a busy cluster must not tie up a worker: wait here, not in the pool
+                    held.update(keys(cid))
+                    blocked_on_keys.discard(cid)
+                    running.add(cid)
+                    del pending[cid]
+                    work.put(_lane(change), functools.partial(self._start_step, change, work, ended, waiters))
+                todo = sorted(later, key=order.__getitem__)
 
-        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="apply") as pool:
+        workers = [
+            threading.Thread(target=work.serve, name=f"apply-{i}", daemon=True) for i in range(self.workers)
+        ]
+        for t in workers:
+            t.start()
+        waiters = ThreadPoolExecutor(max_workers=self.max_waiting, thread_name_prefix="apply-wait")
+        try:
+            schedule(pending)
             while pending or running:
-                schedule(pool)
                 if not running:
                     if pending:  # a cycle or a dependency that can never finish: refuse, never guess
                         for cid, change in pending.items():
@@ -322,13 +377,25 @@ class Executor:
                             )
                         pending.clear()
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    cid = running.pop(fut)
-                    held.difference_update(self._lock_keys(changes[cid]))
-                    outcome[cid] = fut.result()
-                    if outcome[cid].status is StepStatus.FAILED:
-                        root_of[cid] = cid
+                finished = [ended.get()]
+                while True:  # everything that ended meanwhile, then one scheduling pass
+                    try:
+                        finished.append(ended.get_nowait())
+                    except queue.Empty:
+                        break
+                candidates: set[str] = set()
+                for res in finished:
+                    running.discard(res.id)
+                    held.difference_update(keys(res.id))
+                    outcome[res.id] = res
+                    if res.status is StepStatus.FAILED:
+                        root_of[res.id] = res.id
+                    candidates.update(dependents[res.id])
+                candidates.update(blocked_on_keys)
+                schedule(candidates)
+        finally:
+            work.close()
+            waiters.shutdown(wait=False)
         result.steps = [outcome[c.id] for c in plan.changes if c.id in outcome]
         return result
 
@@ -352,18 +419,29 @@ class Executor:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _run_step(self, change: Change) -> StepResult:
-        started = time.monotonic()
-        request_id: str | None = None
+    def _start_step(
+        self,
+        change: Change,
+        work: _FairQueue,
+        ended: queue.SimpleQueue[StepResult],
+        waiters: ThreadPoolExecutor,
+    ) -> None:
+        """The first half: journal "begin", pre-check, send, journal the token; then hand the accepted
+        operation to the gateway's watch, whose callback queues the second half (`_finish_step`)."""
+        step = _Step(change, time.monotonic(), ended)
         if _is_link(change.action):
             # rule W3: the request carries an id journaled before it is sent; the Activity Log shows it,
             # so the journal's record and Azure's are one operation, and a restart can find it there
-            request_id = str(uuid.uuid4())
-            change = change.model_copy(
-                update={"parameters": change.parameters.model_copy(update={"request_id": request_id})})
-        with ExitStack() as stack:
-            for key in self._lock_keys(change):
-                stack.enter_context(self._lock(key))
+            step.change = change = change.model_copy(
+                update={"parameters": change.parameters.model_copy(update={"request_id": str(uuid.uuid4())})}
+            )
+        # the locks of what the step touches (C6/W5), held until its second half ends; the scheduler
+        # already starts no two steps that share a key, so these are never contended within one apply
+        for key in self._lock_keys(change):
+            lock = self._lock(key)
+            lock.acquire()
+            step.locks.append(lock)
+        try:
             self.store.begin_operation(
                 InFlightOperation(
                     op_id=change.id,
@@ -372,50 +450,116 @@ class Executor:
                     status_url=None,
                     started=self._now(),
                     plan_id=self.plan_id,
-                    request_id=request_id,
+                    request_id=change.parameters.request_id
+                    if isinstance(change.parameters, LinkParams | UnlinkParams)
+                    else None,
                 )
             )
             typical, text = usual(change.action)
             self.progress.step_started(change.id, change.address + f": {change.action}", typical, text)
-            attempted: list[bool] = []
-            accepted: list[bool] = []
-            try:
-                status = self._retrying(lambda: self._attempt(change, attempted, accepted))
-                if status is StepStatus.DONE:
-                    with self._request_slots:
-                        self.gateway.verify(change)
-                if status is StepStatus.DONE or (attempted and _is_link(change.action)):
-                    # a link whose response was lost but which took effect still spent W3 budget
-                    self._record_effects(str(change.action), journal_target(change), change, self._now())
-                self.store.end_operation(change.id, "done" if status is StepStatus.DONE else "already done")
-                res = StepResult(change.id, change.address, change.action, status)
-            except errors.StillRunning as exc:
-                # sent and still running in Azure: the journal keeps it "sent" with its token, so the next
-                # run resumes it and never re-sends it (a second create/link would cost W3 budget or 409)
-                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
-            except errors.AzureError as exc:
-                if accepted and _is_link(change.action):
-                    # rule W3: a link/unlink Azure accepted and then failed still spent budget (fault matrix
-                    # cells link/op-failed, unlink/op-failed: the journal undercounted by one)
-                    self._record_effects(str(change.action), journal_target(change), change, self._now())
-                self.store.end_operation(change.id, "failed", _verbatim(exc))
-                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
-            except Exception as exc:  # a bug must not take the other branches down; report it as a failure
-                self.store.end_operation(change.id, "failed", f"{type(exc).__name__}: {exc}")
-                # a CmkError (the journal's disk is full) says itself what to do; anything else is a bug
-                why = f"internal error: {type(exc).__name__}: {exc}"
-                if isinstance(exc, CmkError):
-                    why = str(exc)
-                res = StepResult(change.id, change.address, change.action, StepStatus.FAILED, why)
-        res.seconds = time.monotonic() - started
-        failed = res.status is StepStatus.FAILED
-        self.progress.step_finished(change.id, str(res.status), res.message if failed else "")
-        return res
 
-    def _attempt(
-        self, change: Change, attempted: list[bool], accepted: list[bool] | None = None
-    ) -> StepStatus:
-        """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send."""
+            def attempt() -> StepStatus | Handle:
+                step.tries += 1
+                return self._send(change, step)
+
+            sent = self._retrying(attempt)
+        except Exception as exc:
+            self._end_step(step, self._failed(step, exc))
+            return
+        if isinstance(sent, StepStatus):  # already in effect (found by the pre-check)
+            self._finish_step(step, None, sent)
+            return
+        lane = _lane(change)
+
+        def on_end(exc: errors.AzureError | None) -> None:
+            # the watch's thread: only queue the second half (its verify is a request: a worker's)
+            work.put(lane, lambda: self._finish_step(step, exc), urgent=True)
+
+        gateway = self.gateway
+        if isinstance(gateway, Watching):
+            gateway.when_done(sent, on_end)
+        else:
+            waiters.submit(self._wait_then, sent, on_end)
+
+    def _wait_then(self, handle: Handle, on_end: Callable[[errors.AzureError | None], None]) -> None:
+        """For a gateway that cannot call back: wait on this thread, then call back."""
+        try:
+            self.gateway.wait(handle)
+        except errors.AzureError as exc:
+            on_end(exc)
+            return
+        except Exception as exc:  # a bug must not hang the apply: the step fails with it
+            on_end(errors.Terminal(f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        on_end(None)
+
+    def _finish_step(
+        self, step: _Step, waited: errors.AzureError | None, status: StepStatus = StepStatus.DONE
+    ) -> None:
+        """The second half: verify (when something was sent), record W3/C11 effects, journal the end."""
+        change = step.change
+        try:
+            if waited is not None:
+                if not isinstance(waited, _RETRIED) or step.tries >= self.max_attempts:
+                    raise waited
+                # the wait failed in a way a fresh try may cure: back off, then try again from a fresh
+                # pre-check (it finds a link that did go through), waiting on this worker (rare)
+                self._sleep(self._backoff_for(waited, step.tries))
+                status = self._retrying(
+                    lambda: self._attempt(change, step), attempts=self.max_attempts - step.tries
+                )
+            if status is StepStatus.DONE:
+                with self._request_slots:
+                    self.gateway.verify(change)
+            if status is StepStatus.DONE or (step.attempted and _is_link(change.action)):
+                # a link whose response was lost but which took effect still spent W3 budget
+                self._record_effects(str(change.action), journal_target(change), change, self._now())
+            self.store.end_operation(change.id, "done" if status is StepStatus.DONE else "already done")
+            res = StepResult(change.id, change.address, change.action, status)
+        except Exception as exc:
+            res = self._failed(step, exc)
+        self._end_step(step, res)
+
+    def _failure(self, step: _Step, exc: Exception) -> StepResult:
+        change = step.change
+        if isinstance(exc, errors.StillRunning):
+            # sent and still running in Azure: the journal keeps it "sent" with its token, so the next
+            # run resumes it and never re-sends it (a second create/link would cost W3 budget or 409)
+            return StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
+        if isinstance(exc, errors.AzureError):
+            if step.accepted and _is_link(change.action):
+                # rule W3: a link/unlink Azure accepted and then failed still spent budget (fault matrix
+                # cells link/op-failed, unlink/op-failed: the journal undercounted by one)
+                self._record_effects(str(change.action), journal_target(change), change, self._now())
+            self.store.end_operation(change.id, "failed", _verbatim(exc))
+            return StepResult(change.id, change.address, change.action, StepStatus.FAILED, _verbatim(exc))
+        # a bug must not take the other branches down; report it as a failure
+        self.store.end_operation(change.id, "failed", f"{type(exc).__name__}: {exc}")
+        return StepResult(change.id, change.address, change.action, StepStatus.FAILED, _why(exc))
+
+    def _failed(self, step: _Step, exc: Exception) -> StepResult:
+        """`_failure`, and if journaling the failure fails too (a full disk), still a result: a step
+        that never ends would hang the apply."""
+        try:
+            return self._failure(step, exc)
+        except Exception as again:
+            change = step.change
+            return StepResult(change.id, change.address, change.action, StepStatus.FAILED, _why(again))
+
+    def _end_step(self, step: _Step, res: StepResult) -> None:
+        for lock in reversed(step.locks):
+            lock.release()
+        step.locks.clear()
+        res.seconds = time.monotonic() - step.started
+        failed = res.status is StepStatus.FAILED
+        try:
+            self.progress.step_finished(step.change.id, str(res.status), res.message if failed else "")
+        finally:
+            step.ended.put(res)
+
+    def _send(self, change: Change, step: _Step) -> StepStatus | Handle:
+        """One try: re-read first (idempotency, outcome unknown), wait out a running op, then send.
+        Returns ALREADY_DONE, or the handle of the operation Azure accepted (not waited for)."""
         with self._request_slots:
             pre = self.gateway.precheck(change)
         if pre is Precheck.IN_PROGRESS:
@@ -432,23 +576,30 @@ class Executor:
             # journaled BEFORE waiting: a crash from here on resumes this operation, never re-issues it
             self.store.record_operation_sent(change.id, status_url=status_url, continuation_token=token)
 
-        attempted.append(True)
+        step.attempted = True
         try:
             with self._request_slots:
                 handle = self.gateway.start(change, on_sent)
         except errors.AzureError as exc:
             if _refused(exc):
-                attempted.pop()  # Azure answered no: nothing was spent (rule W3)
+                step.attempted = False  # Azure answered no: nothing was spent (rule W3)
             raise
-        if accepted is not None:
-            accepted.append(True)  # Azure took the request: from here a failure still spent W3 budget
-        self.gateway.wait(handle)  # polling an accepted operation holds no request slot
+        step.accepted = True  # Azure took the request: from here a failure still spent W3 budget
+        return handle
+
+    def _attempt(self, change: Change, step: _Step) -> StepStatus:
+        """One try that also waits on this thread (the retry of an operation whose wait failed)."""
+        step.tries += 1
+        sent = self._send(change, step)
+        if isinstance(sent, StepStatus):
+            return sent
+        self.gateway.wait(sent)  # polling an accepted operation holds no request slot
         return StepStatus.DONE
 
-    def _retrying(self, fn: Callable[[], Any]) -> Any:
+    def _retrying(self, fn: Callable[[], Any], *, attempts: int | None = None) -> Any:
         retryer = Retrying(
-            retry=retry_if_exception_type((errors.Transient, errors.Busy, errors.OutcomeUnknown)),
-            stop=stop_after_attempt(self.max_attempts),
+            retry=retry_if_exception_type(_RETRIED),
+            stop=stop_after_attempt(max(1, self.max_attempts if attempts is None else attempts)),
             wait=self._wait_for,
             sleep=self._sleep,
             reraise=True,
@@ -457,10 +608,13 @@ class Executor:
 
     def _wait_for(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        return self._backoff_for(exc, state.attempt_number)
+
+    def _backoff_for(self, exc: BaseException | None, attempt: int) -> float:
         hinted = getattr(exc, "retry_after", None)
         if isinstance(hinted, int | float) and hinted >= 0:
             return float(min(hinted, self.backoff_max))
-        return float(min(self.backoff * (2 ** (state.attempt_number - 1)), self.backoff_max))
+        return float(min(self.backoff * (2 ** (attempt - 1)), self.backoff_max))
 
     def _record_effects(
         self, action: str, target: str, change: Change | None, at: datetime, request_id: str | None = None
@@ -491,6 +645,83 @@ class Executor:
                     at=at,
                 )
             )
+
+
+_RETRIED = (errors.Transient, errors.Busy, errors.OutcomeUnknown)
+
+
+def _why(exc: Exception) -> str:
+    """A CmkError (the journal's disk is full) says itself what to do; anything else is a bug."""
+    return str(exc) if isinstance(exc, CmkError) else f"internal error: {type(exc).__name__}: {exc}"
+
+
+@dataclass(eq=False)
+class _Step:
+    """A step between its two halves: what the second half needs, and nothing holding a thread."""
+
+    change: Change
+    started: float
+    ended: queue.SimpleQueue[StepResult]
+    tries: int = 0
+    attempted: bool = False  # a request was sent that may have reached Azure (rule W3)
+    accepted: bool = False  # Azure took it: a later failure still spent W3 budget
+    locks: list[threading.Lock] = field(default_factory=list)
+
+
+def _lane(change: Change) -> str:
+    """The subscription a step's requests are metered in (ARM's buckets are per subscription)."""
+    try:
+        return ids.ResourceId.parse(change.resource_id).subscription.lower()
+    except Exception:
+        return ""
+
+
+class _FairQueue:
+    """Work for the apply's workers: second halves first (they free locks and dependents), then first
+    halves round-robin by subscription, so a subscription waiting for its write budget takes one
+    worker at a time, never all of them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._urgent: deque[Callable[[], None]] = deque()
+        self._lanes: dict[str, deque[Callable[[], None]]] = {}
+        self._turn: deque[str] = deque()  # lanes with work, in round-robin order
+        self._closed = False
+
+    def put(self, lane: str, task: Callable[[], None], *, urgent: bool = False) -> None:
+        with self._cond:
+            if urgent:
+                self._urgent.append(task)
+            else:
+                if lane not in self._lanes or not self._lanes[lane]:
+                    self._lanes.setdefault(lane, deque())
+                    self._turn.append(lane)
+                self._lanes[lane].append(task)
+            self._cond.notify()
+
+    def _take(self) -> Callable[[], None] | None:
+        with self._cond:
+            while not self._closed and not self._urgent and not self._turn:
+                self._cond.wait()
+            if self._urgent:
+                return self._urgent.popleft()
+            if not self._turn:
+                return None  # closed
+            lane = self._turn.popleft()
+            tasks = self._lanes[lane]
+            task = tasks.popleft()
+            if tasks:
+                self._turn.append(lane)
+            return task
+
+    def serve(self) -> None:
+        while (task := self._take()) is not None:
+            task()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 def _verbatim(exc: errors.AzureError) -> str:
