@@ -125,3 +125,89 @@ def test_in_flight_links_are_watched_by_one_scheduler_inside_the_read_budget(
         assert ops.watch.reads >= n  # each was read at least once
     finally:
         clients.close()
+
+
+def test_links_are_seen_ended_through_one_workspaces_list_not_a_read_each(emulator: Any, env: Any) -> None:
+    """Scenario: 40 links run at once in one subscription whose reads are paced to 10 a second. While
+    they run, the watch reads the workspaces list a few times a second and each link's own status
+    only rarely (it looks for failures, ~every 40 s), not each link every 5 s in turn. Once Azure
+    finishes them, the list shows every workspace linked and each wait ends within seconds, after
+    about one status read per link."""
+    n = 40
+    _seed(emulator, n)
+    emulator.configure(durations={"link": 90 * 60})
+    clients = AzureClients(
+        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
+    )
+    ops = Operations(clients)
+    try:
+        handles = [ops.start(_link(i), lambda url, token: None) for i in range(n)]
+        ended: list[BaseException | None] = []
+        for h in handles:
+            ops.when_done(h, ended.append)
+        deadline = time.monotonic() + 20
+        while ops.watch.reads < n and time.monotonic() < deadline:  # each link's first status read
+            time.sleep(0.05)
+        reads_before = ops.watch.reads
+        time.sleep(4.0)
+        assert not ended and ops.watch.watching() == n
+        assert ops.watch.reads - reads_before <= 8  # per-link reads in turn: ~32 in 4 s
+        assert ops.watch.lists >= 3
+        reads_before = ops.watch.reads
+        emulator.clear_requests()
+        emulator.advance(90 * 60 + 1)
+        started = time.monotonic()
+        while len(ended) < n and time.monotonic() - started < 30:
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        assert ended == [None] * n  # every link ended, without error
+        assert seconds < 15, seconds  # per-link reads alone would take ~40 s to reach them all
+        lists = [r for r in _arm(emulator) if r["path"].lower().endswith("operationalinsights/workspaces")]
+        assert 1 <= len(lists) <= seconds / 0.4 + 2
+        # about one status read per link once the list showed it ended (plus the SDK's final GET)
+        assert ops.watch.reads - reads_before <= 2 * n
+    finally:
+        clients.close()
+
+
+def test_a_link_that_fails_is_still_found_by_its_own_status_read(emulator: Any, env: Any) -> None:
+    """Scenario: of 40 links the first fails in Azure. The list never shows it linked; its own
+    (sparser) status read finds the failure, and the wait ends with Azure's error, not at the
+    operation timeout."""
+    n = 40
+    _seed(emulator, n)
+    emulator.configure(durations={"link": 90 * 60})
+    clients = AzureClients(
+        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
+    )
+    ops = Operations(clients, operation_timeout=120)
+    try:
+        emulator.fault(
+            method="PUT", path=r"/workspaces/w0/linkedServices/cluster$", fail_operation=True, count=1
+        )
+        handles = [ops.start(_link(i), lambda url, token: None) for i in range(n)]
+        ended: list[BaseException | None] = []
+        ops.when_done(handles[0], ended.append)
+        others: list[BaseException | None] = []
+        for h in handles[1:]:
+            ops.when_done(h, others.append)
+        emulator.advance(90 * 60 + 1)
+        started = time.monotonic()
+        while (not ended or len(others) < n - 1) and time.monotonic() - started < 60:
+            time.sleep(0.1)
+        assert ended and ended[0] is not None, "the failed link's wait did not end"
+        assert "fail" in str(ended[0]).lower()
+        assert others == [None] * (n - 1)
+    finally:
+        clients.close()
+
+
+def _link(i: int) -> Change:
+    return Change(
+        id=f"l{i}",
+        action=Action.LINK,
+        address=f"workspace.w{i}",
+        resource_id=_ws(f"w{i}"),
+        cluster_id=CLUSTER,
+        parameters={"workspace_id": _ws(f"w{i}"), "cluster_id": CLUSTER},
+    )

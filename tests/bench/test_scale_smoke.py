@@ -66,7 +66,8 @@ def test_small_fleet_plan_is_list_based_and_the_benchmark_completes(tmp_path: Pa
 def test_tiny_apply_from_empty_converges_no_faster_than_its_critical_path(tmp_path: Path) -> None:
     """Scenario: one cluster and two workspaces applied from empty with real durations at a high time
     scale and ARM throttling on: apply succeeds without harm, its makespan is at least the DAG's
-    critical path (create 2 h + link 90 min) and no request is throttled into a storm."""
+    critical path (create 2 h + link 90 min) and its lower bound, no request is throttled into a
+    storm, and P3 reports what its figures need: reads against the budget, peak RSS, threads."""
     tiny = fleet.Shape(subscriptions=1, regions=1, clusters_per_region=1, workspaces=2, byos_links=1)
     f = fleet.generate(tiny)
     spec = fleet.write_spec(f, tmp_path / "spec")
@@ -79,3 +80,10 @@ def test_tiny_apply_from_empty_converges_no_faster_than_its_critical_path(tmp_pa
     assert run["critical_path_s"] == 7200 + 5400
     assert run["makespan_s"] >= run["critical_path_s"] * 0.99  # time-stamp granularity only
     assert run["max_429_on_one_path"] <= 3
+    assert run["lower_bound_s"] >= run["critical_path_s"]
+    assert res["ratio_to_lower_bound"] is not None and res["ratio_to_lower_bound"] >= 0.99
+    assert res["links"] == 2 and not res["storm"]
+    assert 0 < run["max_reads_one_subscription"] <= run["read_budget_one_subscription"]
+    assert run["reads_by_kind"]["operation_status"] >= 1  # the watch read the operations' status
+    assert 0 < res["peak_rss_mb"] < 500
+    assert run["max_threads"] < 50  # no thread per in-flight operation
