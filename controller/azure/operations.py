@@ -27,6 +27,7 @@ import base64
 import binascii
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -368,6 +369,7 @@ class Operations:
         """Follow the operation without a thread: `on_end(None)` when it succeeded, else its error
         (mapped; StillRunning past the operation timeout). Returns at once."""
         what = f"{handle.action} {handle.target}"
+        probe = handle.probe
         poller = handle.poller
         method = poller.polling_method() if poller is not None and hasattr(poller, "polling_method") else None
         if not isinstance(method, DeferredPolling):  # synchronous answer or a foreign poller
@@ -388,7 +390,25 @@ class Operations:
                 on_end(errors.map_error(exc, operation=f"wait for {what}"))
 
         sub = subscription_of(method._initial_response.http_response.request.url) or ""
-        self.watch.watch(sub, method, timeout=self._op_timeout, on_done=ended, probe=handle.probe)
+        token = handle.continuation_token
+        if not token:  # nothing to rebuild it from: the watch keeps the SDK's polling itself
+            self.watch.watch(sub, method, timeout=self._op_timeout, on_done=ended, probe=handle.probe)
+            return
+        # between reads the operation is its compressed continuation token (~1 KB): 40,000 links in
+        # flight would otherwise hold ~40 KB of SDK objects each (their last answers)
+        packed = zlib.compress(token.encode("ascii"))
+        action, target = str(handle.action), handle.target
+        params = {"workspace_id": target} if handle.action in (Action.LINK, Action.UNLINK) else {}
+
+        def restore() -> DeferredPolling:
+            again = self._begin_from_token(Action(action), target, params, zlib.decompress(packed).decode())
+            polling = again.polling_method() if again is not None else None
+            if not isinstance(polling, DeferredPolling):
+                raise errors.Terminal(f"{what}: its polling could not be rebuilt from its token")
+            return polling
+
+        del poller, method, handle  # nothing of the SDK's answers is kept past here
+        self.watch.watch(sub, None, timeout=self._op_timeout, on_done=ended, probe=probe, restore=restore)
 
     def _still_running(self, what: str) -> errors.StillRunning:
         return errors.StillRunning(

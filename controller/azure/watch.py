@@ -97,12 +97,21 @@ class _Entry:
     entry's was superseded (the list moved the read forward) and is dropped when it comes up."""
 
     sub: str
-    method: DeferredPolling | None  # None: the subscription's workspaces list
+    # the operation's polling, live or rebuilt for each read from its continuation token (`restore`:
+    # an operation in flight then costs its compressed token, ~1 KB, not the ~40 KB of SDK objects
+    # that hold its last answers); neither: the subscription's workspaces list
+    method: DeferredPolling | None
     deadline: float
     on_done: Callable[[BaseException | None], None]
     probe: tuple[str, str | None] | None = None  # (workspace key, cluster key it ends linked to)
+    restore: Callable[[], DeferredPolling] | None = None
+    hinted: float = 0.0  # Retry-After of its last status answer
     gen: int = 0
     ended: bool = False
+
+    @property
+    def is_list(self) -> bool:
+        return self.method is None and self.restore is None
 
 
 class Watch:
@@ -144,21 +153,28 @@ class Watch:
     def watch(
         self,
         sub: str,
-        method: DeferredPolling,
+        method: DeferredPolling | None,
         *,
         timeout: float,
         on_done: Callable[[BaseException | None], None],
         probe: tuple[str, str | None] | None = None,
+        restore: Callable[[], DeferredPolling] | None = None,
     ) -> None:
         """Read `method`'s status until it ends or `timeout` passes; then `on_done(error or None)`.
 
-        `probe` (workspace id key, cluster id key or None) says how the workspaces list shows that a
-        link (or unlink) is over: the workspace linked to that cluster (or to none)."""
+        `restore` instead of `method`: a polling rebuilt for each read (from the continuation token),
+        so nothing of the SDK's is held between reads. `probe` (workspace id key, cluster id key or
+        None) says how the workspaces list shows that a link (or unlink) is over: the workspace
+        linked to that cluster (or to none)."""
+        if method is None and restore is None:
+            raise ValueError("watch needs the operation's polling or a way to restore it")
         now = self._clock()
         with self._cond:
             sub = sub.lower()
             self._active[sub] = self._active.get(sub, 0) + 1
-            entry = _Entry(sub, method, now + timeout, on_done, probe if self._lister else None)
+            entry = _Entry(
+                sub, method, now + timeout, on_done, probe if self._lister else None, restore=restore
+            )
             if entry.probe is not None:
                 self._probes.setdefault(sub, {})[entry.probe[0]] = entry
             self._push(entry, now)
@@ -215,7 +231,7 @@ class Watch:
                 self._next_slot[entry.sub] = max(now, self._next_slot.get(entry.sub, 0.0)) + self._spacing(
                     entry.sub
                 )
-            self._pool.submit(self._poll if entry.method is not None else self._list, entry)
+            self._pool.submit(self._list if entry.is_list else self._poll, entry)
 
     def _probe_interval(self, sub: str) -> float:
         """Seconds between two status reads of one listed link: n of them share `probe_share`."""
@@ -252,17 +268,20 @@ class Watch:
             self._cond.notify()
 
     def _poll(self, entry: _Entry) -> None:
-        method = entry.method
-        if method is None:
-            return
         try:
-            ended = method.poll_once()
+            method = entry.method or (entry.restore() if entry.restore else None)
+            if method is None:
+                return
+            try:
+                ended = method.poll_once()
+            finally:
+                with self._cond:
+                    self.reads += 1
+            entry.hinted = method.hinted_delay()
+            del method  # a restored polling is not kept: the next read rebuilds it
         except BaseException as exc:  # the operation's own error, as the SDK raised it
             self._finish(entry, exc)
             return
-        finally:
-            with self._cond:
-                self.reads += 1
         now = self._clock()
         if ended:
             self._finish(entry, None)
@@ -277,7 +296,7 @@ class Watch:
             )
             return
         with self._cond:
-            hinted = method.hinted_delay()
+            hinted = entry.hinted
             if entry.probe is not None and self._list_wanted(entry.sub):
                 # the list finds its end; this read only looks for a failure
                 interval = max(self.min_interval, hinted, self._probe_interval(entry.sub))

@@ -33,9 +33,12 @@ def env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _ours() -> int:
-    """Threads of the apply (its workers, the watch), not the in-process emulator's."""
-    return sum(1 for t in threading.enumerate() if t.name.startswith(("apply", "watch")))
+def _ours(before: set[int]) -> int:
+    """Threads of this apply (its workers, its watch): not the in-process emulator's, nor those an
+    earlier test's watch left idle."""
+    return sum(
+        1 for t in threading.enumerate() if t.name.startswith(("apply", "watch")) and t.ident not in before
+    )
 
 
 def _plan() -> Plan:
@@ -77,6 +80,7 @@ def test_links_in_flight_hold_no_thread_each_and_stay_journaled(
     emulator.configure(durations={"link": 90 * 60})
     clients = AzureClients()
     store = SqliteHistoryStore(tmp_path / "state")
+    before = {t.ident for t in threading.enumerate() if t.ident is not None}
     out: list[ApplyResult] = []
     try:
         executor = Executor(gateway=Operations(clients), store=store, parallelism=10)
@@ -86,14 +90,14 @@ def test_links_in_flight_hold_no_thread_each_and_stay_journaled(
         sent: list[Any] = []
         most = 0
         while time.monotonic() < deadline:
-            most = max(most, _ours())
+            most = max(most, _ours(before))
             sent = [op for op in store.load().in_flight if op.phase == "sent" and op.continuation_token]
             if len(sent) == N:
                 break
             time.sleep(0.2)
         assert len(sent) == N, f"only {len(sent)} of {N} links in flight"
         time.sleep(1.0)
-        most = max(most, _ours())
+        most = max(most, _ours(before))
         assert not out  # Azure is still running all of them
         # the apply's workers (parallelism + 8), the watch's readers and its scheduler
         assert most <= 10 + 8 + 8 + 1, most
