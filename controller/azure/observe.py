@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -240,14 +241,15 @@ def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
     rid = ids.ResourceId.parse(wid)
     props = _get(data, "properties") or {}
     cluster = _get(props, "features", "clusterResourceId")
+    # values a whole fleet shares (a region, a state, one of a few clusters) kept once, not per workspace
     return ObservedWorkspace(
         id=wid,
         subscription=rid.subscription,
         resource_group=rid.resource_group,
         name=str(data.get("name") or rid.name),
-        location=ids.normalise_location(str(data.get("location") or "")),
-        provisioning_state=str(_get(props, "provisioningState") or "Succeeded"),
-        cluster_id=str(cluster) if cluster else None,
+        location=sys.intern(ids.normalise_location(str(data.get("location") or ""))),
+        provisioning_state=sys.intern(str(_get(props, "provisioningState") or "Succeeded")),
+        cluster_id=sys.intern(str(cluster)) if cluster else None,
     )
 
 

@@ -255,8 +255,11 @@ def cluster_id(subscription: str, resource_group: str, name: str) -> str:
 
 
 def id_key(value: str) -> str:
-    """Normalise any ARM id for comparison (casing and trailing slash)."""
-    return value.strip().rstrip("/").lower()
+    """Normalise any ARM id for comparison (casing and trailing slash).
+
+    Interned: the same key is made from the spec, each list and the history (~5 copies of 40,000
+    ~190-byte keys in a 40,000-workspace fleet's plan); one shared copy each is ~30 MB less."""
+    return sys.intern(value.strip().rstrip("/").lower())
 
 
 def normalise_location(value: str) -> str:
