@@ -67,11 +67,11 @@ def canonical(value: Any) -> Any:
 
 
 def _digest(value: Any) -> str:
-    return _sha256(value).hexdigest()
+    return hashlib.sha256(_text(value)).hexdigest()
 
 
-def _sha256(value: Any) -> Any:
-    return hashlib.sha256(_ENCODER.encode(_canon(value)).encode())
+def _text(value: Any) -> bytes:
+    return _ENCODER.encode(_canon(value)).encode()
 
 
 def _tables(observed: ObservedState) -> tuple[tuple[str, dict[str, Any]], ...]:
@@ -96,7 +96,7 @@ def _raw_digests(observed: ObservedState) -> bytes:
     if last is not None and last[0]() is observed:
         return last[1]
     blob = b"".join(
-        _sha256(value).digest() for _, table in _tables(observed) for value in table.values()
+        hashlib.sha256(_text(value)).digest() for _, table in _tables(observed) for value in table.values()
     )
     with _last_lock:
         _last = (weakref.ref(observed), blob)
