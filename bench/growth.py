@@ -1,6 +1,6 @@
 """Cost growth: plan time, apply CPU and peak RSS at 5,000, 10,000, 20,000 and 40,000 workspaces.
 
-    python -m bench.growth [--sizes 5000,10000,20000,40000] [--apply-fraction 0.125] [--runs 3]
+    python -m bench.growth [--sizes 5000,10000,20000,40000] [--apply-fraction 0.25] [--runs 3]
 
 Every size is fleet F's shape (`bench/fleet.py`: 10 subscriptions x 2 regions x 2 clusters, BYOS on
 1 % of the workspaces) with the workspaces scaled, so only the workspace count changes. Per size:
@@ -10,8 +10,8 @@ Every size is fleet F's shape (`bench/fleet.py`: 10 subscriptions x 2 regions x 
 * **apply**: apply from the empty estate with every simulated duration 0 (create, key update, link
   complete at once), throttling off, `--parallelism 10`: the apply's CPU (the worker process's, startup
   included) and peak RSS. What it measures is our work per step, not Azure's waits. The apply fleet has
-  the same shape and `--apply-fraction` of the plan's workspaces (1/8 by default: 625 to 5,000 links;
-  all four full sizes would be 75,000 links, ~20 min of apply on 2 cores); `--apply-fraction 1`
+  the same shape and `--apply-fraction` of the plan's workspaces (1/4 by default: 1,250 to 10,000
+  links; all four full sizes would be 75,000 links, ~20 min of apply on 2 cores); `--apply-fraction 1`
   applies the full sizes.
 
 Each metric's growth exponent is the least-squares slope of log(metric) on log(workspaces): 1 is
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default=",".join(str(s) for s in SIZES), help="workspace counts, comma-separated"
     )
     p.add_argument("--subscriptions", type=int, default=10)
-    p.add_argument("--apply-fraction", type=float, default=0.125, help="apply's workspaces / plan's")
+    p.add_argument("--apply-fraction", type=float, default=0.25, help="apply's workspaces / plan's")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-write", action="store_true", help="print only; leave results.json, README, chart")
     args = p.parse_args(argv)
