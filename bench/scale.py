@@ -142,8 +142,10 @@ def measure_plan_side(
         for i in range(runs):
             em.clear_requests()
             cpu0 = em.cpu()
+            load0 = os.getloadavg()[0]
             r = harness.run_worker(em, "plan", str(spec))
             r["emulator_cpu_s"] = em.cpu() - cpu0
+            r["load_average"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
             arm = _arm(em.requests())
             r["arm_requests"] = len(arm)
             r["arm_by_kind"] = dict(Counter(_kind(x["path"]) for x in arm))
@@ -177,6 +179,8 @@ def measure_plan_side(
         out["P2"] = {
             "plan_wall_s_median": round(plan_wall, 2),
             "plan_wall_s_all": [round(p["wall_s"], 2) for p in plans],
+            # the machine's 1-minute load average before and after each plan run (a shared machine)
+            "plan_load_average": [p["load_average"] for p in plans],
             "plan_our_cpu_s_median": round(statistics.median(p["action_cpu_s"] for p in plans), 2),
             "plan_emulator_cpu_s_median": round(statistics.median(p["emulator_cpu_s"] for p in plans), 2),
             "baseline_wall_s_median": round(base_wall, 2),
@@ -478,7 +482,13 @@ def write_readme(res: dict[str, Any], path: Path = README) -> None:
             "",
             table(res),
             "",
-            f"Our CPU vs the emulator's (separate processes): plan {p2['plan_our_cpu_s_median']} s ours / "
+            "Plan runs: "
+            + ", ".join(
+                f"{w} s (load average {a[0]:g} -> {a[1]:g})"
+                for w, a in zip(p2["plan_wall_s_all"], p2.get("plan_load_average", []), strict=False)
+            )
+            + ". Our CPU vs the emulator's (separate processes): "
+            f"plan {p2['plan_our_cpu_s_median']} s ours / "
             f"{p2['plan_emulator_cpu_s_median']} s emulator; refresh baseline "
             f"{p2['baseline_our_cpu_s_median']} s ours / {p2['baseline_emulator_cpu_s_median']} s emulator. "
             f"Under ARM's real read limit (250 burst, 25/s per subscription) the baseline's GETs alone "
