@@ -674,7 +674,7 @@ def _read_byos(ws_id: str, clients: AzureClients, acc: _Acc) -> None:
     key = ids.id_key(ws_id)
     try:
         # raw JSON through the client's pipeline, like the lists: one small read per BYOS workspace,
-        # where building the SDK's models cost as much as the request
+        # where building the SDK's models costs as much as the request
         items = list_raw(
             la,
             f"{rid}/linkedStorageAccounts",

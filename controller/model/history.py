@@ -85,7 +85,7 @@ class History:
     in_flight: tuple[InFlightOperation, ...] = ()
     applied: tuple[AppliedResource, ...] = ()  # our journal only; never from Azure
     # link_operations by workspace key, built on the first per-workspace question: a plan or report asks
-    # once per workspace, and scanning every operation each time grew with the square of the fleet
+    # once per workspace, and scanning every operation each time would grow with the square of the fleet
     _by_workspace: dict[str, tuple[LinkOperation, ...]] | None = field(
         default=None, init=False, repr=False, compare=False
     )

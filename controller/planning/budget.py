@@ -18,8 +18,9 @@ def with_associate_dates(history: History, observed: ObservedState) -> History:
     """Treat each live `associateDate` as a link operation unless the history already has it.
 
     Observing puts every `associateDate` in the live history already, so usually nothing is new and the
-    history is returned as it is (merging 40,000 duplicates again cost a plan of a 40,000-workspace
-    fleet a third of a second; `link_ops_since` deduplicates per workspace when asked anyway)."""
+    history is returned as it is (merging 40,000 duplicates again would cost a plan of a
+    40,000-workspace fleet a third of a second; `link_ops_since` deduplicates per workspace when
+    asked anyway)."""
     known = set(history.link_operations)
     extra = tuple(
         op

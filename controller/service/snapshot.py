@@ -114,9 +114,9 @@ def plan_now(settings: Settings | None = None, clients: AzureClients | None = No
 
 # Full (oldest-generation) garbage collections while a snapshot is built: every object a look creates
 # (the spec's models, 40,000 observed workspaces, their history) lives until the plan is made, so each
-# full collection walks a growing heap and frees nothing; CPython's default (one per 10 middle-aged
-# collections) made ~14 of them, a third of the CPU of a plan of a 40,000-workspace fleet. Young
-# collections, which free the cycles the HTTP stack leaves, keep their default pace.
+# full collection walks a growing heap and frees nothing; under CPython's default (one per 10
+# middle-aged collections) ~14 of them run, a third of the CPU of a plan of a 40,000-workspace fleet.
+# Young collections, which free the cycles the HTTP stack leaves, keep their default pace.
 FULL_COLLECTION_THRESHOLD = 1000
 _gc_lock = threading.Lock()
 _gc_depth = 0

@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS operations (
 );
 CREATE INDEX IF NOT EXISTS operations_open ON operations (phase, op_id);
 -- one step's rows: marking it sent or ended looks them up by op_id, which operations_open cannot
--- serve (phase != 'ended' is no prefix): without this every apply step scanned the whole journal
+-- serve (phase != 'ended' is no prefix): without it every apply step would scan the whole journal
 CREATE INDEX IF NOT EXISTS operations_by_id ON operations (op_id);
 CREATE TABLE IF NOT EXISTS link_operations (
     workspace_key TEXT NOT NULL,
