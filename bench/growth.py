@@ -249,7 +249,9 @@ def chart_svg(res: dict[str, Any], width: int = 640, height: int = 400) -> str:
             out.append(f'<line x1="{left - 4}" y1="{at}" x2="{left}" y2="{at}" stroke="black"/>')
             out.append(f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{tick:g}x</text>')
         tick *= 2
-    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 12}" text-anchor="middle">workspaces</text>')
+    fraction = res.get("apply_fraction", 1.0)
+    axis = "workspaces" + (f" (apply at {fraction:g} of each size)" if fraction != 1 else "")
+    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 12}" text-anchor="middle">{escape(axis)}</text>')
     ref = " ".join(f"{px(x):.1f},{py(x):.1f}" for x in xs)
     out.append(f'<polyline points="{ref}" fill="none" stroke="#888" stroke-dasharray="5,4"/>')
     legend = [("linear (1.00)", "#888", True)]
