@@ -144,6 +144,9 @@ class Watch:
         self._listing: set[str] = set()  # subscriptions whose next list is scheduled
         self._next_slot: dict[str, float] = {}  # earliest time of the subscription's next read
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="watch")
+        # reads handed to the pool and not finished: at most one per reader, so when ARM answers slowly
+        # the reads wait in the heap in due order (a list due now is not queued behind a backlog)
+        self._busy = threading.BoundedSemaphore(max(1, workers))
         self._thread: threading.Thread | None = None
         self.reads = 0  # status reads made (a figure for the benchmark and tests)
         self.lists = 0  # workspaces lists made for link progress
@@ -227,11 +230,25 @@ class Watch:
                 if start > now:
                     self._cond.wait(timeout=start - now)
                     continue
+                if not self._busy.acquire(blocking=False):  # every reader busy: wait for one
+                    self._cond.wait(timeout=0.05)
+                    continue
                 heapq.heappop(self._heap)
                 self._next_slot[entry.sub] = max(now, self._next_slot.get(entry.sub, 0.0)) + self._spacing(
                     entry.sub
                 )
-            self._pool.submit(self._list if entry.is_list else self._poll, entry)
+            self._pool.submit(self._read, entry)
+
+    def _read(self, entry: _Entry) -> None:
+        try:
+            if entry.is_list:
+                self._list(entry)
+            else:
+                self._poll(entry)
+        finally:
+            self._busy.release()
+            with self._cond:
+                self._cond.notify()
 
     def _probe_interval(self, sub: str) -> float:
         """Seconds between two status reads of one listed link: n of them share `probe_share`."""
