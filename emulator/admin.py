@@ -286,9 +286,8 @@ def _seed_cluster(em: Emulator, c: dict[str, Any], now: Any) -> None:
     em.clusters[cl.key_id] = cl
     if state.lower() in ("creating", "provisioningaccount"):
         remaining = float(c.get("remaining_seconds", em.durations["cluster_create"]))
-        op = em.new_operation("cluster_create", sub, location, cl.key_id)
-        op.end = now + timedelta(seconds=remaining)
-        cl.op = op
+        end = now + timedelta(seconds=remaining)
+        cl.op = em.new_operation("cluster_create", sub, location, cl.key_id, end=end)
     elif state.lower() == "failed":
         cl.failed = True
 
@@ -320,6 +319,7 @@ def _seed_workspace(em: Emulator, w: dict[str, Any], now: Any) -> None:
                 f"/clusters/{cluster}"
             )
         ws.cluster = str(cluster)
+        em.note_link(ws.cluster, ws.key_id)  # rule W1
         ws.linked_at = parse_time(w["linked_at"]) if w.get("linked_at") else created
     for t, st in (w.get("storage") or {}).items():
         ws.storage[t.lower()] = list(st) if isinstance(st, list) else [st]

@@ -5,6 +5,8 @@ so advancing the clock finishes them deterministically."""
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import random
 import re
 import threading
@@ -240,7 +242,14 @@ class Emulator:
         self.storage_accounts: dict[str, dict[str, str]] = {}  # lower id → {id, location}
         self.identities: dict[str, dict[str, str]] = {}  # lower id → {principalId, clientId}
         self.operations: dict[str, Operation] = {}
-        self.pending: list[Operation] = []  # not yet completed (ticks scan only these)
+        # Not yet completed, as a heap of (end, creation order, op): a tick pops only what is due.
+        # One entry per operation; an operation whose end moved later is pushed again when its old
+        # end comes (`tick`), so only `new_operation` may set an end earlier than the default.
+        self.pending: list[tuple[datetime, int, Operation]] = []
+        self._op_seq = itertools.count()
+        # Rule W1: lower-case cluster id → keys of the workspaces that may be linked or linking to it
+        # (every one that is; stale keys are dropped when counted, `linked_or_linking`).
+        self.cluster_links: dict[str, set[str]] = {}
         self.activity: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
@@ -285,8 +294,17 @@ class Emulator:
 
     # ---- operations ----------------------------------------------------------------------------
     def new_operation(
-        self, kind: str, subscription: str, location: str, target: str, **data: Any
+        self,
+        kind: str,
+        subscription: str,
+        location: str,
+        target: str,
+        *,
+        end: datetime | None = None,
+        **data: Any,
     ) -> Operation:
+        """An operation started now, ending at `end` (default: after the configured duration of
+        `kind`). Its end may later move only later (a `stick_operation` fault)."""
         now = self.now()
         op = Operation(
             id=str(uuid.uuid4()),
@@ -294,25 +312,59 @@ class Emulator:
             subscription=subscription,
             location=norm_loc(location),
             start=now,
-            end=now + timedelta(seconds=self.durations.get(kind, 0.0)),
+            end=now + timedelta(seconds=self.durations.get(kind, 0.0)) if end is None else end,
             target=target,
             data=dict(data),
         )
         self.operations[op.id] = op
-        self.pending.append(op)
+        heapq.heappush(self.pending, (op.end, next(self._op_seq), op))
         return op
 
     def tick(self) -> None:
-        """Complete every operation whose simulated end has passed, in end-time order."""
+        """Complete every operation whose simulated end has passed, in end-time order (operations
+        ending at the same time in the order they started)."""
         now = self.now()
-        due = sorted((op for op in self.pending if op.end <= now), key=lambda o: o.end)
-        if due:
-            self.pending = [op for op in self.pending if op.end > now]
+        due: list[Operation] = []
+        while self.pending and self.pending[0][0] <= now:
+            end, seq, op = heapq.heappop(self.pending)
+            if op.done:
+                continue
+            if op.end > end:  # its end moved later: it is due then
+                heapq.heappush(self.pending, (op.end, seq, op))
+                continue
+            due.append(op)
         for op in due:
             self._complete(op)
         self._expire_soft_deleted(now)
         if any(c.key is not None and not c.access_removed for c in self.clusters.values()):
             self._recheck_revocations()  # a key version may expire, an outage may last, as time passes
+
+    # ---- rule W1: workspaces per cluster -------------------------------------------------------
+    def note_link(self, cluster_id: str | None, ws_key: str) -> None:
+        """Workspace `ws_key` is (or is being) linked to `cluster_id`: call wherever a workspace's
+        `cluster` is set or a link operation starts."""
+        if cluster_id:
+            self.cluster_links.setdefault(cluster_id.lower(), set()).add(ws_key)
+
+    def linked_or_linking(self, cluster_id: str) -> tuple[int, int]:
+        """Rule W1: (workspaces linked to the cluster, workspaces with a link to it running)."""
+        cid = cluster_id.lower()
+        keys = self.cluster_links.get(cid)
+        if not keys:
+            return 0, 0
+        linked = pending = 0
+        for key in list(keys):
+            x = self.workspaces.get(key)
+            is_linked = x is not None and x.cluster is not None and x.cluster.lower() == cid
+            op = x.running_link_op() if x is not None else None
+            is_linking = (
+                op is not None and op.kind == "link" and str(op.data.get("cluster", "")).lower() == cid
+            )
+            linked += is_linked
+            pending += is_linking
+            if not (is_linked or is_linking):
+                keys.discard(key)  # unlinked, failed, deleted or moved: `note_link` adds it again
+        return linked, pending
 
     def _complete(self, op: Operation) -> None:
         op.done = True
@@ -369,6 +421,7 @@ class Emulator:
         if ws is None or op.failed:
             return
         ws.cluster = op.data["cluster"]
+        self.note_link(ws.cluster, ws.key_id)
         ws.linked_at = op.end
         ws.cache = None
         self.list_cache.clear()

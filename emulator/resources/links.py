@@ -117,15 +117,7 @@ def _link_write(em: Emulator, req: Request, sub: str, w: Workspace) -> Response:
                 f"Workspace '{w.name}' is in region '{w.location}' but cluster '{c.name}' is in "
                 f"'{norm_loc(c.location)}'; they must be in the same region.",
             )
-        linked = sum(1 for x in em.workspaces.values() if x.cluster and x.cluster.lower() == c.arm_id.lower())
-        pending = sum(
-            1
-            for x in em.workspaces.values()
-            if x.running_link_op() is not None
-            and x.link_op is not None
-            and x.link_op.kind == "link"
-            and str(x.link_op.data.get("cluster", "")).lower() == c.arm_id.lower()
-        )
+        linked, pending = em.linked_or_linking(c.arm_id)
         if linked + pending >= em.limits.workspaces_per_cluster:  # rule W1
             return arm_error(
                 400,
@@ -177,6 +169,8 @@ def _start_link_operation(
     op = em.new_operation(kind, sub, w.location, w.key_id, cluster=cluster)
     _apply_faults_to_op(em, req, op)
     w.link_op = op
+    if kind == "link":
+        em.note_link(cluster, w.key_id)  # rule W1
     w.link_history.append((now, kind))
     _start_logged(req, op)
     activity_log.record_link_write(
