@@ -319,11 +319,11 @@ def _seed_workspace(em: Emulator, w: dict[str, Any], now: Any) -> None:
                 f"/clusters/{cluster}"
             )
         ws.cluster = str(cluster)
-        em.note_link(ws.cluster, ws.key_id)  # rule W1
         ws.linked_at = parse_time(w["linked_at"]) if w.get("linked_at") else created
     for t, st in (w.get("storage") or {}).items():
         ws.storage[t.lower()] = list(st) if isinstance(st, list) else [st]
     em.workspaces[ws.key_id] = ws
+    em.w1_refresh(ws.key_id)  # rule W1
     # Past link/unlink operations: count for rule W3 (when Azure accepted them) and appear in the
     # Activity Log. Entry fields: time, kind (link|unlink), correlation (one ARM deployment shares it
     # across workspaces), status (Succeeded|Failed: accepted; Refused: Started + Failed, never counted),

@@ -247,9 +247,11 @@ class Emulator:
         # end comes (`tick`), so only `new_operation` may set an end earlier than the default.
         self.pending: list[tuple[datetime, int, Operation]] = []
         self._op_seq = itertools.count()
-        # Rule W1: lower-case cluster id → keys of the workspaces that may be linked or linking to it
-        # (every one that is; stale keys are dropped when counted, `linked_or_linking`).
-        self.cluster_links: dict[str, set[str]] = {}
+        # Rule W1, kept by `w1_refresh`: per lower-case cluster id, workspaces linked to it and
+        # workspaces with a link to it running; per workspace key, what it is counted as.
+        self._w1_linked: dict[str, int] = {}
+        self._w1_linking: dict[str, int] = {}
+        self._w1_counted: dict[str, tuple[str | None, str | None]] = {}
         self.activity: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
@@ -340,31 +342,34 @@ class Emulator:
             self._recheck_revocations()  # a key version may expire, an outage may last, as time passes
 
     # ---- rule W1: workspaces per cluster -------------------------------------------------------
-    def note_link(self, cluster_id: str | None, ws_key: str) -> None:
-        """Workspace `ws_key` is (or is being) linked to `cluster_id`: call wherever a workspace's
-        `cluster` is set or a link operation starts."""
-        if cluster_id:
-            self.cluster_links.setdefault(cluster_id.lower(), set()).add(ws_key)
+    def w1_refresh(self, ws_key: str) -> None:
+        """Recount one workspace for rule W1: call after anything that may change whether the
+        workspace at `ws_key` exists, is linked, or has a link running (and to which cluster)."""
+        x = self.workspaces.get(ws_key)
+        new: tuple[str | None, str | None] = (None, None)
+        if x is not None:
+            op = x.running_link_op()
+            new = (
+                x.cluster.lower() if x.cluster else None,
+                str(op.data.get("cluster", "")).lower() if op is not None and op.kind == "link" else None,
+            )
+        old = self._w1_counted.get(ws_key, (None, None))
+        if new == old:
+            return
+        for counts, before, after in ((self._w1_linked, old[0], new[0]), (self._w1_linking, old[1], new[1])):
+            if before is not None:
+                counts[before] -= 1
+            if after is not None:
+                counts[after] = counts.get(after, 0) + 1
+        if new == (None, None):
+            del self._w1_counted[ws_key]
+        else:
+            self._w1_counted[ws_key] = new
 
     def linked_or_linking(self, cluster_id: str) -> tuple[int, int]:
         """Rule W1: (workspaces linked to the cluster, workspaces with a link to it running)."""
         cid = cluster_id.lower()
-        keys = self.cluster_links.get(cid)
-        if not keys:
-            return 0, 0
-        linked = pending = 0
-        for key in list(keys):
-            x = self.workspaces.get(key)
-            is_linked = x is not None and x.cluster is not None and x.cluster.lower() == cid
-            op = x.running_link_op() if x is not None else None
-            is_linking = (
-                op is not None and op.kind == "link" and str(op.data.get("cluster", "")).lower() == cid
-            )
-            linked += is_linked
-            pending += is_linking
-            if not (is_linked or is_linking):
-                keys.discard(key)  # unlinked, failed, deleted or moved: `note_link` adds it again
-        return linked, pending
+        return self._w1_linked.get(cid, 0), self._w1_linking.get(cid, 0)
 
     def _complete(self, op: Operation) -> None:
         op.done = True
@@ -373,6 +378,8 @@ class Emulator:
             op.error = {"code": "InternalServerError", "message": "The operation failed (injected fault)."}
         handler: Callable[[Operation], None] = getattr(self, f"_finish_{op.kind}")
         handler(op)
+        if op.kind in ("link", "unlink"):
+            self.w1_refresh(op.target)  # rule W1: linked, or the failed link no longer counts
 
     def _finish_cluster_create(self, op: Operation) -> None:
         c = self.clusters.get(op.target)
@@ -410,6 +417,7 @@ class Emulator:
                 ws.cluster = None
                 ws.linked_at = None
                 ws.cache = None
+                self.w1_refresh(ws.key_id)  # rule W1
         self.list_cache.clear()
 
     def _finish_workspace_create(self, op: Operation) -> None:
@@ -421,7 +429,6 @@ class Emulator:
         if ws is None or op.failed:
             return
         ws.cluster = op.data["cluster"]
-        self.note_link(ws.cluster, ws.key_id)
         ws.linked_at = op.end
         ws.cache = None
         self.list_cache.clear()

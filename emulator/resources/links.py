@@ -169,8 +169,7 @@ def _start_link_operation(
     op = em.new_operation(kind, sub, w.location, w.key_id, cluster=cluster)
     _apply_faults_to_op(em, req, op)
     w.link_op = op
-    if kind == "link":
-        em.note_link(cluster, w.key_id)  # rule W1
+    em.w1_refresh(w.key_id)  # rule W1
     w.link_history.append((now, kind))
     _start_logged(req, op)
     activity_log.record_link_write(

@@ -138,6 +138,7 @@ def handle_resource_group(em: Emulator, req: Request, sub: str, rg: str) -> Resp
             del em.clusters[c.key_id]
         for w in [w for w in em.workspaces.values() if _rg_key(w.subscription, w.resource_group) == key]:
             del em.workspaces[w.key_id]
+            em.w1_refresh(w.key_id)  # rule W1
         em.list_cache.clear()
         del em.resource_groups[key]
         # Recorded: 202 + Location to the subscription's operationresults (done at once here).

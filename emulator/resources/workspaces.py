@@ -146,6 +146,7 @@ def handle_workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -
                 ready_at=now + timedelta(seconds=em.durations.get("workspace_create", 0.0)),
             )
             em.workspaces[key] = w
+            em.w1_refresh(key)  # rule W1
             em.list_cache.clear()
             # real: 201 Creating, no async header; the python SDK's recording adds a Location to itself
             location = f"https://{em.cloud.arm_host}{req.path}?api-version={req.q('api-version')}"
@@ -162,6 +163,7 @@ def handle_workspace(em: Emulator, req: Request, sub: str, rg: str, name: str) -
         if w is None:
             return Response(204)
         del em.workspaces[key]
+        em.w1_refresh(key)  # rule W1: a deleted workspace counts no more
         em.list_cache.clear()
         return Response(200)  # real: 200 empty (facts §3.1)
     return no_route(req)

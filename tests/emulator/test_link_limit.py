@@ -12,7 +12,10 @@ LINK_SECONDS = 600.0
 
 
 def _ws_path(name: str) -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/workspaces/{name}"
+    return (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}"
+        f"/providers/Microsoft.OperationalInsights/workspaces/{name}"
+    )
 
 
 def _link(emulator: Any, ws: str) -> Any:
