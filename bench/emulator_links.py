@@ -5,8 +5,9 @@ emulator must answer them fast enough that the scale benchmark measures the prod
 emulator. The emulator runs in its own process (`python -m emulator`, default durations, time scale
 5 as full F), seeded over its admin API with `--workspaces` workspaces (1,000 per cluster, 4,000 per
 subscription, all in eastus); `--threads` clients then PUT `--links` links (spread over the
-clusters) through HTTPS with keep-alive. Prints requests/s and the emulator's CPU seconds.
-Run: `.venv/bin/python -m bench.emulator_links [--workspaces 40000] [--links 2000]`.
+clusters) through HTTPS with keep-alive; `--keyed` gives every cluster a key (each request then
+rechecks them, rules K1-K3). Prints requests/s and the emulator's CPU seconds.
+Run: `.venv/bin/python -m bench.emulator_links [--workspaces 40000] [--links 2000] [--keyed]`.
 """
 
 from __future__ import annotations
@@ -49,15 +50,49 @@ def _sub(i: int) -> str:
     return f"00000000-0000-0000-0000-{i:012d}"
 
 
-def _estate(workspaces: int) -> dict[str, Any]:
+KEY_VERSION = "0" * 31 + "1"
+PRINCIPAL = "31111111-2222-4333-8444-000000000001"
+UAI = (
+    f"/subscriptions/{'0' * 8}-0000-0000-0000-{'0' * 12}/resourceGroups/rg"
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-bench"
+)
+
+
+def _estate(workspaces: int, keyed: bool) -> dict[str, Any]:
     clusters = max(1, (workspaces + PER_CLUSTER - 1) // PER_CLUSTER)
+    key: dict[str, Any] = {}
+    if keyed:  # as in an apply of F: every cluster has its key while links are sent (rules K1-K3)
+        key = {
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}},
+            "key": {
+                "keyVaultUri": "https://kvbench.vault.azure.net/",
+                "keyName": "cmk",
+                "keyVersion": KEY_VERSION,
+            },
+        }
     return {
+        "identities": [{"id": UAI, "principal_id": PRINCIPAL}] if keyed else [],
+        "vaults": [
+            {
+                "name": "kvbench",
+                "subscription": _sub(0),
+                "resourceGroup": "rg",
+                "location": "eastus",
+                "softDelete": True,
+                "purgeProtection": True,
+                "accessPolicies": [{"objectId": PRINCIPAL, "keys": ["get", "wrapKey", "unwrapKey"]}],
+                "keys": [{"name": "cmk", "versions": [{"version": KEY_VERSION}]}],
+            }
+        ]
+        if keyed
+        else [],
         "clusters": [
             {
                 "subscription": _sub(c * PER_CLUSTER // PER_SUBSCRIPTION),
                 "resource_group": "rg",
                 "name": f"cl-{c:03d}",
                 "location": "eastus",
+                **key,
             }
             for c in range(clusters)
         ],
@@ -78,7 +113,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(workspaces: int, links: int, threads: int) -> dict[str, Any]:
+def run(workspaces: int, links: int, threads: int, keyed: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env_file = Path(tmp) / "env"
         proc = subprocess.Popen(
@@ -107,7 +142,8 @@ def run(workspaces: int, links: int, threads: int) -> dict[str, Any]:
             admin = session()
             base = "https://management.azure.com"
             admin.post(f"{base}/_emulator/config", json={"throttling": False}, timeout=60).raise_for_status()
-            admin.post(f"{base}/_emulator/seed", json=_estate(workspaces), timeout=600).raise_for_status()
+            estate = _estate(workspaces, keyed)
+            admin.post(f"{base}/_emulator/seed", json=estate, timeout=600).raise_for_status()
             clusters = max(1, (workspaces + PER_CLUSTER - 1) // PER_CLUSTER)
             # link i: workspace i * stride, so the links spread over every cluster and subscription
             stride = max(1, workspaces // links)
@@ -145,6 +181,7 @@ def run(workspaces: int, links: int, threads: int) -> dict[str, Any]:
                 "workspaces": workspaces,
                 "link_puts": links,
                 "threads": threads,
+                "keyed_clusters": keyed,
                 "statuses": {str(k): v for k, v in sorted(statuses.items())},
                 "seconds": round(wall, 2),
                 "puts_per_second": round(links / wall, 1),
@@ -162,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspaces", type=int, default=4000)
     p.add_argument("--links", type=int, default=2000)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--keyed", action="store_true", help="every cluster has a customer-managed key")
     args = p.parse_args(argv)
-    print(json.dumps(run(args.workspaces, args.links, args.threads)))
+    print(json.dumps(run(args.workspaces, args.links, args.threads, args.keyed)))
     return 0
 
 

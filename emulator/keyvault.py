@@ -43,6 +43,7 @@ generated, missing `created` is the simulated clock's now.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import secrets
 import threading
@@ -93,6 +94,17 @@ ARM_API_VERSIONS = (
 OUTAGE_TOLERANCE = timedelta(minutes=30)
 # Key permissions a Log Analytics cluster identity needs (rule C7).
 CLUSTER_KEY_PERMISSIONS = ("get", "wrapkey", "unwrapkey")
+_CLUSTER_KEY_PERMISSION_SET = frozenset(CLUSTER_KEY_PERMISSIONS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uri_host(uri: str) -> str | None:
+    """The lower-case host of a vault URI (or bare host name); None when it does not parse. Every
+    request rechecks each keyed cluster's key (rules K1-K3): the parse is kept, not repeated."""
+    try:
+        return (urlsplit(uri if "//" in uri else f"https://{uri}").hostname or "").lower()
+    except ValueError:
+        return None
 # RBAC roles whose data actions include keys/read + wrap + unwrap (rule C7, RBAC vaults).
 CLUSTER_KEY_ROLES = frozenset(
     {
@@ -620,11 +632,8 @@ class VaultRegistry:
     # ------------------------------------------------------------------ internals: lookup
 
     def _vault_by_uri(self, uri: str) -> Vault | None:
-        try:
-            host = (urlsplit(uri if "//" in uri else f"https://{uri}").hostname or "").lower()
-        except ValueError:
-            return None
-        return self.vault_by_host(host)
+        host = _uri_host(uri)
+        return None if host is None else self.vault_by_host(host)
 
     def vault_by_host(self, host: str) -> Vault | None:
         host = host.split(":")[0].lower()
@@ -657,7 +666,7 @@ class VaultRegistry:
         return bool(_NAME_RE.match(name or "")) and (version == "" or bool(_VERSION_RE.match(version)))
 
     def _key_usable_locked(self, vault: Vault, name: str, version: str, principal_id: str) -> bool:
-        if not set(CLUSTER_KEY_PERMISSIONS) <= vault.principal_key_perms(principal_id, name):
+        if not vault.principal_key_perms(principal_id, name).issuperset(_CLUSTER_KEY_PERMISSION_SET):
             return False
         key = self.live_key(vault, name)
         if key is None:
