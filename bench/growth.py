@@ -301,12 +301,7 @@ def write_readme(res: dict[str, Any], path: Path = README) -> None:
             end,
         ]
     )
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    harness.replace_block(path, begin, end, block)
 
 
 def main(argv: list[str] | None = None) -> int:

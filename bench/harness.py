@@ -158,3 +158,14 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def replace_block(path: Path, begin: str, end: str, block: str) -> None:
+    """Put a generated block (from `begin` to `end`, both included) into a README, keeping the prose
+    around it; appended when the README has no such block yet."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
+    path.write_text(text, encoding="utf-8")
