@@ -25,25 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from bench import harness
 
 PER_CLUSTER = 1000  # rule W1's limit: a cluster takes at most 1,000 workspaces
 PER_SUBSCRIPTION = 4000
 API = "2025-07-01"
-
-
-class _Redirect(HTTPAdapter):
-    """Keep Azure URLs, connect to the emulator (Host header + netloc rewrite)."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        super().__init__()
-
-    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:  # type: ignore[override]
-        url = urllib.parse.urlsplit(request.url or "")
-        request.headers["Host"] = url.netloc
-        request.url = urllib.parse.urlunsplit(url._replace(netloc=f"127.0.0.1:{self._port}"))
-        return super().send(request, **kw)
 
 
 def _sub(i: int) -> str:
@@ -135,7 +122,7 @@ def run(workspaces: int, links: int, threads: int, keyed: bool) -> dict[str, Any
             def session() -> requests.Session:
                 s = requests.Session()
                 s.trust_env = False
-                s.mount("https://", _Redirect(port))
+                s.mount("https://", harness.EmulatorRedirect(port))
                 s.verify = ca
                 return s
 

@@ -12,7 +12,6 @@ import json
 import statistics
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +19,12 @@ import requests
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.loganalytics import LogAnalyticsManagementClient
-from requests.adapters import HTTPAdapter
 
+from bench import harness
 from emulator.server import start
 
 SUB = "00000000-0000-0000-0000-0000000000b1"
 RESULTS = Path(__file__).resolve().parent / "results.json"
-
-
-class _Redirect(HTTPAdapter):
-    """Keep Azure URLs, connect to the emulator (Host header + netloc rewrite)."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        super().__init__()
-
-    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:  # type: ignore[override]
-        url = urllib.parse.urlsplit(request.url or "")
-        request.headers["Host"] = url.netloc
-        request.url = urllib.parse.urlunsplit(url._replace(netloc=f"127.0.0.1:{self._port}"))
-        return super().send(request, **kw)
 
 
 class _Token:
@@ -74,7 +59,7 @@ def run(count: int, repeat: int) -> dict[str, Any]:
         seed_s = time.perf_counter() - t0
         session = requests.Session()
         session.trust_env = False
-        session.mount("https://", _Redirect(running.port))
+        session.mount("https://", harness.EmulatorRedirect(running.port))
         client = LogAnalyticsManagementClient(
             _Token(), SUB, transport=RequestsTransport(session=session, connection_verify=running.ca_file)
         )

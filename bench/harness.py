@@ -12,11 +12,13 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
 ARM_HOST = "management.azure.com"
@@ -169,3 +171,17 @@ def replace_block(path: Path, begin: str, end: str, block: str) -> None:
     else:
         text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+class EmulatorRedirect(HTTPAdapter):
+    """Keep Azure URLs, connect to the emulator (Host header + netloc rewrite)."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        super().__init__()
+
+    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:  # type: ignore[override]
+        url = urllib.parse.urlsplit(request.url or "")
+        request.headers["Host"] = url.netloc
+        request.url = urllib.parse.urlunsplit(url._replace(netloc=f"127.0.0.1:{self._port}"))
+        return super().send(request, **kw)
