@@ -43,16 +43,7 @@ def _records(directory: Path, suite: str) -> list[dict[str, Any]]:
 def _junit(path: Path) -> dict[str, Counter[str]]:
     """Outcome counts per test module: passed / failed / skipped."""
     per: dict[str, Counter[str]] = {}
-    if not path.exists():
-        return per
-    tree = ElementTree.parse(path)  # noqa: S314 - our own pytest output, not untrusted input
-    for case in tree.iter("testcase"):
-        module = (case.get("classname") or "").rsplit(".", 1)[-1]
-        outcome = "passed"
-        if case.find("failure") is not None or case.find("error") is not None:
-            outcome = "failed"
-        elif case.find("skipped") is not None:
-            outcome = "skipped"
+    for module, _name, outcome in _junit_cases(path):
         per.setdefault(module, Counter())[outcome] += 1
     return per
 

@@ -28,7 +28,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from controller.errors import SpecError, SpecProblem
-from controller.loading.salvage import salvage
+from controller.loading.salvage import child, salvage
 from controller.loading.validate import LoadedDocument, check_documents
 from controller.loading.yamlsafe import Path_, RawDocument, ReadLimits, YamlProblem, dotted, read_documents
 from controller.model import clouds
@@ -167,21 +167,13 @@ def _field_path(data: Any, loc: Sequence[str | int]) -> Path_:
     here: Any = data
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        found, child = _child(here, part)
+        found, value = child(here, part)
         if found:
             out.append(part)
-            here = child
+            here = value
         elif last and isinstance(here, dict) and isinstance(part, str) and not part.startswith("<"):
             out.append(part)
     return tuple(out)
-
-
-def _child(here: Any, part: str | int) -> tuple[bool, Any]:
-    if isinstance(here, dict) and isinstance(part, str) and part in here:
-        return True, here[part]
-    if isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
-        return True, here[part]
-    return False, None
 
 
 def _first_model(annotation: Any) -> type[BaseModel] | None:

@@ -122,7 +122,7 @@ def _set_aside(
 def _put(work: Any, path: Path_, value: Any) -> None:
     parent = work
     for part in path[:-1]:
-        found, parent = _child(parent, part)
+        found, parent = child(parent, part)
         if not found:
             return
     last = path[-1]
@@ -135,7 +135,8 @@ def _put(work: Any, path: Path_, value: Any) -> None:
         parent[last] = value
 
 
-def _child(here: Any, part: str | int) -> tuple[bool, Any]:
+def child(here: Any, part: str | int) -> tuple[bool, Any]:
+    """(found, value) of one step of a field path into parsed YAML data (a key or a list index)."""
     if isinstance(here, dict) and isinstance(part, str) and part in here:
         return True, here[part]
     if isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
