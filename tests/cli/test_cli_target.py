@@ -8,25 +8,12 @@ target that names nothing is an error naming it; a saved plan is never re-target
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "execution"))
-from estate import CLUSTER, cluster_id, seed_estate, workspace_id, write_spec
-
-
-def _cmkctl(env: dict[str, str], state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller.cli", *args, "--state", str(state)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from estate import CLUSTER, cluster_id, cmkctl_with_state, seed_estate, workspace_id, write_spec
 
 
 def _linked(emulator: Any, name: str) -> str | None:
@@ -41,14 +28,14 @@ def test_plan_target_keeps_the_workspace_and_its_cluster_and_names_what_it_left_
     seed_estate(emulator)
     spec, state, planfile = write_spec(tmp_path / "spec"), tmp_path / "state", tmp_path / "plan.json"
 
-    text = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--target", "workspace.law1")
+    text = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec), "--target", "workspace.law1")
     assert text.returncode == 0, text.stderr
     assert f"create      cluster.{CLUSTER}" in text.stdout  # the link needs its cluster
     assert "link        workspace.law1" in text.stdout
     assert "workspace.law2" not in text.stdout.split("Targeted (--target)")[0]
     assert "1 change left out by --target: link workspace.law2." in text.stdout
 
-    made = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--target", "workspace.law1",
+    made = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec), "--target", "workspace.law1",
                    "--format", "json", "--out", str(planfile))
     assert made.returncode == 0, made.stderr
     data = json.loads(planfile.read_text())
@@ -61,18 +48,18 @@ def test_plan_target_keeps_the_workspace_and_its_cluster_and_names_what_it_left_
 
     # a saved plan is applied as reviewed, never cut down again: refused, nothing sent
     emulator.clear_requests()
-    refused = _cmkctl(emulator.env, state, "apply", str(planfile), "--target", "workspace.law2")
+    refused = cmkctl_with_state(emulator.env, state, "apply", str(planfile), "--target", "workspace.law2")
     assert refused.returncode == 1
     assert "--target is not accepted with a saved plan" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert [r for r in emulator.requests() if r["method"] != "GET"] == []
 
-    applied = _cmkctl(emulator.env, state, "apply", str(planfile))
+    applied = cmkctl_with_state(emulator.env, state, "apply", str(planfile))
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert _linked(emulator, "law1") is not None
     assert _linked(emulator, "law2") is None  # left out by --target: not linked
 
-    rest = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
+    rest = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
     remaining = json.loads(rest.stdout)
     assert [(c["action"], c["address"]) for c in remaining["changes"]] == [("link", "workspace.law2")]
     assert remaining["targeting"] is None
@@ -82,7 +69,7 @@ def test_apply_target_cluster_creates_it_without_the_links(emulator: Any, tmp_pa
     """Terraform's -target takes dependencies, not dependents: the cluster's links are left out."""
     seed_estate(emulator)
     spec, state = write_spec(tmp_path / "spec"), tmp_path / "state"
-    applied = _cmkctl(emulator.env, state, "apply", "-f", str(spec), "--auto-approve",
+    applied = cmkctl_with_state(emulator.env, state, "apply", "-f", str(spec), "--auto-approve",
                       "--target", f"cluster.{CLUSTER}")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "2 changes left out by --target: link workspace.law1, link workspace.law2." in applied.stdout
@@ -96,7 +83,7 @@ def test_an_unknown_target_is_an_error_naming_it_and_the_close_match(emulator: A
     spec, state = write_spec(tmp_path / "spec"), tmp_path / "state"
     for command in (["plan"], ["apply", "--auto-approve"]):
         emulator.clear_requests()
-        proc = _cmkctl(emulator.env, state, *command, "-f", str(spec), "--target", "wrkspace.law1")
+        proc = cmkctl_with_state(emulator.env, state, *command, "-f", str(spec), "--target", "wrkspace.law1")
         assert proc.returncode == 1, proc.stdout
         assert "--target 'wrkspace.law1': no resource with this address" in proc.stderr
         assert "did you mean workspace.law1?" in proc.stderr

@@ -3,6 +3,9 @@ workspaces, and a spec that wants a CMK cluster (key set at creation, rule C5) w
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +88,15 @@ def write_spec(
     path = directory / "spec.yaml"
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
     return path
+
+
+def cmkctl_with_state(env: dict[str, str], state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cmkctl ARGS --state STATE` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args, "--state", str(state)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

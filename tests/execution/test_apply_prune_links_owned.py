@@ -9,25 +9,11 @@ Microsoft keys.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from estate import CLUSTER, RG, SUB, UAI, cluster_id, seed_estate, workspace_id
-
-
-def _cmkctl(env: dict[str, str], state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller.cli", *args, "--state", str(state)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from estate import CLUSTER, RG, SUB, UAI, cluster_id, cmkctl_with_state, seed_estate, workspace_id
 
 
 def _spec(directory: Path, workspaces: tuple[str, ...]) -> Path:
@@ -70,24 +56,24 @@ def test_prune_unlinks_what_cmkctl_linked_and_reports_a_foreign_link(emulator: A
     unlinked once the spec drops it; law3 (linked by hand) is reported and stays linked."""
     _seed_adopted_cluster(emulator, tags={})
     state = tmp_path / "state"
-    first = _cmkctl(emulator.env, state, "apply", "-f", str(_spec(tmp_path / "v1", ("law1", "law2"))),
-                    "--auto-approve")
+    spec = _spec(tmp_path / "v1", ("law1", "law2"))
+    first = cmkctl_with_state(emulator.env, state, "apply", "-f", str(spec), "--auto-approve")
     assert first.returncode == 0, first.stdout + first.stderr
     assert _linked(emulator, "law2") is not None
     assert "unlink" not in first.stdout  # law3 is foreign from the start
 
     spec = _spec(tmp_path / "v2", ("law1",))
-    planned = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
+    planned = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
     assert [(c["action"], c["address"]) for c in plan["changes"]] == [("unlink", "workspace.law2")]
     foreign = [w for w in plan["warnings"] if w["code"] == "prune-not-owned"]
     assert [(w["address"], w["rule"]) for w in foreign] == [("workspace.law3", "W6")]
 
-    text = _cmkctl(emulator.env, state, "plan", "-f", str(spec))
+    text = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec))
     assert "workspace.law3 is linked to" in text.stdout and "prune leaves it linked" in text.stdout
 
-    applied = _cmkctl(emulator.env, state, "apply", "-f", str(spec), "--auto-approve")
+    applied = cmkctl_with_state(emulator.env, state, "apply", "-f", str(spec), "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert _linked(emulator, "law2") is None
     assert _linked(emulator, "law3") is not None  # never unlinked
@@ -99,10 +85,10 @@ def test_prune_unlinks_links_on_a_cluster_cmkctl_created(emulator: Any, tmp_path
     apply of ours made (an empty journal)."""
     _seed_adopted_cluster(emulator, tags={"cmkctl-scope": "settings"})
     spec, state = _spec(tmp_path / "spec", ()), tmp_path / "state"
-    planned = _cmkctl(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
+    planned = cmkctl_with_state(emulator.env, state, "plan", "-f", str(spec), "--format", "json")
     plan = json.loads(planned.stdout)
     assert [(c["action"], c["address"]) for c in plan["changes"]] == [("unlink", "workspace.law3")]
     assert not [w for w in plan["warnings"] if w["code"] == "prune-not-owned"]
-    applied = _cmkctl(emulator.env, state, "apply", "-f", str(spec), "--auto-approve")
+    applied = cmkctl_with_state(emulator.env, state, "apply", "-f", str(spec), "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert _linked(emulator, "law3") is None
