@@ -198,10 +198,15 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
         version = _get(kvp, "keyVersion") or None
         key = ids.KeyRef(vault_uri=vault, name=str(_get(kvp, "keyName")), version=version)
     associated: dict[str, datetime | None] = {}
+    dates: dict[Any, datetime | None] = {}  # up to 1,000 workspaces, often linked at the same times
     for aw in _get(props, "associatedWorkspaces") or []:
         rid_ws = _get(aw, "resourceId")
         if rid_ws:
-            associated[ids.id_key(str(rid_ws))] = parse_time(_get(aw, "associateDate"))
+            raw = _get(aw, "associateDate")
+            when = dates[raw] if type(raw) is str and raw in dates else parse_time(raw)
+            if type(raw) is str:
+                dates[raw] = when
+            associated[ids.id_key(str(rid_ws))] = when
     sku = _get(data, "sku") or {}
     last_sku = _get(sku, "lastSkuUpdate") or _get(props, "capacityReservationProperties", "lastSkuUpdate")
     unknown: set[str] = set()
@@ -239,8 +244,13 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
 def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
     wid = str(data.get("id") or "")
     rid = ids.ResourceId.parse(wid)
-    props = _get(data, "properties") or {}
-    cluster = _get(props, "features", "clusterResourceId")
+    props: Any = data.get("properties")
+    features = props.get("features") if isinstance(props, dict) else None
+    if isinstance(features, dict) and "clusterResourceId" in features and "provisioningState" in props:
+        cluster = features["clusterResourceId"]  # the wire's own spelling: no case-blind search
+    else:
+        props = _get(data, "properties") or {}
+        cluster = _get(props, "features", "clusterResourceId")
     # values a whole fleet shares (a region, a state, one of a few clusters) kept once, not per workspace
     return ObservedWorkspace(
         id=wid,

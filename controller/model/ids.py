@@ -21,6 +21,13 @@ _ARM = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/(?P<ns>[^/]+)/(?P<rest>.+)$",
     re.IGNORECASE,
 )
+# An id of one type and name in plain characters (no URL syntax, no controls, a GUID subscription):
+# what Azure's lists and most specs hold, parsed in one match; anything else takes `_ARM` and the checks.
+_SIMPLE_ID = re.compile(
+    r"/subscriptions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"/resourcegroups/([A-Za-z0-9_.()-]+)/providers/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.()-]+)",
+    re.IGNORECASE,
+)
 # rule C1: the REST spec's pattern, 4-63 characters; letters, digits and hyphens, not at either end
 CLUSTER_NAME = re.compile(r"^(?=.{4,63}$)[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
 CLUSTER_NAME_RULE = "4-63 characters: letters, digits and hyphens, starting and ending with a letter or digit"
@@ -175,33 +182,47 @@ class ResourceId:
 
     @classmethod
     def _parse(cls, value: str, expected_type: str | None) -> ResourceId:
-        m = _ARM.match(value.strip().rstrip("/"))
-        if not m:
-            raise InvalidId(
-                f"'{value}' is not an ARM resource id "
-                "(/subscriptions/<guid>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>)"
-            )
-        parts = m.group("rest").split("/")
-        _check_segments(value, [m.group("sub"), m.group("rg"), m.group("ns"), *parts])
-        if len(parts) % 2:
-            raise InvalidId(f"'{value}' has a resource type without a name")
-        if not is_guid(m.group("sub")):
-            raise InvalidId(f"'{value}': subscription '{m.group('sub')}' is not a GUID")
+        simple = _SIMPLE_ID.fullmatch(value)
+        if simple is not None and "." not in (groups := simple.groups()) and ".." not in groups:
+            # the usual id (one type and name, plain characters), whole in one match: nothing for
+            # the checks of `_split` to find
+            sub, group, namespace, kind, name = groups
+            types: tuple[str, ...] = (sys.intern(kind),)
+            names: tuple[str, ...] = (name,)
+        else:
+            sub, group, namespace, types, names = _split(value)
         # Shared parts interned: memoised ids of a large fleet repeat a few subscriptions, resource
         # groups and types; only the names are unique.
-        types = tuple(sys.intern(t) for t in parts[0::2])
         rid = cls(
-            subscription=sys.intern(m.group("sub").lower()),
-            resource_group=sys.intern(m.group("rg")),
-            namespace=sys.intern(m.group("ns")),
+            subscription=sys.intern(sub.lower()),
+            resource_group=sys.intern(group),
+            namespace=sys.intern(namespace),
             types=_TYPES.setdefault(types, types),
-            names=tuple(parts[1::2]),
+            names=names,
         )
         if expected_type is not None and rid.type.lower() != expected_type.lower():
             raise InvalidId(f"'{value}' is a {rid.type}, expected a {expected_type}")
         if expected_type is not None:  # an id the user wrote (the spec): Azure's own name rules
             _check_names(value, rid)
         return rid
+
+
+def _split(value: str) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
+    """Any id's subscription, resource group, namespace, types and names, every check made."""
+    m = _ARM.match(value.strip().rstrip("/"))
+    if not m:
+        raise InvalidId(
+            f"'{value}' is not an ARM resource id "
+            "(/subscriptions/<guid>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>)"
+        )
+    parts = m.group("rest").split("/")
+    _check_segments(value, [m.group("sub"), m.group("rg"), m.group("ns"), *parts])
+    if len(parts) % 2:
+        raise InvalidId(f"'{value}' has a resource type without a name")
+    if not is_guid(m.group("sub")):
+        raise InvalidId(f"'{value}': subscription '{m.group('sub')}' is not a GUID")
+    types = tuple(sys.intern(t) for t in parts[0::2])
+    return m.group("sub"), m.group("rg"), m.group("ns"), types, tuple(parts[1::2])
 
 
 _TYPES: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controller.azure.observe import (
     cluster_from_arm,
@@ -13,6 +15,7 @@ from controller.azure.observe import (
     vault_from_arm,
     workspace_from_arm,
 )
+from controller.model import ids
 
 SUB = "00000000-0000-0000-0000-0000000000a1"
 RG_A = f"/subscriptions/{SUB}/resourceGroups/rg-A"
@@ -205,3 +208,45 @@ def test_an_attempt_without_a_final_status_is_a_link_in_progress() -> None:
     # without `now`: Azure accepted it, so it spent budget whatever comes next; the stale start that was
     # never accepted did not
     assert [(o.kind, o.at.hour) for o in link_ops_from_events(running + stale)] == [("link", 11)]
+
+
+_ID_PARTS = ("", SUB, "resourceGroups", "rg-a", "Microsoft.OperationalInsights", "workspaces", "law-01", "")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.dictionaries(
+        st.integers(0, len(_ID_PARTS) - 1),
+        st.one_of(
+            st.sampled_from([".", "..", "", " ", "/", "\n", "/linkedServices/cluster", "resourceGroup", "A"]),
+            st.text(alphabet="aZ09_.()-?#%& \n\u00e9", max_size=5),
+        ),
+        max_size=2,
+    ),
+    upper=st.booleans(),
+)
+def test_an_id_from_azure_is_parsed_alike_by_the_one_match_path_and_the_checked_path(
+    edits: dict[int, str], upper: bool
+) -> None:
+    """Most ids (Azure's lists, most specs) take one regular-expression match; whatever an id holds
+    (URL syntax, dot segments, spaces, non-ASCII, a bad GUID), it is parsed, or refused, exactly as
+    the path that checks every segment would."""
+    prefix, sub, word, group, namespace, kind, name, suffix = (
+        edits.get(i, part.upper() if upper else part) for i, part in enumerate(_ID_PARTS)
+    )
+    value = f"{prefix}/subscriptions/{sub}/{word}/{group}/providers/{namespace}/{kind}/{name}{suffix}"
+
+    def general() -> tuple[str, ...] | str:
+        try:
+            sub, group, namespace, types, names = ids._split(value)
+        except ids.InvalidId as e:
+            return str(e)
+        return (sub.lower(), group, namespace, *types, "|", *names)
+
+    try:
+        rid = ids.ResourceId._parse(value, None)
+        got: tuple[str, ...] | str = (rid.subscription, rid.resource_group, rid.namespace, *rid.types, "|",
+                                      *rid.names)
+    except ids.InvalidId as e:
+        got = str(e)
+    assert got == general()

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from plan_builders import NOW, cluster, obs_cluster, obs_ws, observed
+from plan_builders import NOW, cluster, obs_cluster, obs_ws, observed, ws_id
 
 from controller.model import ids
 from controller.model.history import History, LinkOperation
@@ -82,6 +82,19 @@ def test_fingerprint_ignores_read_time_order_and_casing_but_sees_changes() -> No
     assert fingerprint(moved) != fingerprint(o)
     assert changed_resources(resource_digests(o), resource_digests(moved)) == [
         "workspace:" + ids.id_key(obs_ws("w1").id)]
+
+
+def test_a_workspace_digest_ignores_the_order_of_its_byos_links_but_sees_each_account() -> None:
+    """The BYOS links of a workspace come back in whatever order Azure lists them: reading them in
+    another order must not make a saved plan stale, while another storage account must."""
+    alerts, query = f"{ids.id_key(ws_id('st'))}-a", f"{ids.id_key(ws_id('st'))}-q"
+    one = observed([], [obs_ws("w1", byos={"alerts": alerts, "query": query}, byos_read=True)])
+    other_order = observed([], [obs_ws("w1", byos={"query": query, "alerts": alerts}, byos_read=True)])
+    swapped = observed([], [obs_ws("w1", byos={"alerts": query, "query": alerts}, byos_read=True)])
+    unread = observed([], [obs_ws("w1", byos={"alerts": alerts, "query": query})])
+    assert fingerprint(one) == fingerprint(other_order)
+    assert fingerprint(swapped) != fingerprint(one)
+    assert resource_digests(unread) != resource_digests(one)
 
 
 def test_w3_budget_of_every_workspace_of_a_large_history_is_answered_per_workspace() -> None:
