@@ -37,6 +37,7 @@ def handle(em: Emulator, req: Request) -> Response:
 
 def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
     with em.lock:
+        em.something_changed()  # faults, seeds and clock moves may change what a key allows
         em.tick()
         if what == "requests":
             if method == "GET":
@@ -52,6 +53,7 @@ def _dispatch(em: Emulator, method: str, what: str, body: Any) -> Response:
                     em.clock.advance(float(body["advance_seconds"]))
                 if "time_scale" in body:
                     em.clock.set_time_scale(float(body["time_scale"]))
+                em.something_changed()  # a clock set back may make a version not yet valid again
                 em.tick()
             if method in ("GET", "POST"):
                 return Response(200, {"now": iso7(em.now()), "time_scale": em.clock.time_scale})

@@ -541,6 +541,22 @@ class VaultRegistry:
 
     # ------------------------------------------------------------------ public: queries for the cluster side
 
+    def settled_until(self, now: datetime) -> datetime:
+        """The next time a key's usability can change by time alone (a version's nbf or exp, an
+        outage reaching OUTAGE_TOLERANCE); datetime.max when none can. Changes made to the vaults
+        call back (on_change), so until then a recheck would find what the last one found."""
+        with self._lock:
+            soon = datetime.max.replace(tzinfo=now.tzinfo)
+            for vault in self.vaults.values():
+                if vault.unavailable_since is not None and vault.unavailable_since + OUTAGE_TOLERANCE > now:
+                    soon = min(soon, vault.unavailable_since + OUTAGE_TOLERANCE)
+                for key in vault.keys.values():
+                    for v in key.versions:
+                        for when in (v.expires, v.not_before):
+                            if when is not None and now < when < soon:
+                                soon = when
+            return soon
+
     def vault_available(self, key_vault_uri: str) -> bool:
         """False while the vault is in a seeded outage (rule K3); unknown vaults count as unavailable."""
         with self._lock:

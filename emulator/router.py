@@ -310,6 +310,8 @@ def _arm(em: Emulator, req: Request) -> Response:
         )
     path = "/" + "/".join(segments)
     with em.lock:
+        if req.method != "GET":
+            em.something_changed()
         em.tick()  # operations due by now complete before anything is read
         for r in ROUTES:
             params = r.match(req.method, "arm", path)

@@ -258,6 +258,9 @@ class Emulator:
         self.faults: list[Fault] = []
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.list_cache: dict[str, bytes] = {}
+        # Rules K1-K3 as time passes: until this simulated time no key's usability can change by time
+        # alone (a version's nbf or exp, an outage reaching 30 minutes); None: recheck at the next tick.
+        self._keys_settled_until: datetime | None = None
 
     def reset(self) -> None:
         """Empty world; configuration (durations, limits, clock) is kept."""
@@ -338,8 +341,16 @@ class Emulator:
         for op in due:
             self._complete(op)
         self._expire_soft_deleted(now)
-        if any(c.key is not None and not c.access_removed for c in self.clusters.values()):
+        settled = self._keys_settled_until
+        if (settled is None or now >= settled) and any(
+            c.key is not None and not c.access_removed for c in self.clusters.values()
+        ):
             self._recheck_revocations()  # a key version may expire, an outage may last, as time passes
+
+    def something_changed(self) -> None:
+        """A write or an admin call may have changed a cluster's key, identity or access: the next tick
+        rechecks every key (rules K1-K3) rather than waiting for the next time-driven change."""
+        self._keys_settled_until = None
 
     # ---- rule W1: workspaces per cluster -------------------------------------------------------
     def w1_refresh(self, ws_key: str) -> None:
@@ -372,6 +383,7 @@ class Emulator:
         return self._w1_linked.get(cid, 0), self._w1_linking.get(cid, 0)
 
     def _complete(self, op: Operation) -> None:
+        self._keys_settled_until = None  # an ended operation may have set or removed a key
         op.done = True
         op.failed = op.fail
         if op.fail and op.error is None:
@@ -453,6 +465,7 @@ class Emulator:
         key is no longer usable is revoked and drops ingestion (K1/K2; K3 after a 30-minute vault
         outage outlasts the unwrap cache); access returning restores it."""
         with self.lock:
+            self._keys_settled_until = self.vaults.settled_until(self.now())
             for c in self.clusters.values():
                 if c.key is None or c.access_removed:
                     continue

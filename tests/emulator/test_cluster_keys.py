@@ -193,6 +193,35 @@ def test_k1_key_version_expiring_in_simulated_time_revokes(emulator: Any, la: An
     assert [e["kind"] for e in emulator.events()] == ["revoked"]
 
 
+def test_k1_a_version_expiring_while_only_reads_arrive_revokes_when_its_time_comes(
+    emulator: Any, la: Any
+) -> None:
+    """The clock runs (an hour a second) and nothing but reads arrive: keys are not rechecked on every
+    read, yet a read in the first moments after the version's expiry finds the cluster revoked."""
+    import time
+    from datetime import datetime, timedelta
+
+    def when(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    expires = when(emulator.now()) + timedelta(hours=1)
+    version = {"version": V1, "expires": expires.isoformat().replace("+00:00", "Z")}
+    emulator.seed({"vaults": [_vault(keys=[{"name": "k1", "versions": [version]}])]})
+    cluster = create_cluster(la)
+    _grant(emulator, cluster)
+    la.clusters.begin_update("rg1", "clu1", key_patch(KV, "k1", V1)).result()
+    emulator.configure(time_scale=3600.0)
+    reads_until = time.monotonic() + 1.5  # 1.5 simulated hours of reads, and nothing else
+    while time.monotonic() < reads_until:
+        la.clusters.get("rg1", "clu1")
+    after_reads = when(emulator.now())  # an admin call: it would recheck, so it comes last
+    emulator.configure(time_scale=0.0)
+    seen = emulator.events()
+    assert [e["kind"] for e in seen] == ["revoked"]
+    at = when(seen[0]["time"])
+    assert expires <= at < expires + timedelta(minutes=2) and at < after_reads - timedelta(minutes=5)
+
+
 def test_c12_user_assigned_identities_set_to_none_revokes_irreversibly(emulator: Any, la: Any) -> None:
     from azure.mgmt.loganalytics.models import ClusterPatch, Identity
 
