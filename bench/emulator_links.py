@@ -5,8 +5,8 @@ emulator must answer them fast enough that the scale benchmark measures the prod
 emulator. The emulator runs in its own process (`python -m emulator`, default durations, time scale
 5 as full F), seeded over its admin API with `--workspaces` workspaces (1,000 per cluster, 4,000 per
 subscription, all in eastus); `--threads` clients then PUT `--links` links (spread over the
-clusters) through HTTPS with keep-alive; `--keyed` gives every cluster a key (each request then
-rechecks them, rules K1-K3). Prints requests/s and the emulator's CPU seconds.
+clusters) through HTTPS with keep-alive; `--keyed` gives every cluster a key (rechecked, rules K1-K3,
+when a write or the clock makes it due). Prints requests/s and the emulator's CPU seconds.
 Run: `.venv/bin/python -m bench.emulator_links [--workspaces 40000] [--links 2000] [--keyed]`.
 """
 
