@@ -31,7 +31,11 @@ def _peak_rss_mb() -> float:
 
 def _usage() -> dict[str, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "cpu_s": r.ru_utime + r.ru_stime,
+        "sys_s": r.ru_stime,  # of which in the kernel (sockets, TLS records, the journal's fsyncs)
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _plan(spec: str, dag: str | None) -> dict[str, Any]:

@@ -288,6 +288,7 @@ def measure_apply(
             per_sub_reads = Counter(_sub(r["path"]) for r in arm if r["method"] == "GET")
             read_budget = 250 + 25 * makespan  # per subscription over the run (simulated seconds)
             reads_by_kind = Counter(_read_kind(r["path"]) for r in arm if r["method"] == "GET")
+            links_sent = sum(1 for c in dag if c["action"] == "link")
             run = {
                 "exit_code": a["exit_code"],
                 "summary": a["summary"],
@@ -311,6 +312,7 @@ def measure_apply(
                 "harm_events": len(em.events()),
                 "real_seconds": round(a["wall_s"], 1),
                 "our_cpu_s": round(a["cpu_s"], 1),
+                "our_sys_s": round(a.get("sys_s", 0.0), 1),
                 "emulator_cpu_s": round(emu_cpu, 1),
             }
             results.append(run)
@@ -320,7 +322,10 @@ def measure_apply(
                 f"{run['arm_requests']} ARM requests, {run['arm_429']} x 429, reads "
                 f"{run['max_reads_one_subscription']} of {run['read_budget_one_subscription']}, "
                 f"peak RSS {run['peak_rss_mb']} MB, {run['max_threads']} threads, "
-                f"{run['real_seconds']}s real, load {run['load_average']}")
+                f"{run['real_seconds']}s real, load {run['load_average']}, our CPU {run['our_cpu_s']} s "
+                f"({1000 * run['our_cpu_s'] / max(1, links_sent):.2f} ms per link, "
+                f"{run['our_sys_s']} s of it system), emulator CPU {run['emulator_cpu_s']} s, "
+                f"reads by kind {run['reads_by_kind']}")
     ratios = [r["ratio"] for r in results if r["ratio"] is not None]
     to_bound = [r["ratio_to_lower_bound"] for r in results if r["ratio_to_lower_bound"] is not None]
     return {

@@ -48,6 +48,7 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from controller.azure import credentials
 from controller.azure.errors import UntrustedEndpoint
@@ -59,6 +60,10 @@ _EMULATOR_TOKEN = "cmkctl-emulator-token"  # noqa: S105 - a fixed fake token, on
 
 
 # Writes whose repetition costs something: a link or unlink of a workspace (rule W3, two per 30 days).
+# Connections each client keeps open for reuse. An apply makes requests from up to `--parallelism` + 8
+# workers and the watch's 8 readers at once; with requests' default of 10, every answer beyond the
+# tenth closes its connection and a later request opens a new one (a TLS handshake each time).
+POOL_SIZE = 64
 _SEND_ONCE = re.compile(r"/workspaces/[^/]+/linkedservices/cluster/?$", re.IGNORECASE)
 _SEND_ONCE_METHODS = frozenset({"PUT", "DELETE"})
 
@@ -305,8 +310,8 @@ class AzureClients:
         if self.emulator:
             session.trust_env = False  # REQUESTS_CA_BUNDLE / proxies in the environment would win
             target = urlsplit(self.emulator).netloc
-            session.mount("https://", _RedirectAdapter(target))
-            session.mount("http://", _RedirectAdapter(target))
+            session.mount("https://", _RedirectAdapter(target, pool_maxsize=POOL_SIZE))
+            session.mount("http://", _RedirectAdapter(target, pool_maxsize=POOL_SIZE))
         return session
 
     def _kwargs(self) -> dict[str, Any]:
@@ -322,7 +327,19 @@ class AzureClients:
         }
         if self._transport is not None:
             kw["transport"] = self._transport
-        elif self.emulator:
+        elif not self.emulator:
+            # azure-core's own transport (its session: the environment's proxies and CA bundle, no
+            # urllib3 retries), with room for the connections an apply's threads use at once
+            session = requests.Session()
+            adapter = HTTPAdapter(
+                max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=POOL_SIZE
+            )
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            kw["transport"] = RequestsTransport(
+                session=session, connection_timeout=10, read_timeout=self._timeout
+            )
+        else:
             # a transport passed in ignores the client's timeouts: it gets them itself
             # (CMKCTL_AZURE_TIMEOUT holds under the emulator too)
             verify: str | bool = self._ca_bundle or True

@@ -12,7 +12,8 @@ Every action has the same four phases so the executor can journal between them:
                       it ends: the operation holds no thread), `wait` blocks; after a restart the
                       poller is rebuilt from the journaled token (`begin_*(continuation_token=...)`),
                       never re-sent;
-* `verify(change)`    re-read and compare with the change's parameters: a mismatch is InconsistentResult.
+* `verify(change)`    re-read and compare with the change's parameters: a mismatch is InconsistentResult
+                      (a link the watch followed to its end: as the SDK's final GET read it then).
 
 Precheck and verify compare through controller.model.compare, the functions the planner decides
 with: a change the planner wants is never taken for "already done", and the reverse.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -156,6 +158,10 @@ class Operations:
         self._op_timeout = operation_timeout if operation_timeout is not None else default
         # link progress from one workspaces list per subscription (see controller.azure.watch)
         lister = self.linked_clusters if list_progress else None
+        # a link as the SDK's final GET read it after Azure ended the operation, until its verify: that
+        # GET is the re-read after the operation, and a second GET of the same link would add nothing
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._seen_guard = threading.Lock()
         self.watch = watch or Watch(read_rate=self._read_rate, min_interval=self._poll, lister=lister)
 
     def _read_rate(self, subscription: str) -> float | None:
@@ -368,7 +374,6 @@ class Operations:
     def when_done(self, handle: Handle, on_end: Callable[[errors.AzureError | None], None]) -> None:
         """Follow the operation without a thread: `on_end(None)` when it succeeded, else its error
         (mapped; StillRunning past the operation timeout). Returns at once."""
-        what = f"{handle.action} {handle.target}"
         probe = handle.probe
         poller = handle.poller
         method = poller.polling_method() if poller is not None and hasattr(poller, "polling_method") else None
@@ -380,14 +385,15 @@ class Operations:
                 return
             on_end(None)
             return
+        act, rid = handle.action, handle.target  # what it is, named only when it ends in error
 
         def ended(exc: BaseException | None) -> None:
             if exc is None:
                 on_end(None)
             elif isinstance(exc, errors.StillRunning):
-                on_end(self._still_running(what))
+                on_end(self._still_running(f"{act} {rid}"))
             else:
-                on_end(errors.map_error(exc, operation=f"wait for {what}"))
+                on_end(errors.map_error(exc, operation=f"wait for {act} {rid}"))
 
         sub = subscription_of(method._initial_response.http_response.request.url) or ""
         token = handle.continuation_token
@@ -397,18 +403,42 @@ class Operations:
         # between reads the operation is its compressed continuation token (~1 KB): 40,000 links in
         # flight would otherwise hold ~40 KB of SDK objects each (their last answers)
         packed = zlib.compress(token.encode("ascii"))
-        action, target = str(handle.action), handle.target
-        params = {"workspace_id": target} if handle.action in (Action.LINK, Action.UNLINK) else {}
+        action, target = handle.action, handle.target
 
         def restore() -> DeferredPolling:
-            again = self._begin_from_token(Action(action), target, params, zlib.decompress(packed).decode())
+            params = {"workspace_id": target} if action in (Action.LINK, Action.UNLINK) else {}
+            again = self._begin_from_token(action, target, params, zlib.decompress(packed).decode())
             polling = again.polling_method() if again is not None else None
             if not isinstance(polling, DeferredPolling):
-                raise errors.Terminal(f"{what}: its polling could not be rebuilt from its token")
+                raise errors.Terminal(f"{action} {target}: its polling could not be rebuilt from its token")
             return polling
 
         del poller, method, handle  # nothing of the SDK's answers is kept past here
-        self.watch.watch(sub, None, timeout=self._op_timeout, on_done=ended, probe=probe, restore=restore)
+        self.watch.watch(
+            sub,
+            None,
+            timeout=self._op_timeout,
+            on_done=ended,
+            probe=probe,
+            restore=restore,
+            on_result=self._keep_final_link(target) if action is Action.LINK else None,
+        )
+
+    def _keep_final_link(self, workspace_id: str) -> Callable[[DeferredPolling], None]:
+        """Keep, for `verify`, the link as the SDK's final GET read it once Azure ended the operation."""
+        key = ids.id_key(workspace_id)
+
+        def keep(polling: DeferredPolling) -> None:
+            seen = _as_dict(polling.resource())
+            if seen.get("properties"):
+                with self._seen_guard:
+                    self._seen[key] = seen
+
+        return keep
+
+    def _take_final_link(self, workspace_id: str) -> dict[str, Any] | None:
+        with self._seen_guard:
+            return self._seen.pop(ids.id_key(workspace_id), None)
 
     def _still_running(self, what: str) -> errors.StillRunning:
         return errors.StillRunning(
@@ -517,8 +547,17 @@ class Operations:
     # -- verifying ---------------------------------------------------------------------------------
 
     def verify(self, change: Change) -> None:
-        """Re-read after the operation; anything not as the parameters say is an error, not silence."""
-        view = self.view(change)
+        """Re-read after the operation; anything not as the parameters say is an error, not silence.
+
+        A link is compared as the SDK's final GET read it once Azure had ended the operation (that GET
+        is the re-read), when the watch kept it; else it is read again here."""
+        p = change.parameters
+        seen = self._take_final_link(p.workspace_id) if isinstance(p, LinkParams) else None
+        view: View | None
+        if isinstance(p, LinkParams) and seen is not None:
+            view = link_from_arm(p.workspace_id, seen)
+        else:
+            view = self.view(change)
         a = change.action
         if a in (Action.DELETE, Action.UNLINK, Action.BYOS_UNLINK):
             gone = (

@@ -25,6 +25,7 @@ The continuation token is ARMPolling's, so a journaled operation resumes after a
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -91,7 +92,7 @@ class DeferredPolling(ARMPolling):
             return 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Entry:
     """One watched operation. The heap holds (due, seq, entry, gen): an item whose gen is no longer the
     entry's was superseded (the list moved the read forward) and is dropped when it comes up."""
@@ -105,6 +106,8 @@ class _Entry:
     on_done: Callable[[BaseException | None], None]
     probe: tuple[str, str | None] | None = None  # (workspace key, cluster key it ends linked to)
     restore: Callable[[], DeferredPolling] | None = None
+    # handed the polling of an operation that ended well, before `on_done` (its final GET's answer)
+    on_result: Callable[[DeferredPolling], None] | None = None
     hinted: float = 0.0  # Retry-After of its last status answer
     gen: int = 0
     ended: bool = False
@@ -162,13 +165,18 @@ class Watch:
         on_done: Callable[[BaseException | None], None],
         probe: tuple[str, str | None] | None = None,
         restore: Callable[[], DeferredPolling] | None = None,
+        on_result: Callable[[DeferredPolling], None] | None = None,
     ) -> None:
         """Read `method`'s status until it ends or `timeout` passes; then `on_done(error or None)`.
 
         `restore` instead of `method`: a polling rebuilt for each read (from the continuation token),
         so nothing of the SDK's is held between reads. `probe` (workspace id key, cluster id key or
         None) says how the workspaces list shows that a link (or unlink) is over: the workspace
-        linked to that cluster (or to none)."""
+        linked to that cluster (or to none). `on_result`: handed the polling of an operation that
+        ended well (its final answer), before `on_done(None)`.
+
+        The first status read comes one interval after the operation was accepted, as the SDK's own
+        poller waits before its first read: the answer that accepted it said how it stands."""
         if method is None and restore is None:
             raise ValueError("watch needs the operation's polling or a way to restore it")
         now = self._clock()
@@ -176,11 +184,17 @@ class Watch:
             sub = sub.lower()
             self._active[sub] = self._active.get(sub, 0) + 1
             entry = _Entry(
-                sub, method, now + timeout, on_done, probe if self._lister else None, restore=restore
+                sub,
+                method,
+                now + timeout,
+                on_done,
+                probe if self._lister else None,
+                restore=restore,
+                on_result=on_result,
             )
             if entry.probe is not None:
                 self._probes.setdefault(sub, {})[entry.probe[0]] = entry
-            self._push(entry, now)
+            self._push(entry, now + self._interval(entry, now))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="watch-scheduler", daemon=True)
                 self._thread.start()
@@ -295,6 +309,10 @@ class Watch:
                 with self._cond:
                     self.reads += 1
             entry.hinted = method.hinted_delay()
+            if ended and entry.on_result is not None:
+                # it only spares a read: should it fail, the caller reads the resource itself
+                with contextlib.suppress(Exception):
+                    entry.on_result(method)
             del method  # a restored polling is not kept: the next read rebuilds it
         except BaseException as exc:  # the operation's own error, as the SDK raised it
             self._finish(entry, exc)
@@ -313,20 +331,22 @@ class Watch:
             )
             return
         with self._cond:
-            hinted = entry.hinted
-            if entry.probe is not None and self._list_wanted(entry.sub):
-                # the list finds its end; this read only looks for a failure
-                interval = max(self.min_interval, hinted, self._probe_interval(entry.sub))
-                if entry.sub not in self._listing:
-                    self._listing.add(entry.sub)
-                    lister = _Entry(entry.sub, None, float("inf"), lambda _exc: None)
-                    self._push(lister, now + max(self.list_interval, self.min_interval))
-            else:
-                n = self._active.get(entry.sub, 1)
-                # each operation of the subscription gets its turn once per n reads of the subscription
-                interval = max(self.min_interval, hinted, n * self._spacing(entry.sub))
-            self._push(entry, now + interval)
+            self._push(entry, now + self._interval(entry, now))
             self._cond.notify()
+
+    def _interval(self, entry: _Entry, now: float) -> float:
+        """Seconds to the entry's next status read (under the lock); starts the subscription's lists
+        when they pay."""
+        if entry.probe is not None and self._list_wanted(entry.sub):
+            # the list finds its end; this read only looks for a failure
+            if entry.sub not in self._listing:
+                self._listing.add(entry.sub)
+                lister = _Entry(entry.sub, None, float("inf"), lambda _exc: None)
+                self._push(lister, now + max(self.list_interval, self.min_interval))
+            return max(self.min_interval, entry.hinted, self._probe_interval(entry.sub))
+        n = self._active.get(entry.sub, 1)
+        # each operation of the subscription gets its turn once per n reads of the subscription
+        return max(self.min_interval, entry.hinted, n * self._spacing(entry.sub))
 
     def _finish(self, entry: _Entry, exc: BaseException | None) -> None:
         with self._cond:

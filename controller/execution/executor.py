@@ -98,7 +98,7 @@ class StepStatus(StrEnum):
     RESUME_FAILED = "resumed operation ended in error"
 
 
-@dataclass
+@dataclass(slots=True)
 class StepResult:
     id: str
     address: str
@@ -655,7 +655,7 @@ def _why(exc: Exception) -> str:
     return str(exc) if isinstance(exc, CmkError) else f"internal error: {type(exc).__name__}: {exc}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Step:
     """A step between its two halves: what the second half needs, and nothing holding a thread."""
 

@@ -65,7 +65,7 @@ def next_heartbeat(elapsed: float) -> float:
     return math.inf  # pragma: no cover - the last row is unbounded
 
 
-@dataclass
+@dataclass(slots=True)
 class _Running:
     label: str  # "cluster.prod-weu: create"
     since: float

@@ -130,9 +130,10 @@ def test_in_flight_links_are_watched_by_one_scheduler_inside_the_read_budget(
 def test_links_are_seen_ended_through_one_workspaces_list_not_a_read_each(emulator: Any, env: Any) -> None:
     """Scenario: 40 links run at once in one subscription whose reads are paced to 10 a second. While
     they run, the watch reads the workspaces list a few times a second and each link's own status
-    only rarely (it looks for failures, ~every 40 s), not each link every 5 s in turn. Once Azure
-    finishes them, the list shows every workspace linked and each wait ends within seconds, after
-    about one status read per link."""
+    only rarely (it looks for failures, ~every 40 s, the first time
+    40 s after the link was accepted), not each link every 5 s in turn. Once Azure finishes them, the
+    list shows every workspace linked and each wait ends within seconds, after about one status read
+    per link."""
     n = 40
     _seed(emulator, n)
     emulator.configure(durations={"link": 90 * 60})
@@ -145,9 +146,6 @@ def test_links_are_seen_ended_through_one_workspaces_list_not_a_read_each(emulat
         ended: list[BaseException | None] = []
         for h in handles:
             ops.when_done(h, ended.append)
-        deadline = time.monotonic() + 20
-        while ops.watch.reads < n and time.monotonic() < deadline:  # each link's first status read
-            time.sleep(0.05)
         reads_before = ops.watch.reads
         time.sleep(4.0)
         assert not ended and ops.watch.watching() == n
@@ -211,3 +209,44 @@ def _link(i: int) -> Change:
         cluster_id=CLUSTER,
         parameters={"workspace_id": _ws(f"w{i}"), "cluster_id": CLUSTER},
     )
+
+
+def test_an_ended_link_is_verified_from_the_sdks_final_read_not_read_again(emulator: Any, env: Any) -> None:
+    """Scenario: 5 links run and end. Each is read once after Azure ended it (the SDK's final GET of
+    linkedServices/cluster) and verified against that read: no second GET of the link. A link whose
+    read the watch did not keep (another apply's, or a restart's) is still read again by verify, and a
+    link that did not end as planned is still an inconsistent result."""
+    n = 5
+    _seed(emulator, n)
+    emulator.configure(durations={"link": 60})
+    clients = AzureClients(
+        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "50", "CMKCTL_POLLING_INTERVAL": "0.1"}
+    )
+    ops = Operations(clients)
+    try:
+        changes = [_link(i) for i in range(n)]
+        handles = [ops.start(c, lambda url, token: None) for c in changes]
+        ended: list[BaseException | None] = []
+        for h in handles:
+            ops.when_done(h, ended.append)
+        emulator.advance(61)
+        deadline = time.monotonic() + 30
+        while len(ended) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ended == [None] * n
+        emulator.clear_requests()
+        # w1 checked against another cluster than the one it was linked to: the kept read says no
+        other = CLUSTER.replace("/c1", "/c2")
+        elsewhere = changes[1].model_copy(
+            update={"parameters": changes[1].parameters.model_copy(update={"cluster_id": other})}
+        )
+        with pytest.raises(Exception, match="inconsistent result"):
+            ops.verify(elsewhere)
+        for c in changes[:1] + changes[2:]:
+            ops.verify(c)  # each as planned: no error
+        assert [r for r in _arm(emulator) if r["method"] == "GET"] == []  # all from the kept reads
+        ops.verify(changes[1])  # nothing kept for it any more: read again, as planned
+        reads = [r for r in _arm(emulator) if r["method"] == "GET"]
+        assert len(reads) == 1 and reads[0]["path"].lower().endswith("/w1/linkedservices/cluster")
+    finally:
+        clients.close()
