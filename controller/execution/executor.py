@@ -45,6 +45,7 @@ from controller.azure.operations import Handle, OnSent, Precheck
 from controller.errors import CmkError
 from controller.execution.progress import NullProgress, Progress
 from controller.model import ids
+from controller.model.frozen import share_fields_set
 from controller.model.history import (
     ClusterDeletion,
     HistoryStore,
@@ -432,9 +433,10 @@ class Executor:
         if _is_link(change.action):
             # rule W3: the request carries an id journaled before it is sent; the Activity Log shows it,
             # so the journal's record and Azure's are one operation, and a restart can find it there
-            step.change = change = change.model_copy(
-                update={"parameters": change.parameters.model_copy(update={"request_id": str(uuid.uuid4())})}
-            )
+            sent_as = change.parameters.model_copy(update={"request_id": str(uuid.uuid4())})
+            step.change = change = change.model_copy(update={"parameters": sent_as})
+            for copied in (sent_as, change):  # a copy's own set of given fields, per link in flight
+                share_fields_set(copied)
         # the locks of what the step touches (C6/W5), held until its second half ends; the scheduler
         # already starts no two steps that share a key, so these are never contended within one apply
         for key in self._lock_keys(change):

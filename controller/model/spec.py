@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,12 +32,16 @@ from pydantic import (
 )
 
 from controller.model import clouds, ids
+from controller.model.frozen import share_fields_set
 
 API_VERSION = "cmk.azure.io/v1"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=True)
+
+    def model_post_init(self, context: Any, /) -> None:
+        share_fields_set(self)  # 40,000 workspace entries share a few sets (controller.model.frozen)
 
 
 class Metadata(_Strict):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from controller.model.frozen import share_fields_set
 from controller.model.ids import KeyRef
 from controller.model.rules import Rule
 
@@ -84,6 +85,9 @@ _TRAITS: dict[Action, ActionTraits] = {
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_post_init(self, context: Any, /) -> None:
+        share_fields_set(self)  # a 40,000-change plan's models share a few sets (controller.model.frozen)
 
 
 # -- per-action parameters: what the executor sends, and then checks is in effect ------------------

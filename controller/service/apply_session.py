@@ -18,6 +18,7 @@ from controller.azure.operations import Operations
 from controller.execution.executor import ApplyResult, Executor, Gateway, StepResult, StepStatus
 from controller.execution.progress import Progress
 from controller.loading import load
+from controller.model import ids
 from controller.model.history import History, HistoryStore, Revision, WriterLock
 from controller.model.settings import Settings
 from controller.planning.plan import Plan
@@ -132,6 +133,7 @@ class ApplySession:
 
     def execute(self, plan: Plan) -> ApplyResult:
         """Run what the plan says is ready now (deferred and blocked items stay in the result)."""
+        ids.forget_parsed()  # planning's memo: its memory goes to the operations in flight
         return self.executor.apply(plan)
 
     def record(
