@@ -243,7 +243,11 @@ def cluster_from_arm(data: Mapping[str, Any]) -> ObservedCluster:
 
 def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
     wid = str(data.get("id") or "")
-    rid = ids.ResourceId.parse(wid)
+    parts = ids.simple_parts(wid)
+    if parts is None:
+        rid = ids.ResourceId.parse(wid)
+        parts = (rid.subscription, rid.resource_group, rid.name)
+    subscription, resource_group, id_name = parts
     props: Any = data.get("properties")
     features = props.get("features") if isinstance(props, dict) else None
     if isinstance(features, dict) and "clusterResourceId" in features and "provisioningState" in props:
@@ -254,9 +258,9 @@ def workspace_from_arm(data: Mapping[str, Any]) -> ObservedWorkspace:
     # values a whole fleet shares (a region, a state, one of a few clusters) kept once, not per workspace
     return ObservedWorkspace(
         id=wid,
-        subscription=rid.subscription,
-        resource_group=rid.resource_group,
-        name=str(data.get("name") or rid.name),
+        subscription=subscription,
+        resource_group=resource_group,
+        name=str(data.get("name") or id_name),
         location=sys.intern(ids.normalise_location(str(data.get("location") or ""))),
         provisioning_state=sys.intern(str(_get(props, "provisioningState") or "Succeeded")),
         cluster_id=sys.intern(str(cluster)) if cluster else None,

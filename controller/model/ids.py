@@ -207,6 +207,19 @@ class ResourceId:
         return rid
 
 
+def simple_parts(value: str) -> tuple[str, str, str] | None:
+    """(subscription lower-cased, resource group, name) of an id `ResourceId.parse` takes in one match
+    (one type and name, plain characters), else None: for the 40,000 ids of a large fleet's lists,
+    without building (and memoising) a ResourceId each."""
+    m = _SIMPLE_ID.fullmatch(value)
+    if m is None:
+        return None
+    groups = m.groups()
+    if "." in groups or ".." in groups:
+        return None
+    return sys.intern(groups[0].lower()), sys.intern(groups[1]), groups[4]
+
+
 def _split(value: str) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
     """Any id's subscription, resource group, namespace, types and names, every check made."""
     m = _ARM.match(value.strip().rstrip("/"))

@@ -250,3 +250,7 @@ def test_an_id_from_azure_is_parsed_alike_by_the_one_match_path_and_the_checked_
     except ids.InvalidId as e:
         got = str(e)
     assert got == general()
+    # the lists' shortcut: the same subscription, group and name, or no answer
+    parts = ids.simple_parts(value)
+    if parts is not None:
+        assert isinstance(got, tuple) and parts == (got[0], got[1], got[-1])
