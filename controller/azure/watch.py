@@ -18,7 +18,8 @@ a time by a scheduler:
   follow every `list_interval`, the Watch lists its workspaces every `list_interval` and reads the
   status of a link the list shows ended at once (the SDK still decides how it ended: terminal state,
   final GET, error). The per-operation reads of such links drop to `probe_share` of the refill: they
-  only find the links that fail, which the list cannot show.
+  only find the links that fail, which the list cannot show. While the lists show none ended they
+  space out (up to LIST_BACKOFF intervals): links run for an hour or more before the first ends.
 
 The continuation token is ARMPolling's, so a journaled operation resumes after a crash as before.
 """
@@ -47,6 +48,8 @@ READ_SHARE = 0.8
 # Of that refill, what the status reads of links the workspaces list follows may use: they look for
 # failures only (a success shows in the list).
 PROBE_SHARE = 0.1
+# While its lists show no link ended, a subscription's lists space out up to this many list intervals.
+LIST_BACKOFF = 4
 # A workspace id key -> the cluster id key it is linked to (None: not linked), for one subscription.
 Lister = Callable[[str], Mapping[str, str | None]]
 
@@ -145,6 +148,7 @@ class Watch:
         self._active: dict[str, int] = {}  # operations being watched, per subscription
         self._probes: dict[str, dict[str, _Entry]] = {}  # links the list can follow: sub -> ws key -> op
         self._listing: set[str] = set()  # subscriptions whose next list is scheduled
+        self._list_gap: dict[str, float] = {}  # seconds from a subscription's last list to its next
         self._next_slot: dict[str, float] = {}  # earliest time of the subscription's next read
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="watch")
         # reads handed to the pool and not finished: at most one per reader, so when ARM answers slowly
@@ -287,15 +291,24 @@ class Watch:
         now = self._clock()
         with self._cond:
             self.lists += 1
+            found = False
             for ws, op in list(self._probes.get(sub, {}).items()):
                 if linked is None or op.ended or op.probe is None or ws not in linked:
                     continue
                 if linked[ws] == op.probe[1]:
                     self._push(op, now)  # its status read now; the SDK says how it ended
+                    found = True
             if self._list_wanted(sub):
-                self._push(entry, now + max(self.list_interval, self.min_interval))
+                # while lists find nothing ended the next waits twice as long, up to LIST_BACKOFF
+                # intervals: a list costs a read of every workspace of the subscription, and links run
+                # for an hour or more before the first ends; once one has, the lists come every interval
+                base = max(self.list_interval, self.min_interval)
+                gap = base if found else min(2 * self._list_gap.get(sub, base / 2), LIST_BACKOFF * base)
+                self._list_gap[sub] = gap
+                self._push(entry, now + gap)
             else:
                 self._listing.discard(sub)
+                self._list_gap.pop(sub, None)
             self._cond.notify()
 
     def _poll(self, entry: _Entry) -> None:

@@ -129,8 +129,8 @@ def test_in_flight_links_are_watched_by_one_scheduler_inside_the_read_budget(
 
 def test_links_are_seen_ended_through_one_workspaces_list_not_a_read_each(emulator: Any, env: Any) -> None:
     """Scenario: 40 links run at once in one subscription whose reads are paced to 10 a second. While
-    they run, the watch reads the workspaces list a few times a second and each link's own status
-    only rarely (it looks for failures, ~every 40 s, the first time
+    they run, the watch reads the workspaces list (every 0.4 s, spacing out to 1.6 s while none has
+    ended) and each link's own status only rarely (it looks for failures, ~every 40 s, the first time
     40 s after the link was accepted), not each link every 5 s in turn. Once Azure finishes them, the
     list shows every workspace linked and each wait ends within seconds, after about one status read
     per link."""
@@ -248,5 +248,36 @@ def test_an_ended_link_is_verified_from_the_sdks_final_read_not_read_again(emula
         ops.verify(changes[1])  # nothing kept for it any more: read again, as planned
         reads = [r for r in _arm(emulator) if r["method"] == "GET"]
         assert len(reads) == 1 and reads[0]["path"].lower().endswith("/w1/linkedservices/cluster")
+    finally:
+        clients.close()
+
+
+def test_lists_space_out_while_no_link_has_ended(emulator: Any, env: Any) -> None:
+    """Scenario: 40 links of 90 minutes run in one subscription, lists due every 0.4 s. While none
+    has ended, each list waits twice as long as the one before, up to 4 intervals (1.6 s): about 5
+    lists in 6 s, not 15 (each reads every workspace of the subscription). Once Azure ends them, the
+    next list shows them and every wait ends within seconds."""
+    n = 40
+    _seed(emulator, n)
+    emulator.configure(durations={"link": 90 * 60})
+    clients = AzureClients(
+        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
+    )
+    ops = Operations(clients)
+    try:
+        ended: list[BaseException | None] = []
+        for h in [ops.start(_link(i), lambda url, token: None) for i in range(n)]:
+            ops.when_done(h, ended.append)
+        time.sleep(6.0)
+        assert not ended
+        assert 3 <= ops.watch.lists <= 6, ops.watch.lists
+        emulator.advance(90 * 60 + 1)
+        started = time.monotonic()
+        while len(ended) < n and time.monotonic() - started < 30:
+            time.sleep(0.05)
+        assert ended == [None] * n
+        # the next list (at most 1.6 s away) shows them ended; then a status read and the SDK's final
+        # GET each, paced to the 10 reads a second (per-link reads alone would take ~40 s to reach all)
+        assert time.monotonic() - started < 15
     finally:
         clients.close()
