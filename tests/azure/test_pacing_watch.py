@@ -135,11 +135,7 @@ def test_links_are_seen_ended_through_one_workspaces_list_not_a_read_each(emulat
     list shows every workspace linked and each wait ends within seconds, after about one status read
     per link."""
     n = 40
-    _seed(emulator, n)
-    emulator.configure(durations={"link": 90 * 60})
-    clients = AzureClients(
-        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
-    )
+    clients = _links_ready(emulator, n, link_seconds=90 * 60, reads="10", polling="0.2")
     ops = Operations(clients)
     try:
         handles = [ops.start(_link(i), lambda url, token: None) for i in range(n)]
@@ -173,11 +169,7 @@ def test_a_link_that_fails_is_still_found_by_its_own_status_read(emulator: Any, 
     (sparser) status read finds the failure, and the wait ends with Azure's error, not at the
     operation timeout."""
     n = 40
-    _seed(emulator, n)
-    emulator.configure(durations={"link": 90 * 60})
-    clients = AzureClients(
-        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
-    )
+    clients = _links_ready(emulator, n, link_seconds=90 * 60, reads="10", polling="0.2")
     ops = Operations(clients, operation_timeout=120)
     try:
         emulator.fault(
@@ -200,6 +192,15 @@ def test_a_link_that_fails_is_still_found_by_its_own_status_read(emulator: Any, 
         clients.close()
 
 
+def _links_ready(emulator: Any, n: int, *, link_seconds: float, reads: str, polling: str) -> AzureClients:
+    """n workspaces to link, links lasting `link_seconds`, and clients paced to `reads` a second that
+    poll every `polling` seconds."""
+    _seed(emulator, n)
+    emulator.configure(durations={"link": link_seconds})
+    pacing = {"CMKCTL_ARM_READ_RATE": reads, "CMKCTL_POLLING_INTERVAL": polling}
+    return AzureClients(env={**emulator.env, **pacing})
+
+
 def _link(i: int) -> Change:
     return Change(
         id=f"l{i}",
@@ -217,11 +218,7 @@ def test_an_ended_link_is_verified_from_the_sdks_final_read_not_read_again(emula
     read the watch did not keep (another apply's, or a restart's) is still read again by verify, and a
     link that did not end as planned is still an inconsistent result."""
     n = 5
-    _seed(emulator, n)
-    emulator.configure(durations={"link": 60})
-    clients = AzureClients(
-        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "50", "CMKCTL_POLLING_INTERVAL": "0.1"}
-    )
+    clients = _links_ready(emulator, n, link_seconds=60, reads="50", polling="0.1")
     ops = Operations(clients)
     try:
         changes = [_link(i) for i in range(n)]
@@ -258,11 +255,7 @@ def test_lists_space_out_while_no_link_has_ended(emulator: Any, env: Any) -> Non
     lists in 6 s, not 15 (each reads every workspace of the subscription). Once Azure ends them, the
     next list shows them and every wait ends within seconds."""
     n = 40
-    _seed(emulator, n)
-    emulator.configure(durations={"link": 90 * 60})
-    clients = AzureClients(
-        env={**emulator.env, "CMKCTL_ARM_READ_RATE": "10", "CMKCTL_POLLING_INTERVAL": "0.2"}
-    )
+    clients = _links_ready(emulator, n, link_seconds=90 * 60, reads="10", polling="0.2")
     ops = Operations(clients)
     try:
         ended: list[BaseException | None] = []
