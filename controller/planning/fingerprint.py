@@ -67,10 +67,6 @@ def canonical(value: Any) -> Any:
     return _canon(value)
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(_text(value)).hexdigest()
-
-
 # Per observed dataclass: one C getter for all its fields (the fast path of `_text`).
 _GETTERS: dict[type, Any] = {}
 
