@@ -143,7 +143,8 @@ class Watch:
         self.list_interval = 2 * self.min_interval if list_interval is None else list_interval
         self.probe_share = probe_share
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Entry, int]] = []
+        # one heap per subscription: a subscription at its read pace never holds back another's reads
+        self._heaps: dict[str, list[tuple[float, int, _Entry, int]]] = {}
         self._seq = itertools.count()
         self._active: dict[str, int] = {}  # operations being watched, per subscription
         self._probes: dict[str, dict[str, _Entry]] = {}  # links the list can follow: sub -> ws key -> op
@@ -207,7 +208,7 @@ class Watch:
     def _push(self, entry: _Entry, due: float) -> None:
         """(Re)schedule `entry` at `due`; an earlier item of it still in the heap is superseded."""
         entry.gen += 1
-        heapq.heappush(self._heap, (due, next(self._seq), entry, entry.gen))
+        heapq.heappush(self._heaps.setdefault(entry.sub, []), (due, next(self._seq), entry, entry.gen))
 
     def wait(self, sub: str, method: DeferredPolling, *, timeout: float) -> None:
         """Block the caller until the operation ends (re-raising its error) or StillRunning at the timeout."""
@@ -234,27 +235,38 @@ class Watch:
         rate = self._read_rate(sub)
         return 0.0 if not rate else 1.0 / (rate * self.read_share)
 
+    def _next(self) -> tuple[float, str] | None:
+        """(when, subscription) of the read that can start first: each subscription's earliest due
+        read, held to its pace (under the lock; superseded and ended items are dropped on the way)."""
+        best: tuple[float, str] | None = None
+        for sub, heap in list(self._heaps.items()):
+            while heap and (heap[0][3] != heap[0][2].gen or heap[0][2].ended):  # superseded, or ended
+                heapq.heappop(heap)
+            if not heap:
+                del self._heaps[sub]
+                continue
+            start = max(heap[0][0], self._next_slot.get(sub, 0.0))
+            if best is None or start < best[0]:
+                best = (start, sub)
+        return best
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._heap:
+                first = self._next()
+                if first is None:
                     self._cond.wait()
-                due, _, entry, gen = self._heap[0]
-                if gen != entry.gen or entry.ended:  # superseded, or ended meanwhile
-                    heapq.heappop(self._heap)
                     continue
+                start, sub = first
                 now = self._clock()
-                start = max(due, self._next_slot.get(entry.sub, 0.0))
                 if start > now:
                     self._cond.wait(timeout=start - now)
                     continue
                 if not self._busy.acquire(blocking=False):  # every reader busy: wait for one
                     self._cond.wait(timeout=0.05)
                     continue
-                heapq.heappop(self._heap)
-                self._next_slot[entry.sub] = max(now, self._next_slot.get(entry.sub, 0.0)) + self._spacing(
-                    entry.sub
-                )
+                entry = heapq.heappop(self._heaps[sub])[2]
+                self._next_slot[sub] = max(now, self._next_slot.get(sub, 0.0)) + self._spacing(sub)
             self._pool.submit(self._read, entry)
 
     def _read(self, entry: _Entry) -> None:

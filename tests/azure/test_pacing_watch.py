@@ -274,3 +274,48 @@ def test_lists_space_out_while_no_link_has_ended(emulator: Any, env: Any) -> Non
         assert time.monotonic() - started < 15
     finally:
         clients.close()
+
+
+SUB2 = "00000000-0000-0000-0000-00000000ab02"
+CLUSTER2 = f"/subscriptions/{SUB2}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/clusters/c2"
+
+
+def test_a_subscription_at_its_read_pace_does_not_hold_back_another_subscriptions_reads(
+    emulator: Any, env: Any
+) -> None:
+    """Scenario: 30 links end at once in one subscription, paced to 8 status reads a second (~4 s to
+    read them all); a moment later the one link of a second subscription ends. Each subscription
+    has its own read budget in ARM, so the second one's link is read and ended at once, not after the
+    first subscription's 30."""
+    n = 30
+    clients = _links_ready(emulator, n, link_seconds=90 * 60, reads="10", polling="0.2")
+    where = {"subscription": SUB2, "resource_group": RG, "location": "westeurope"}
+    emulator.seed(
+        {
+            "resource_groups": [{"subscription": SUB2, "name": RG, "location": "westeurope"}],
+            "clusters": [{**where, "name": "c2"}],
+            "workspaces": [{**where, "name": "v0"}],
+        }
+    )
+    other = _ws("v0").replace(SUB, SUB2)
+    ops = Operations(clients)
+    try:
+        first: list[float] = []
+        for h in [ops.start(_link(i), lambda url, token: None) for i in range(n)]:
+            ops.when_done(h, lambda exc: first.append(time.monotonic()))
+        emulator.advance(10)  # the second subscription's link starts 10 s later, and ends 10 s later
+        lone = Change(id="v0", action=Action.LINK, address="workspace.v0", resource_id=other,
+                      cluster_id=CLUSTER2, parameters={"workspace_id": other, "cluster_id": CLUSTER2})
+        second: list[float] = []
+        ops.when_done(ops.start(lone, lambda url, token: None), lambda exc: second.append(time.monotonic()))
+        emulator.advance(90 * 60 - 10 + 1)  # the 30 have ended
+        deadline = time.monotonic() + 30
+        while not first and time.monotonic() < deadline:  # the first subscription's list found them
+            time.sleep(0.02)
+        emulator.advance(10)  # now the lone link has ended too
+        while (len(first) < n or not second) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(first) == n and second, (len(first), second)
+        assert second[0] < max(first) - 1.0, "the lone link waited behind the other subscription's reads"
+    finally:
+        clients.close()
