@@ -21,6 +21,7 @@ from controller.loading import load
 from controller.model import ids
 from controller.model.history import History, HistoryStore, Revision, WriterLock
 from controller.model.settings import Settings
+from controller.planning.fingerprint import forget_digests
 from controller.planning.plan import Plan
 from controller.service.snapshot import Snapshot, look
 
@@ -133,7 +134,9 @@ class ApplySession:
 
     def execute(self, plan: Plan) -> ApplyResult:
         """Run what the plan says is ready now (deferred and blocked items stay in the result)."""
-        ids.forget_parsed()  # planning's memo: its memory goes to the operations in flight
+        # planning's memos: their memory goes to the operations in flight
+        ids.forget_parsed()
+        forget_digests()
         return self.executor.apply(plan)
 
     def record(
