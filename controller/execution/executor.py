@@ -45,7 +45,6 @@ from controller.azure.operations import Handle, OnSent, Precheck
 from controller.errors import CmkError
 from controller.execution.progress import NullProgress, Progress
 from controller.model import ids
-from controller.model.frozen import share_fields_set
 from controller.model.history import (
     ClusterDeletion,
     HistoryStore,
@@ -433,10 +432,8 @@ class Executor:
         if _is_link(change.action):
             # rule W3: the request carries an id journaled before it is sent; the Activity Log shows it,
             # so the journal's record and Azure's are one operation, and a restart can find it there
-            sent_as = change.parameters.model_copy(update={"request_id": str(uuid.uuid4())})
-            step.change = change = change.model_copy(update={"parameters": sent_as})
-            for copied in (sent_as, change):  # a copy's own set of given fields, per link in flight
-                share_fields_set(copied)
+            step.request_id = str(uuid.uuid4())
+            change = step.as_sent()
         # the locks of what the step touches (C6/W5), held until its second half ends; the scheduler
         # already starts no two steps that share a key, so these are never contended within one apply
         for key in self._lock_keys(change):
@@ -499,7 +496,7 @@ class Executor:
         self, step: _Step, waited: errors.AzureError | None, status: StepStatus = StepStatus.DONE
     ) -> None:
         """The second half: verify (when something was sent), record W3/C11 effects, journal the end."""
-        change = step.change
+        change = step.as_sent()
         try:
             if waited is not None:
                 if not isinstance(waited, _RETRIED) or step.tries >= self.max_attempts:
@@ -523,7 +520,7 @@ class Executor:
         self._end_step(step, res)
 
     def _failure(self, step: _Step, exc: Exception) -> StepResult:
-        change = step.change
+        change = step.as_sent()
         if isinstance(exc, errors.StillRunning):
             # sent and still running in Azure: the journal keeps it "sent" with its token, so the next
             # run resumes it and never re-sends it (a second create/link would cost W3 budget or 409)
@@ -668,6 +665,15 @@ class _Step:
     attempted: bool = False  # a request was sent that may have reached Azure (rule W3)
     accepted: bool = False  # Azure took it: a later failure still spent W3 budget
     locks: list[threading.Lock] = field(default_factory=list)
+    request_id: str | None = None  # the id a link or unlink is sent with, journaled first (rule W3)
+
+    def as_sent(self) -> Change:
+        """The change with its request id in its parameters. Made when a half needs it, not kept between
+        the halves: 40,000 links in flight would each hold a copy of their change (~1 KB)."""
+        if self.request_id is None:
+            return self.change
+        sent_as = self.change.parameters.model_copy(update={"request_id": self.request_id})
+        return self.change.model_copy(update={"parameters": sent_as})
 
 
 def _lane(change: Change) -> str:
