@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -190,7 +191,7 @@ class Watch:
             raise ValueError("watch needs the operation's polling or a way to restore it")
         now = self._clock()
         with self._cond:
-            sub = sub.lower()
+            sub = sys.intern(sub.lower())  # one string per subscription, not per operation
             self._active[sub] = self._active.get(sub, 0) + 1
             entry = _Entry(
                 sub,

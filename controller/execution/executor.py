@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -468,17 +469,17 @@ class Executor:
         if isinstance(sent, StepStatus):  # already in effect (found by the pre-check)
             self._finish_step(step, None, sent)
             return
-        lane = _lane(change)
-
-        def on_end(exc: errors.AzureError | None) -> None:
-            # the watch's thread: only queue the second half (its verify is a request: a worker's)
-            work.put(lane, lambda: self._finish_step(step, exc), urgent=True)
-
+        # one small object per operation in flight (40,000 links), not a closure and its cells
+        on_end = functools.partial(self._ended, step, work, _lane(change))
         gateway = self.gateway
         if isinstance(gateway, Watching):
             gateway.when_done(sent, on_end)
         else:
             waiters.submit(self._wait_then, sent, on_end)
+
+    def _ended(self, step: _Step, work: _FairQueue, lane: str, exc: errors.AzureError | None) -> None:
+        """The watch's thread: only queue the second half (its verify is a request: a worker's)."""
+        work.put(lane, functools.partial(self._finish_step, step, exc), urgent=True)
 
     def _wait_then(self, handle: Handle, on_end: Callable[[errors.AzureError | None], None]) -> None:
         """For a gateway that cannot call back: wait on this thread, then call back."""
@@ -679,7 +680,7 @@ class _Step:
 def _lane(change: Change) -> str:
     """The subscription a step's requests are metered in (ARM's buckets are per subscription)."""
     try:
-        return ids.ResourceId.parse(change.resource_id).subscription.lower()
+        return sys.intern(ids.ResourceId.parse(change.resource_id).subscription.lower())
     except Exception:
         return ""
 
