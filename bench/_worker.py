@@ -16,6 +16,7 @@ import resource
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -181,13 +182,34 @@ def _progress_by_polls_only() -> None:
     operations.Operations.__init__ = init  # type: ignore[method-assign]
 
 
+class _Tail(io.TextIOBase):
+    """stdout of the measured apply: its last lines only, as a terminal or CI log scrolls. Kept whole,
+    a full fleet's plan text (~5 MB) would be memory the apply's own peak is charged with."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self._keep = keep
+        self._lines: deque[str] = deque(maxlen=keep)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        parts = (self._partial + text).rsplit("\n", self._keep + 1)
+        *done, self._partial = parts
+        if len(parts) == self._keep + 2:  # the first part holds every older line at once
+            done = done[1:]
+        self._lines.extend(ln for ln in done if ln.strip())
+        return len(text)
+
+    def lines(self) -> list[str]:
+        return [*self._lines, *([self._partial] if self._partial.strip() else [])]
+
+
 def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
     from controller.azure.clients import AzureClients
     from controller.cli import apply_cmd
 
     clients = AzureClients()
     t0 = time.perf_counter()
-    sink = io.StringIO()
+    sink = _Tail()
     threads = [threading.active_count()]
     stop = threading.Event()
 
@@ -204,7 +226,7 @@ def _apply(spec: str, state: str, parallelism: int) -> dict[str, Any]:
     finally:
         stop.set()
         clients.close()
-    tail = [ln for ln in sink.getvalue().splitlines() if ln.strip()][-3:]
+    tail = sink.lines()[-3:]
     return {
         "wall_s": time.perf_counter() - t0,
         "max_threads": max(threads),
