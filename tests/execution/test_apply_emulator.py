@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from estate import CLUSTER, RG, SUB, cluster_id, seed_estate, workspace_id, writ
 
 from controller.azure.clients import AzureClients
 from controller.cli import apply_cmd
+from controller.errors import CmkError
 from controller.planning.plan import Action, DeleteParams
 from controller.service.snapshot import snapshot
 from controller.state.sqlite_store import SqliteHistoryStore
@@ -89,11 +91,17 @@ def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -
 
 
 def _sent(state: Path, action: str) -> bool:
+    """Read-only, as a second reader must be while the apply writes (it may be creating the journal)."""
     if not (state / "history.sqlite").exists():
         return False
-    store = SqliteHistoryStore(state)
+    try:
+        store = SqliteHistoryStore(state, read_only=True)
+    except CmkError:  # not created to the end yet
+        return False
     try:
         return any(o.action == action and o.phase == "sent" for o in store.load().in_flight)
+    except (CmkError, sqlite3.Error):  # its tables not created yet
+        return False
     finally:
         store.close()
 
