@@ -276,21 +276,24 @@ class SqliteHistoryStore:
     # -- HistoryStore ---------------------------------------------------------------------------
 
     def load(self) -> History:
-        with self._mutex:
-            links = self._db.execute(
-                "SELECT workspace_key, kind, at, cluster_key, source, request_id FROM link_operations "
-                "ORDER BY at"
-            ).fetchall()
-            deletions = self._db.execute(
-                "SELECT cluster_key, subscription, location, name, at FROM cluster_deletions ORDER BY at"
-            ).fetchall()
-            open_ops = self._db.execute(
-                "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase, "
-                "request_id FROM operations WHERE phase != 'ended' ORDER BY seq"
-            ).fetchall()
-            applied = self._db.execute(
-                "SELECT key, revision, at, intent, baseline FROM applied_resources ORDER BY key"
-            ).fetchall()
+        try:
+            with self._mutex:
+                links = self._db.execute(
+                    "SELECT workspace_key, kind, at, cluster_key, source, request_id FROM link_operations "
+                    "ORDER BY at"
+                ).fetchall()
+                deletions = self._db.execute(
+                    "SELECT cluster_key, subscription, location, name, at FROM cluster_deletions ORDER BY at"
+                ).fetchall()
+                open_ops = self._db.execute(
+                    "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase, "
+                    "request_id FROM operations WHERE phase != 'ended' ORDER BY seq"
+                ).fetchall()
+                applied = self._db.execute(
+                    "SELECT key, revision, at, intent, baseline FROM applied_resources ORDER BY key"
+                ).fetchall()
+        except sqlite3.Error as exc:  # e.g. read while its writer is still creating its tables
+            raise journal_error(self.path, exc) from None
         return History(
             link_operations=tuple(
                 LinkOperation(workspace_key=w, kind=k, at=_dt(a), cluster_key=c, source=s, request_id=r)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from controller.errors import CmkError
 from controller.model.history import ClusterDeletion, InFlightOperation, LinkOperation, Revision
 from controller.state import paths
 from controller.state.sqlite_store import SqliteHistoryStore
@@ -98,7 +102,6 @@ def test_revisions_are_recorded_in_order(tmp_path: Path) -> None:
 
 def test_state_dir_flag_beats_env_beats_cwd(tmp_path: Path, monkeypatch: object) -> None:
     """Scenario: --state wins over $CMKCTL_STATE, which wins over ./.cmkctl."""
-    import pytest
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
     mp.delenv(paths.ENV_VAR, raising=False)
@@ -176,3 +179,15 @@ def test_a_journal_written_before_request_ids_opens_and_keeps_its_links(tmp_path
     finally:
         store.close()
     assert [(o.kind, o.request_id) for o in ops] == [("link", None), ("unlink", "rq-1")]
+
+
+def test_a_reader_of_a_journal_whose_tables_are_not_there_yet_gets_an_error_naming_it(tmp_path: Path) -> None:
+    """Scenario: a read-only reader (plan on a shared state) opens the journal while its writer is still
+    creating it. It gets a CmkError naming the journal, not a raw SQLite error."""
+    sqlite3.connect(tmp_path / "history.sqlite").close()  # the file exists, its tables do not yet
+    store = SqliteHistoryStore(tmp_path, read_only=True)
+    try:
+        with pytest.raises(CmkError, match=r"history\.sqlite"):
+            store.load()
+    finally:
+        store.close()
