@@ -136,7 +136,6 @@ def resume_urls(token: str) -> list[str]:
     return urls
 
 
-
 class _Followed:
     """An operation in the watch between its status reads: how to rebuild its polling and to whom its
     end is reported. One small object, where closures and their cells cost ~1 KB for each of 40,000
