@@ -23,6 +23,7 @@ from controller.model.history import History, HistoryStore, Revision, WriterLock
 from controller.model.settings import Settings
 from controller.planning.fingerprint import forget_digests
 from controller.planning.plan import Plan
+from controller.service.memory import give_back
 from controller.service.snapshot import Snapshot, look
 
 
@@ -137,7 +138,13 @@ class ApplySession:
         # planning's memos: their memory goes to the operations in flight
         ids.forget_parsed()
         forget_digests()
-        return self.executor.apply(plan)
+        give_back()
+        try:
+            return self.executor.apply(plan)
+        finally:
+            # what the operations in flight held is free now: the state read again and the journal
+            # entries of the record start from a heap without it (see controller.service.memory)
+            give_back()
 
     def record(
         self,
