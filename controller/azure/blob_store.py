@@ -263,6 +263,10 @@ class BlobHistoryStore:
             ),
         )
 
+
+    def running(self) -> tuple[InFlightOperation, ...]:
+        return self.load().in_flight  # one JSON document: reading part of it costs the whole download
+
     def close(self) -> None:
         """Nothing to release: the container client belongs to whoever opened the state."""
 

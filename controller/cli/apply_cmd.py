@@ -235,7 +235,7 @@ def run(
 
 def _still_running(session: ApplySession) -> set[str]:
     """Operations Azure accepted and had not finished when we stopped waiting: journaled as sent."""
-    return {op.op_id for op in session.journal().in_flight if op.phase == "sent"}
+    return {op.op_id for op in session.journal_store().running() if op.phase == "sent"}
 
 
 def _report_still_running(

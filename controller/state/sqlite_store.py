@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from controller.errors import CmkError
 from controller.model.history import (
@@ -158,6 +159,23 @@ def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _in_flight(rows: list[Any]) -> tuple[InFlightOperation, ...]:
+    return tuple(
+        InFlightOperation(
+            op_id=o,
+            action=act,
+            target=t,
+            status_url=u,
+            started=_dt(st),
+            plan_id=p,
+            continuation_token=tok,
+            phase=ph,
+            request_id=r,
+        )
+        for o, act, t, u, st, p, tok, ph, r in rows
+    )
+
+
 def journal_error(path: Path, exc: BaseException) -> CmkError:
     """A journal that cannot be opened or written, as a message with its path and the remedy."""
     text = str(exc).lower()
@@ -285,10 +303,7 @@ class SqliteHistoryStore:
                 deletions = self._db.execute(
                     "SELECT cluster_key, subscription, location, name, at FROM cluster_deletions ORDER BY at"
                 ).fetchall()
-                open_ops = self._db.execute(
-                    "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase, "
-                    "request_id FROM operations WHERE phase != 'ended' ORDER BY seq"
-                ).fetchall()
+                open_ops = self._open_operations()
                 applied = self._db.execute(
                     "SELECT key, revision, at, intent, baseline FROM applied_resources ORDER BY key"
                 ).fetchall()
@@ -303,25 +318,26 @@ class SqliteHistoryStore:
                 ClusterDeletion(cluster_key=k, subscription=s, location=loc, name=n, at=_dt(a))
                 for k, s, loc, n, a in deletions
             ),
-            in_flight=tuple(
-                InFlightOperation(
-                    op_id=o,
-                    action=act,
-                    target=t,
-                    status_url=u,
-                    started=_dt(st),
-                    plan_id=p,
-                    continuation_token=tok,
-                    phase=ph,
-                    request_id=r,
-                )
-                for o, act, t, u, st, p, tok, ph, r in open_ops
-            ),
+            in_flight=_in_flight(open_ops),
             applied=tuple(
                 AppliedResource(key=k, revision=r, at=_dt(a), intent=json.loads(i), baseline=json.loads(b))
                 for k, r, a, i, b in applied
             ),
         )
+
+    def _open_operations(self) -> list[Any]:
+        return self._db.execute(
+            "SELECT op_id, action, target, status_url, started, plan_id, continuation_token, phase, "
+            "request_id FROM operations WHERE phase != 'ended' ORDER BY seq"
+        ).fetchall()
+
+    def running(self) -> tuple[InFlightOperation, ...]:
+        try:
+            with self._mutex:
+                open_ops = self._open_operations()
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc) from None
+        return _in_flight(open_ops)
 
     def record_link_operation(self, op: LinkOperation) -> None:
         self._write(
@@ -377,7 +393,10 @@ class SqliteHistoryStore:
         )
 
     def record_applied(self, resources: Sequence[AppliedResource]) -> None:
-        rows = [
+        if not resources:
+            return
+        # rows made as SQLite takes them: 40,000 resources' JSON at once would be the apply's peak
+        rows = (
             (
                 r.key,
                 r.revision,
@@ -386,9 +405,7 @@ class SqliteHistoryStore:
                 json.dumps(r.baseline, sort_keys=True, default=str),
             )
             for r in resources
-        ]
-        if not rows:
-            return
+        )
         with self._mutex:  # one transaction: a crash leaves the previous apply's records or these
             try:
                 self._db.execute("BEGIN IMMEDIATE")

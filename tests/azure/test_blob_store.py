@@ -49,8 +49,10 @@ def test_journal_round_trips_through_the_blob(container: Any) -> None:
     assert [(o.kind, o.at) for o in again.link_operations] == [("link", NOW - timedelta(days=3))]
     assert again.cluster_deletions[0].name == "clu02"
     assert [op.op_id for op in again.in_flight] == ["op1"]  # resumable after a crash
+    assert BlobHistoryStore(container, now=lambda: NOW).running() == again.in_flight
     store.end_operation("op1", "succeeded")
     assert store.load().in_flight == ()
+    assert store.running() == ()
     assert store.revisions()[0].revision == "abc123"
 
 

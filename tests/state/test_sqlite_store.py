@@ -58,8 +58,10 @@ def test_in_flight_operation_keeps_its_token_until_it_ends(tmp_path: Path) -> No
     assert (op.op_id, op.phase, op.status_url, op.continuation_token) == (
         "create-prod", "sent", "https://status/1", "tok-1",
     )
+    assert reopened.running() == (op,)  # what the end of an apply asks, without the rest
     reopened.end_operation("create-prod", "done")
     assert reopened.load().in_flight == ()
+    assert reopened.running() == ()
     assert reopened.operations()[0]["outcome"] == "done"
     assert all("tok-1" not in str(v) for row in reopened.operations() for v in row.values())
 
