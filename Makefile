@@ -45,7 +45,7 @@ test: lint typecheck contracts unit fidelity
 bench: $(STAMP)
 	$(PY) -m bench
 
-# P3 on the full fleet F (40,000 links, ~80 min real at time scale 3); kept beside `make bench`'s figures
+# P3 on the full fleet F (40,000 links, ~75 min real at time scale 3); kept beside `make bench`'s figures
 bench-full: $(STAMP)
 	$(PY) -m bench.scale --full-apply
 

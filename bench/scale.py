@@ -44,7 +44,7 @@ README = Path(__file__).resolve().parent / "README.md"
 TARGETS = {"P1": 1.1, "P2": 30.0, "P3": 1.1, "P3_rss": 500.0, "P4": 300.0}
 # Full F's 40,000 link sends become possible together, when the clusters are done; the apply must keep
 # up with ARM's write buckets in simulated time on 2 cores shared with the emulator (see README.md):
-# at time scale 3 (~80 real minutes) the sends' CPU delays the chain's end less than at 4 or 5.
+# at time scale 3 (~75 real minutes) the sends' CPU delays the chain's end less than at 4 or 5.
 FULL_TIME_SCALE = 3.0
 
 # Simulated durations for P3 (seconds): docs/rules.md and docs/azure-wire.md (create ~2 h, key update
