@@ -263,7 +263,6 @@ class BlobHistoryStore:
             ),
         )
 
-
     def running(self) -> tuple[InFlightOperation, ...]:
         return self.load().in_flight  # one JSON document: reading part of it costs the whole download
 

@@ -3,8 +3,8 @@
 CPython returns a freed object's memory to its allocator, not to the system: after 40,000 links in
 flight (their tokens, journal rows, answers read and dropped) glibc keeps the freed pages of its heap,
 and the end of the apply (the state read again, one journal entry per resource) grows the process
-on top of them. `malloc_trim(0)` releases the free pages inside glibc's heap, so the peak of the
-apply is its in-flight work, not that work plus the re-read. Elsewhere (macOS, musl) it is a no-op.
+on top of them. `malloc_trim(0)` releases the free pages inside glibc's heap before and after the
+execution, so what comes after starts from a smaller process. Elsewhere (macOS, musl) it is a no-op.
 """
 
 from __future__ import annotations
