@@ -28,5 +28,4 @@ def test_freed_pages_between_live_objects_leave_the_process() -> None:
     give_back()
     after = _rss_mb()
     assert before - after > 30, (before, after)
-    assert len(kept) == 1250  # the live objects survive
-
+    assert kept[-1] == bytes(2048)  # what is still referenced is untouched
