@@ -29,6 +29,7 @@ from typer.core import TyperCommand
 from controller import __version__
 from controller.errors import CmkError
 from controller.model.settings import ENVIRONMENT
+from controller.service.memory import few_arenas
 
 COMMAND_MODULES = (
     "controller.cli.validate_cmd",
@@ -197,6 +198,7 @@ def _debug() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: run the app, map every outcome to a message and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    few_arenas()  # before any thread allocates (controller.service.memory)
     _emulator_note(args)
     try:
         # standalone mode: typer prints usage errors and --help itself and ends with SystemExit

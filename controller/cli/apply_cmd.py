@@ -31,7 +31,6 @@ stops, the operation stays journaled and the next apply resumes it without re-se
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 import shlex
 import sys
@@ -192,8 +191,9 @@ def run(
             # the first look at an estate that already matches: it is the baseline drift compares with
             record_applied(
                 session.journal_store(),
-                snap,
+                snap.basis,
                 None,
+                observed=snap.observed,
                 revision=plan.spec_digest,
                 now=session.now(),
                 only_missing=True,
@@ -207,16 +207,20 @@ def run(
                   "(settings.drift: report; --correct-drift reverts them).")
             return EXIT_OK
         # shown: from here on nothing reads the drift entries or the per-resource digests (one per
-        # differing field and per resource: ~25 MB for 40,000 workspaces to link); the operations in
-        # flight reuse their memory
+        # differing field and per resource: ~25 MB for 40,000 workspaces to link), nor the look's
+        # reading and history, nor the saved plan; the operations in flight reuse their memory
         plan = plan.model_copy(update={"drift": (), "resource_digests": {}})
-        snap = dataclasses.replace(snap, plan=plan)
+        revision, basis = plan.spec_digest or plan.fingerprint, snap.basis
+        del snap
+        saved = None
         with live:
             result = session.execute(plan)
+        # run: the plan (~90 MB for 40,000 links) goes before the state is read again and recorded
+        del plan
         result.resumed = resumed
         for line in summarise(result):
             print(line)
-        session.record(plan.spec_digest or plan.fingerprint, step_counts(result), snap, only_keys=covered)
+        session.record(revision, step_counts(result), basis, only_keys=covered)
         running = _report_still_running(session, resumed, result.failed)
         failed = [s for s in result.failed if s.id not in running]
         # blocked work can never run as declared: CI must go red until the user fixes the spec or Azure

@@ -528,8 +528,8 @@ class Reconciler:
         # read again only when something was written, else this pass's reading is the baseline
         self._step("record", revision=checkout.revision)
         record_applied(
-            store, snap, self.clients if done else None, revision=checkout.revision, now=self.now(),
-            only_missing=not done,
+            store, snap.basis, self.clients if done else None, observed=snap.observed,
+            revision=checkout.revision, now=self.now(), only_missing=not done,
         )
         if failed is not None:
             return failed

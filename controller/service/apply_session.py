@@ -20,11 +20,12 @@ from controller.execution.progress import Progress
 from controller.loading import load
 from controller.model import ids
 from controller.model.history import History, HistoryStore, Revision, WriterLock
+from controller.model.observed import ObservedState
 from controller.model.settings import Settings
 from controller.planning.fingerprint import forget_digests
 from controller.planning.plan import Plan
-from controller.service.memory import give_back
-from controller.service.snapshot import Snapshot, look
+from controller.service.memory import few_arenas, give_back
+from controller.service.snapshot import RecordBasis, Snapshot, look
 
 
 class ApplySession:
@@ -46,6 +47,7 @@ class ApplySession:
         plan_id: str | None = None,
         close_store: bool = True,
     ) -> None:
+        few_arenas()  # before the executor's and the watch's threads (controller.service.memory)
         knobs = settings or Settings.read()
         self.lock = lock
         self._open_store = open_store
@@ -150,23 +152,25 @@ class ApplySession:
         self,
         revision: str,
         summary: dict[str, int],
-        snap: Snapshot | None = None,
+        basis: RecordBasis | None = None,
         *,
         only_keys: set[str] | None = None,
     ) -> None:
-        """Journal the applied revision and, with the snapshot it applied, what it left per resource
-        (`only_keys`: those resources only, for a plan made with --target)."""
+        """Journal the applied revision and, with the basis of the snapshot it applied (its
+        `Snapshot.basis`), what it left per resource, read again now (`only_keys`: those resources
+        only, for a plan made with --target)."""
         store = self._held()
-        if snap is not None:
-            record_applied(store, snap, self.clients, revision=revision, now=self.now(), only_keys=only_keys)
+        if basis is not None:
+            record_applied(store, basis, self.clients, revision=revision, now=self.now(), only_keys=only_keys)
         store.record_revision(Revision(revision=revision, applied_at=self.now(), summary=summary))
 
 
 def record_applied(
     store: HistoryStore,
-    snap: Snapshot,
+    basis: RecordBasis,
     clients: AzureClients | None,
     *,
+    observed: ObservedState | None = None,
     revision: str,
     now: datetime,
     only_missing: bool = False,
@@ -175,20 +179,23 @@ def record_applied(
     """Journal, per declared resource, the spec's intent and the live state the apply left: what
     `drift: report` and the "changed outside cmkctl" report compare with from now on.
 
-    With `clients`, the state is read again (no Activity Log); without, the snapshot's own reading is
-    used (nothing was written since). `only_missing`: record only resources the journal has no entry
-    for yet (a first in-sync pass). `only_keys`: only these journal keys (a targeted apply records the
-    resources it covered, never those it left alone). False when Azure cannot be read now (the next
-    apply records)."""
-    after = snap.observed
+    With `clients`, the state is read again (no Activity Log); without, `observed` is (the snapshot's
+    own reading: nothing was written since). `only_missing`: record only resources the journal has no
+    entry for yet (a first in-sync pass). `only_keys`: only these journal keys (a targeted apply
+    records the resources it covered, never those it left alone). False when Azure cannot be read now
+    (the next apply records)."""
+    after = observed
     if clients is not None:
         try:
-            after, _ = observe(snap.desired, clients, now=now, activity_log=False)
+            after, _ = observe(basis.desired, clients, now=now, activity_log=False)
         except AzureError:
             return False
-    entries = snap.records(after, revision=revision, now=now)
+    if after is None:
+        raise ValueError("record_applied needs the clients to read the state again, or the state read")
+    entries = basis.records(after, revision=revision, now=now)
+    del after  # the records hold what they need of it: the reading is free before the journal writes
     if only_missing:
-        entries = [e for e in entries if e.key not in snap.applied]
+        entries = [e for e in entries if e.key not in basis.applied]
     if only_keys is not None:
         entries = [e for e in entries if e.key in only_keys]
     store.record_applied(entries)

@@ -78,18 +78,16 @@ class Snapshot:
     correct_drift: bool = False
     applied: dict[str, AppliedResource] = field(default_factory=dict)
 
+    @property
+    def basis(self) -> RecordBasis:
+        """What recording an apply of this snapshot needs of it (not its plan or its reading)."""
+        return RecordBasis(self.desired, self.applied, self.held)
+
     def records(
         self, observed_after: ObservedState, *, revision: str, now: datetime
     ) -> list[AppliedResource]:
         """What an apply of this snapshot leaves in the journal (intent, and the live state after it)."""
-        return holding.records(
-            self.desired,
-            observed_after,
-            previous=self.applied,
-            held=self.held,
-            revision=revision,
-            now=now,
-        )
+        return self.basis.records(observed_after, revision=revision, now=now)
 
     def artefact(self, spec_paths: Sequence[str]) -> Plan:
         """The plan as `plan --out` writes it: with what `apply PLANFILE` needs to check it again."""
@@ -99,6 +97,30 @@ class Snapshot:
                 "resource_digests": resource_digests(self.observed),
                 "correct_drift": self.correct_drift,
             }
+        )
+
+
+@dataclass(frozen=True)
+class RecordBasis:
+    """The part of a snapshot an apply's record needs once the plan has run: the spec, what the last
+    apply left, the fields held as drift. An apply of 40,000 links holds this while it reads the
+    state again, and lets go of the plan (~90 MB) and the state read before it."""
+
+    desired: DesiredState
+    applied: dict[str, AppliedResource]
+    held: tuple[Drift, ...]
+
+    def records(
+        self, observed_after: ObservedState, *, revision: str, now: datetime
+    ) -> list[AppliedResource]:
+        """The journal entries the apply leaves (intent, and the live state after it)."""
+        return holding.records(
+            self.desired,
+            observed_after,
+            previous=self.applied,
+            held=self.held,
+            revision=revision,
+            now=now,
         )
 
 
