@@ -274,7 +274,11 @@ class Watch:
                     continue
                 entry = heapq.heappop(self._heaps[sub])[2]
                 self._next_slot[sub] = max(now, self._next_slot.get(sub, 0.0)) + self._spacing(sub)
-            self._pool.submit(self._read, entry)
+            try:
+                self._pool.submit(self._read, entry)
+            except RuntimeError:  # the interpreter is ending (SIGTERM): no reads, and no traceback
+                self._busy.release()
+                return
 
     def _read(self, entry: _Entry) -> None:
         try:

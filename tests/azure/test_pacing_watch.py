@@ -12,6 +12,7 @@ import pytest
 
 from controller.azure.clients import AzureClients
 from controller.azure.operations import Operations
+from controller.azure.watch import Watch
 from controller.planning.plan import Action, Change
 
 SUB = "00000000-0000-0000-0000-00000000ab01"
@@ -319,3 +320,26 @@ def test_a_subscription_at_its_read_pace_does_not_hold_back_another_subscription
         assert second[0] < max(first) - 1.0, "the lone link waited behind the other subscription's reads"
     finally:
         clients.close()
+
+
+def test_the_scheduler_ends_quietly_when_the_process_shuts_its_readers_down() -> None:
+    # SIGTERM to the controller while operations are watched: the interpreter shuts the readers' pool
+    # down under the scheduler, which must stop without a traceback in the pod's log
+    raised: list[BaseException | None] = []
+    before = threading.excepthook
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    try:
+        watch = Watch(read_rate=lambda sub: None, min_interval=0.2)
+        watch.watch("sub", None, timeout=60, on_done=lambda exc: None, restore=_never_read)
+        watch._pool.shutdown()  # what the interpreter's exit does to every ThreadPoolExecutor
+        scheduler = watch._thread
+        assert scheduler is not None
+        scheduler.join(timeout=5)
+        assert not scheduler.is_alive()
+    finally:
+        threading.excepthook = before
+    assert raised == []
+
+
+def _never_read() -> Any:
+    raise AssertionError("no status read once the readers are shut down")
