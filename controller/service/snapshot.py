@@ -83,12 +83,6 @@ class Snapshot:
         """What recording an apply of this snapshot needs of it (not its plan or its reading)."""
         return RecordBasis(self.desired, self.applied, self.held)
 
-    def records(
-        self, observed_after: ObservedState, *, revision: str, now: datetime
-    ) -> list[AppliedResource]:
-        """What an apply of this snapshot leaves in the journal (intent, and the live state after it)."""
-        return self.basis.records(observed_after, revision=revision, now=now)
-
     def artefact(self, spec_paths: Sequence[str]) -> Plan:
         """The plan as `plan --out` writes it: with what `apply PLANFILE` needs to check it again."""
         return self.plan.model_copy(
